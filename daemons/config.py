@@ -1,0 +1,356 @@
+"""Settings: one TOML file plus ``LASTMILE_<SECTION>__<KEY>`` environment overrides.
+
+The file is ``$LASTMILE_CONFIG`` if set, else ``/etc/lastmile/lastmile.toml``, else
+``./lastmile.toml``; with none of them every default applies. Each section is a frozen
+dataclass below; the field's ``doc`` metadata is the documentation, and
+``docs/configuration.md`` is generated from it (``lastmile config --markdown``).
+
+Anything wrong (a missing file named by ``LASTMILE_CONFIG``, broken TOML, an unknown section
+or key, a value of the wrong type or out of range) raises :class:`SettingsError` with one line
+naming the key and where it came from; the command turns it into exit code 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+ENV_PREFIX = "LASTMILE_"
+DEFAULT_PATHS = (Path("/etc/lastmile/lastmile.toml"), Path("lastmile.toml"))
+
+
+class SettingsError(Exception):
+    """A setting is wrong; ``str(error)`` is the one line shown to the user."""
+
+
+def setting(default: Any, doc: str, *, check: Callable[[Any], str | None] | None = None) -> Any:
+    """A dataclass field with its documentation and an optional check returning an error text."""
+    return field(default=default, metadata={"doc": doc, "check": check})
+
+
+def is_port(value: int) -> str | None:
+    return None if 0 <= value <= 65535 else "must be a port number from 0 to 65535"
+
+
+def is_positive(value: float) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def is_address(value: str) -> str | None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return "must be an IPv4 or IPv6 address"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str = setting(
+        "",
+        "PostgreSQL URL (postgresql://user:pass@host:port/db). Empty: the embedded server under "
+        "`embedded_dir`, started by `lastmile up`.",
+    )
+    embedded_dir: Path = setting(Path("var/pg"), "Data directory of the embedded PostgreSQL.")  # noqa: RUF009
+    embedded_port: int = setting(5439, "TCP port of the embedded PostgreSQL on 127.0.0.1.", check=is_port)
+    pool_min: int = setting(2, "Connections each daemon keeps open.", check=is_positive)
+    pool_max: int = setting(10, "Most connections one daemon process opens.", check=is_positive)
+    connect_timeout: float = setting(10.0, "Seconds to wait for a connection.", check=is_positive)
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: Literal["debug", "info", "warning", "error"] = setting("info", "Lowest level written.")
+    format: Literal["auto", "json", "console"] = setting(
+        "auto",
+        "`json` lines (for journald), `console` (coloured, for a terminal), or `auto`: console "
+        "on a TTY, else json.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    url: str = setting(
+        "",
+        "Broker URL (mqtt://user:pass@host:1883, mqtts:// for TLS). Empty: events are off, except "
+        "under `lastmile up`, which starts an embedded broker on 127.0.0.1:`embedded_port`.",
+    )
+    embedded_port: int = setting(1883, "Port of the broker `lastmile up` starts.", check=is_port)
+    topic_prefix: str = setting("lastmile", "First level of every topic.")
+    queue_size: int = setting(
+        10000, "Events held while the broker is away; more are dropped and counted.", check=is_positive
+    )
+    qos: int = setting(
+        1,
+        "MQTT QoS of published events (0, 1 or 2).",
+        check=lambda v: None if v in (0, 1, 2) else "must be 0, 1 or 2",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSettings:
+    """What every daemon section has."""
+
+    metrics_bind: str = setting(
+        "127.0.0.1", "Address of the Prometheus `/metrics` listener.", check=is_address
+    )
+    metrics_port: int = setting(0, "Port of `/metrics` (0: none).", check=is_port)
+    drain_timeout: float = setting(
+        10.0, "Seconds a SIGTERM drain may take before the rest is abandoned.", check=is_positive
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RadiusdSettings(DaemonSettings):
+    bind: str = setting("0.0.0.0", "Address RADIUS listens on (`::` for IPv6 and IPv4).", check=is_address)
+    auth_port: int = setting(1812, "RADIUS authentication port (UDP).", check=is_port)
+    acct_port: int = setting(1813, "RADIUS accounting port (UDP).", check=is_port)
+    metrics_port: int = setting(9812, "Port of `/metrics` (0: none).", check=is_port)
+    workers: int = setting(1, "Processes sharing the ports with SO_REUSEPORT.", check=is_positive)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowcollectorSettings(DaemonSettings):
+    bind: str = setting(
+        "0.0.0.0", "Address the flow listeners bind (`::` for IPv6 and IPv4).", check=is_address
+    )
+    netflow_port: int = setting(2055, "NetFlow v5/v9 port (UDP); takes IPFIX too.", check=is_port)
+    ipfix_port: int = setting(4739, "IPFIX port (UDP); takes NetFlow too.", check=is_port)
+    metrics_port: int = setting(9855, "Port of `/metrics` (0: none).", check=is_port)
+    workers: int = setting(1, "Processes sharing the ports with SO_REUSEPORT.", check=is_positive)
+
+
+@dataclass(frozen=True, slots=True)
+class AcsSettings(DaemonSettings):
+    bind: str = setting("0.0.0.0", "Address of the CWMP listener.", check=is_address)
+    port: int = setting(7547, "CWMP port (TCP, HTTP).", check=is_port)
+    metrics_port: int = setting(9547, "Port of `/metrics` (0: none).", check=is_port)
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisiondSettings(DaemonSettings):
+    metrics_port: int = setting(9728, "Port of `/metrics` (0: none).", check=is_port)
+    reconcile_interval: float = setting(
+        300.0, "Seconds between full reconciliations of every router.", check=is_positive
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSettings(DaemonSettings):
+    bind: str = setting("127.0.0.1", "Address of the web admin, portal and API.", check=is_address)
+    port: int = setting(
+        8080, "HTTP port of the web admin, portal and API; `/metrics` is served there too.", check=is_port
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    radiusd: RadiusdSettings = field(default_factory=RadiusdSettings)
+    flowcollector: FlowcollectorSettings = field(default_factory=FlowcollectorSettings)
+    acs: AcsSettings = field(default_factory=AcsSettings)
+    provisiond: ProvisiondSettings = field(default_factory=ProvisiondSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
+    source: str = field(default="defaults", compare=False)
+    """Which file the settings came from (for the start-up log line)."""
+
+
+SECTIONS: dict[str, type[Any]] = {
+    name: hint for name, hint in typing.get_type_hints(Settings).items() if name != "source"
+}
+
+T = TypeVar("T")
+
+
+def load(environ: Mapping[str, str] | None = None, path: Path | None = None) -> Settings:
+    """Read the settings file and environment; raise SettingsError on anything wrong."""
+    env = os.environ if environ is None else environ
+    path, data = _read_file(env, path)
+    overrides = _env_overrides(env)
+    sections: dict[str, Any] = {}
+    for name in data:
+        if name not in SECTIONS:
+            raise SettingsError(f"{path}: unknown section [{name}] (known: {', '.join(SECTIONS)})")
+        if not isinstance(data[name], dict):
+            raise SettingsError(f"{path}: [{name}] must be a table")
+    for section, cls in SECTIONS.items():
+        values: dict[str, tuple[Any, str, bool]] = {
+            k: (v, f"{path}: [{section}] {k}", False) for k, v in data.get(section, {}).items()
+        }
+        values.update(overrides.get(section, {}))
+        sections[section] = _build(cls, section, values)
+    return Settings(**sections, source=str(path) if path else "defaults")
+
+
+def _read_file(env: Mapping[str, str], path: Path | None) -> tuple[Path | None, dict[str, Any]]:
+    if path is None and env.get("LASTMILE_CONFIG"):
+        path = Path(env["LASTMILE_CONFIG"])
+        if not path.is_file():
+            raise SettingsError(f"LASTMILE_CONFIG: {path}: no such file")
+    if path is None:
+        path = next((p for p in DEFAULT_PATHS if p.is_file()), None)
+        if path is None:
+            return None, {}
+    try:
+        with path.open("rb") as f:
+            return path, tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise SettingsError(f"{path}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise SettingsError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, tuple[Any, str, bool]]]:
+    out: dict[str, dict[str, tuple[Any, str, bool]]] = {}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX) or "__" not in key:
+            continue
+        section, _, name = key[len(ENV_PREFIX) :].lower().partition("__")
+        if section not in SECTIONS:
+            raise SettingsError(f"{key}: unknown section {section!r} (known: {', '.join(SECTIONS)})")
+        out.setdefault(section, {})[name] = (value, key, True)
+    return out
+
+
+def _build(cls: type[T], section: str, values: dict[str, tuple[Any, str, bool]]) -> T:
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for name, (raw, origin, from_env) in values.items():
+        if name not in fields:
+            raise SettingsError(f"{origin}: unknown key {section}.{name} (known: {', '.join(fields)})")
+        value = _coerce(raw, hints[name], f"{section}.{name}", origin, from_env)
+        check = fields[name].metadata.get("check")
+        if check and (problem := check(value)):
+            raise SettingsError(f"{origin}: {section}.{name} = {raw!r} {problem}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _coerce(raw: Any, hint: Any, key: str, origin: str, from_env: bool) -> Any:
+    """Turn a TOML value or an environment string into the field's type."""
+
+    def bad(what: str) -> SettingsError:
+        return SettingsError(f"{origin}: {key} = {raw!r} is not {what}")
+
+    if typing.get_origin(hint) is Literal:
+        choices = typing.get_args(hint)
+        if raw not in choices:
+            raise bad("one of " + ", ".join(repr(c) for c in choices))
+        return raw
+    if hint is bool:
+        if isinstance(raw, bool):
+            return raw
+        if from_env and raw.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return raw.lower() in ("1", "true", "yes", "on")
+        raise bad("true or false")
+    if hint is int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if from_env:
+            try:
+                return int(raw, 0)
+            except ValueError:
+                pass
+        raise bad("an integer")
+    if hint is float:
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            return float(raw)
+        if from_env:
+            try:
+                return float(raw)
+            except ValueError:
+                pass
+        raise bad("a number")
+    if hint is str:
+        if isinstance(raw, str):
+            return raw
+        raise bad("a string")
+    if hint is Path:
+        if isinstance(raw, str) and raw:
+            return Path(raw)
+        raise bad("a path")
+    if typing.get_origin(hint) in (list, tuple) or isinstance(hint, types.GenericAlias):
+        items = [s.strip() for s in raw.split(",") if s.strip()] if from_env else raw
+        if not isinstance(items, list):
+            raise bad("a list")
+        (item_hint, *_) = typing.get_args(hint)
+        return tuple(_coerce(i, item_hint, key, origin, from_env) for i in items)
+    raise TypeError(f"settings type {hint!r} of {key} has no parser")  # a bug here, not the user's
+
+
+def describe() -> str:
+    """Markdown reference of every setting (docs/configuration.md is this text)."""
+    lines = [
+        "# Configuration",
+        "",
+        "<!-- generated by `lastmile config --markdown`; tests/unit/test_config.py checks it -->",
+        "",
+        "lastmile reads one TOML file: `$LASTMILE_CONFIG` if set, else `/etc/lastmile/lastmile.toml`,",
+        "else `./lastmile.toml`; without one, the defaults below apply. Every key can be overridden",
+        "from the environment as `LASTMILE_<SECTION>__<KEY>` (for example",
+        "`LASTMILE_RADIUSD__AUTH_PORT=11812`); lists are comma-separated there. A wrong value, an",
+        "unknown section or key, or a broken file stops start-up with one line naming the key, and",
+        "exit code 2. `lastmile config` prints the settings in force.",
+        "",
+    ]
+    for section, cls in SECTIONS.items():
+        lines += [f"## [{section}]", "", "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            default = f.default
+            shown = f"`{default}`" if default != "" else "(empty)"
+            type_name = _type_name(hints[f.name])
+            lines.append(f"| `{f.name}` | {type_name} | {shown} | {f.metadata['doc']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return " \\| ".join(f"`{c}`" for c in typing.get_args(hint))
+    if isinstance(hint, types.GenericAlias):
+        return f"list of {_type_name(typing.get_args(hint)[0])}"
+    return {int: "integer", float: "number", str: "string", bool: "boolean", Path: "path"}.get(
+        hint, str(hint)
+    )
+
+
+def as_toml(settings: Settings) -> str:
+    """The settings in force, as TOML (secrets shown as ***)."""
+    out: list[str] = [f"# from {settings.source} and the environment"]
+    for section in SECTIONS:
+        out.append(f"\n[{section}]")
+        for f in dataclasses.fields(getattr(settings, section)):
+            value = getattr(getattr(settings, section), f.name)
+            if isinstance(value, str) and ("@" in value and "://" in value):
+                value = _redact_url(value)
+            out.append(f"{f.name} = {_toml_value(value)}")
+    return "\n".join(out) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _redact_url(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    creds, _, host = rest.rpartition("@")
+    user = creds.partition(":")[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url

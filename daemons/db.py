@@ -1,0 +1,206 @@
+"""PostgreSQL access shared by every daemon: pools, the schema, and LISTEN that survives drops.
+
+Type codecs: ``jsonb``/``json`` are Python objects (json.dumps/loads). ``inet`` and ``cidr``
+use asyncpg's own codecs: an ``inet`` host comes back as ``IPv4Address``/``IPv6Address``, an
+``inet`` with a prefix as ``IPv4Interface``, a ``cidr`` as ``IPv4Network``/``IPv6Network``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+from prometheus_client import Counter, Gauge
+
+from daemons import log
+from daemons.config import DatabaseSettings
+from daemons.metrics import REGISTRY
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
+_VERSION_RE = re.compile(r"^-- lastmile schema version (\d+)$", re.MULTILINE)
+LISTEN_RECONNECTS = Counter(
+    "lastmile_db_listen_reconnects_total",
+    "Times the LISTEN connection was lost and opened again.",
+    registry=REGISTRY,
+)
+LISTEN_CONNECTED = Gauge(
+    "lastmile_db_listen_connected", "1 while the LISTEN connection is up.", registry=REGISTRY
+)
+
+
+Connection = asyncpg.Connection | PoolConnectionProxy
+"""A connection of its own or one borrowed from a pool: the functions here take either."""
+
+
+class SchemaError(Exception):
+    """The database has no lastmile schema, or another version than this code."""
+
+
+def schema_sql() -> str:
+    return SCHEMA_PATH.read_text()
+
+
+def schema_version() -> int:
+    """The version this code expects, from the header of schema.sql."""
+    match = _VERSION_RE.search(schema_sql())
+    if not match:
+        raise SchemaError(f"{SCHEMA_PATH} has no '-- lastmile schema version N' line")
+    return int(match.group(1))
+
+
+def url_of(settings: DatabaseSettings) -> str:
+    """The URL to connect to: the setting, or the embedded server's."""
+    if settings.url:
+        return settings.url
+    from daemons.pgembed import DATABASE
+
+    return f"postgresql://postgres@127.0.0.1:{settings.embedded_port}/{DATABASE}"
+
+
+async def init_connection(conn: Connection) -> None:
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typename, schema="pg_catalog", encoder=json.dumps, decoder=json.loads, format="text"
+        )
+
+
+async def connect(url: str, timeout: float = 10.0) -> asyncpg.Connection:
+    conn = await asyncpg.connect(url, timeout=timeout)
+    await init_connection(conn)
+    return conn
+
+
+async def create_pool(
+    settings: DatabaseSettings, url: str | None = None, max_size: int | None = None
+) -> asyncpg.Pool:
+    """A pool with lastmile's codecs; fails if the schema is missing or of another version."""
+    max_size = max_size or settings.pool_max
+    pool = await asyncpg.create_pool(
+        url or url_of(settings),
+        min_size=min(settings.pool_min, max_size),
+        max_size=max_size,
+        init=init_connection,
+        timeout=settings.connect_timeout,
+    )
+    try:
+        async with pool.acquire() as conn:
+            await check_schema(conn)
+    except BaseException:
+        await pool.close()
+        raise
+    return pool
+
+
+async def apply_schema(conn: Connection) -> None:
+    """Apply schema.sql (idempotent) in one transaction, serialised against concurrent runs."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('lastmile schema'))")
+        await conn.execute(schema_sql())
+
+
+async def check_schema(conn: Connection) -> None:
+    expected = schema_version()
+    try:
+        found = await conn.fetchval("SELECT version FROM schema_version")
+    except asyncpg.UndefinedTableError:
+        raise SchemaError("the database has no lastmile schema: run `lastmile db init`") from None
+    if found != expected:
+        raise SchemaError(
+            f"the database schema is version {found}, this lastmile needs {expected}: run `lastmile db init`"
+        )
+
+
+async def maintain_partitions(conn: Connection) -> None:
+    """Create the coming partitions of the time-series tables (idempotent; run daily)."""
+    await conn.execute("SELECT lastmile_maintain_partitions()")
+
+
+Handler = Callable[[str, Any], None]
+
+
+class Listener:
+    """LISTEN on channels over one dedicated connection that comes back when it drops.
+
+    ``handler(channel, payload)`` gets each notification's JSON payload. Notifications sent
+    while the connection was down are lost (PostgreSQL keeps none for an absent listener), so
+    after every reconnect ``on_reconnect()`` runs: caches reload in full there.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        channels: list[str],
+        handler: Handler,
+        on_reconnect: Callable[[], object] | None = None,
+        keepalive: float = 5.0,
+    ) -> None:
+        self.url = url
+        self.channels = channels
+        self.handler = handler
+        self.on_reconnect = on_reconnect
+        self.keepalive = keepalive
+        self.connected = asyncio.Event()
+        self.log = log.get("lastmile.db")
+        self._lost = asyncio.Event()
+
+    async def run(self) -> None:
+        """Stay subscribed until cancelled."""
+        delay = 0.1
+        first = True
+        while True:
+            try:
+                conn = await connect(self.url, timeout=5)
+            except (OSError, asyncpg.PostgresError, TimeoutError) as e:
+                self.log.warning("listen connect failed", error=str(e), retry_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            try:
+                await self._subscribe(conn)
+                delay = 0.1
+                LISTEN_CONNECTED.set(1)
+                self.connected.set()
+                if not first:
+                    LISTEN_RECONNECTS.inc()
+                    self.log.info("listen reconnected", channels=self.channels)
+                    if self.on_reconnect:
+                        self.on_reconnect()
+                first = False
+                await self._watch(conn)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as e:
+                self.log.warning("listen connection lost", error=str(e) or type(e).__name__)
+            finally:
+                LISTEN_CONNECTED.set(0)
+                self.connected.clear()
+                conn.terminate()
+
+    async def _subscribe(self, conn: asyncpg.Connection) -> None:
+        self._lost.clear()
+        conn.add_termination_listener(lambda _: self._lost.set())
+        for channel in self.channels:
+            await conn.add_listener(channel, self._dispatch)
+
+    async def _watch(self, conn: asyncpg.Connection) -> None:
+        """Return when the connection is gone: closed under us, or silent to a keepalive."""
+        while not self._lost.is_set():
+            try:
+                await asyncio.wait_for(self._lost.wait(), self.keepalive)
+            except TimeoutError:
+                await conn.fetchval("SELECT 1", timeout=self.keepalive)
+        self.log.warning("listen connection closed by the server")
+
+    def _dispatch(self, _conn: object, _pid: int, channel: str, payload: object) -> None:
+        try:
+            data = json.loads(str(payload)) if payload else None
+        except ValueError:
+            data = payload
+        try:
+            self.handler(channel, data)
+        except Exception:
+            self.log.exception("notification handler failed", channel=channel)

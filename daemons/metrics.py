@@ -1,0 +1,49 @@
+"""Prometheus metrics: one registry per process, served on ``/metrics`` by a small aiohttp site.
+
+Names follow ``lastmile_<daemon>_<thing>_<unit>`` (``lastmile_radiusd_requests_total``).
+Components define their metrics at module level against :data:`REGISTRY`.
+"""
+
+from __future__ import annotations
+
+import platform
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Gauge,
+    Info,
+    ProcessCollector,
+    generate_latest,
+)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+
+BUILD = Info("lastmile_build", "Version of lastmile and Python in this process.", registry=REGISTRY)
+UP_SINCE = Gauge(
+    "lastmile_start_time_seconds", "Unix time this daemon started.", ["daemon"], registry=REGISTRY
+)
+READY = Gauge(
+    "lastmile_ready", "1 while the daemon serves, 0 while it starts or drains.", ["daemon"], registry=REGISTRY
+)
+
+
+async def handle_metrics(_: web.Request) -> web.Response:
+    body = generate_latest(REGISTRY)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def start_server(bind: str, port: int) -> web.AppRunner:
+    """Serve ``/metrics`` on (bind, port); the caller cleans the runner up on drain."""
+    app = web.Application()
+    app.router.add_get("/metrics", handle_metrics)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, bind, port, reuse_address=True).start()
+    return runner
+
+
+def set_build_info(version: str) -> None:
+    BUILD.info({"version": version, "python": platform.python_version()})

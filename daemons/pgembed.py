@@ -1,0 +1,184 @@
+"""The embedded PostgreSQL: real PostgreSQL 16 binaries from the ``pgserver`` wheel.
+
+``lastmile up`` and the test suite use it when no database URL is set. We drive the binaries
+ourselves (initdb, pg_ctl) rather than through pgserver's ``get_server``, because that listens
+on a Unix socket only and stops the server from an ``atexit`` hook; here the server listens
+on 127.0.0.1:``port`` (so FreeRADIUS in the benchmark and a psql by hand can reach it), and
+its life is the caller's: started by ``start()``, stopped by ``stop()``, reused when a
+previous run left it running.
+
+PostgreSQL refuses to run as root, so under root the cluster belongs to the system user
+``pgserver`` (the one pgserver itself creates), and the data directory's parents are made
+traversable for it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+DATABASE = "lastmile"
+RUN_AS = "pgserver"
+
+
+def bin_dir() -> Path:
+    """The PostgreSQL binaries inside the pgserver wheel (found without importing pgserver,
+    whose import registers an atexit hook and a lock file we do not want)."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the pgserver package is not installed: pip install pgserver")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+class EmbeddedPostgres:
+    """One PostgreSQL cluster in ``datadir`` serving 127.0.0.1:``port``."""
+
+    def __init__(self, datadir: Path, port: int, *, durable: bool = True) -> None:
+        self.datadir = datadir.resolve()
+        self.port = port
+        self.durable = durable
+        self.bin = bin_dir()
+        self.user: pwd.struct_passwd | None = _system_user() if os.geteuid() == 0 else None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE}"
+
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def is_running(self) -> bool:
+        if not (self.datadir / "PG_VERSION").exists():
+            return False
+        result = self._pg_ctl("status", check=False)
+        return result.returncode == 0
+
+    def start(self) -> str:
+        """Create the cluster if needed, start it unless it runs, create the database; return its URL."""
+        if not (self.datadir / "PG_VERSION").exists():
+            self._initdb()
+        if not self.is_running():
+            options = f"-h 127.0.0.1 -p {self.port} -k {self.datadir}"
+            log_file = self.datadir / "postgresql.log"
+            self._pg_ctl("start", "-w", "-t", "60", "-l", str(log_file), "-o", options)
+        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'").strip()
+        if exists != "1":
+            self.psql(f"CREATE DATABASE {DATABASE}")
+        return self.url
+
+    def stop(self, timeout: int = 10) -> None:
+        """Stop the server: fast shutdown (active sessions are rolled back, nothing committed is lost)."""
+        if self.is_running():
+            self._pg_ctl("stop", "-w", "-m", "fast", "-t", str(timeout))
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        result = subprocess.run(
+            [
+                str(self.bin / "psql"),
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"psql failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def _initdb(self) -> None:
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        if self.user is not None:
+            _make_traversable(self.datadir)
+            os.chown(self.datadir, self.user.pw_uid, self.user.pw_gid)
+        self.datadir.chmod(0o700)
+        self._run(
+            [
+                str(self.bin / "initdb"),
+                "-D",
+                str(self.datadir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+            ]
+        )
+        settings = [
+            "listen_addresses = '127.0.0.1'",
+            "max_connections = 200",
+            "shared_buffers = 128MB",
+            "timezone = 'UTC'",
+            "log_timezone = 'UTC'",
+        ]
+        if not self.durable:
+            # Test clusters: losing them in a crash costs nothing, fsyncs cost seconds.
+            settings += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
+        with (self.datadir / "postgresql.conf").open("a") as f:
+            f.write("\n# lastmile\n" + "\n".join(settings) + "\n")
+
+    def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self._run([str(self.bin / "pg_ctl"), "-D", str(self.datadir), *args], check=check)
+
+    def _run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+        # Drop root's groups too: with gid 0 a root-owned parent's group bits would apply.
+        with open(os.devnull, "w") as devnull:
+            result = subprocess.run(
+                argv,
+                stdout=devnull,
+                stderr=subprocess.PIPE,
+                text=True,
+                check=False,
+                timeout=120,
+                cwd="/",
+                user=self.user.pw_uid if self.user else None,
+                group=self.user.pw_gid if self.user else None,
+                extra_groups=[] if self.user else None,
+            )
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{Path(argv[0]).name} failed: {result.stderr.strip()[-500:]}")
+        return result
+
+
+def remove(datadir: Path) -> None:
+    shutil.rmtree(datadir, ignore_errors=True)
+
+
+def _system_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(RUN_AS)
+    except KeyError:
+        subprocess.run(
+            ["/usr/sbin/useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", RUN_AS],
+            check=True,
+            capture_output=True,
+        )
+        return pwd.getpwnam(RUN_AS)
+
+
+def _make_traversable(path: Path) -> None:
+    """Give others search permission on each parent that lacks it (the server user must reach it)."""
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH)

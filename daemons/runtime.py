@@ -1,0 +1,154 @@
+"""How every daemon process runs: uvloop, signals, readiness, and an ordered drain.
+
+A daemon is one coroutine ``main(rt)`` that opens what it needs and registers, for each
+resource, how to close it (``rt.on_drain``) or a background task (``rt.spawn``). When it
+returns, the daemon is ready: systemd is told ``READY=1`` and ``lastmile_ready`` becomes 1.
+On SIGTERM or SIGINT the runtime tells systemd ``STOPPING=1`` and runs the drain steps in the
+reverse order of registration (last opened, first closed, like an ``ExitStack``), all within
+``drain_timeout`` seconds. So a daemon that opened "pool, then listener" stops taking
+packets first, finishes what is in flight, and closes the pool last.
+
+A background task that dies with an exception stops the daemon with exit code 1, so that
+systemd's ``Restart=on-failure`` restarts it rather than leaving a half-working process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import uvloop
+
+from daemons import log, metrics, sdnotify
+from daemons.config import DaemonSettings, Settings
+
+DrainStep = Callable[[], Awaitable[object]]
+
+
+class Runtime:
+    """Handed to a daemon's ``main``: the stop signal, drain steps and supervised tasks."""
+
+    def __init__(self, name: str, drain_timeout: float) -> None:
+        self.name = name
+        self.drain_timeout = drain_timeout
+        self.stopping = asyncio.Event()
+        self.failed = False
+        self._steps: list[tuple[str, DrainStep]] = []
+        self.log = log.get("lastmile.runtime")
+
+    def on_drain(self, name: str, step: DrainStep) -> None:
+        """Run ``step`` on shutdown; steps run last-registered first."""
+        self._steps.append((name, step))
+
+    def spawn(self, name: str, coro: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
+        """Run ``coro`` until the drain reaches it; its crash stops the daemon."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+
+        async def cancel() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        self.on_drain(name, cancel)
+        return task
+
+    def _task_done(self, task: asyncio.Task[object]) -> None:
+        if task.cancelled() or self.stopping.is_set():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self.log.error("task failed", task=task.get_name(), exc_info=exc)
+        else:
+            self.log.error("task ended unexpectedly", task=task.get_name())
+        self.failed = True
+        self.stop()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def drain(self) -> bool:
+        """Run the drain steps in reverse order; False if any failed or ran out of time."""
+        deadline = time.monotonic() + self.drain_timeout
+        clean = True
+        while self._steps:
+            name, step = self._steps.pop()
+            started = time.monotonic()
+            # A step that overran leaves the later ones (closing the pool, flushing logs) a
+            # short grace instead of none.
+            timeout = max(deadline - started, 0.5)
+            try:
+                await asyncio.wait_for(step(), timeout)
+            except TimeoutError:
+                self.log.error("drain step timed out", step=name, timeout_s=round(timeout, 2))
+                clean = False
+            except Exception:
+                self.log.exception("drain step failed", step=name)
+                clean = False
+            else:
+                self.log.info("drained", step=name, ms=round((time.monotonic() - started) * 1000, 1))
+        return clean
+
+
+Main = Callable[[Runtime], Awaitable[None]]
+
+
+def run(name: str, main: Main, settings: Settings, daemon: DaemonSettings) -> int:
+    """Run one daemon to completion under uvloop; returns the process exit code."""
+    log.setup(settings.log, name)
+    return uvloop.run(_serve(name, main, settings, daemon))
+
+
+async def _serve(name: str, main: Main, settings: Settings, daemon: DaemonSettings) -> int:
+    from daemons import __version__
+
+    loop = asyncio.get_running_loop()
+    rt = Runtime(name, daemon.drain_timeout)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, rt.stop)
+    loop.set_exception_handler(_log_loop_exception)
+    metrics.set_build_info(__version__)
+    metrics.UP_SINCE.labels(name).set(time.time())
+    rt.log.info("starting", version=__version__, settings=settings.source)
+    try:
+        if daemon.metrics_port:
+            runner = await metrics.start_server(daemon.metrics_bind, daemon.metrics_port)
+            rt.on_drain("metrics", runner.cleanup)
+            rt.log.info(
+                "metrics listening", url=f"http://{daemon.metrics_bind}:{daemon.metrics_port}/metrics"
+            )
+        await main(rt)
+    except Exception as e:
+        rt.log.error("start failed", error=str(e) or type(e).__name__, exc_info=not isinstance(e, OSError))
+        await rt.drain()
+        return 1
+    if not rt.stopping.is_set():
+        metrics.READY.labels(name).set(1)
+        sdnotify.notify("READY=1\nSTATUS=serving")
+        rt.log.info("ready")
+        interval = sdnotify.watchdog_interval()
+        if interval:
+            _ = rt.spawn("watchdog", _watchdog(interval))
+        await rt.stopping.wait()
+    metrics.READY.labels(name).set(0)
+    sdnotify.notify("STOPPING=1\nSTATUS=draining")
+    rt.log.info("draining", timeout_s=rt.drain_timeout)
+    clean = await rt.drain()
+    rt.log.info("stopped", clean=clean)
+    return 1 if rt.failed or not clean else 0
+
+
+async def _watchdog(interval: float) -> None:
+    while True:
+        sdnotify.notify("WATCHDOG=1")
+        await asyncio.sleep(interval)
+
+
+def _log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    log.get("lastmile.runtime").error(
+        "unhandled in event loop", message=context.get("message"), exc_info=context.get("exception")
+    )

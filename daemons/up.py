@@ -1,0 +1,216 @@
+"""`lastmile up`: everything on one machine, for trying lastmile and for development.
+
+Starts the embedded PostgreSQL (unless ``[database] url`` is set) and applies the schema,
+loads demo data on the first start, starts the embedded MQTT broker (unless ``[mqtt] url``
+is set), then runs every daemon that exists as its own child process, exactly as systemd
+would run it (``lastmile <daemon>``), with each line of its output prefixed by its name. It
+prints the addresses once everything is up. Ctrl-C (or SIGTERM) stops the daemons (they
+drain), then the broker, then PostgreSQL; anything still running after the grace is killed.
+``./var`` keeps the database between runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+
+import aiomqtt
+
+from daemons import config, db, demo
+from daemons.cli import DAEMONS, built
+from daemons.pgembed import EmbeddedPostgres
+
+CHILD_GRACE = 7.0  # seconds the daemons get to drain; PostgreSQL's fast stop takes the rest of 10
+COLOURS = ("36", "33", "35", "32", "34", "31", "96")
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    proc: asyncio.subprocess.Process | None = None
+    pump: asyncio.Task[None] | None = None
+    colour: str = "0"
+    expected_exit: bool = field(default=False)
+
+
+def run(settings: config.Settings, demo: bool, customers: int) -> int:
+    return asyncio.run(_up(settings, demo, customers))
+
+
+async def _up(settings: config.Settings, load_demo: bool, customers: int) -> int:
+    started = time.monotonic()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    pg = None
+    if settings.database.url:
+        url = settings.database.url
+    else:
+        pg = EmbeddedPostgres(settings.database.embedded_dir, settings.database.embedded_port)
+        _say(f"starting PostgreSQL in {pg.datadir} ...")
+        url = await asyncio.to_thread(pg.start)
+    children: list[Child] = []
+    try:
+        await _prepare_database(url, load_demo, customers)
+        env = dict(os.environ, LASTMILE_DATABASE__URL=url, PYTHONUNBUFFERED="1")
+        env.setdefault("LASTMILE_LOG__FORMAT", "console")
+        mqtt_url = settings.mqtt.url
+        if not mqtt_url:
+            port = settings.mqtt.embedded_port
+            mqtt_url = f"mqtt://127.0.0.1:{port}"
+            children.append(
+                Child("mqtt", [sys.executable, "-m", "daemons.cli", "broker", "--port", str(port)])
+            )
+        env["LASTMILE_MQTT__URL"] = mqtt_url
+        daemons = [name for name in DAEMONS if built(name)]
+        children += [Child(name, [sys.executable, "-m", "daemons.cli", name]) for name in daemons]
+        for i, child in enumerate(children):
+            child.colour = COLOURS[i % len(COLOURS)]
+            await _start(child, env)
+        if children and children[0].name == "mqtt":
+            await _wait_broker(settings.mqtt.embedded_port, 10)
+        _print_addresses(settings, url, mqtt_url, daemons, time.monotonic() - started)
+        waiters = [asyncio.ensure_future(c.proc.wait()) for c in children if c.proc]
+        stop_task = asyncio.ensure_future(stop.wait())
+        pending = {stop_task, *waiters}
+        while not stop.is_set():
+            _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for child in children:
+                if child.proc and child.proc.returncode is not None and not child.expected_exit:
+                    child.expected_exit = True
+                    _say(f"{child.name} exited with code {child.proc.returncode} (the others keep running)")
+        for task in pending:
+            task.cancel()
+        _say("stopping ...")
+    finally:
+        await _stop_children(children)
+        if pg is not None:
+            await asyncio.to_thread(pg.stop)
+    _say("stopped")
+    return 0
+
+
+async def _prepare_database(url: str, load_demo: bool, customers: int) -> None:
+    conn = await db.connect(url)
+    try:
+        await db.apply_schema(conn)
+        await db.maintain_partitions(conn)
+        if load_demo and not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM customers)"):
+            t = time.monotonic()
+            await demo.load(conn, customers)
+            _say(f"loaded demo data: {customers} customers in {time.monotonic() - t:.1f} s")
+    finally:
+        await conn.close()
+
+
+async def _start(child: Child, env: dict[str, str]) -> None:
+    child.proc = await asyncio.create_subprocess_exec(
+        *child.argv,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    child.pump = asyncio.ensure_future(_pump(child))
+
+
+async def _pump(child: Child) -> None:
+    """Copy a child's output to ours, each line prefixed with its name."""
+    assert child.proc is not None and child.proc.stdout is not None
+    prefix = (
+        f"\x1b[{child.colour}m{child.name:>13} |\x1b[0m " if sys.stdout.isatty() else f"{child.name:>13} | "
+    )
+    async for line in child.proc.stdout:
+        sys.stdout.write(prefix + line.decode(errors="replace"))
+        sys.stdout.flush()
+
+
+async def _stop_children(children: list[Child]) -> None:
+    """SIGTERM the daemons first, the broker last; SIGKILL whatever outlives the grace."""
+    deadline = time.monotonic() + CHILD_GRACE
+    for group in ([c for c in children if c.name != "mqtt"], [c for c in children if c.name == "mqtt"]):
+        for child in group:
+            if child.proc and child.proc.returncode is None:
+                child.expected_exit = True
+                child.proc.send_signal(signal.SIGTERM)
+        for child in group:
+            if not child.proc:
+                continue
+            try:
+                await asyncio.wait_for(child.proc.wait(), max(deadline - time.monotonic(), 0.1))
+            except TimeoutError:
+                _say(f"{child.name} did not stop in time: killed")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.proc.pid, signal.SIGKILL)
+                await child.proc.wait()
+            if child.pump:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await child.pump
+
+
+async def _wait_broker(port: int, timeout: float) -> None:
+    """Return once an MQTT client can connect to the embedded broker."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(aiomqtt.MqttError):
+            async with aiomqtt.Client("127.0.0.1", port, identifier="lastmile-up", timeout=2):
+                return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"the embedded MQTT broker did not come up on port {port}")
+
+
+def _print_addresses(
+    settings: config.Settings, db_url: str, mqtt_url: str, daemons: list[str], took: float
+) -> None:
+    s = settings
+    rows = [("PostgreSQL", db_url), ("MQTT events", f"{mqtt_url}  (topics lastmile/#)")]
+    if "radiusd" in daemons:
+        rows += [
+            (
+                "radiusd",
+                f"auth udp/{s.radiusd.bind}:{s.radiusd.auth_port}, acct udp/{s.radiusd.bind}:"
+                f"{s.radiusd.acct_port}, NAS secret '{demo.NAS_SECRET}'",
+            ),
+            ("radiusd metrics", _metrics_url(s.radiusd)),
+        ]
+    if "flowcollector" in daemons:
+        rows += [
+            (
+                "flowcollector",
+                f"NetFlow udp/{s.flowcollector.bind}:{s.flowcollector.netflow_port}, IPFIX udp/"
+                f"{s.flowcollector.bind}:{s.flowcollector.ipfix_port}",
+            ),
+            ("flowcollector metrics", _metrics_url(s.flowcollector)),
+        ]
+    if "acs" in daemons:
+        rows += [("acs", f"http://{s.acs.bind}:{s.acs.port}/"), ("acs metrics", _metrics_url(s.acs))]
+    if "provisiond" in daemons:
+        rows += [("provisiond metrics", _metrics_url(s.provisiond))]
+    if "admin" in daemons:
+        rows += [
+            ("admin", f"http://{s.admin.bind}:{s.admin.port}/  (log in: see `lastmile create-admin`)"),
+            ("admin metrics", f"http://{s.admin.bind}:{s.admin.port}/metrics"),
+        ]
+    missing = [name for name in DAEMONS if name not in daemons]
+    if missing:
+        rows.append(("not built yet", ", ".join(missing)))
+    width = max(len(label) for label, _ in rows)
+    lines = [f"lastmile is up ({took:.1f} s); Ctrl-C stops everything", ""]
+    lines += [f"  {label:<{width}}  {value}" for label, value in rows]
+    print("\n".join(lines) + "\n", flush=True)
+
+
+def _metrics_url(d: config.DaemonSettings) -> str:
+    return f"http://{d.metrics_bind}:{d.metrics_port}/metrics" if d.metrics_port else "(off)"
+
+
+def _say(text: str) -> None:
+    print(f"lastmile up: {text}", flush=True)

@@ -1,0 +1,293 @@
+-- lastmile schema version 1
+--
+-- The whole database, applied by `lastmile db init` (and `lastmile up`). It is idempotent:
+-- applying it twice changes nothing, so it also upgrades a database in place. Conventions:
+--   * PostgreSQL types: inet/cidr/macaddr for addresses, numeric(14,4) for money,
+--     timestamptz for every time (stored UTC).
+--   * Constraints are named (<table>_<what>) so an error maps to a message.
+--   * Foreign keys are ON DELETE RESTRICT unless the row is a part of its parent.
+--   * Statuses are text + CHECK, not enums (easy to extend, no CREATE TYPE IF NOT EXISTS).
+--   * Tables the daemons cache NOTIFY on channel lastmile_<table> with a JSON payload
+--     {"table": ..., "op": "INSERT"|"UPDATE"|"DELETE", "id": N}; a statement touching more
+--     than 100 rows sends one notification with "id": null, which means "reload the table".
+--   * Time series (accounting sessions, traffic) are range-partitioned by time; partitions are
+--     made ahead by lastmile_maintain_partitions(), which the daemons run at start and daily.
+-- Needs PostgreSQL 14 or newer (CREATE OR REPLACE TRIGGER).
+
+CREATE TABLE IF NOT EXISTS schema_version (
+    singleton boolean DEFAULT true CONSTRAINT schema_version_pk PRIMARY KEY
+        CONSTRAINT schema_version_singleton CHECK (singleton),
+    version integer NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO schema_version (version) VALUES (1)
+ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version, applied_at = now()
+WHERE schema_version.version <> EXCLUDED.version;
+
+-- ---------------------------------------------------------------------------------------
+-- Shared trigger functions
+
+CREATE OR REPLACE FUNCTION lastmile_touch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.updated_at := now();
+    RETURN NEW;
+END $$;
+
+-- Statement-level, so a bulk load sends one "reload" instead of a notification per row.
+CREATE OR REPLACE FUNCTION lastmile_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    channel text := 'lastmile_' || TG_TABLE_NAME;
+    n bigint;
+    row_id bigint;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        SELECT count(*) INTO n FROM old_rows;
+    ELSE
+        SELECT count(*) INTO n FROM new_rows;
+    END IF;
+    IF n > 100 THEN
+        PERFORM pg_notify(channel, json_build_object('table', TG_TABLE_NAME, 'op', TG_OP, 'id', NULL)::text);
+    ELSIF TG_OP = 'DELETE' THEN
+        FOR row_id IN SELECT id FROM old_rows LOOP
+            PERFORM pg_notify(channel, json_build_object('table', TG_TABLE_NAME, 'op', TG_OP, 'id', row_id)::text);
+        END LOOP;
+    ELSE
+        FOR row_id IN SELECT id FROM new_rows LOOP
+            PERFORM pg_notify(channel, json_build_object('table', TG_TABLE_NAME, 'op', TG_OP, 'id', row_id)::text);
+        END LOOP;
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- Give a table its updated_at toucher and its three NOTIFY triggers.
+CREATE OR REPLACE FUNCTION lastmile_watch(tbl regclass) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    name text := (SELECT relname FROM pg_class WHERE oid = tbl);
+BEGIN
+    EXECUTE format('CREATE OR REPLACE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION lastmile_touch()',
+                   name || '_touch', tbl);
+    EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION lastmile_notify()', name || '_notify_insert', tbl);
+    EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER UPDATE ON %s REFERENCING NEW TABLE AS new_rows '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION lastmile_notify()', name || '_notify_update', tbl);
+    EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION lastmile_notify()', name || '_notify_delete', tbl);
+END $$;
+
+-- ---------------------------------------------------------------------------------------
+-- Business: partners (resellers, brands), customers, tariffs, services
+
+CREATE TABLE IF NOT EXISTS partners (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT partners_pk PRIMARY KEY,
+    name text NOT NULL CONSTRAINT partners_name_unique UNIQUE,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS customers (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT customers_pk PRIMARY KEY,
+    partner_id bigint NOT NULL CONSTRAINT customers_partner_fk REFERENCES partners ON DELETE RESTRICT,
+    number text NOT NULL CONSTRAINT customers_number_unique UNIQUE,
+    name text NOT NULL CONSTRAINT customers_name_nonempty CHECK (name <> ''),
+    email text,
+    phone text,
+    street text,
+    city text,
+    zip text,
+    country text CONSTRAINT customers_country_iso CHECK (country ~ '^[A-Z]{2}$'),
+    status text NOT NULL DEFAULT 'active'
+        CONSTRAINT customers_status_valid CHECK (status IN ('new', 'active', 'blocked', 'disabled', 'archived')),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS customers_partner_idx ON customers (partner_id);
+
+-- Internet tariffs; speeds in kbit/s. Bursts follow MikroTik's queue semantics: the rate may
+-- reach burst_* while the average over burst_time_s stays below burst_threshold_*.
+CREATE TABLE IF NOT EXISTS tariffs (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT tariffs_pk PRIMARY KEY,
+    name text NOT NULL CONSTRAINT tariffs_name_unique UNIQUE,
+    download_kbps integer NOT NULL CONSTRAINT tariffs_download_positive CHECK (download_kbps > 0),
+    upload_kbps integer NOT NULL CONSTRAINT tariffs_upload_positive CHECK (upload_kbps > 0),
+    burst_download_kbps integer CONSTRAINT tariffs_burst_download_above CHECK (burst_download_kbps >= download_kbps),
+    burst_upload_kbps integer CONSTRAINT tariffs_burst_upload_above CHECK (burst_upload_kbps >= upload_kbps),
+    burst_threshold_download_kbps integer,
+    burst_threshold_upload_kbps integer,
+    burst_time_s integer CONSTRAINT tariffs_burst_time_positive CHECK (burst_time_s > 0),
+    priority smallint NOT NULL DEFAULT 8 CONSTRAINT tariffs_priority_range CHECK (priority BETWEEN 1 AND 8),
+    price numeric(14, 4) NOT NULL DEFAULT 0 CONSTRAINT tariffs_price_nonnegative CHECK (price >= 0),
+    currency text NOT NULL DEFAULT 'EUR' CONSTRAINT tariffs_currency_iso CHECK (currency ~ '^[A-Z]{3}$'),
+    session_timeout_s integer CONSTRAINT tariffs_session_timeout_positive CHECK (session_timeout_s > 0),
+    -- Extra RADIUS reply attributes: [["Attribute-Name", "value"], ...]
+    radius_reply jsonb NOT NULL DEFAULT '[]'
+        CONSTRAINT tariffs_radius_reply_array CHECK (jsonb_typeof(radius_reply) = 'array'),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT tariffs_burst_complete CHECK (
+        (burst_download_kbps IS NULL) = (burst_upload_kbps IS NULL)
+        AND (burst_download_kbps IS NULL) = (burst_time_s IS NULL))
+);
+
+-- MikroTik routers lastmile provisions through the RouterOS API.
+CREATE TABLE IF NOT EXISTS routers (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT routers_pk PRIMARY KEY,
+    name text NOT NULL CONSTRAINT routers_name_unique UNIQUE,
+    host text NOT NULL,
+    api_port integer NOT NULL DEFAULT 8728 CONSTRAINT routers_api_port_range CHECK (api_port BETWEEN 1 AND 65535),
+    api_tls boolean NOT NULL DEFAULT false,
+    username text NOT NULL,
+    password text NOT NULL,
+    enabled boolean NOT NULL DEFAULT true,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- RADIUS clients. A request is matched by its source address against `address` (a host or a
+-- prefix); prefixes may not overlap, so the match is never ambiguous.
+CREATE TABLE IF NOT EXISTS nas (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT nas_pk PRIMARY KEY,
+    name text NOT NULL CONSTRAINT nas_name_unique UNIQUE,
+    address cidr NOT NULL,
+    secret text NOT NULL CONSTRAINT nas_secret_nonempty CHECK (secret <> ''),
+    type text NOT NULL DEFAULT 'mikrotik'
+        CONSTRAINT nas_type_valid CHECK (type IN ('mikrotik', 'cisco', 'juniper', 'huawei', 'accel-ppp', 'other')),
+    coa_port integer NOT NULL DEFAULT 3799 CONSTRAINT nas_coa_port_range CHECK (coa_port BETWEEN 1 AND 65535),
+    -- BlastRADIUS (CVE-2024-3596): false only for a NAS that cannot send Message-Authenticator.
+    require_message_authenticator boolean NOT NULL DEFAULT true,
+    router_id bigint CONSTRAINT nas_router_fk REFERENCES routers ON DELETE RESTRICT,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT nas_address_no_overlap EXCLUDE USING gist (address inet_ops WITH &&)
+);
+
+CREATE TABLE IF NOT EXISTS services (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT services_pk PRIMARY KEY,
+    customer_id bigint NOT NULL CONSTRAINT services_customer_fk REFERENCES customers ON DELETE RESTRICT,
+    tariff_id bigint NOT NULL CONSTRAINT services_tariff_fk REFERENCES tariffs ON DELETE RESTRICT,
+    router_id bigint CONSTRAINT services_router_fk REFERENCES routers ON DELETE RESTRICT,
+    login text NOT NULL CONSTRAINT services_login_unique UNIQUE CONSTRAINT services_login_nonempty CHECK (login <> ''),
+    -- Kept readable: CHAP and MS-CHAPv2 need the password itself, as FreeRADIUS's Cleartext-Password.
+    password text NOT NULL,
+    status text NOT NULL DEFAULT 'active'
+        CONSTRAINT services_status_valid CHECK (status IN ('active', 'blocked', 'disabled', 'archived')),
+    ipv4 inet CONSTRAINT services_ipv4_unique UNIQUE
+        CONSTRAINT services_ipv4_host CHECK (family(ipv4) = 4 AND masklen(ipv4) = 32),
+    ipv6_prefix cidr CONSTRAINT services_ipv6_prefix_family CHECK (family(ipv6_prefix) = 6),
+    delegated_ipv6_prefix cidr CONSTRAINT services_delegated_prefix_family CHECK (family(delegated_ipv6_prefix) = 6),
+    mac macaddr,
+    simultaneous_use smallint NOT NULL DEFAULT 1 CONSTRAINT services_simultaneous_use_nonnegative CHECK (simultaneous_use >= 0),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS services_customer_idx ON services (customer_id);
+CREATE INDEX IF NOT EXISTS services_tariff_idx ON services (tariff_id);
+CREATE INDEX IF NOT EXISTS services_ipv6_prefix_idx ON services USING gist (ipv6_prefix inet_ops);
+
+-- NetFlow/IPFIX exporters allowed to send to flowcollector (routers and NAS are allowed too).
+CREATE TABLE IF NOT EXISTS flow_exporters (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT flow_exporters_pk PRIMARY KEY,
+    name text NOT NULL CONSTRAINT flow_exporters_name_unique UNIQUE,
+    address inet NOT NULL CONSTRAINT flow_exporters_address_unique UNIQUE,
+    -- 1 in N packets sampled, when the exporter does not say so itself (MikroTik does not).
+    sampling_rate integer NOT NULL DEFAULT 1 CONSTRAINT flow_exporters_sampling_positive CHECK (sampling_rate >= 1),
+    router_id bigint CONSTRAINT flow_exporters_router_fk REFERENCES routers ON DELETE RESTRICT,
+    enabled boolean NOT NULL DEFAULT true,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+SELECT lastmile_watch(t) FROM unnest(
+    ARRAY['partners', 'customers', 'tariffs', 'routers', 'nas', 'services', 'flow_exporters']::regclass[]) AS t;
+
+-- ---------------------------------------------------------------------------------------
+-- Time series. No foreign keys here: they would cost every COPY a lookup, and these rows
+-- outlive the services they name.
+
+CREATE TABLE IF NOT EXISTS partitioned_tables (
+    parent regclass CONSTRAINT partitioned_tables_pk PRIMARY KEY,
+    unit text NOT NULL CONSTRAINT partitioned_tables_unit_valid CHECK (unit IN ('day', 'month')),
+    ahead integer NOT NULL CONSTRAINT partitioned_tables_ahead_positive CHECK (ahead > 0)
+);
+
+-- RADIUS accounting sessions, one row per session, keyed by Acct-Unique-Session-Id.
+CREATE TABLE IF NOT EXISTS radius_sessions (
+    acct_unique_id text NOT NULL,
+    started_at timestamptz NOT NULL,
+    service_id bigint,
+    nas_id bigint,
+    username text NOT NULL,
+    acct_session_id text NOT NULL,
+    nas_address inet,
+    nas_port_id text,
+    calling_station_id text,
+    called_station_id text,
+    framed_ip inet,
+    framed_ipv6_prefix cidr,
+    delegated_ipv6_prefix cidr,
+    updated_at timestamptz NOT NULL,
+    stopped_at timestamptz,
+    session_time_s bigint NOT NULL DEFAULT 0,
+    input_octets bigint NOT NULL DEFAULT 0,
+    output_octets bigint NOT NULL DEFAULT 0,
+    input_packets bigint NOT NULL DEFAULT 0,
+    output_packets bigint NOT NULL DEFAULT 0,
+    terminate_cause text,
+    CONSTRAINT radius_sessions_pk PRIMARY KEY (acct_unique_id, started_at)
+) PARTITION BY RANGE (started_at);
+CREATE INDEX IF NOT EXISTS radius_sessions_open_service_idx ON radius_sessions (service_id) WHERE stopped_at IS NULL;
+CREATE INDEX IF NOT EXISTS radius_sessions_open_nas_idx ON radius_sessions (nas_id) WHERE stopped_at IS NULL;
+CREATE INDEX IF NOT EXISTS radius_sessions_open_ip_idx ON radius_sessions (framed_ip) WHERE stopped_at IS NULL;
+CREATE INDEX IF NOT EXISTS radius_sessions_username_idx ON radius_sessions (username, started_at);
+CREATE TABLE IF NOT EXISTS radius_sessions_default PARTITION OF radius_sessions DEFAULT;
+INSERT INTO partitioned_tables VALUES ('radius_sessions', 'month', 2) ON CONFLICT DO NOTHING;
+
+-- Per-service traffic by minute, written by flowcollector with COPY. A minute may have several
+-- rows (one per flush); readers sum them.
+CREATE TABLE IF NOT EXISTS traffic_usage (
+    service_id bigint NOT NULL,
+    minute timestamptz NOT NULL,
+    bytes_down bigint NOT NULL,
+    bytes_up bigint NOT NULL,
+    packets_down bigint NOT NULL,
+    packets_up bigint NOT NULL
+) PARTITION BY RANGE (minute);
+CREATE INDEX IF NOT EXISTS traffic_usage_service_minute_idx ON traffic_usage (service_id, minute);
+CREATE TABLE IF NOT EXISTS traffic_usage_default PARTITION OF traffic_usage DEFAULT;
+INSERT INTO partitioned_tables VALUES ('traffic_usage', 'day', 7) ON CONFLICT DO NOTHING;
+
+-- Create the partitions of every registered table from the current unit's start through
+-- `ahead` units on. A range that already has rows in the default partition is skipped with a
+-- warning (they stay readable there) rather than failing the whole run.
+CREATE OR REPLACE FUNCTION lastmile_maintain_partitions() RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    t record;
+    step interval;
+    start timestamptz;
+    stop timestamptz;
+    part text;
+    created integer := 0;
+BEGIN
+    FOR t IN SELECT parent, unit, ahead, (SELECT relname FROM pg_class WHERE oid = parent) AS name
+             FROM partitioned_tables LOOP
+        step := CASE t.unit WHEN 'day' THEN interval '1 day' ELSE interval '1 month' END;
+        start := date_trunc(t.unit, now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+        FOR i IN 0 .. t.ahead LOOP
+            stop := start + step;
+            part := t.name || '_p' || to_char(start AT TIME ZONE 'UTC',
+                                             CASE t.unit WHEN 'day' THEN 'YYYYMMDD' ELSE 'YYYYMM' END);
+            IF to_regclass(part) IS NULL THEN
+                BEGIN
+                    EXECUTE format('CREATE TABLE %I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
+                                   part, t.parent, start, stop);
+                    created := created + 1;
+                EXCEPTION WHEN check_violation THEN
+                    RAISE WARNING 'partition % not created: rows for it are in the default partition', part;
+                END;
+            END IF;
+            start := stop;
+        END LOOP;
+    END LOOP;
+    RETURN created;
+END $$;
+
+SELECT lastmile_maintain_partitions();

@@ -1,0 +1,110 @@
+"""Shared fixtures: a real PostgreSQL with a fresh database per test, free ports, and CI rules.
+
+The server is ``LASTMILE_TEST_DATABASE_URL`` (a role that may CREATE DATABASE) when set, else
+one embedded PostgreSQL for the whole run (fsync off: it is thrown away). The schema is applied
+twice to a template database, which proves its idempotency on every run, and each test gets a
+database cloned from that template, which takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from daemons import db
+from daemons.pgembed import EmbeddedPostgres
+
+TEMPLATE = "lastmile_template"
+_counter = itertools.count()
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port nobody listens on right now, on 127.0.0.1 (TCP or UDP)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """Admin URL (database ``postgres``) of the server the tests use."""
+    url = os.environ.get("LASTMILE_TEST_DATABASE_URL")
+    if url:
+        yield _with_database(url, "postgres")
+        return
+    datadir = Path(tempfile.mkdtemp(prefix="lastmile-test-pg-"))
+    server = EmbeddedPostgres(datadir / "pg", free_port(), durable=False)
+    server.start()
+    try:
+        yield server.admin_url()
+    finally:
+        server.stop()
+        import shutil
+
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def pg_template(pg_server: str) -> str:
+    conn = await asyncpg.connect(pg_server)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {TEMPLATE}")
+    finally:
+        await conn.close()
+    tconn = await db.connect(_with_database(pg_server, TEMPLATE))
+    try:
+        await db.apply_schema(tconn)
+        await db.apply_schema(tconn)
+    finally:
+        await tconn.close()
+    return TEMPLATE
+
+
+@pytest.fixture
+async def db_url(pg_server: str, pg_template: str) -> AsyncIterator[str]:
+    """URL of a fresh database with the schema, dropped after the test."""
+    name = f"test_{os.getpid()}_{next(_counter)}"
+    admin = await asyncpg.connect(pg_server)
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {pg_template}")
+    finally:
+        await admin.close()
+    yield _with_database(pg_server, name)
+    admin = await asyncpg.connect(pg_server)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    c = await db.connect(db_url)
+    yield c
+    await c.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI every test must run: a skip (a missing tool, say) fails the run."""
+    if os.environ.get("CI") != "true":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if skipped and session.exitstatus == 0:
+        reporter.write_line(f"CI: {skipped} test(s) skipped; under CI every test must run", red=True)
+        session.exitstatus = 1

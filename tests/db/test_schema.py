@@ -1,0 +1,168 @@
+"""schema.sql against a real PostgreSQL: idempotent, constrained, partitioned, and notifying."""
+
+import asyncio
+import json
+import subprocess
+
+import asyncpg
+import pytest
+
+from daemons import db
+from daemons.pgembed import bin_dir
+
+
+def dump(url: str) -> str:
+    out = subprocess.run(
+        [str(bin_dir() / "pg_dump"), "--schema-only", "--no-owner", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout
+
+
+async def test_applying_twice_changes_nothing(db_url: str, conn: asyncpg.Connection) -> None:
+    before = dump(db_url)
+    version_before = await conn.fetchrow("SELECT * FROM schema_version")
+    await db.apply_schema(conn)
+    assert dump(db_url) == before
+    assert await conn.fetchrow("SELECT * FROM schema_version") == version_before
+
+
+async def test_schema_version_matches_code(conn: asyncpg.Connection) -> None:
+    await db.check_schema(conn)
+    await conn.execute("UPDATE schema_version SET version = version + 1")
+    with pytest.raises(db.SchemaError, match="run `lastmile db init`"):
+        await db.check_schema(conn)
+
+
+async def test_empty_database_is_refused(pg_server: str) -> None:
+    conn = await db.connect(pg_server)
+    try:
+        with pytest.raises(db.SchemaError, match="no lastmile schema"):
+            await db.check_schema(conn)
+    finally:
+        await conn.close()
+
+
+async def test_every_constraint_is_named(conn: asyncpg.Connection) -> None:
+    """No PostgreSQL-generated names (<table>_<column>_check/fkey/key): every constraint maps to a message."""
+    generated = await conn.fetch(
+        "SELECT conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+        "WHERE n.nspname = 'public' AND c.conislocal AND c.contype <> 'n' "
+        "AND (conname ~ '_(check|fkey|key|pkey|excl)$')"
+    )
+    assert [r["conname"] for r in generated] == []
+
+
+async def test_foreign_keys_restrict(conn: asyncpg.Connection) -> None:
+    rules = await conn.fetch("SELECT conname, confdeltype FROM pg_constraint WHERE contype = 'f'")
+    assert rules and all(r["confdeltype"] == b"r" for r in rules), rules
+
+
+async def add_customer(conn: asyncpg.Connection) -> int:
+    partner = await conn.fetchval("INSERT INTO partners (name) VALUES ('p') RETURNING id")
+    cid: int = await conn.fetchval(
+        "INSERT INTO customers (partner_id, number, name) VALUES ($1, 'C1', 'Ann') RETURNING id", partner
+    )
+    return cid
+
+
+async def test_constraints_refuse_bad_rows(conn: asyncpg.Connection) -> None:
+    cid = await add_customer(conn)
+    tariff = await conn.fetchval(
+        "INSERT INTO tariffs (name, download_kbps, upload_kbps) VALUES ('t', 10000, 2000) RETURNING id"
+    )
+    insert = (
+        "INSERT INTO services (customer_id, tariff_id, login, password, ipv4) VALUES ($1, $2, $3, 'pw', $4)"
+    )
+    await conn.execute(insert, cid, tariff, "a", "100.64.0.1")
+    cases = [
+        (("a", None), "services_login_unique"),
+        (("b", "100.64.0.1"), "services_ipv4_unique"),
+        (("c", "100.64.0.0/24"), "services_ipv4_host"),
+        (("", None), "services_login_nonempty"),
+    ]
+    for (login, ip), constraint in cases:
+        with pytest.raises(asyncpg.IntegrityConstraintViolationError) as info:
+            await conn.execute(insert, cid, tariff, login, ip)
+        assert info.value.constraint_name == constraint
+    with pytest.raises(asyncpg.ForeignKeyViolationError) as fk:
+        await conn.execute("DELETE FROM customers WHERE id = $1", cid)
+    assert fk.value.constraint_name == "services_customer_fk"
+    with pytest.raises(asyncpg.CheckViolationError) as status:
+        await conn.execute("UPDATE customers SET status = 'gone' WHERE id = $1", cid)
+    assert status.value.constraint_name == "customers_status_valid"
+
+
+async def test_nas_prefixes_may_not_overlap(conn: asyncpg.Connection) -> None:
+    await conn.execute("INSERT INTO nas (name, address, secret) VALUES ('a', '10.0.0.0/24', 's')")
+    await conn.execute("INSERT INTO nas (name, address, secret) VALUES ('b', '10.0.1.1/32', 's')")
+    with pytest.raises(asyncpg.ExclusionViolationError) as info:
+        await conn.execute("INSERT INTO nas (name, address, secret) VALUES ('c', '10.0.0.7/32', 's')")
+    assert info.value.constraint_name == "nas_address_no_overlap"
+
+
+async def test_partitions_made_ahead_and_rows_land_in_them(conn: asyncpg.Connection) -> None:
+    parts = {
+        r["relname"]
+        for r in await conn.fetch(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent IN ('traffic_usage'::regclass, 'radius_sessions'::regclass)"
+        )
+    }
+    assert sum(p.startswith("traffic_usage_p") for p in parts) == 8  # today + 7 days
+    assert sum(p.startswith("radius_sessions_p") for p in parts) == 3  # this month + 2
+    assert await conn.fetchval("SELECT lastmile_maintain_partitions()") == 0
+    await conn.execute("INSERT INTO traffic_usage VALUES (1, now(), 10, 20, 1, 2)")
+    where = await conn.fetchval("SELECT tableoid::regclass::text FROM traffic_usage")
+    assert where.startswith("traffic_usage_p") and where != "traffic_usage_default"
+    await conn.execute("INSERT INTO traffic_usage VALUES (1, '2001-01-01', 1, 1, 1, 1)")
+    assert await conn.fetchval("SELECT count(*) FROM traffic_usage_default") == 1
+
+
+async def test_changes_notify_with_table_operation_and_id(conn: asyncpg.Connection, db_url: str) -> None:
+    listener = await db.connect(db_url)
+    received: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+    await listener.add_listener("lastmile_customers", lambda *args: received.put_nowait(json.loads(args[3])))
+    try:
+        cid = await add_customer(conn)
+        assert await asyncio.wait_for(received.get(), 5) == {"table": "customers", "op": "INSERT", "id": cid}
+        await conn.execute("UPDATE customers SET status = 'blocked' WHERE id = $1", cid)
+        assert await asyncio.wait_for(received.get(), 5) == {"table": "customers", "op": "UPDATE", "id": cid}
+        partner = await conn.fetchval("SELECT partner_id FROM customers WHERE id = $1", cid)
+        await conn.execute(
+            "INSERT INTO customers (partner_id, number, name) SELECT $1, 'N' || g, 'x' FROM generate_series(1, 500) g",
+            partner,
+        )
+        bulk = await asyncio.wait_for(received.get(), 5)
+        assert bulk == {"table": "customers", "op": "INSERT", "id": None}
+        await asyncio.sleep(0.2)
+        assert received.empty(), "a bulk statement sends one reload, not a notification per row"
+        await conn.execute("DELETE FROM customers WHERE number = 'N1'")
+        deleted = await asyncio.wait_for(received.get(), 5)
+        assert deleted["op"] == "DELETE" and isinstance(deleted["id"], int)
+    finally:
+        await listener.close()
+
+
+async def test_updated_at_is_touched(conn: asyncpg.Connection) -> None:
+    cid = await add_customer(conn)
+    before = await conn.fetchval("SELECT updated_at FROM customers WHERE id = $1", cid)
+    async with conn.transaction():  # now() is the transaction's start: use a new one
+        await conn.execute("UPDATE customers SET name = 'Bea' WHERE id = $1", cid)
+    assert await conn.fetchval("SELECT updated_at FROM customers WHERE id = $1", cid) > before
+
+
+async def test_type_codecs(conn: asyncpg.Connection) -> None:
+    import ipaddress
+
+    row = await conn.fetchrow(
+        "SELECT '100.64.0.1'::inet AS host, '10.0.0.0/8'::cidr AS net, '2001:db8::/56'::cidr AS v6, "
+        "'[[\"Session-Timeout\", 60]]'::jsonb AS reply"
+    )
+    assert row["host"] == ipaddress.IPv4Address("100.64.0.1")
+    assert row["net"] == ipaddress.IPv4Network("10.0.0.0/8")
+    assert row["v6"] == ipaddress.IPv6Network("2001:db8::/56")
+    assert row["reply"] == [["Session-Timeout", 60]]
+    assert await conn.fetchval("SELECT $1::jsonb -> 'a'", {"a": 1}) == 1

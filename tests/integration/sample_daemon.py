@@ -1,0 +1,37 @@
+"""A daemon built on daemons.runtime, for the runtime tests: three resources with logged drains.
+
+Flags: --slow (a drain step that never ends), --crash (a background task that fails),
+--fail-start (main raises before ready).
+"""
+
+import asyncio
+import sys
+
+from daemons import config, log, runtime
+
+
+async def main(rt: runtime.Runtime) -> None:
+    logger = log.get("sample")
+    if "--fail-start" in sys.argv:
+        raise OSError("cannot bind 127.0.0.1:1812: address in use")
+    for name in ("pool", "listener", "worker"):
+
+        async def close(name: str = name) -> None:
+            await asyncio.sleep(0.05)
+            logger.info("closed", resource=name)
+
+        rt.on_drain(name, close)
+    if "--slow" in sys.argv:
+        rt.on_drain("slow", lambda: asyncio.sleep(60))
+    if "--crash" in sys.argv:
+
+        async def crash() -> None:
+            await asyncio.sleep(0.2)
+            raise RuntimeError("boom")
+
+        rt.spawn("crasher", crash())
+
+
+if __name__ == "__main__":
+    settings = config.load()
+    sys.exit(runtime.run("sample", main, settings, settings.radiusd))

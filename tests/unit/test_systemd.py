@@ -1,0 +1,47 @@
+"""The systemd units: hardened, notify-type, longer stop timeout than the drain, and verified."""
+
+import configparser
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from daemons.cli import DAEMONS
+from daemons.config import DaemonSettings
+
+UNITS = Path(__file__).resolve().parents[2] / "systemd"
+HARDENING = {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
+             "DynamicUser": "yes", "CapabilityBoundingSet": ""}
+
+
+def unit(name: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(UNITS / f"lastmile-{name}.service")
+    return parser
+
+
+@pytest.mark.parametrize("name", list(DAEMONS))
+def test_unit_is_hardened_and_outlasts_the_drain(name: str) -> None:
+    service = unit(name)["Service"]
+    assert service["Type"] == "notify"
+    assert service["Restart"] == "on-failure"
+    assert service["ExecStart"].endswith(f"lastmile {name}")
+    assert service["EnvironmentFile"].startswith("-/etc/lastmile/")
+    for key, value in HARDENING.items():
+        assert service[key] == value, key
+    assert int(service["TimeoutStopSec"].rstrip("s")) > DaemonSettings().drain_timeout
+    assert f"lastmile-{name}.service" in (UNITS / "lastmile.target").read_text()
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
+def test_systemd_analyze_verify(tmp_path: Path) -> None:
+    """Verified with ExecStart pointed at this checkout's `lastmile` (the units name /opt/lastmile)."""
+    lastmile = shutil.which("lastmile") or str(Path(__file__).resolve().parents[2] / ".venv/bin/lastmile")
+    for path in UNITS.iterdir():
+        (tmp_path / path.name).write_text(path.read_text().replace("/opt/lastmile/bin/lastmile", lastmile))
+    files = sorted(str(p) for p in tmp_path.iterdir())
+    result = subprocess.run(["systemd-analyze", "verify", *files], capture_output=True, text=True, timeout=60)
+    problems = [line for line in result.stderr.splitlines() if "lastmile" in line]
+    assert result.returncode == 0 and problems == [], result.stderr
