@@ -1,4 +1,4 @@
--- lastmile schema version 1
+-- lastmile schema version 2
 --
 -- The whole database, applied by `lastmile db init` (and `lastmile up`). It is idempotent:
 -- applying it twice changes nothing, so it also upgrades a database in place. Conventions:
@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS schema_version (
     version integer NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO schema_version (version) VALUES (1)
+INSERT INTO schema_version (version) VALUES (2)
 ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version, applied_at = now()
 WHERE schema_version.version <> EXCLUDED.version;
 
@@ -254,6 +254,155 @@ CREATE TABLE IF NOT EXISTS traffic_usage (
 CREATE INDEX IF NOT EXISTS traffic_usage_service_minute_idx ON traffic_usage (service_id, minute);
 CREATE TABLE IF NOT EXISTS traffic_usage_default PARTITION OF traffic_usage DEFAULT;
 INSERT INTO partitioned_tables VALUES ('traffic_usage', 'day', 7) ON CONFLICT DO NOTHING;
+
+-- ---------------------------------------------------------------------------------------
+-- radiusd
+
+-- BlastRADIUS: a NAS exempt from Message-Authenticator must at least have Proxy-State limited
+-- (FreeRADIUS 3.2.5's rule: one of the two must be on for any protection).
+ALTER TABLE nas ADD COLUMN IF NOT EXISTS limit_proxy_state boolean NOT NULL DEFAULT true;
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'nas_blastradius_protected') THEN
+        ALTER TABLE nas ADD CONSTRAINT nas_blastradius_protected
+            CHECK (require_message_authenticator OR limit_proxy_state);
+    END IF;
+END $$;
+
+-- Address pools. 'lastmile' pools are leased here (an address per session, never two live
+-- sessions on one address, whatever the number of radiusd instances); 'nas' pools are only
+-- named in Framed-Pool and the NAS allocates from its own pool of that name.
+CREATE TABLE IF NOT EXISTS ip_pools (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT ip_pools_pk PRIMARY KEY,
+    name text NOT NULL CONSTRAINT ip_pools_name_unique UNIQUE,
+    network cidr NOT NULL,
+    managed_by text NOT NULL DEFAULT 'lastmile' CONSTRAINT ip_pools_managed_by_valid CHECK (managed_by IN ('lastmile', 'nas')),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT ip_pools_network_no_overlap EXCLUDE USING gist (network inet_ops WITH &&)
+);
+ALTER TABLE services ADD COLUMN IF NOT EXISTS pool_id bigint CONSTRAINT services_pool_fk REFERENCES ip_pools ON DELETE RESTRICT;
+
+-- One row per address of a 'lastmile' pool. state: free -> reserved (Access-Accept sent, until
+-- the session's Accounting-Start or expires_at) -> bound (to acct_unique_id, renewed by each
+-- Interim until expires_at) -> free (Stop, Accounting-On/Off, or expiry). service_id stays on a
+-- freed row so the same service gets its old address back when it is still free.
+CREATE TABLE IF NOT EXISTS ip_leases (
+    address inet CONSTRAINT ip_leases_pk PRIMARY KEY,
+    pool_id bigint NOT NULL CONSTRAINT ip_leases_pool_fk REFERENCES ip_pools ON DELETE CASCADE,
+    state text NOT NULL DEFAULT 'free' CONSTRAINT ip_leases_state_valid CHECK (state IN ('free', 'reserved', 'bound')),
+    service_id bigint,
+    acct_unique_id text,
+    expires_at timestamptz,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT ip_leases_live_has_expiry CHECK (state = 'free' OR (expires_at IS NOT NULL AND service_id IS NOT NULL))
+);
+CREATE INDEX IF NOT EXISTS ip_leases_free_idx ON ip_leases (pool_id, updated_at) WHERE state = 'free';
+CREATE INDEX IF NOT EXISTS ip_leases_service_idx ON ip_leases (service_id);
+CREATE INDEX IF NOT EXISTS ip_leases_session_idx ON ip_leases (acct_unique_id) WHERE state = 'bound';
+CREATE INDEX IF NOT EXISTS ip_leases_expiry_idx ON ip_leases (expires_at) WHERE state <> 'free';
+
+-- A new 'lastmile' pool gets a row per usable host address (not the network and broadcast
+-- addresses of IPv4 networks larger than /31).
+CREATE OR REPLACE FUNCTION lastmile_fill_pool() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.managed_by = 'lastmile' AND family(NEW.network) = 4 THEN
+        INSERT INTO ip_leases (address, pool_id)
+        SELECT host(NEW.network)::inet + g, NEW.id
+        FROM generate_series(CASE WHEN masklen(NEW.network) < 31 THEN 1 ELSE 0 END,
+                             (2 ^ (32 - masklen(NEW.network)))::bigint
+                             - CASE WHEN masklen(NEW.network) < 31 THEN 2 ELSE 1 END) AS g
+        ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER ip_pools_fill AFTER INSERT ON ip_pools FOR EACH ROW EXECUTE FUNCTION lastmile_fill_pool();
+
+-- The one row per accounting session that decides which partition its session lives in:
+-- PostgreSQL cannot enforce a unique acct_unique_id across partitions keyed by started_at, so
+-- this small table does, and concurrent writers (several radiusd) agree on started_at.
+CREATE TABLE IF NOT EXISTS radius_session_index (
+    acct_unique_id text CONSTRAINT radius_session_index_pk PRIMARY KEY,
+    started_at timestamptz NOT NULL
+);
+ALTER TABLE radius_sessions ADD COLUMN IF NOT EXISTS last_coa_at timestamptz;
+ALTER TABLE radius_sessions ADD COLUMN IF NOT EXISTS last_coa_result text;
+
+-- Every Access-Accept and -Reject with its reason ("why can't this customer log in").
+CREATE TABLE IF NOT EXISTS radius_postauth (
+    at timestamptz NOT NULL,
+    username text NOT NULL,
+    service_id bigint,
+    nas_id bigint,
+    result text NOT NULL CONSTRAINT radius_postauth_result_valid CHECK (result IN ('accept', 'reject')),
+    reason text NOT NULL,
+    calling_station_id text,
+    framed_ip inet
+) PARTITION BY RANGE (at);
+CREATE INDEX IF NOT EXISTS radius_postauth_username_idx ON radius_postauth (username, at);
+CREATE TABLE IF NOT EXISTS radius_postauth_default PARTITION OF radius_postauth DEFAULT;
+INSERT INTO partitioned_tables VALUES ('radius_postauth', 'day', 7) ON CONFLICT DO NOTHING;
+
+-- Changes that need a CoA-Request or Disconnect-Request to the NAS of a live session. Written
+-- by the triggers below, taken by one radiusd instance (FOR UPDATE SKIP LOCKED), answered once.
+CREATE TABLE IF NOT EXISTS coa_requests (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT coa_requests_pk PRIMARY KEY,
+    service_id bigint NOT NULL,
+    action text NOT NULL CONSTRAINT coa_requests_action_valid CHECK (action IN ('rate', 'block', 'unblock', 'disconnect')),
+    state text NOT NULL DEFAULT 'pending'
+        CONSTRAINT coa_requests_state_valid CHECK (state IN ('pending', 'done', 'failed')),
+    result text,
+    attempts integer NOT NULL DEFAULT 0,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS coa_requests_pending_idx ON coa_requests (id) WHERE state = 'pending';
+
+-- What a change of status means for a live session.
+CREATE OR REPLACE FUNCTION lastmile_coa_action(old_status text, new_status text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN new_status = 'blocked' THEN 'block'
+                WHEN old_status = 'blocked' AND new_status = 'active' THEN 'unblock'
+                ELSE 'disconnect' END
+$$;
+
+CREATE OR REPLACE FUNCTION lastmile_coa_on_service() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.status IS DISTINCT FROM OLD.status THEN
+        INSERT INTO coa_requests (service_id, action) VALUES (NEW.id, lastmile_coa_action(OLD.status, NEW.status));
+    ELSIF NEW.tariff_id IS DISTINCT FROM OLD.tariff_id THEN
+        INSERT INTO coa_requests (service_id, action) VALUES (NEW.id, 'rate');
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION lastmile_coa_on_customer() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.status IS DISTINCT FROM OLD.status THEN
+        INSERT INTO coa_requests (service_id, action)
+        SELECT s.id, lastmile_coa_action(OLD.status, NEW.status)
+        FROM services s WHERE s.customer_id = NEW.id AND s.status = 'active';
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION lastmile_coa_on_tariff() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF (NEW.download_kbps, NEW.upload_kbps, NEW.burst_download_kbps, NEW.burst_upload_kbps,
+        NEW.burst_threshold_download_kbps, NEW.burst_threshold_upload_kbps, NEW.burst_time_s, NEW.priority)
+       IS DISTINCT FROM
+       (OLD.download_kbps, OLD.upload_kbps, OLD.burst_download_kbps, OLD.burst_upload_kbps,
+        OLD.burst_threshold_download_kbps, OLD.burst_threshold_upload_kbps, OLD.burst_time_s, OLD.priority) THEN
+        INSERT INTO coa_requests (service_id, action)
+        SELECT DISTINCT r.service_id, 'rate' FROM radius_sessions r JOIN services s ON s.id = r.service_id
+        WHERE r.stopped_at IS NULL AND s.tariff_id = NEW.id;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER services_coa AFTER UPDATE ON services FOR EACH ROW EXECUTE FUNCTION lastmile_coa_on_service();
+CREATE OR REPLACE TRIGGER customers_coa AFTER UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION lastmile_coa_on_customer();
+CREATE OR REPLACE TRIGGER tariffs_coa AFTER UPDATE ON tariffs FOR EACH ROW EXECUTE FUNCTION lastmile_coa_on_tariff();
+
+SELECT lastmile_watch(t) FROM unnest(ARRAY['ip_pools', 'coa_requests']::regclass[]) AS t;
 
 -- Create the partitions of every registered table from the current unit's start through
 -- `ahead` units on. A range that already has rows in the default partition is skipped with a

@@ -52,7 +52,25 @@ def main(argv: list[str] | None = None) -> int:
         code: int = args.run(settings, args)
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # one line for what a user can fix: the database is away or off-version
+        import asyncpg
+
+        from daemons import db
+
+        if isinstance(e, OSError | db.SchemaError | asyncpg.PostgresError):
+            print(f"lastmile: {_describe(e, settings)}", file=sys.stderr)
+            return 1
+        raise
     return code
+
+
+def _describe(error: Exception, settings: config.Settings) -> str:
+    from daemons import db
+
+    if isinstance(error, OSError) and not isinstance(error, FileNotFoundError):
+        where = config.redact_url(db.url_of(settings.database))
+        return f"cannot reach the database at {where}: {error.strerror or error}"
+    return str(error)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     for name, (_, issue) in DAEMONS.items():
         d = sub.add_parser(name, help=f"run {name} (what its systemd unit runs)")
         d.set_defaults(run=_daemon(name, issue))
+    radius = sub.add_parser("radius", help="RADIUS tools: test a login, disconnect a subscriber")
+    radius.add_argument("args", nargs=argparse.REMAINDER, help="`test LOGIN PASSWORD` or `disconnect LOGIN`")
+    radius.set_defaults(run=_tool("radiusd.tool", "#3"))
     admin = sub.add_parser("create-admin", help="create the first administrator")
     admin.set_defaults(run=_not_built("create-admin", "the admin issue"))
     return p
@@ -95,6 +116,19 @@ def _daemon(name: str, issue: str) -> Callable[[config.Settings, argparse.Namesp
             return _not_built(name, issue)(settings, _)
         entry: Any = importlib.import_module(DAEMONS[name][0])
         result: int = entry.main(settings)
+        return result
+
+    return run
+
+
+def _tool(module: str, issue: str) -> Callable[[config.Settings, argparse.Namespace], int]:
+    """A component's command-line tool: ``module.main(settings, argv) -> int``."""
+
+    def run(settings: config.Settings, args: argparse.Namespace) -> int:
+        if importlib.util.find_spec(module) is None:
+            return _not_built(module.split(".", maxsplit=1)[0], issue)(settings, args)
+        entry: Any = importlib.import_module(module)
+        result: int = entry.main(settings, args.args)
         return result
 
     return run

@@ -71,8 +71,7 @@ class LogSettings:
     level: Literal["debug", "info", "warning", "error"] = setting("info", "Lowest level written.")
     format: Literal["auto", "json", "console"] = setting(
         "auto",
-        "`json` lines (for journald), `console` (coloured, for a terminal), or `auto`: console "
-        "on a TTY, else json.",
+        "`json` lines (for journald), `console` (coloured, for a terminal), or `auto`: console on a TTY, else json.",
     )
 
 
@@ -99,9 +98,7 @@ class MqttSettings:
 class DaemonSettings:
     """What every daemon section has."""
 
-    metrics_bind: str = setting(
-        "127.0.0.1", "Address of the Prometheus `/metrics` listener.", check=is_address
-    )
+    metrics_bind: str = setting("127.0.0.1", "Address of the Prometheus `/metrics` listener.", check=is_address)
     metrics_port: int = setting(0, "Port of `/metrics` (0: none).", check=is_port)
     drain_timeout: float = setting(
         10.0, "Seconds a SIGTERM drain may take before the rest is abandoned.", check=is_positive
@@ -113,15 +110,49 @@ class RadiusdSettings(DaemonSettings):
     bind: str = setting("0.0.0.0", "Address RADIUS listens on (`::` for IPv6 and IPv4).", check=is_address)
     auth_port: int = setting(1812, "RADIUS authentication port (UDP).", check=is_port)
     acct_port: int = setting(1813, "RADIUS accounting port (UDP).", check=is_port)
-    metrics_port: int = setting(9812, "Port of `/metrics` (0: none).", check=is_port)
+    metrics_port: int = setting(9812, "Port of `/metrics` (0: none); worker N of several uses this + N.", check=is_port)
     workers: int = setting(1, "Processes sharing the ports with SO_REUSEPORT.", check=is_positive)
+    blocked_action: Literal["address-list", "reject"] = setting(
+        "address-list",
+        "A blocked customer's login: `address-list` accepts it into `blocked_address_list` (the router "
+        "redirects it to the payment page), `reject` sends Access-Reject.",
+    )
+    blocked_address_list: str = setting("blocked", "Mikrotik-Address-List of blocked customers' sessions.")
+    block_method: Literal["disconnect", "coa"] = setting(
+        "disconnect",
+        "How a block or unblock reaches a live session: `disconnect` (Disconnect-Request; the "
+        "router logs it in again) or `coa` (CoA-Request with the address list).",
+    )
+    interim_interval: int = setting(
+        300, "Acct-Interim-Interval sent in every Access-Accept (seconds).", check=is_positive
+    )
+    stale_grace: int = setting(
+        120,
+        "A session without an update for 2 x interim_interval + this many seconds is closed as stale.",
+        check=is_positive,
+    )
+    duplicate_ttl: float = setting(
+        10.0, "Seconds a reply is kept to answer retransmissions (RFC 5080).", check=is_positive
+    )
+    max_attributes: int = setting(200, "Most attributes a request may carry.", check=is_positive)
+    acct_batch: int = setting(500, "Most accounting records committed in one transaction.", check=is_positive)
+    spool_dir: str = setting(
+        "",
+        "Where accounting is spooled while PostgreSQL is away. Empty: `$STATE_DIRECTORY` (systemd) or `var/radiusd`.",
+    )
+    pool_reserve: int = setting(
+        60,
+        "Seconds an address from a pool stays reserved for a session that has not started accounting yet.",
+        check=is_positive,
+    )
+    coa_timeout: float = setting(2.0, "Seconds to wait for a CoA/Disconnect answer before retrying.", check=is_positive)
+    coa_retries: int = setting(3, "CoA/Disconnect attempts before giving up.", check=is_positive)
+    rcvbuf: int = setting(8 << 20, "Receive buffer asked for each UDP socket (bytes).", check=is_positive)
 
 
 @dataclass(frozen=True, slots=True)
 class FlowcollectorSettings(DaemonSettings):
-    bind: str = setting(
-        "0.0.0.0", "Address the flow listeners bind (`::` for IPv6 and IPv4).", check=is_address
-    )
+    bind: str = setting("0.0.0.0", "Address the flow listeners bind (`::` for IPv6 and IPv4).", check=is_address)
     netflow_port: int = setting(2055, "NetFlow v5/v9 port (UDP); takes IPFIX too.", check=is_port)
     ipfix_port: int = setting(4739, "IPFIX port (UDP); takes NetFlow too.", check=is_port)
     metrics_port: int = setting(9855, "Port of `/metrics` (0: none).", check=is_port)
@@ -321,9 +352,7 @@ def _type_name(hint: Any) -> str:
         return " \\| ".join(f"`{c}`" for c in typing.get_args(hint))
     if isinstance(hint, types.GenericAlias):
         return f"list of {_type_name(typing.get_args(hint)[0])}"
-    return {int: "integer", float: "number", str: "string", bool: "boolean", Path: "path"}.get(
-        hint, str(hint)
-    )
+    return {int: "integer", float: "number", str: "string", bool: "boolean", Path: "path"}.get(hint, str(hint))
 
 
 def as_toml(settings: Settings) -> str:
@@ -334,7 +363,7 @@ def as_toml(settings: Settings) -> str:
         for f in dataclasses.fields(getattr(settings, section)):
             value = getattr(getattr(settings, section), f.name)
             if isinstance(value, str) and ("@" in value and "://" in value):
-                value = _redact_url(value)
+                value = redact_url(value)
             out.append(f"{f.name} = {_toml_value(value)}")
     return "\n".join(out) + "\n"
 
@@ -349,7 +378,7 @@ def _toml_value(value: Any) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _redact_url(url: str) -> str:
+def redact_url(url: str) -> str:
     scheme, _, rest = url.partition("://")
     creds, _, host = rest.rpartition("@")
     user = creds.partition(":")[0]

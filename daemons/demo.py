@@ -97,6 +97,10 @@ async def load(conn: asyncpg.Connection, customers: int, seed: int | None = None
             "ON CONFLICT DO NOTHING",
             router_id,
         )
+        pool_id = await conn.fetchval(
+            "INSERT INTO ip_pools (name, network) VALUES ('demo-dynamic', '100.96.0.0/16') "
+            "ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id"
+        )
         tariff_ids = [r["id"] for r in await conn.fetch("SELECT id FROM tariffs ORDER BY id")]
         start = await conn.fetchval("SELECT count(*) FROM customers")
         last_ip = await conn.fetchval("SELECT max(ipv4) FROM services WHERE ipv4 << '100.64.0.0/10'")
@@ -105,7 +109,7 @@ async def load(conn: asyncpg.Connection, customers: int, seed: int | None = None
             "street text, city text, zip text, country text, status text) ON COMMIT DROP;"
             "CREATE TEMP TABLE demo_services (customer_number text, tariff_id bigint, router_id bigint, login text, "
             "password text, status text, ipv4 inet, ipv6_prefix cidr, delegated_ipv6_prefix cidr, mac text, "
-            "simultaneous_use smallint) ON COMMIT DROP"
+            "simultaneous_use smallint, pool_id bigint) ON COMMIT DROP"
         )
         cust_rows, svc_rows = [], []
         ip_index = int(last_ip) - int(CGNAT.network_address) if last_ip else 0
@@ -144,6 +148,7 @@ async def load(conn: asyncpg.Connection, customers: int, seed: int | None = None
                     ipaddress.IPv6Network((V6_DELEGATED + (n << 72), 56)),
                     _mac(rnd) if rnd.random() < 0.3 else None,
                     1,
+                    None if ipv4 else pool_id,
                 )
             )
         await conn.copy_records_to_table(
@@ -181,13 +186,14 @@ async def load(conn: asyncpg.Connection, customers: int, seed: int | None = None
                 "delegated_ipv6_prefix",
                 "mac",
                 "simultaneous_use",
+                "pool_id",
             ],
         )
         await conn.execute(
             "INSERT INTO services (customer_id, tariff_id, router_id, login, password, status, ipv4, ipv6_prefix, "
-            "delegated_ipv6_prefix, mac, simultaneous_use) "
+            "delegated_ipv6_prefix, mac, simultaneous_use, pool_id) "
             "SELECT c.id, s.tariff_id, s.router_id, s.login, s.password, s.status, s.ipv4, s.ipv6_prefix, "
-            "s.delegated_ipv6_prefix, s.mac::macaddr, s.simultaneous_use "
+            "s.delegated_ipv6_prefix, s.mac::macaddr, s.simultaneous_use, s.pool_id "
             "FROM demo_services s JOIN customers c ON c.number = s.customer_number"
         )
     await conn.execute("ANALYZE customers; ANALYZE services")

@@ -47,6 +47,7 @@ class EventPublisher:
         self._pending: tuple[str, bytes] | None = None
         self._idle = asyncio.Event()  # set while nothing waits to be sent
         self._idle.set()
+        self._task: asyncio.Task[None] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -64,6 +65,10 @@ class EventPublisher:
             return
         self._idle.clear()
         QUEUED.set(self.queue.qsize())
+
+    def start(self) -> None:
+        """Run the publisher in the background until ``close()``."""
+        self._task = asyncio.get_running_loop().create_task(self.run(), name="mqtt-events")
 
     async def run(self) -> None:
         """Connect, send, reconnect; until cancelled."""
@@ -118,7 +123,7 @@ class EventPublisher:
                 self._idle.set()
             PUBLISHED.labels(topic.split("/")[1]).inc()
 
-    async def close(self, task: asyncio.Task[Any], timeout: float = 2.0) -> None:
+    async def close(self, timeout: float = 2.0) -> None:
         """Drain step: give queued events ``timeout`` seconds to go out, then stop."""
         if self.connected.is_set():
             with contextlib.suppress(TimeoutError):
@@ -127,9 +132,10 @@ class EventPublisher:
         if left:
             DROPPED.labels("shutdown").inc(left)
             self.log.warning("events not sent at shutdown", count=left)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
     def _client(self) -> aiomqtt.Client:
         parts = urlsplit(self.url)

@@ -44,7 +44,7 @@ class Runtime:
         """Run ``step`` on shutdown; steps run last-registered first."""
         self._steps.append((name, step))
 
-    def spawn(self, name: str, coro: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
+    def spawn(self, name: str, coro: Coroutine[Any, Any, object]) -> None:
         """Run ``coro`` until the drain reaches it; its crash stops the daemon."""
         task = asyncio.get_running_loop().create_task(coro, name=name)
         task.add_done_callback(self._task_done)
@@ -55,7 +55,6 @@ class Runtime:
                 await task
 
         self.on_drain(name, cancel)
-        return task
 
     def _task_done(self, task: asyncio.Task[object]) -> None:
         if task.cancelled() or self.stopping.is_set():
@@ -132,7 +131,7 @@ async def _serve(name: str, main: Main, settings: Settings, daemon: DaemonSettin
         rt.log.info("ready")
         interval = sdnotify.watchdog_interval()
         if interval:
-            _ = rt.spawn("watchdog", _watchdog(interval))
+            rt.spawn("watchdog", _watchdog(interval))
         await rt.stopping.wait()
     metrics.READY.labels(name).set(0)
     sdnotify.notify("STOPPING=1\nSTATUS=draining")

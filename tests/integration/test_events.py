@@ -29,7 +29,7 @@ async def test_events_reach_a_subscriber(mqtt_broker: Broker) -> None:
     got: list[tuple[str, dict[str, object]]] = []
     sub = await subscribe(mqtt_broker, got)
     publisher = events.EventPublisher(MqttSettings(url=mqtt_broker.url), "test")
-    task = asyncio.create_task(publisher.run())
+    publisher.start()
     try:
         publisher.publish("session", "start", {"login": "ann", "framed_ip": "100.64.0.9"})
         publisher.publish("customer", "blocked", {"customer_id": 7})
@@ -38,13 +38,13 @@ async def test_events_reach_a_subscriber(mqtt_broker: Broker) -> None:
         assert got[1][0] == "lastmile/customer/blocked" and got[1][1]["customer_id"] == 7
         assert isinstance(got[0][1]["time"], float)
     finally:
-        await publisher.close(task)
+        await publisher.close()
         await cancel(sub)
 
 
 async def test_outage_queues_overflow_drops_and_reconnect_delivers(mqtt_broker: Broker) -> None:
     publisher = events.EventPublisher(MqttSettings(url=mqtt_broker.url, queue_size=5), "test")
-    task = asyncio.create_task(publisher.run())
+    publisher.start()
     await asyncio.wait_for(publisher.connected.wait(), 5)
     await mqtt_broker.stop()
     await eventually(lambda: not publisher.connected.is_set())
@@ -59,7 +59,7 @@ async def test_outage_queues_overflow_drops_and_reconnect_delivers(mqtt_broker: 
         await eventually(lambda: len(got) == 5, timeout=15)
         assert [m[1]["n"] for m in got] == [0, 1, 2, 3, 4]  # in order, none lost
     finally:
-        await publisher.close(task)
+        await publisher.close()
         await cancel(sub)
 
 

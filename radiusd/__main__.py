@@ -1,0 +1,174 @@
+"""radiusd: wiring only. ``lastmile radiusd`` runs ``main(settings)``.
+
+With ``workers = N > 1`` this process supervises N worker processes that share the ports
+through SO_REUSEPORT (the kernel keeps one NAS on one worker, so its duplicate cache stays in
+one place); worker i serves its metrics on ``metrics_port + i``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+
+import asyncpg
+
+from daemons import db, log, runtime, udp
+from daemons.config import RadiusdSettings, Settings
+from daemons.events import EventPublisher
+from radiusd import metrics, policy, store
+from radiusd.cache import NasTable, OnlineSessions, SubscriberCache
+from radiusd.coa import CoaClient, CoaWorker
+from radiusd.loader import CHANNELS, CacheLoader
+from radiusd.postauth import PostAuthLog
+from radiusd.server import RadiusServer
+from radiusd.spool import Spool
+from radiusd.writer import DB_DOWN, AccountingWriter, notify_changes
+
+WORKER_ENV = "LASTMILE_WORKER"
+
+
+def main(settings: Settings) -> int:
+    rs = settings.radiusd
+    if rs.workers > 1 and WORKER_ENV not in os.environ:
+        return runtime.run("radiusd", lambda rt: supervise(rt, rs), settings, rs)
+    return runtime.run("radiusd", lambda rt: serve(rt, settings), settings, _worker_settings(rs))
+
+
+def _worker_settings(rs: RadiusdSettings) -> RadiusdSettings:
+    index = int(os.environ.get(WORKER_ENV, "0"))
+    if not index or not rs.metrics_port:
+        return rs
+    from dataclasses import replace
+
+    return replace(rs, metrics_port=rs.metrics_port + index)
+
+
+def spool_dir(rs: RadiusdSettings) -> Path:
+    if rs.spool_dir:
+        return Path(rs.spool_dir)
+    state = os.environ.get("STATE_DIRECTORY")  # systemd's StateDirectory=
+    base = Path(state.split(":")[0]) if state else Path("var/radiusd")
+    index = os.environ.get(WORKER_ENV)
+    return base / f"worker-{index}" if index else base
+
+
+async def serve(rt: runtime.Runtime, settings: Settings) -> None:
+    rs = settings.radiusd
+    url = db.url_of(settings.database)
+    pool = await db.create_pool(settings.database, url)
+    rt.on_drain("database", pool.close)
+    async with pool.acquire() as conn:
+        await db.maintain_partitions(conn)
+
+    events = EventPublisher(settings.mqtt, f"lastmile-radiusd-{os.getpid()}")
+    events.start()
+    rt.on_drain("events", events.close)
+
+    nas, subscribers, online = NasTable(), SubscriberCache(), OnlineSessions()
+    coa_client = CoaClient(rs.coa_timeout, rs.coa_retries)
+    await coa_client.open()
+    coa_worker = CoaWorker(pool, coa_client, nas, events, rs.block_method, rs.blocked_address_list)
+    loader = CacheLoader(pool, nas, subscribers, online, coa_worker.notified)
+    await loader.load_all()
+
+    lease_ttl = 2 * rs.interim_interval + rs.stale_grace
+    postauth = PostAuthLog(pool)
+    rt.on_drain("postauth", postauth.flush)
+    writer = AccountingWriter(pool, Spool(spool_dir(rs)), batch=rs.acct_batch, lease_ttl=lease_ttl)
+    server = RadiusServer(
+        nas=nas, subscribers=subscribers, online=online, writer=writer, postauth=postauth, pool=pool, events=events,
+        policy_settings=policy.PolicySettings(rs.blocked_action, rs.blocked_address_list, rs.interim_interval),
+        duplicate_ttl=rs.duplicate_ttl, max_attributes=rs.max_attributes, pool_reserve=rs.pool_reserve)
+    writer.on_changes = server.session_changes
+    rt.on_drain("sockets", lambda: _close(server, coa_client))
+
+    listener = db.Listener(url, CHANNELS, loader.notified, on_reconnect=loader.reload_everything)
+    rt.spawn("listen", listener.run())
+    rt.spawn("cache-refresh", loader.run())
+    rt.spawn("postauth-writer", postauth.run())
+    rt.spawn("maintenance", maintenance(pool, server, lease_ttl))
+    rt.spawn("coa", coa_worker.run())
+    rt.spawn("spool-replay", writer.replay())
+    rt.spawn("accounting-writer", writer.run())
+    rt.on_drain("accounting", writer.drain)
+    rt.on_drain("auth-in-flight", server.wait_in_flight)
+
+    reuse = rs.workers > 1
+    server.auth_endpoint = await udp.open_endpoint(rs.bind, rs.auth_port, server.on_auth, reuse_port=reuse,
+                                                   rcvbuf=rs.rcvbuf)
+    server.acct_endpoint = await udp.open_endpoint(rs.bind, rs.acct_port, server.on_acct, reuse_port=reuse,
+                                                   rcvbuf=rs.rcvbuf)
+    rt.on_drain("stop-intake", lambda: _stop_intake(server))
+    log.get("lastmile.radiusd").info(
+        "radius listening", auth=f"{rs.bind}:{server.auth_endpoint.address[1]}",
+        acct=f"{rs.bind}:{server.acct_endpoint.address[1]}", rcvbuf=server.auth_endpoint.rcvbuf,
+        spool=str(writer.spool.path), spooled=writer.spool.depth)
+
+
+async def _stop_intake(server: RadiusServer) -> None:
+    server.accepting = False
+
+
+async def _close(server: RadiusServer, coa_client: CoaClient) -> None:
+    server.close()
+    coa_client.close()
+
+
+async def maintenance(pool: asyncpg.Pool, server: RadiusServer, lease_ttl: int) -> None:
+    """Every 30 s: close stale sessions and free expired leases; every hour: make partitions."""
+    logger = log.get("lastmile.radiusd.maintenance")
+    rounds = 0
+    while True:
+        await asyncio.sleep(30)
+        rounds += 1
+        try:
+            async with pool.acquire() as conn:
+                async with conn.transaction():
+                    closed = await store.close_stale(conn, lease_ttl)
+                    await notify_changes(conn, closed)
+                freed = await store.expire_leases(conn)
+                if rounds % 120 == 0:
+                    await db.maintain_partitions(conn)
+        except (*DB_DOWN, asyncpg.PostgresError) as e:
+            logger.warning("maintenance skipped", error=str(e) or type(e).__name__)
+            continue
+        if closed:
+            metrics.STALE_CLOSED.inc(len(closed))
+            server.session_changes(closed)
+            logger.info("stale sessions closed", count=len(closed))
+        if freed:
+            logger.info("expired address leases freed", count=freed)
+
+
+async def supervise(rt: runtime.Runtime, rs: RadiusdSettings) -> None:
+    """Start ``workers`` processes on the same ports; stop them on drain; restart none (systemd does)."""
+    procs = []
+    for index in range(1, rs.workers + 1):
+        env = dict(os.environ, **{WORKER_ENV: str(index)})
+        env.pop("NOTIFY_SOCKET", None)
+        procs.append(await asyncio.create_subprocess_exec(sys.executable, "-m", "daemons.cli", "radiusd", env=env))
+
+    async def watch() -> None:
+        await asyncio.wait([asyncio.ensure_future(p.wait()) for p in procs], return_when=asyncio.FIRST_COMPLETED)
+        raise RuntimeError("a radiusd worker exited")
+
+    async def stop() -> None:
+        for p in procs:
+            if p.returncode is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                await p.wait()
+
+    rt.on_drain("workers", stop)
+    rt.spawn("workers-watch", watch())
+
+
+if __name__ == "__main__":
+    from daemons import config
+
+    sys.exit(main(config.load()))

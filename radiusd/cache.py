@@ -1,0 +1,219 @@
+"""What radiusd keeps in memory: the NAS table, the subscribers, and who is online.
+
+Everything an Access-Request needs comes from here, so authentication makes no database round
+trip (only a login that needs an address from a lastmile pool does). The caches load in full at
+start and follow the database through NOTIFY (``lastmile_<table>`` payloads); a notification
+with ``"id": null`` or a LISTEN reconnect reloads in full.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+# One query for the subscriber cache: a service with what its customer, tariff and pool add.
+SUBSCRIBER_SQL = """
+SELECT s.id, s.login, s.password, s.status, s.customer_id, c.status AS customer_status,
+       host(s.ipv4) AS ipv4, s.ipv6_prefix::text AS ipv6_prefix,
+       s.delegated_ipv6_prefix::text AS delegated_ipv6_prefix, s.mac::text AS mac, s.simultaneous_use,
+       s.tariff_id, t.download_kbps, t.upload_kbps, t.burst_download_kbps, t.burst_upload_kbps,
+       t.burst_threshold_download_kbps, t.burst_threshold_upload_kbps, t.burst_time_s, t.priority,
+       t.session_timeout_s, t.radius_reply, p.id AS pool_id, p.name AS pool_name, p.managed_by AS pool_managed_by
+FROM services s
+JOIN customers c ON c.id = s.customer_id
+JOIN tariffs t ON t.id = s.tariff_id
+LEFT JOIN ip_pools p ON p.id = s.pool_id
+"""
+
+NAS_SQL = """
+SELECT id, name, address, secret, type, coa_port, require_message_authenticator, limit_proxy_state
+FROM nas
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Nas:
+    id: int
+    name: str
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network
+    secret: bytes
+    type: str
+    coa_port: int
+    require_ma: bool
+    limit_proxy_state: bool
+
+    @property
+    def address(self) -> str:
+        """Where CoA/Disconnect requests go: the NAS's own address (a /32 or /128 entry)."""
+        return str(self.network.network_address)
+
+
+class NasTable:
+    """RADIUS clients by source address: exact hosts in a dict, prefixes scanned (they are few)."""
+
+    def __init__(self) -> None:
+        self._hosts: dict[str, Nas] = {}
+        self._networks: list[Nas] = []
+        self.by_id: dict[int, Nas] = {}
+
+    def replace(self, rows: list[Any]) -> None:
+        hosts: dict[str, Nas] = {}
+        networks: list[Nas] = []
+        by_id: dict[int, Nas] = {}
+        for r in rows:
+            network = ipaddress.ip_network(r["address"])
+            nas = Nas(r["id"], r["name"], network, r["secret"].encode(), r["type"], r["coa_port"],
+                      r["require_message_authenticator"], r["limit_proxy_state"])
+            by_id[nas.id] = nas
+            if network.num_addresses == 1:
+                hosts[str(network.network_address)] = nas
+            else:
+                networks.append(nas)
+        self._hosts, self._networks, self.by_id = hosts, networks, by_id
+
+    def lookup(self, source: str) -> Nas | None:
+        nas = self._hosts.get(source)
+        if nas is not None or not self._networks:
+            return nas
+        if source.startswith("::ffff:") and "." in source:  # IPv4 on a dual-stack socket
+            return self.lookup(source[7:])
+        address = ipaddress.ip_address(source)
+        for candidate in self._networks:
+            if address in candidate.network:
+                return candidate
+        return None
+
+    def __len__(self) -> int:
+        return len(self.by_id)
+
+
+def _speed(kbps: int) -> str:
+    return f"{kbps // 1000}M" if kbps % 1000 == 0 else f"{kbps}k"
+
+
+def mikrotik_rate_limit(row: Any) -> str:
+    """Mikrotik-Rate-Limit for a tariff: ``rx/tx [burst rx/tx [threshold rx/tx [time rx/tx [priority]]]]``.
+
+    rx and tx are the router's view of a PPP client: rx is the subscriber's upload.
+    """
+    rate = f"{_speed(row['upload_kbps'])}/{_speed(row['download_kbps'])}"
+    if row["burst_download_kbps"] is None:
+        return rate
+    up_threshold = row["burst_threshold_upload_kbps"] or row["upload_kbps"]
+    down_threshold = row["burst_threshold_download_kbps"] or row["download_kbps"]
+    return (f"{rate} {_speed(row['burst_upload_kbps'])}/{_speed(row['burst_download_kbps'])} "
+            f"{_speed(up_threshold)}/{_speed(down_threshold)} {row['burst_time_s']}/{row['burst_time_s']} "
+            f"{row['priority']}")
+
+
+def normalise_mac(value: str | None) -> str | None:
+    """``02:AB:cd-00.11.22`` and friends → ``02abcd001122``; None if it is not a MAC address."""
+    if not value:
+        return None
+    digits = "".join(ch for ch in value.lower() if ch in "0123456789abcdef")
+    return digits if len(digits) == 12 else None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """One service as authentication sees it."""
+
+    service_id: int
+    login: str
+    password: str
+    status: str
+    customer_id: int
+    customer_status: str
+    tariff_id: int
+    ipv4: str | None
+    ipv6_prefix: str | None
+    delegated_ipv6_prefix: str | None
+    mac: str | None
+    simultaneous_use: int
+    rate_limit: str
+    session_timeout: int | None
+    extra_reply: tuple[tuple[str, str | int], ...]
+    pool_id: int | None
+    pool_name: str | None
+    pool_managed_by: str | None
+
+    @classmethod
+    def from_row(cls, r: Any) -> Subscriber:
+        return cls(r["id"], r["login"], r["password"], r["status"], r["customer_id"], r["customer_status"],
+                   r["tariff_id"], r["ipv4"], r["ipv6_prefix"], r["delegated_ipv6_prefix"], normalise_mac(r["mac"]),
+                   r["simultaneous_use"], mikrotik_rate_limit(r), r["session_timeout_s"],
+                   tuple((str(a), v) for a, v in r["radius_reply"]), r["pool_id"], r["pool_name"],
+                   r["pool_managed_by"])
+
+    @property
+    def blocked(self) -> bool:
+        return self.status == "blocked" or self.customer_status == "blocked"
+
+
+class SubscriberCache:
+    """Services by login (and by id), replaced row by row as notifications arrive."""
+
+    def __init__(self) -> None:
+        self.by_login: dict[str, Subscriber] = {}
+        self.by_id: dict[int, Subscriber] = {}
+
+    def replace_all(self, rows: list[Any]) -> None:
+        by_login: dict[str, Subscriber] = {}
+        for r in rows:
+            sub = Subscriber.from_row(r)
+            by_login[sub.login] = sub
+        self.by_login = by_login
+        self.by_id = {s.service_id: s for s in by_login.values()}
+
+    def upsert(self, rows: list[Any], gone: set[int] | None = None) -> None:
+        """Put ``rows`` in; drop the services of ``gone`` ids that did not come back."""
+        for r in rows:
+            sub = Subscriber.from_row(r)
+            old = self.by_id.get(sub.service_id)
+            if old is not None and old.login != sub.login:
+                self.by_login.pop(old.login, None)
+            self.by_login[sub.login] = sub
+            self.by_id[sub.service_id] = sub
+        for service_id in (gone or set()) - {r["id"] for r in rows}:
+            old = self.by_id.pop(service_id, None)
+            if old is not None:
+                self.by_login.pop(old.login, None)
+
+    def get(self, login: str) -> Subscriber | None:
+        return self.by_login.get(login)
+
+    def __len__(self) -> int:
+        return len(self.by_login)
+
+
+@dataclass
+class OnlineSessions:
+    """Open sessions per service, for Simultaneous-Use: loaded at start, kept by the accounting
+    writers' ``lastmile_sessions`` notifications (every radiusd instance sees every session)."""
+
+    by_service: dict[int, set[str]] = field(default_factory=dict)
+
+    def replace_all(self, rows: list[Any]) -> None:
+        by_service: dict[int, set[str]] = {}
+        for r in rows:
+            if r["service_id"] is not None:
+                by_service.setdefault(r["service_id"], set()).add(r["acct_unique_id"])
+        self.by_service = by_service
+
+    def opened(self, service_id: int, unique_id: str) -> None:
+        self.by_service.setdefault(service_id, set()).add(unique_id)
+
+    def closed(self, service_id: int, unique_id: str) -> None:
+        sessions = self.by_service.get(service_id)
+        if sessions is not None:
+            sessions.discard(unique_id)
+            if not sessions:
+                del self.by_service[service_id]
+
+    def count(self, service_id: int) -> int:
+        sessions = self.by_service.get(service_id)
+        return len(sessions) if sessions else 0
+
+    def total(self) -> int:
+        return sum(len(s) for s in self.by_service.values())

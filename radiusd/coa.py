@@ -1,0 +1,163 @@
+"""CoA and Disconnect (RFC 5176): lastmile is the client, the NAS answers on its CoA port.
+
+:class:`CoaClient` sends a request and waits for the matching ACK/NAK (by NAS address and
+Identifier), retransmitting the same bytes (RFC 5176 section 3.4: same Identifier and
+Event-Timestamp) until ``retries`` run out. :class:`CoaWorker` turns rows of ``coa_requests``
+(written by triggers when a service's tariff or status changes) into requests to the NAS of
+every live session of that service, and records the result on the request and the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from typing import Any, Literal
+
+import asyncpg
+
+from daemons import log, udp
+from daemons.events import EventPublisher
+from radiusd import metrics, store
+from radiusd.cache import Nas, NasTable, Subscriber
+from radiusd.codec import Code, CodecError, InValue, decode_response, encode_request
+
+ERROR_CAUSES = {
+    201: "Residual-Session-Context-Removed", 202: "Invalid-EAP-Packet", 401: "Unsupported-Attribute",
+    402: "Missing-Attribute", 403: "NAS-Identification-Mismatch", 404: "Invalid-Request",
+    405: "Unsupported-Service", 406: "Unsupported-Extension", 407: "Invalid-Attribute-Value",
+    501: "Administratively-Prohibited", 502: "Request-Not-Routable", 503: "Session-Context-Not-Found",
+    504: "Session-Context-Not-Removable", 505: "Other-Proxy-Processing-Error", 506: "Resources-Unavailable",
+    507: "Request-Initiated", 508: "Multiple-Session-Selection-Unsupported",
+}  # fmt: skip
+
+
+class CoaClient:
+    def __init__(self, timeout: float, retries: int) -> None:
+        self.timeout = timeout
+        self.retries = retries
+        self.endpoint: udp.UdpEndpoint | None = None
+        self._pending: dict[tuple[str, int], tuple[asyncio.Future[bytes], bytes]] = {}
+        self._ids = itertools.count()
+
+    async def open(self, bind: str = "0.0.0.0") -> None:
+        self.endpoint = await udp.open_endpoint(bind, 0, self._received)
+
+    def close(self) -> None:
+        if self.endpoint:
+            self.endpoint.close()
+
+    def _received(self, data: bytes, addr: udp.Address) -> None:
+        if len(data) < 20:
+            return
+        waiter = self._pending.get((addr[0], data[1]))
+        if waiter is not None and not waiter[0].done():
+            waiter[0].set_result(data)
+
+    async def send(self, nas: Nas, code: int, attributes: list[tuple[str, InValue]]) -> str:
+        """Send and wait; returns ``ack``, ``nak:<Error-Cause>``, ``timeout`` or ``invalid-reply``."""
+        assert self.endpoint is not None, "open() first"
+        address = nas.address
+        identifier = self._free_identifier(address)
+        packet = encode_request(code, identifier, attributes, nas.secret)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._pending[(address, identifier)] = (future, packet)
+        try:
+            for _ in range(self.retries):
+                self.endpoint.send(packet, (address, nas.coa_port))
+                try:
+                    data = await asyncio.wait_for(asyncio.shield(future), self.timeout)
+                except TimeoutError:
+                    continue
+                try:
+                    reply = decode_response(data, packet[4:20], nas.secret, request_code=code, require_ma=False)
+                except CodecError:
+                    return "invalid-reply"
+                if reply.code in (Code.COA_ACK, Code.DISCONNECT_ACK):
+                    return "ack"
+                cause = reply.error_cause
+                return f"nak:{ERROR_CAUSES.get(cause, cause) if cause is not None else 'no Error-Cause'}"
+            return "timeout"
+        finally:
+            del self._pending[(address, identifier)]
+
+    def _free_identifier(self, address: str) -> int:
+        for _ in range(256):
+            identifier = next(self._ids) % 256
+            if (address, identifier) not in self._pending:
+                return identifier
+        raise RuntimeError(f"256 requests in flight to {address}")
+
+
+Action = Literal["rate", "block", "unblock", "disconnect"]
+
+
+def request_for(action: Action, sub: Subscriber | None, target: store.CoaTarget, block_method: str,
+                blocked_list: str) -> tuple[int, list[tuple[str, InValue]]]:
+    """The packet code and attributes that carry ``action`` to one session."""
+    ident: list[tuple[str, InValue]] = [("User-Name", target.username), ("Acct-Session-Id", target.acct_session_id)]
+    if target.framed_ip:
+        ident.append(("Framed-IP-Address", target.framed_ip))
+    if action == "rate" and sub is not None:
+        return Code.COA_REQUEST, [*ident, ("Mikrotik-Rate-Limit", sub.rate_limit)]
+    if action in ("block", "unblock") and block_method == "coa":
+        return Code.COA_REQUEST, [*ident, ("Mikrotik-Address-List", blocked_list if action == "block" else "")]
+    return Code.DISCONNECT_REQUEST, ident
+
+
+class CoaWorker:
+    def __init__(self, pool: asyncpg.Pool, client: CoaClient, nas: NasTable, events: EventPublisher,
+                 block_method: str, blocked_list: str) -> None:
+        self.pool = pool
+        self.client = client
+        self.nas = nas
+        self.events = events
+        self.block_method = block_method
+        self.blocked_list = blocked_list
+        self.wake = asyncio.Event()
+        self.log = log.get("lastmile.radiusd.coa")
+
+    def notified(self, _channel: str, _payload: Any) -> None:
+        self.wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                while await self.handle_one():
+                    pass
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as e:
+                self.log.warning("coa queue unavailable", error=str(e) or type(e).__name__)
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), 5.0)
+
+    async def handle_one(self) -> bool:
+        """Take one pending request, send it to every live session of its service; False if none."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            claimed = await store.claim_coa(conn, 1)
+            if not claimed:
+                return False
+            request = claimed[0]
+            rows = await store.load_subscribers(conn, "s.id = $1", request["service_id"])
+            sub = Subscriber.from_row(rows[0]) if rows else None
+            targets = await store.coa_targets(conn, request["service_id"])
+            results = [await self.send(request["action"], sub, t) for t in targets]
+            for target, result in zip(targets, results, strict=True):
+                await store.record_coa_on_session(conn, target, result)
+            ok = all(r == "ack" for r in results)
+            summary = ", ".join(results) if results else "no live session"
+            await store.finish_coa(conn, request["id"], "done" if ok else "failed", summary, len(results))
+        self.log.info("coa", service_id=request["service_id"], action=request["action"], result=summary)
+        self.events.publish("session", "coa", {"service_id": request["service_id"], "action": request["action"],
+                                               "result": summary})
+        return True
+
+    async def send(self, action: Action, sub: Subscriber | None, target: store.CoaTarget) -> str:
+        nas = self.nas.by_id.get(target.nas_id)
+        if nas is None:
+            result = "no-nas"
+        else:
+            code, attributes = request_for(action, sub, target, self.block_method, self.blocked_list)
+            result = await self.client.send(nas, code, attributes)
+        metrics.COA.labels(action, result.split(":")[0]).inc()
+        return result

@@ -1,0 +1,117 @@
+"""Keeps radiusd's caches in step with PostgreSQL: a full load at start, then NOTIFY-driven updates.
+
+Notifications only say which row changed; the rows are read again by one refresher task that
+coalesces bursts (a hundred changed services become one query). ``"id": null`` (a bulk change)
+or a LISTEN reconnect (notifications may have been missed) reloads in full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+
+from daemons import log
+from radiusd import metrics, store
+from radiusd.cache import NasTable, OnlineSessions, SubscriberCache
+
+TABLES = ("nas", "services", "customers", "tariffs", "ip_pools")
+CHANNELS = [f"lastmile_{t}" for t in TABLES] + ["lastmile_sessions", "lastmile_coa_requests"]
+# Which services to read again when a row of a table changes.
+_WHERE = {"services": "s.id = ANY($1::bigint[])", "customers": "s.customer_id = ANY($1::bigint[])",
+          "tariffs": "s.tariff_id = ANY($1::bigint[])", "ip_pools": "s.pool_id = ANY($1::bigint[])"}
+
+
+class CacheLoader:
+    def __init__(self, pool: asyncpg.Pool, nas: NasTable, subscribers: SubscriberCache, online: OnlineSessions,
+                 on_coa: Callable[[str, Any], None]) -> None:
+        self.pool = pool
+        self.nas = nas
+        self.subscribers = subscribers
+        self.online = online
+        self.on_coa = on_coa
+        self.log = log.get("lastmile.radiusd.cache")
+        self._pending: dict[str, set[int] | None] = {}
+        self._wake = asyncio.Event()
+        self.applied = asyncio.Event()  # set after each refresh (tests wait on it)
+
+    async def load_all(self) -> None:
+        started = time.monotonic()
+        async with self.pool.acquire() as conn:
+            self.nas.replace(await store.load_nas(conn))
+            self.subscribers.replace_all(await store.load_subscribers(conn))
+            self.online.replace_all(await store.load_online(conn))
+        self._gauges()
+        self.log.info("caches loaded", services=len(self.subscribers), nas=len(self.nas),
+                      online=self.online.total(), seconds=round(time.monotonic() - started, 2))
+
+    def notified(self, channel: str, payload: Any) -> None:
+        if channel == "lastmile_sessions":
+            for s in payload.get("sessions", ()):
+                if s["service"] is None:
+                    continue
+                if s["stop"] is None:
+                    self.online.opened(s["service"], s["uid"])
+                else:
+                    self.online.closed(s["service"], s["uid"])
+            return
+        if channel == "lastmile_coa_requests":
+            self.on_coa(channel, payload)
+            return
+        table = payload.get("table") if isinstance(payload, dict) else None
+        if table not in TABLES:
+            return
+        row_id = payload.get("id")
+        ids = self._pending.get(table, set())
+        if row_id is None or ids is None:
+            self._pending[table] = None  # reload the table
+        else:
+            ids.add(row_id)
+            self._pending[table] = ids
+        self._wake.set()
+
+    def reload_everything(self) -> None:
+        """After a LISTEN reconnect: anything may have changed unseen."""
+        for table in TABLES:
+            self._pending[table] = None
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            pending, self._pending = self._pending, {}
+            try:
+                await self._refresh(pending)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as e:
+                self.log.warning("cache refresh failed; retrying", error=str(e) or type(e).__name__)
+                for table, ids in pending.items():  # keep what was asked for
+                    self._pending[table] = None if ids is None else (ids | (self._pending.get(table) or set()))
+                await asyncio.sleep(1.0)
+                self._wake.set()
+                continue
+            self._gauges()
+            self.applied.set()
+            self.applied.clear()
+
+    async def _refresh(self, pending: dict[str, set[int] | None]) -> None:
+        async with self.pool.acquire() as conn:
+            if "nas" in pending:
+                self.nas.replace(await store.load_nas(conn))
+            if any(pending.get(t, ()) is None for t in _WHERE):
+                self.subscribers.replace_all(await store.load_subscribers(conn))
+                self.online.replace_all(await store.load_online(conn))
+                return
+            for table, where in _WHERE.items():
+                ids = pending.get(table)
+                if ids:
+                    rows = await store.load_subscribers(conn, where, list(ids))
+                    self.subscribers.upsert(rows, gone=set(ids) if table == "services" else None)
+
+    def _gauges(self) -> None:
+        metrics.CACHE.labels("services").set(len(self.subscribers))
+        metrics.CACHE.labels("nas").set(len(self.nas))
+        metrics.CACHE.labels("online_sessions").set(self.online.total())

@@ -1,0 +1,37 @@
+"""radiusd's Prometheus metrics (served by the daemon kit's /metrics listener)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from daemons.metrics import REGISTRY
+
+REQUESTS = Counter("lastmile_radiusd_requests_total", "Requests answered, by type, NAS and result.",
+                   ["type", "nas", "result"], registry=REGISTRY)
+LATENCY = Histogram("lastmile_radiusd_request_seconds", "Time from receipt to reply, by type.", ["type"],
+                    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+                    registry=REGISTRY)
+DROPPED = Counter("lastmile_radiusd_dropped_total", "Requests dropped without a reply, by reason.", ["reason"],
+                  registry=REGISTRY)
+DUPLICATES = Counter("lastmile_radiusd_duplicates_total", "Retransmissions answered from the duplicate cache.",
+                     registry=REGISTRY)
+CACHE = Gauge("lastmile_radiusd_cache_entries", "Entries in memory, by cache.", ["cache"], registry=REGISTRY)
+SPOOL_DEPTH = Gauge("lastmile_radiusd_spool_records", "Accounting records in the spool, waiting for PostgreSQL.",
+                    registry=REGISTRY)
+SPOOLED = Counter("lastmile_radiusd_spooled_total", "Accounting records acknowledged from the spool.",
+                  registry=REGISTRY)
+REPLAYED = Counter("lastmile_radiusd_replayed_total", "Spooled accounting records written to PostgreSQL.",
+                   registry=REGISTRY)
+ACCT_UNRECORDED = Counter("lastmile_radiusd_acct_unrecorded_total",
+                          "Accounting requests not acknowledged because neither the database nor the spool "
+                          "could take them (the NAS retransmits).", registry=REGISTRY)
+ACCT_BATCH = Histogram("lastmile_radiusd_acct_batch_records", "Accounting records per transaction.",
+                       buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000), registry=REGISTRY)
+ACCT_COMMIT_SECONDS = Histogram("lastmile_radiusd_acct_commit_seconds", "Time to commit (or spool) a batch.",
+                                buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+                                registry=REGISTRY)
+STALE_CLOSED = Counter("lastmile_radiusd_stale_sessions_closed_total",
+                       "Sessions closed because their NAS stopped reporting them.", registry=REGISTRY)
+POSTAUTH_DROPPED = Counter("lastmile_radiusd_postauth_dropped_total",
+                           "Post-auth log lines dropped while PostgreSQL was away and the buffer was full.",
+                           registry=REGISTRY)
+COA = Counter("lastmile_radiusd_coa_total", "CoA and Disconnect requests sent to NAS, by action and result.",
+              ["action", "result"], registry=REGISTRY)

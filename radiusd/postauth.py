@@ -1,0 +1,51 @@
+"""The post-auth log: every Access-Accept and -Reject with its reason, written in batches with COPY."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import asyncpg
+
+from daemons import log
+from radiusd import metrics, store
+
+Row = tuple[datetime, str, int | None, int | None, str, str, str | None, str | None]
+
+
+class PostAuthLog:
+    """Rows gather in memory and go out with one COPY every ``interval`` seconds. While the
+    database is away up to ``limit`` rows wait; beyond that the oldest are dropped and counted."""
+
+    def __init__(self, pool: asyncpg.Pool, interval: float = 1.0, limit: int = 200_000) -> None:
+        self.pool = pool
+        self.interval = interval
+        self.limit = limit
+        self.rows: list[Row] = []
+        self.log = log.get("lastmile.radiusd.postauth")
+
+    def add(self, when: float, username: str, service_id: int | None, nas_id: int, accepted: bool, reason: str,
+            calling_station_id: str | None, framed_ip: str | None) -> None:
+        self.rows.append((datetime.fromtimestamp(when, UTC), username, service_id, nas_id,
+                          "accept" if accepted else "reject", reason, calling_station_id, framed_ip))
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self.rows:
+            return
+        rows, self.rows = self.rows, []
+        try:
+            async with self.pool.acquire() as conn:
+                await store.write_postauth(conn, rows)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as e:
+            self.rows = rows + self.rows
+            excess = len(self.rows) - self.limit
+            if excess > 0:
+                del self.rows[:excess]
+                metrics.POSTAUTH_DROPPED.inc(excess)
+            self.log.warning("post-auth log not written yet", error=str(e) or type(e).__name__,
+                             waiting=len(self.rows))

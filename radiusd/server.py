@@ -1,0 +1,260 @@
+"""radiusd's transport: datagrams in, replies out, on the auth and accounting ports.
+
+``on_auth`` and ``on_acct`` run inside ``datagram_received`` and never await. An Access-Request
+is answered right there from the caches; the two cases that need the database (an address
+from a lastmile pool, and confirming a Simultaneous-Use reject against the database's count)
+continue in a task, bounded by ``max_tasks``. An Accounting-Request is handed to the writer,
+which acknowledges it after COMMIT.
+
+Before anything is handled: the source must be a known NAS (else dropped and counted), the
+packet must pass the codec's checks with that NAS's secret (else dropped with the codec's
+reason), and the RFC 5080 duplicate cache answers retransmissions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import asyncpg
+import structlog
+
+from daemons import udp
+from daemons.events import EventPublisher
+from radiusd import acct, metrics, policy, store
+from radiusd.cache import Nas, NasTable, OnlineSessions, SubscriberCache
+from radiusd.codec import Code, CodecError, Request, decode_request, encode_reply
+from radiusd.dedup import DuplicateCache
+from radiusd.postauth import PostAuthLog
+from radiusd.writer import DB_DOWN, AccountingWriter, Item
+
+POOL_EXHAUSTED = "address pool exhausted"
+DATABASE_DOWN = "database unreachable"
+
+
+class RadiusServer:
+    def __init__(self, *, nas: NasTable, subscribers: SubscriberCache, online: OnlineSessions,
+                 writer: AccountingWriter, postauth: PostAuthLog, pool: asyncpg.Pool, events: EventPublisher,
+                 policy_settings: policy.PolicySettings, duplicate_ttl: float, max_attributes: int,
+                 pool_reserve: int, max_tasks: int = 256) -> None:
+        self.nas = nas
+        self.subscribers = subscribers
+        self.online = online
+        self.writer = writer
+        self.postauth = postauth
+        self.pool = pool
+        self.events = events
+        self.policy = policy_settings
+        self.max_attributes = max_attributes
+        self.pool_reserve = pool_reserve
+        self.max_tasks = max_tasks
+        self.auth_dedup = DuplicateCache(duplicate_ttl)
+        self.acct_dedup = DuplicateCache(duplicate_ttl)
+        self.auth_endpoint: udp.UdpEndpoint | None = None
+        self.acct_endpoint: udp.UdpEndpoint | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.log = structlog.get_logger("lastmile.radiusd")
+        self._counters: dict[tuple[str, str, str], Any] = {}
+        self._drops: dict[str, Any] = {}
+        self._latency = {t: metrics.LATENCY.labels(t) for t in ("access", "accounting", "status")}
+        self._unknown_logged: dict[str, float] = {}
+        #: Cleared by the first drain step: datagrams are then dropped while in-flight work finishes.
+        self.accepting = True
+
+    # -- shared steps ------------------------------------------------------------------------------
+
+    def _drop(self, reason: str) -> None:
+        counter = self._drops.get(reason)
+        if counter is None:
+            counter = self._drops[reason] = metrics.DROPPED.labels(reason)
+        counter.inc()
+
+    def _count(self, kind: str, nas: Nas, result: str) -> None:
+        key = (kind, nas.name, result)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = metrics.REQUESTS.labels(*key)
+        counter.inc()
+
+    def _decode(self, data: bytes, addr: udp.Address) -> tuple[Nas, Request] | None:
+        if not self.accepting:
+            self._drop("draining")
+            return None
+        nas = self.nas.lookup(addr[0])
+        if nas is None:
+            self._drop("unknown_client")
+            now = time.monotonic()
+            if now - self._unknown_logged.get(addr[0], -60.0) >= 60.0:  # one line a minute per source
+                self._unknown_logged[addr[0]] = now
+                self.log.warning("request from unknown client dropped", source=addr[0])
+            return None
+        try:
+            request = decode_request(data, nas.secret, require_ma=nas.require_ma,
+                                     limit_proxy_state=nas.limit_proxy_state, max_attributes=self.max_attributes)
+        except CodecError as e:
+            self._drop(e.reason)
+            if e.reason in ("bad_message_authenticator", "bad_request_authenticator",
+                            "missing_message_authenticator", "proxy_state_without_ma"):
+                self.log.warning("request failed authentication", nas=nas.name, reason=e.reason)
+            return None
+        return nas, request
+
+    # -- authentication ------------------------------------------------------------------------------
+
+    def on_auth(self, data: bytes, addr: udp.Address) -> None:
+        received = time.perf_counter()
+        decoded = self._decode(data, addr)
+        if decoded is None:
+            return
+        nas, request = decoded
+        if request.code == Code.STATUS_SERVER:  # RFC 5997 section 3: Access-Accept on the auth port
+            self._send_auth(encode_reply(request, Code.ACCESS_ACCEPT), addr)
+            self._count("status", nas, "accept")
+            return
+        if request.code != Code.ACCESS_REQUEST:
+            self._drop("wrong_port")
+            return
+        key = (addr[0], addr[1], request.identifier)
+        cached = self.auth_dedup.check(key, request.authenticator, received)
+        if cached is not None:
+            self._resend(cached, addr, self._send_auth)
+            return
+        sub = self.subscribers.get(request.user_name or "")
+        online = self.online.count(sub.service_id) if sub else 0
+        decision = policy.authorize(request, sub, online, self.policy)
+        if decision.pool_id is None and decision.reason != policy.SIMULTANEOUS_USE:
+            self._answer(nas, request, sub, decision, addr, key, received)
+            return
+        if len(self.tasks) >= self.max_tasks:
+            self._drop("overloaded")
+            self.auth_dedup.forget(key, request.authenticator)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._answer_after_db(nas, request, sub, decision, addr, key, received))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _answer_after_db(self, nas: Nas, request: Request, sub: Any, decision: policy.Decision,
+                               addr: udp.Address, key: tuple[str, int, int], received: float) -> None:
+        try:
+            async with self.pool.acquire() as conn:
+                if decision.reason == policy.SIMULTANEOUS_USE:
+                    # The in-memory count said no; the database has the last word (a Stop may not
+                    # have reached this instance yet).
+                    online = await store.count_online(conn, sub.service_id)
+                    decision = policy.authorize(request, sub, online, self.policy)
+                if decision.pool_id is not None:
+                    address = await store.lease(conn, decision.pool_id, sub.service_id, self.pool_reserve)
+                    if address is None:
+                        decision = policy.reject(POOL_EXHAUSTED)
+                    else:
+                        decision.attributes.insert(2, ("Framed-IP-Address", address))
+        except (*DB_DOWN, asyncpg.PostgresError) as e:
+            self._drop("database_unreachable")
+            self.auth_dedup.forget(key, request.authenticator)
+            self.log.warning("login needs the database, which is unreachable", user=request.user_name,
+                             error=str(e) or type(e).__name__)
+            return
+        self._answer(nas, request, sub, decision, addr, key, received)
+
+    def _answer(self, nas: Nas, request: Request, sub: Any, decision: policy.Decision, addr: udp.Address,
+                key: tuple[str, int, int], received: float) -> None:
+        code = Code.ACCESS_ACCEPT if decision.accept else Code.ACCESS_REJECT
+        reply = encode_reply(request, code, decision.attributes)
+        self._send_auth(reply, addr)
+        self.auth_dedup.answered(key, request.authenticator, reply, received)
+        result = "accept" if decision.accept else "reject"
+        self._count("access", nas, result)
+        self._latency["access"].observe(time.perf_counter() - received)
+        service_id = sub.service_id if sub else None
+        framed_ip = next((v for n, v in decision.attributes if n == "Framed-IP-Address"), None)
+        self.postauth.add(time.time(), request.user_name or "", service_id, nas.id, decision.accept,
+                          decision.reason, request.calling_station_id, str(framed_ip) if framed_ip else None)
+        if not decision.accept:
+            self.log.info("access-reject", user=request.user_name, nas=nas.name, reason=decision.reason,
+                          calling_station_id=request.calling_station_id)
+
+    def _send_auth(self, data: bytes, addr: udp.Address) -> None:
+        assert self.auth_endpoint is not None
+        self.auth_endpoint.send(data, addr)
+
+    def _send_acct(self, data: bytes, addr: udp.Address) -> None:
+        assert self.acct_endpoint is not None
+        self.acct_endpoint.send(data, addr)
+
+    def _resend(self, cached: bytes, addr: udp.Address, send: Any) -> None:
+        if cached:
+            send(cached, addr)
+            metrics.DUPLICATES.inc()
+        else:
+            self._drop("duplicate_in_flight")
+
+    # -- accounting ----------------------------------------------------------------------------------
+
+    def on_acct(self, data: bytes, addr: udp.Address) -> None:
+        received = time.perf_counter()
+        decoded = self._decode(data, addr)
+        if decoded is None:
+            return
+        nas, request = decoded
+        if request.code == Code.STATUS_SERVER:  # RFC 5997 section 3: Accounting-Response on the acct port
+            self._send_acct(encode_reply(request, Code.ACCOUNTING_RESPONSE), addr)
+            self._count("status", nas, "ok")
+            return
+        if request.code != Code.ACCOUNTING_REQUEST:
+            self._drop("wrong_port")
+            return
+        key = (addr[0], addr[1], request.identifier)
+        cached = self.acct_dedup.check(key, request.authenticator, received)
+        if cached is not None:
+            self._resend(cached, addr, self._send_acct)
+            return
+        sub = self.subscribers.get(request.user_name or "")
+        try:
+            entry = acct.record(request, nas.id, sub.service_id if sub else None, time.time())
+        except acct.AcctError as e:
+            # RFC 2866 4.1: no reply for what cannot be recorded.
+            self._drop("unrecordable_accounting")
+            self.acct_dedup.forget(key, request.authenticator)
+            self.log.warning("accounting request not recordable", nas=nas.name, problem=str(e))
+            return
+
+        def ack() -> None:
+            reply = encode_reply(request, Code.ACCOUNTING_RESPONSE)
+            self._send_acct(reply, addr)
+            self.acct_dedup.answered(key, request.authenticator, reply, received)
+            self._count("accounting", nas, "ok")
+            self._latency["accounting"].observe(time.perf_counter() - received)
+
+        def nack() -> None:
+            self.acct_dedup.forget(key, request.authenticator)
+
+        self.writer.submit(Item(entry, ack, nack))
+
+    def close(self) -> None:
+        for endpoint in (self.auth_endpoint, self.acct_endpoint):
+            if endpoint:
+                endpoint.close()
+
+    async def wait_in_flight(self) -> None:
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def session_changes(self, changes: list[store.SessionChange]) -> None:
+        """After a commit: the online index and the MQTT session events."""
+        for c in changes:
+            if c.service_id is None:
+                continue
+            if c.opened:
+                self.online.opened(c.service_id, c.unique_id)
+                self.events.publish("session", "start", _event(c))
+            elif c.closed:
+                self.online.closed(c.service_id, c.unique_id)
+                self.events.publish("session", "stop", _event(c))
+
+
+def _event(c: store.SessionChange) -> dict[str, object]:
+    return {"acct_unique_id": c.unique_id, "service_id": c.service_id, "login": c.username,
+            "framed_ip": c.framed_ip, "started_at": c.started_at.isoformat(),
+            "stopped_at": c.stopped_at.isoformat() if c.stopped_at else None}

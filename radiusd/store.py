@@ -1,0 +1,246 @@
+"""radiusd's SQL. Every function takes a connection (or pool connection) and does one job."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from daemons.db import Connection
+from radiusd.acct import SessionRecord
+from radiusd.cache import NAS_SQL, SUBSCRIBER_SQL
+
+
+async def load_nas(conn: Connection) -> list[Any]:
+    return list(await conn.fetch(NAS_SQL))
+
+
+async def load_subscribers(conn: Connection, where: str = "", *args: object) -> list[Any]:
+    """All services, or those matching ``where`` (a condition on s, c, t or p with $1.. args)."""
+    sql = SUBSCRIBER_SQL + (f" WHERE {where}" if where else "")
+    return list(await conn.fetch(sql, *args))
+
+
+async def load_online(conn: Connection) -> list[Any]:
+    return list(await conn.fetch(
+        "SELECT service_id, acct_unique_id FROM radius_sessions WHERE stopped_at IS NULL AND service_id IS NOT NULL"))
+
+
+async def count_online(conn: Connection, service_id: int) -> int:
+    """The database's count of a service's open sessions (the check before a Simultaneous-Use reject)."""
+    n: int = await conn.fetchval(
+        "SELECT count(*) FROM radius_sessions WHERE service_id = $1 AND stopped_at IS NULL", service_id)
+    return n
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChange:
+    """A session that opened or closed in a batch: for the online index and the MQTT events."""
+
+    unique_id: str
+    service_id: int | None
+    username: str
+    framed_ip: str | None
+    started_at: datetime
+    stopped_at: datetime | None
+    opened: bool  # first seen in this batch, and not stopped
+    closed: bool  # stopped in this batch
+
+
+_UPSERT_SESSIONS = """
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], $6::bigint[],
+                         $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+                         $14::text[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[],
+                         $20::timestamptz[], $21::text[])
+    AS t(uid, started_at, event_time, username, acct_session_id, nas_id, service_id, nas_address, nas_port_id,
+         calling, called, framed_ip, framed_v6, delegated, session_time, in_octets, out_octets, in_packets,
+         out_packets, stopped_at, cause)
+), keys AS (
+    INSERT INTO radius_session_index AS x (acct_unique_id, started_at)
+    SELECT uid, started_at FROM input
+    ON CONFLICT (acct_unique_id) DO UPDATE SET started_at = x.started_at
+    RETURNING acct_unique_id, started_at
+), prev AS (
+    SELECT r.acct_unique_id, r.stopped_at FROM radius_sessions r JOIN keys k USING (acct_unique_id, started_at)
+), up AS (
+    INSERT INTO radius_sessions AS r (acct_unique_id, started_at, service_id, nas_id, username, acct_session_id,
+        nas_address, nas_port_id, calling_station_id, called_station_id, framed_ip, framed_ipv6_prefix,
+        delegated_ipv6_prefix, updated_at, stopped_at, session_time_s, input_octets, output_octets,
+        input_packets, output_packets, terminate_cause)
+    SELECT i.uid, k.started_at, i.service_id, i.nas_id, i.username, i.acct_session_id, i.nas_address::inet,
+        i.nas_port_id, i.calling, i.called, i.framed_ip::inet, i.framed_v6::cidr, i.delegated::cidr, i.event_time,
+        i.stopped_at, i.session_time, i.in_octets, i.out_octets, i.in_packets, i.out_packets, i.cause
+    FROM input i JOIN keys k ON k.acct_unique_id = i.uid
+    ON CONFLICT (acct_unique_id, started_at) DO UPDATE SET
+        updated_at = GREATEST(r.updated_at, EXCLUDED.updated_at),
+        stopped_at = COALESCE(r.stopped_at, EXCLUDED.stopped_at),
+        session_time_s = GREATEST(r.session_time_s, EXCLUDED.session_time_s),
+        input_octets = GREATEST(r.input_octets, EXCLUDED.input_octets),
+        output_octets = GREATEST(r.output_octets, EXCLUDED.output_octets),
+        input_packets = GREATEST(r.input_packets, EXCLUDED.input_packets),
+        output_packets = GREATEST(r.output_packets, EXCLUDED.output_packets),
+        terminate_cause = COALESCE(r.terminate_cause, EXCLUDED.terminate_cause),
+        service_id = COALESCE(r.service_id, EXCLUDED.service_id),
+        framed_ip = COALESCE(r.framed_ip, EXCLUDED.framed_ip),
+        framed_ipv6_prefix = COALESCE(r.framed_ipv6_prefix, EXCLUDED.framed_ipv6_prefix),
+        delegated_ipv6_prefix = COALESCE(r.delegated_ipv6_prefix, EXCLUDED.delegated_ipv6_prefix)
+    RETURNING acct_unique_id, service_id, username, host(framed_ip) AS framed_ip, started_at, stopped_at
+)
+SELECT up.*, prev.acct_unique_id IS NULL AND up.stopped_at IS NULL AS opened,
+       up.stopped_at IS NOT NULL AND (prev.acct_unique_id IS NULL OR prev.stopped_at IS NULL) AS closed
+FROM up LEFT JOIN prev USING (acct_unique_id)
+"""
+
+# A session's address, when it is in a lastmile pool: bound to the session (and kept alive)
+# while it is open, freed when it stops.
+_BIND_LEASES = """
+UPDATE ip_leases l SET state = 'bound', acct_unique_id = t.uid, service_id = COALESCE(t.service_id, l.service_id),
+    expires_at = now() + make_interval(secs => $4), updated_at = now()
+FROM unnest($1::text[], $2::text[], $3::bigint[]) AS t(uid, address, service_id)
+WHERE l.address = t.address::inet
+  AND (l.state = 'free' OR l.acct_unique_id = t.uid OR (l.state = 'reserved' AND l.service_id = t.service_id))
+"""
+_FREE_LEASES = """
+UPDATE ip_leases l SET state = 'free', acct_unique_id = NULL, expires_at = NULL, updated_at = now()
+FROM unnest($1::text[], $2::text[], $3::bigint[]) AS t(uid, address, service_id)
+WHERE l.address = t.address::inet
+  AND (l.acct_unique_id = t.uid OR (l.state = 'reserved' AND l.service_id = t.service_id))
+"""
+
+
+async def write_sessions(conn: Connection, records: list[SessionRecord], lease_ttl: int) -> list[SessionChange]:
+    """Upsert one record per session (see acct.merge_batch) and keep pool leases in step.
+
+    Call inside a transaction: nothing is acknowledged before it commits.
+    """
+    cols: list[list[object]] = [[] for _ in range(21)]
+    for r in records:
+        for col, value in zip(cols, (
+            r.unique_id, r.started_at, r.event_time, r.username, r.acct_session_id, r.nas_id, r.service_id,
+            r.nas_address, r.nas_port_id, r.calling_station_id, r.called_station_id, r.framed_ip,
+            r.framed_ipv6_prefix, r.delegated_ipv6_prefix, r.session_time, r.input_octets, r.output_octets,
+            r.input_packets, r.output_packets, r.stopped_at, r.terminate_cause,
+        ), strict=True):
+            col.append(value)
+    rows = await conn.fetch(_UPSERT_SESSIONS, *cols)
+    bind: tuple[list[str], list[str], list[int | None]] = ([], [], [])
+    free: tuple[list[str], list[str], list[int | None]] = ([], [], [])
+    for r in records:
+        if r.framed_ip:
+            target = free if r.stopped_at else bind
+            target[0].append(r.unique_id)
+            target[1].append(r.framed_ip)
+            target[2].append(r.service_id)
+    if bind[0]:
+        await conn.execute(_BIND_LEASES, *bind, lease_ttl)
+    if free[0]:
+        await conn.execute(_FREE_LEASES, *free)
+    return [SessionChange(row["acct_unique_id"], row["service_id"], row["username"], row["framed_ip"],
+                          row["started_at"], row["stopped_at"], row["opened"], row["closed"]) for row in rows]
+
+
+_CLOSE_RETURNING = ("RETURNING acct_unique_id, service_id, username, host(framed_ip) AS framed_ip, started_at, "
+                    "stopped_at, false AS opened, true AS closed")
+
+
+async def close_nas_sessions(conn: Connection, nas_id: int, when: datetime, cause: str) -> list[SessionChange]:
+    """Accounting-On/Off: every session the NAS had open before ``when`` is over."""
+    rows = await conn.fetch(
+        "UPDATE radius_sessions SET stopped_at = GREATEST($2, updated_at), terminate_cause = $3, updated_at = "
+        f"GREATEST($2, updated_at) WHERE nas_id = $1 AND stopped_at IS NULL AND started_at <= $2 {_CLOSE_RETURNING}",
+        nas_id, when, cause)
+    return await _freed(conn, rows)
+
+
+async def close_stale(conn: Connection, max_silence_s: int) -> list[SessionChange]:
+    """Close sessions with no update for ``max_silence_s``: their NAS lost them or their Stop."""
+    rows = await conn.fetch(
+        "UPDATE radius_sessions SET stopped_at = updated_at, terminate_cause = 'Stale' "
+        "WHERE stopped_at IS NULL AND updated_at < now() - make_interval(secs => $1) " + _CLOSE_RETURNING,
+        max_silence_s)
+    return await _freed(conn, rows)
+
+
+async def _freed(conn: Connection, rows: list[Any]) -> list[SessionChange]:
+    if rows:
+        await conn.execute(
+            "UPDATE ip_leases SET state = 'free', acct_unique_id = NULL, expires_at = NULL, updated_at = now() "
+            "WHERE state = 'bound' AND acct_unique_id = ANY($1::text[])", [r["acct_unique_id"] for r in rows])
+    return [SessionChange(r["acct_unique_id"], r["service_id"], r["username"], r["framed_ip"], r["started_at"],
+                          r["stopped_at"], False, True) for r in rows]
+
+
+async def expire_leases(conn: Connection) -> int:
+    """Free reserved or bound addresses whose time ran out (no Accounting-Start, or a lost session)."""
+    result: str = await conn.execute(
+        "UPDATE ip_leases SET state = 'free', acct_unique_id = NULL, expires_at = NULL, updated_at = now() "
+        "WHERE state <> 'free' AND expires_at < now()")
+    return int(result.rsplit(maxsplit=1)[-1])
+
+
+async def lease(conn: Connection, pool_id: int, service_id: int, reserve_s: int) -> str | None:
+    """Reserve a free address of the pool for a login of ``service_id``; None if the pool is full.
+
+    The service's previous address is preferred when free. SKIP LOCKED lets concurrent logins
+    (in this or another radiusd) take different rows instead of waiting, and the state check
+    means an address is never given to two live sessions.
+    """
+    address: str | None = await conn.fetchval(
+        """
+        UPDATE ip_leases SET state = 'reserved', service_id = $2, acct_unique_id = NULL,
+            expires_at = now() + make_interval(secs => $3), updated_at = now()
+        WHERE address = (
+            SELECT address FROM ip_leases
+            WHERE pool_id = $1 AND state = 'free'
+            ORDER BY service_id IS DISTINCT FROM $2, updated_at
+            LIMIT 1 FOR UPDATE SKIP LOCKED)
+        RETURNING host(address)
+        """,
+        pool_id, service_id, reserve_s)
+    return address
+
+
+POSTAUTH_COLUMNS = ["at", "username", "service_id", "nas_id", "result", "reason", "calling_station_id", "framed_ip"]
+
+
+async def write_postauth(conn: Connection, rows: Sequence[tuple[object, ...]]) -> None:
+    await conn.copy_records_to_table("radius_postauth", records=rows, columns=POSTAUTH_COLUMNS)
+
+
+@dataclass(frozen=True, slots=True)
+class CoaTarget:
+    """A live session a CoA/Disconnect request goes to."""
+
+    unique_id: str
+    started_at: datetime
+    nas_id: int
+    username: str
+    acct_session_id: str
+    framed_ip: str | None
+
+
+async def claim_coa(conn: Connection, limit: int = 50) -> list[Any]:
+    """Take pending CoA requests (inside a transaction: the rows stay locked to this instance)."""
+    return list(await conn.fetch(
+        "SELECT id, service_id, action FROM coa_requests WHERE state = 'pending' ORDER BY id "
+        "LIMIT $1 FOR UPDATE SKIP LOCKED", limit))
+
+
+async def coa_targets(conn: Connection, service_id: int) -> list[CoaTarget]:
+    rows = await conn.fetch(
+        "SELECT acct_unique_id, started_at, nas_id, username, acct_session_id, host(framed_ip) AS framed_ip "
+        "FROM radius_sessions WHERE service_id = $1 AND stopped_at IS NULL AND nas_id IS NOT NULL", service_id)
+    return [CoaTarget(*r) for r in rows]
+
+
+async def finish_coa(conn: Connection, request_id: int, state: str, result: str, attempts: int) -> None:
+    await conn.execute("UPDATE coa_requests SET state = $2, result = $3, attempts = $4 WHERE id = $1",
+                       request_id, state, result, attempts)
+
+
+async def record_coa_on_session(conn: Connection, target: CoaTarget, result: str) -> None:
+    await conn.execute(
+        "UPDATE radius_sessions SET last_coa_at = now(), last_coa_result = $3 "
+        "WHERE acct_unique_id = $1 AND started_at = $2", target.unique_id, target.started_at, result)

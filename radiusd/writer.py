@@ -1,0 +1,175 @@
+"""Accounting writes: grouped commits, acknowledgements after the commit, a spool for outages.
+
+``submit()`` queues a record with the callback that sends its Accounting-Response. One task
+takes everything queued (up to ``batch`` records), writes it in one transaction, and only after
+COMMIT calls the callbacks: while one transaction is in flight the next batch gathers, so many
+requests share an fsync and throughput follows the load (group commit, no fixed delay).
+
+When PostgreSQL cannot be reached the batch goes to the spool (fsync'ed) and is acknowledged
+from there; while the spool holds anything, new batches are appended behind it so the order is
+kept, and a replay task feeds it to the database as soon as it answers again. If even the spool
+cannot be written (a full disk) nothing is acknowledged: the NAS keeps the records and
+retransmits. Upserts are idempotent, so a batch whose COMMIT outcome was lost with the
+connection is safely written again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from daemons import log
+from radiusd import acct, metrics, store
+from radiusd.acct import NasEvent, SessionRecord
+from radiusd.codec import AcctStatus
+from radiusd.spool import Entry, Spool
+
+# Errors that mean "the database is not there", as opposed to a bug or bad data.
+DB_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
+           asyncpg.AdminShutdownError, TimeoutError)
+
+
+@dataclass(slots=True)
+class Item:
+    entry: Entry
+    ack: Callable[[], None]
+    nack: Callable[[], None]
+
+
+class AccountingWriter:
+    def __init__(self, pool: asyncpg.Pool, spool: Spool, *, batch: int, lease_ttl: int,
+                 on_changes: Callable[[list[store.SessionChange]], None] = lambda _: None) -> None:
+        self.pool = pool
+        self.spool = spool
+        self.batch = batch
+        self.lease_ttl = lease_ttl
+        self.on_changes = on_changes
+        self.log = log.get("lastmile.radiusd.acct")
+        self._queue: list[Item] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._spool_lock = asyncio.Lock()
+        self._replay_wake = asyncio.Event()
+        metrics.SPOOL_DEPTH.set(spool.depth)
+
+    def submit(self, item: Item) -> None:
+        self._queue.append(item)
+        self._idle.clear()
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                items, self._queue = self._queue[: self.batch], self._queue[self.batch:]
+                await self._handle(items)
+            self._idle.set()
+
+    async def drain(self) -> None:
+        """Wait until everything submitted is committed or spooled (and acknowledged)."""
+        await self._idle.wait()
+
+    async def _handle(self, items: list[Item]) -> None:
+        started = time.perf_counter()
+        entries = [i.entry for i in items]
+        try:
+            if self.spool.depth:
+                await self._to_spool(entries)
+            else:
+                try:
+                    await self.commit(entries)
+                except DB_DOWN as e:
+                    self.log.warning("database unreachable: spooling accounting", error=str(e) or type(e).__name__)
+                    await self._to_spool(entries)
+        except OSError as e:
+            metrics.ACCT_UNRECORDED.inc(len(items))
+            self.log.error("accounting not recorded: the spool cannot be written", error=str(e),
+                           records=len(items))
+            for item in items:
+                item.nack()
+            return
+        metrics.ACCT_BATCH.observe(len(items))
+        metrics.ACCT_COMMIT_SECONDS.observe(time.perf_counter() - started)
+        for item in items:
+            item.ack()
+
+    async def _to_spool(self, entries: list[Entry]) -> None:
+        async with self._spool_lock:
+            await asyncio.to_thread(self.spool.append, entries)
+        metrics.SPOOLED.inc(len(entries))
+        metrics.SPOOL_DEPTH.set(self.spool.depth)
+        self._replay_wake.set()
+
+    async def commit(self, entries: list[Entry]) -> None:
+        """Write entries in order in one transaction; session changes are announced after COMMIT."""
+        changes: list[store.SessionChange] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            run: list[SessionRecord] = []
+            for entry in entries:
+                if isinstance(entry, SessionRecord):
+                    run.append(entry)
+                    continue
+                changes += await self._write_run(conn, run)
+                run = []
+                changes += await store.close_nas_sessions(conn, entry.nas_id, entry.event_time,
+                                                          _nas_cause(entry))
+            changes += await self._write_run(conn, run)
+            await notify_changes(conn, changes)
+        if changes:
+            self.on_changes(changes)
+
+    async def _write_run(self, conn: Any, run: list[SessionRecord]) -> list[store.SessionChange]:
+        if not run:
+            return []
+        return await store.write_sessions(conn, acct.merge_batch(run), self.lease_ttl)
+
+    async def replay(self) -> None:
+        """Feed the spool to the database whenever it holds anything and the database answers."""
+        while True:
+            if not self.spool.depth:
+                self._replay_wake.clear()
+                await self._replay_wake.wait()
+            try:
+                async with self._spool_lock:
+                    entries, offset = await asyncio.to_thread(self.spool.read, self.batch * 4)
+                if entries:
+                    await self.commit(entries)
+                    async with self._spool_lock:
+                        await asyncio.to_thread(self.spool.consume, offset)
+                    metrics.REPLAYED.inc(len(entries))
+                    metrics.SPOOL_DEPTH.set(self.spool.depth)
+                    if not self.spool.depth:
+                        self.log.info("spool replayed: accounting goes to the database again")
+            except DB_DOWN:
+                await asyncio.sleep(1.0)
+
+
+def _nas_cause(event: NasEvent) -> str:
+    return "NAS-Reboot" if event.status == AcctStatus.ACCOUNTING_ON else "NAS-Request"
+
+
+async def notify_changes(conn: Any, changes: list[store.SessionChange]) -> None:
+    """Tell every radiusd (Simultaneous-Use) and flowcollector (address → service) which sessions
+    opened or closed: ``lastmile_sessions`` with {"sessions": [{uid, service, ip, start, stop}]}."""
+    items = [{"uid": c.unique_id, "service": c.service_id, "ip": c.framed_ip, "start": c.started_at.timestamp(),
+              "stop": c.stopped_at.timestamp() if c.stopped_at else None}
+             for c in changes if c.opened or c.closed]
+    chunk: list[dict[str, Any]] = []
+    size = 0
+    for item in items:
+        text = json.dumps(item, separators=(",", ":"))
+        if size + len(text) > 7000:  # a NOTIFY payload must stay under 8000 bytes
+            await conn.execute("SELECT pg_notify('lastmile_sessions', $1)", json.dumps({"sessions": chunk}))
+            chunk, size = [], 0
+        chunk.append(item)
+        size += len(text) + 1
+    if chunk:
+        await conn.execute("SELECT pg_notify('lastmile_sessions', $1)", json.dumps({"sessions": chunk}))

@@ -1,0 +1,168 @@
+"""radiusd accounting over UDP: upserts that survive retransmits, reordering and NAS reboots; events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiomqtt
+import asyncpg
+import pytest
+
+from tests.integration.conftest import Broker
+from tests.integration.radius_env import (
+    Radiusd,
+    accounting_request,
+    add_nas,
+    add_service,
+    client,
+    eventually,
+    send,
+    start_radiusd,
+    unique_id,
+)
+
+
+@pytest.fixture
+async def radiusd(db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> AsyncIterator[Radiusd]:
+    await add_nas(conn)
+    await add_service(conn, "ann", "secret-ann", simultaneous_use=0)
+    daemon = start_radiusd(db_url, tmp_path)
+    yield daemon
+    assert daemon.stop() == 0, "\n".join(daemon.output)
+
+
+async def session(conn: asyncpg.Connection, session_id: str, user: str = "ann", port: str = "") -> asyncpg.Record:
+    rows = await conn.fetch("SELECT * FROM radius_sessions WHERE acct_unique_id = $1",
+                            unique_id(user, session_id, nas_port_id=port))
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+async def test_start_interim_stop_with_gigawords(radiusd: Radiusd, conn: asyncpg.Connection) -> None:
+    c = client(radiusd)
+    ids = {"Framed_IP_Address": "100.64.0.77", "Calling_Station_Id": "02:00:00:00:00:77", "NAS_Port_Id": "ether1"}
+    await send(c, accounting_request(c, "ann", "Start", "s1", **ids))
+    row = await session(conn, "s1", port="ether1")
+    assert row["stopped_at"] is None and str(row["framed_ip"]) == "100.64.0.77"
+    assert row["service_id"] is not None and row["nas_port_id"] == "ether1"
+    await send(c, accounting_request(c, "ann", "Interim-Update", "s1", Acct_Session_Time=300,
+                                     Acct_Input_Octets=1000, Acct_Input_Gigawords=2, Acct_Output_Octets=5000,
+                                     Acct_Input_Packets=10, Acct_Output_Packets=20, **ids))
+    row = await session(conn, "s1", port="ether1")
+    assert row["input_octets"] == 2 * 2**32 + 1000 and row["output_octets"] == 5000
+    assert row["session_time_s"] == 300
+    await send(c, accounting_request(c, "ann", "Stop", "s1", Acct_Session_Time=600, Acct_Input_Octets=2000,
+                                     Acct_Input_Gigawords=2, Acct_Output_Octets=9000,
+                                     Acct_Terminate_Cause="User-Request", **ids))
+    row = await session(conn, "s1", port="ether1")
+    assert row["stopped_at"] is not None and row["terminate_cause"] == "User-Request"
+    assert row["input_octets"] == 2 * 2**32 + 2000 and row["session_time_s"] == 600
+
+
+async def test_reordered_and_repeated_records_leave_one_correct_row(radiusd: Radiusd,
+                                                                    conn: asyncpg.Connection) -> None:
+    c = client(radiusd)
+    # A Stop arrives first (its Start was lost), then a late Interim, then the Start, then the Stop again.
+    stop = accounting_request(c, "ann", "Stop", "s2", Acct_Session_Time=900, Acct_Output_Octets=9000)
+    await send(c, stop)
+    await send(c, accounting_request(c, "ann", "Interim-Update", "s2", Acct_Session_Time=300,
+                                     Acct_Output_Octets=3000))
+    await send(c, accounting_request(c, "ann", "Start", "s2"))
+    await send(c, accounting_request(c, "ann", "Stop", "s2", Acct_Session_Time=900, Acct_Output_Octets=9000,
+                                     Acct_Delay_Time=5))
+    row = await session(conn, "s2")
+    assert row["output_octets"] == 9000, "counters never go backwards"
+    assert row["session_time_s"] == 900 and row["stopped_at"] is not None
+    assert await conn.fetchval("SELECT count(*) FROM radius_session_index") == 1
+
+
+async def test_same_packet_twice_is_acknowledged_twice_and_written_once(radiusd: Radiusd,
+                                                                        conn: asyncpg.Connection) -> None:
+    import socket
+
+    from radiusd.codec import Code, encode_request
+    from tests.integration.radius_env import SECRET
+
+    packet = encode_request(Code.ACCOUNTING_REQUEST, 77, [
+        ("User-Name", "ann"), ("Acct-Status-Type", "Start"), ("Acct-Session-Id", "s3"),
+        ("NAS-IP-Address", "127.0.0.1")], SECRET)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(2)
+        s.bind(("127.0.0.1", 0))
+        s.sendto(packet, ("127.0.0.1", radiusd.acct_port))
+        first = s.recv(100)
+        s.sendto(packet, ("127.0.0.1", radiusd.acct_port))
+        second = s.recv(100)
+    assert first == second and first[0] == Code.ACCOUNTING_RESPONSE
+    assert radiusd.metric("lastmile_radiusd_duplicates_total") == 1
+    await session(conn, "s3")
+
+
+async def test_accounting_on_closes_the_nas_sessions(radiusd: Radiusd, conn: asyncpg.Connection) -> None:
+    c = client(radiusd)
+    for sid in ("a", "b", "c"):
+        await send(c, accounting_request(c, "ann", "Start", sid))
+    req = c.CreateAcctPacket(Acct_Status_Type="Accounting-On", NAS_IP_Address="127.0.0.1")
+    await send(c, req)
+    open_sessions = await conn.fetchval("SELECT count(*) FROM radius_sessions WHERE stopped_at IS NULL")
+    assert open_sessions == 0
+    causes = {r["terminate_cause"] for r in await conn.fetch("SELECT terminate_cause FROM radius_sessions")}
+    assert causes == {"NAS-Reboot"}
+
+
+async def test_accounting_without_session_id_gets_no_answer(radiusd: Radiusd) -> None:
+    c = client(radiusd)
+    c.timeout, c.retries = 0.3, 1
+    req = c.CreateAcctPacket(User_Name="ann", Acct_Status_Type="Start", NAS_IP_Address="127.0.0.1")
+    from pyrad.client import Timeout
+
+    with pytest.raises(Timeout):
+        await send(c, req)
+    assert radiusd.metric("lastmile_radiusd_dropped_total", reason="unrecordable_accounting") == 1
+
+
+async def test_stale_sessions_are_closed(conn: asyncpg.Connection) -> None:
+    from radiusd import store
+
+    await conn.execute(
+        "INSERT INTO radius_sessions (acct_unique_id, started_at, username, acct_session_id, updated_at) "
+        "VALUES ('old', now() - interval '2 hours', 'ann', 'x', now() - interval '1 hour'), "
+        "('fresh', now() - interval '2 hours', 'ann', 'y', now())")
+    closed = await store.close_stale(conn, 720)
+    assert [c.unique_id for c in closed] == ["old"]
+    row = await conn.fetchrow("SELECT stopped_at, updated_at, terminate_cause FROM radius_sessions "
+                              "WHERE acct_unique_id = 'old'")
+    assert row["stopped_at"] == row["updated_at"] and row["terminate_cause"] == "Stale"
+
+
+async def test_session_events_on_mqtt(mqtt_broker: Broker, db_url: str, conn: asyncpg.Connection,
+                                      tmp_path: Path) -> None:
+    await add_nas(conn)
+    await add_service(conn, "ann", "secret-ann", simultaneous_use=0)
+    got: list[tuple[str, dict[str, object]]] = []
+    ready = asyncio.Event()
+
+    async def listen() -> None:
+        async with aiomqtt.Client("127.0.0.1", mqtt_broker.port, identifier="t") as mqtt:
+            await mqtt.subscribe("lastmile/session/#")
+            ready.set()
+            async for m in mqtt.messages:
+                got.append((str(m.topic), json.loads(bytes(m.payload))))  # type: ignore[arg-type]
+
+    task = asyncio.create_task(listen())
+    await asyncio.wait_for(ready.wait(), 5)
+    daemon = start_radiusd(db_url, tmp_path, extra_env={"LASTMILE_MQTT__URL": mqtt_broker.url})
+    try:
+        c = client(daemon)
+        await send(c, accounting_request(c, "ann", "Start", "ev", Framed_IP_Address="100.64.0.5"))
+        await send(c, accounting_request(c, "ann", "Interim-Update", "ev", Acct_Session_Time=60))
+        await send(c, accounting_request(c, "ann", "Stop", "ev", Acct_Session_Time=120))
+        await eventually(lambda: len(got) >= 2)
+        assert [t for t, _ in got] == ["lastmile/session/start", "lastmile/session/stop"]
+        assert got[0][1]["login"] == "ann" and got[0][1]["framed_ip"] == "100.64.0.5"
+    finally:
+        assert daemon.stop() == 0
+        task.cancel()
