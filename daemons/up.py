@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+import aiohttp
 import aiomqtt
 
 from daemons import config, db, demo
@@ -76,6 +77,7 @@ async def _up(settings: config.Settings, load_demo: bool, customers: int) -> int
             await _start(child, env)
         if children and children[0].name == "mqtt":
             await _wait_broker(settings.mqtt.embedded_port, 10)
+        await _wait_ready(settings, [c for c in children if c.name in daemons])
         _print_addresses(settings, url, mqtt_url, daemons, time.monotonic() - started)
         waiters = [asyncio.ensure_future(c.proc.wait()) for c in children if c.proc]
         stop_task = asyncio.ensure_future(stop.wait())
@@ -165,6 +167,24 @@ async def _wait_broker(port: int, timeout: float) -> None:
                 return
         await asyncio.sleep(0.1)
     raise RuntimeError(f"the embedded MQTT broker did not come up on port {port}")
+
+
+async def _wait_ready(settings: config.Settings, children: list[Child], timeout: float = 60) -> None:
+    """Return when every daemon reports ``lastmile_ready 1`` on its /metrics (or has exited)."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+        for child in children:
+            section: config.DaemonSettings = getattr(settings, child.name)
+            port = settings.admin.port if child.name == "admin" else section.metrics_port
+            if not port:
+                continue
+            url = f"http://{section.metrics_bind}:{port}/metrics"
+            while time.monotonic() < deadline and child.proc and child.proc.returncode is None:
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with http.get(url) as response:
+                        if f'lastmile_ready{{daemon="{child.name}"}} 1.0' in await response.text():
+                            break
+                await asyncio.sleep(0.1)
 
 
 def _print_addresses(
