@@ -73,6 +73,11 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     await coa_client.open()
     coa_worker = CoaWorker(pool, coa_client, nas, events, rs.block_method, rs.blocked_address_list)
     loader = CacheLoader(pool, nas, subscribers, online, coa_worker.notified)
+    # Subscribe before loading: a change committed after the load's snapshot is then always
+    # notified, and one before it is in the load.
+    listener = db.Listener(url, CHANNELS, loader.notified, on_reconnect=loader.reload_everything)
+    rt.spawn("listen", listener.run())
+    await asyncio.wait_for(listener.connected.wait(), settings.database.connect_timeout)
     await loader.load_all()
 
     lease_ttl = 2 * rs.interim_interval + rs.stale_grace
@@ -86,8 +91,6 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     writer.on_changes = server.session_changes
     rt.on_drain("sockets", lambda: _close(server, coa_client))
 
-    listener = db.Listener(url, CHANNELS, loader.notified, on_reconnect=loader.reload_everything)
-    rt.spawn("listen", listener.run())
     rt.spawn("cache-refresh", loader.run())
     rt.spawn("postauth-writer", postauth.run())
     rt.spawn("maintenance", maintenance(pool, server, lease_ttl))
