@@ -349,13 +349,13 @@ CREATE TABLE IF NOT EXISTS coa_requests (
     service_id bigint NOT NULL,
     action text NOT NULL CONSTRAINT coa_requests_action_valid CHECK (action IN ('rate', 'block', 'unblock', 'disconnect')),
     state text NOT NULL DEFAULT 'pending'
-        CONSTRAINT coa_requests_state_valid CHECK (state IN ('pending', 'done', 'failed')),
+        CONSTRAINT coa_requests_state_valid CHECK (state IN ('pending', 'sending', 'done', 'failed')),
     result text,
     attempts integer NOT NULL DEFAULT 0,
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX IF NOT EXISTS coa_requests_pending_idx ON coa_requests (id) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS coa_requests_open_idx ON coa_requests (id) WHERE state IN ('pending', 'sending');
 
 -- What a change of status means for a live session.
 CREATE OR REPLACE FUNCTION lastmile_coa_action(old_status text, new_status text) RETURNS text

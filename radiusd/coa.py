@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import itertools
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import asyncpg
@@ -20,7 +22,7 @@ from daemons import log, udp
 from daemons.events import EventPublisher
 from radiusd import metrics, store
 from radiusd.cache import Nas, NasTable, Subscriber
-from radiusd.codec import Code, CodecError, InValue, decode_response, encode_request
+from radiusd.codec import Code, CodecError, InValue, Response, decode_response, encode_request
 
 ERROR_CAUSES = {
     201: "Residual-Session-Context-Removed", 202: "Invalid-EAP-Packet", 401: "Unsupported-Attribute",
@@ -32,12 +34,19 @@ ERROR_CAUSES = {
 }  # fmt: skip
 
 
+@dataclass(slots=True)
+class _Waiter:
+    future: asyncio.Future[Response]
+    request: bytes
+    secret: bytes
+
+
 class CoaClient:
     def __init__(self, timeout: float, retries: int) -> None:
         self.timeout = timeout
         self.retries = retries
         self.endpoint: udp.UdpEndpoint | None = None
-        self._pending: dict[tuple[str, int], tuple[asyncio.Future[bytes], bytes]] = {}
+        self._pending: dict[tuple[str, int], _Waiter] = {}
         self._ids = itertools.count()
 
     async def open(self, bind: str = "0.0.0.0") -> None:
@@ -48,31 +57,37 @@ class CoaClient:
             self.endpoint.close()
 
     def _received(self, data: bytes, addr: udp.Address) -> None:
-        if len(data) < 20:
+        """Only an authentic answer ends the wait; anything else (a forgery, garbage, a reply to
+        an older request) is dropped and counted, and the real answer can still come."""
+        waiter = self._pending.get((addr[0], data[1])) if len(data) >= 20 else None
+        if waiter is None or waiter.future.done():
+            metrics.DROPPED.labels("coa_unexpected_reply").inc()
             return
-        waiter = self._pending.get((addr[0], data[1]))
-        if waiter is not None and not waiter[0].done():
-            waiter[0].set_result(data)
+        try:
+            reply = decode_response(data, waiter.request[4:20], waiter.secret, request_code=waiter.request[0],
+                                    require_ma=False)
+        except CodecError as e:
+            metrics.DROPPED.labels(f"coa_{e.reason}").inc()
+            return
+        waiter.future.set_result(reply)
 
-    async def send(self, nas: Nas, code: int, attributes: list[tuple[str, InValue]]) -> str:
-        """Send and wait; returns ``ack``, ``nak:<Error-Cause>``, ``timeout`` or ``invalid-reply``."""
+    async def send(self, nas: Nas, code: int, attributes: list[tuple[str, InValue]],
+                   address: str | None = None) -> str:
+        """Send to ``address`` (default: the NAS's own) and wait; returns ``ack``,
+        ``nak:<Error-Cause>`` or ``timeout``."""
         assert self.endpoint is not None, "open() first"
-        address = nas.address
+        address = address or nas.address
         identifier = self._free_identifier(address)
         packet = encode_request(code, identifier, attributes, nas.secret)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._pending[(address, identifier)] = (future, packet)
+        waiter = _Waiter(asyncio.get_running_loop().create_future(), packet, nas.secret)
+        self._pending[(address, identifier)] = waiter
         try:
             for _ in range(self.retries):
-                self.endpoint.send(packet, (address, nas.coa_port))
+                self.endpoint.send(packet, (address, nas.coa_port))  # the same octets each time (RFC 5176 3.4)
                 try:
-                    data = await asyncio.wait_for(asyncio.shield(future), self.timeout)
+                    reply = await asyncio.wait_for(asyncio.shield(waiter.future), self.timeout)
                 except TimeoutError:
                     continue
-                try:
-                    reply = decode_response(data, packet[4:20], nas.secret, request_code=code, require_ma=False)
-                except CodecError:
-                    return "invalid-reply"
                 if reply.code in (Code.COA_ACK, Code.DISCONNECT_ACK):
                     return "ack"
                 cause = reply.error_cause
@@ -89,6 +104,16 @@ class CoaClient:
         raise RuntimeError(f"256 requests in flight to {address}")
 
 
+def destination(nas: Nas, target: store.CoaTarget) -> str:
+    """Where a session's CoA goes: the NAS's address; for a NAS entered as a prefix, the address
+    the session's accounting came from (NAS-IP-Address), when it lies in that prefix."""
+    if nas.network.num_addresses > 1 and target.nas_address:
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address(target.nas_address) in nas.network:
+                return target.nas_address
+    return nas.address
+
+
 Action = Literal["rate", "block", "unblock", "disconnect"]
 
 
@@ -100,8 +125,10 @@ def request_for(action: Action, sub: Subscriber | None, target: store.CoaTarget,
         ident.append(("Framed-IP-Address", target.framed_ip))
     if action == "rate" and sub is not None:
         return Code.COA_REQUEST, [*ident, ("Mikrotik-Rate-Limit", sub.rate_limit)]
-    if action in ("block", "unblock") and block_method == "coa":
-        return Code.COA_REQUEST, [*ident, ("Mikrotik-Address-List", blocked_list if action == "block" else "")]
+    if action == "block" and block_method == "coa":
+        return Code.COA_REQUEST, [*ident, ("Mikrotik-Address-List", blocked_list)]
+    # An unblock always disconnects: an address list cannot be emptied by CoA (a RADIUS string is
+    # never empty, RFC 2865 5), and the new login gets the unblocked attributes.
     return Code.DISCONNECT_REQUEST, ident
 
 
@@ -132,20 +159,25 @@ class CoaWorker:
                 await asyncio.wait_for(self.wake.wait(), 5.0)
 
     async def handle_one(self) -> bool:
-        """Take one pending request, send it to every live session of its service; False if none."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            claimed = await store.claim_coa(conn, 1)
-            if not claimed:
+        """Take one pending request, send it to every live session of its service; False if none.
+
+        The request is claimed (state ``sending``) in a short transaction and the sending
+        happens outside it, so a silent NAS holds no connection or lock; a claim left by a
+        crashed sender is taken again after two minutes.
+        """
+        async with self.pool.acquire() as conn:
+            request = await store.claim_coa(conn)
+            if request is None:
                 return False
-            request = claimed[0]
             rows = await store.load_subscribers(conn, "s.id = $1", request["service_id"])
-            sub = Subscriber.from_row(rows[0]) if rows else None
             targets = await store.coa_targets(conn, request["service_id"])
-            results = [await self.send(request["action"], sub, t) for t in targets]
+        sub = Subscriber.from_row(rows[0]) if rows else None
+        results = await asyncio.gather(*(self.send(request["action"], sub, t) for t in targets))
+        ok = all(r == "ack" for r in results)
+        summary = ", ".join(results) if results else "no live session"
+        async with self.pool.acquire() as conn, conn.transaction():
             for target, result in zip(targets, results, strict=True):
                 await store.record_coa_on_session(conn, target, result)
-            ok = all(r == "ack" for r in results)
-            summary = ", ".join(results) if results else "no live session"
             await store.finish_coa(conn, request["id"], "done" if ok else "failed", summary, len(results))
         self.log.info("coa", service_id=request["service_id"], action=request["action"], result=summary)
         self.events.publish("session", "coa", {"service_id": request["service_id"], "action": request["action"],
@@ -158,6 +190,6 @@ class CoaWorker:
             result = "no-nas"
         else:
             code, attributes = request_for(action, sub, target, self.block_method, self.blocked_list)
-            result = await self.client.send(nas, code, attributes)
+            result = await self.client.send(nas, code, attributes, destination(nas, target))
         metrics.COA.labels(action, result.split(":")[0]).inc()
         return result

@@ -2,14 +2,19 @@
 
 An append writes whole lines and fsyncs before it returns, so a record the NAS was told is saved
 survives a crash of radiusd or of the machine. A torn last line (a crash during an append that
-was therefore never acknowledged) is ignored on reading. ``consume(offset)`` drops what was
-replayed and keeps anything appended since, atomically (new file, fsync, rename).
+was therefore never acknowledged) is ignored on reading.
+
+Replay reads from a read offset kept in ``accounting.spool.offset`` (written atomically after
+each replayed batch commits), so a long spool is read once, not rewritten per batch; when every
+line is replayed, both files are truncated. A crash between a commit and the offset
+write replays that batch again, which the idempotent upserts absorb.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, fields
 from datetime import datetime
 from pathlib import Path
@@ -41,7 +46,9 @@ class Spool:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "accounting.spool"
-        self.depth = sum(1 for _ in self._lines()) if self.path.exists() else 0
+        self.offset_path = directory / "accounting.spool.offset"
+        self.offset = self._load_offset()
+        self.depth = sum(1 for _ in self._lines(self.offset))
 
     def append(self, entries: list[Entry]) -> None:
         """Write and fsync; raises OSError (a full disk) without having acknowledged anything."""
@@ -62,40 +69,47 @@ class Spool:
         self.depth += len(entries)
 
     def read(self, limit: int) -> tuple[list[Entry], int]:
-        """Up to ``limit`` entries from the start, and the offset just past them."""
+        """Up to ``limit`` entries after the read offset, and the offset just past them."""
         entries: list[Entry] = []
-        offset = 0
-        for line, end in self._lines():
+        offset = self.offset
+        for line, end in self._lines(self.offset):
             if len(entries) >= limit:
                 break
             entries.append(decode(line))
             offset = end
         return entries, offset
 
-    def consume(self, offset: int) -> None:
-        """Forget everything before ``offset`` (it is in the database now)."""
-        with self.path.open("rb") as f:
-            f.seek(offset)
-            tail = f.read()
-        tmp = self.path.with_suffix(".tmp")
-        with tmp.open("wb") as f:
-            f.write(tail)
-            f.flush()
+    def consume(self, offset: int, count: int) -> None:
+        """The ``count`` entries before ``offset`` are in the database now."""
+        self.depth -= count
+        if self.depth <= 0:  # fully drained (a torn tail, never acknowledged, goes too): start over
+            os.truncate(self.path, 0)
+            self.offset_path.unlink(missing_ok=True)
+            self.offset = 0
+            self.depth = 0
+            return
+        tmp = self.offset_path.with_suffix(".tmp")
+        tmp.write_text(str(offset))
+        with tmp.open("rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        self.depth = sum(1 for _ in self._lines())
+        os.replace(tmp, self.offset_path)
+        self.offset = offset
 
-    def _lines(self) -> Any:
-        """(line, offset after it) for every complete line."""
+    def _load_offset(self) -> int:
+        try:
+            offset = int(self.offset_path.read_text())
+        except (OSError, ValueError):
+            return 0
+        size = self.path.stat().st_size if self.path.exists() else 0
+        return offset if 0 <= offset <= size else 0
+
+    def _lines(self, start: int) -> Iterator[tuple[bytes, int]]:
+        """(line, offset after it) for every complete line from ``start``."""
         if not self.path.exists():
             return
-        offset = 0
+        offset = start
         with self.path.open("rb") as f:
+            f.seek(start)
             for line in f:
                 if not line.endswith(b"\n"):
                     return  # torn: never acknowledged

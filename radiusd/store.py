@@ -219,18 +219,23 @@ class CoaTarget:
     username: str
     acct_session_id: str
     framed_ip: str | None
+    nas_address: str | None
 
 
-async def claim_coa(conn: Connection, limit: int = 50) -> list[Any]:
-    """Take pending CoA requests (inside a transaction: the rows stay locked to this instance)."""
-    return list(await conn.fetch(
-        "SELECT id, service_id, action FROM coa_requests WHERE state = 'pending' ORDER BY id "
-        "LIMIT $1 FOR UPDATE SKIP LOCKED", limit))
+async def claim_coa(conn: Connection) -> Any:
+    """Take the oldest pending CoA request (or one whose sender vanished two minutes ago)."""
+    return await conn.fetchrow(
+        "UPDATE coa_requests SET state = 'sending' WHERE id = ("
+        "    SELECT id FROM coa_requests"
+        "    WHERE state = 'pending' OR (state = 'sending' AND updated_at < now() - interval '2 minutes')"
+        "    ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+        "RETURNING id, service_id, action")
 
 
 async def coa_targets(conn: Connection, service_id: int) -> list[CoaTarget]:
     rows = await conn.fetch(
-        "SELECT acct_unique_id, started_at, nas_id, username, acct_session_id, host(framed_ip) AS framed_ip "
+        "SELECT acct_unique_id, started_at, nas_id, username, acct_session_id, host(framed_ip) AS framed_ip, "
+        "host(nas_address) AS nas_address "
         "FROM radius_sessions WHERE service_id = $1 AND stopped_at IS NULL AND nas_id IS NOT NULL", service_id)
     return [CoaTarget(*r) for r in rows]
 

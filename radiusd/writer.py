@@ -143,7 +143,7 @@ class AccountingWriter:
                 if entries:
                     await self.commit(entries)
                     async with self._spool_lock:
-                        await asyncio.to_thread(self.spool.consume, offset)
+                        await asyncio.to_thread(self.spool.consume, offset, len(entries))
                     metrics.REPLAYED.inc(len(entries))
                     metrics.SPOOL_DEPTH.set(self.spool.depth)
                     if not self.spool.depth:

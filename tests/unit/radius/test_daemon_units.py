@@ -104,6 +104,9 @@ def test_spool_round_trip_torn_tail_and_consume(tmp_path: Path) -> None:
     assert again.depth == 3
     entries, offset = again.read(2)
     assert entries == [first, second]
-    again.consume(offset)
+    again.consume(offset, 2)
     assert again.depth == 1
-    assert again.read(10)[0] == [rec(3, 3, 30)]
+    assert Spool(tmp_path).read(10)[0] == [rec(3, 3, 30)]  # the read offset survives a restart
+    rest, end = again.read(10)
+    again.consume(end, len(rest))
+    assert again.depth == 0 and spool.path.stat().st_size == 0 and not again.offset_path.exists()
