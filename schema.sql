@@ -1,4 +1,4 @@
--- lastmile schema version 2
+-- lastmile schema version 3
 --
 -- The whole database, applied by `lastmile db init` (and `lastmile up`). It is idempotent:
 -- applying it twice changes nothing, so it also upgrades a database in place. Conventions:
@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS schema_version (
     version integer NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO schema_version (version) VALUES (2)
+INSERT INTO schema_version (version) VALUES (3)
 ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version, applied_at = now()
 WHERE schema_version.version <> EXCLUDED.version;
 
@@ -403,6 +403,122 @@ CREATE OR REPLACE TRIGGER customers_coa AFTER UPDATE ON customers FOR EACH ROW E
 CREATE OR REPLACE TRIGGER tariffs_coa AFTER UPDATE ON tariffs FOR EACH ROW EXECUTE FUNCTION lastmile_coa_on_tariff();
 
 SELECT lastmile_watch(t) FROM unnest(ARRAY['ip_pools', 'coa_requests']::regclass[]) AS t;
+
+-- ---------------------------------------------------------------------------------------
+-- flowcollector
+
+-- Addresses a session held, found by when it ended (flowcollector reloads the last hours).
+CREATE INDEX IF NOT EXISTS radius_sessions_stopped_ip_idx ON radius_sessions (stopped_at) WHERE framed_ip IS NOT NULL;
+
+-- Traffic of addresses that belong to no service, per exporter: revenue leaks and misconfig.
+CREATE TABLE IF NOT EXISTS traffic_unknown (
+    exporter inet NOT NULL,
+    minute timestamptz NOT NULL,
+    bytes bigint NOT NULL,
+    packets bigint NOT NULL
+) PARTITION BY RANGE (minute);
+CREATE INDEX IF NOT EXISTS traffic_unknown_exporter_minute_idx ON traffic_unknown (exporter, minute);
+CREATE TABLE IF NOT EXISTS traffic_unknown_default PARTITION OF traffic_unknown DEFAULT;
+INSERT INTO partitioned_tables VALUES ('traffic_unknown', 'day', 7) ON CONFLICT DO NOTHING;
+
+-- Rollups for long history: one row per service and hour / day, recomputed from the finer table
+-- (so late flows and repeated runs give the same result).
+CREATE TABLE IF NOT EXISTS traffic_usage_hourly (
+    service_id bigint NOT NULL,
+    hour timestamptz NOT NULL,
+    bytes_down bigint NOT NULL,
+    bytes_up bigint NOT NULL,
+    packets_down bigint NOT NULL,
+    packets_up bigint NOT NULL,
+    CONSTRAINT traffic_usage_hourly_pk PRIMARY KEY (service_id, hour)
+) PARTITION BY RANGE (hour);
+CREATE TABLE IF NOT EXISTS traffic_usage_hourly_default PARTITION OF traffic_usage_hourly DEFAULT;
+INSERT INTO partitioned_tables VALUES ('traffic_usage_hourly', 'month', 2) ON CONFLICT DO NOTHING;
+
+CREATE TABLE IF NOT EXISTS traffic_usage_daily (
+    service_id bigint NOT NULL,
+    day date NOT NULL,
+    bytes_down bigint NOT NULL,
+    bytes_up bigint NOT NULL,
+    packets_down bigint NOT NULL,
+    packets_up bigint NOT NULL,
+    CONSTRAINT traffic_usage_daily_pk PRIMARY KEY (service_id, day)
+);
+
+-- Up to when the rollups are complete: readers take rolled-up rows before it and minute rows after.
+CREATE TABLE IF NOT EXISTS traffic_rollup_state (
+    singleton boolean DEFAULT true CONSTRAINT traffic_rollup_state_pk PRIMARY KEY
+        CONSTRAINT traffic_rollup_state_singleton CHECK (singleton),
+    rolled_until timestamptz NOT NULL
+);
+INSERT INTO traffic_rollup_state (rolled_until) VALUES ('-infinity') ON CONFLICT DO NOTHING;
+
+-- Recompute the hours from `since` to the last complete hour, and their days; move the mark.
+-- Flows can arrive late (long flows are exported when they end), so callers pass a `since`
+-- some hours back.
+CREATE OR REPLACE FUNCTION lastmile_rollup_traffic(since timestamptz) RETURNS timestamptz
+LANGUAGE plpgsql AS $$
+DECLARE
+    from_hour timestamptz := date_trunc('hour', since);
+    until timestamptz := date_trunc('hour', now());
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('lastmile traffic rollup'));
+    DELETE FROM traffic_usage_hourly WHERE hour >= from_hour AND hour < until;
+    INSERT INTO traffic_usage_hourly
+    SELECT service_id, date_trunc('hour', minute), sum(bytes_down), sum(bytes_up), sum(packets_down), sum(packets_up)
+    FROM traffic_usage WHERE minute >= from_hour AND minute < until
+    GROUP BY 1, 2;
+    DELETE FROM traffic_usage_daily WHERE day >= (from_hour AT TIME ZONE 'UTC')::date;
+    INSERT INTO traffic_usage_daily
+    SELECT service_id, (hour AT TIME ZONE 'UTC')::date, sum(bytes_down), sum(bytes_up), sum(packets_down), sum(packets_up)
+    FROM traffic_usage_hourly WHERE hour >= date_trunc('day', from_hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+    GROUP BY 1, 2;
+    UPDATE traffic_rollup_state SET rolled_until = GREATEST(rolled_until, until);
+    RETURN until;
+END $$;
+
+-- The rows of a service's traffic in [from_ts, to_ts): with `rolled`, whole hours before the
+-- rollup mark come from the hourly table and the rest from the minute table.
+CREATE OR REPLACE FUNCTION traffic_rows(service bigint, from_ts timestamptz, to_ts timestamptz, rolled boolean)
+RETURNS TABLE (at timestamptz, bytes_down bigint, bytes_up bigint, packets_down bigint, packets_up bigint)
+LANGUAGE sql STABLE AS $$
+    WITH mark AS (SELECT CASE WHEN rolled THEN rolled_until ELSE '-infinity' END AS t FROM traffic_rollup_state)
+    SELECT h.hour, h.bytes_down, h.bytes_up, h.packets_down, h.packets_up
+    FROM traffic_usage_hourly h, mark
+    WHERE h.service_id = service AND h.hour >= from_ts AND h.hour < LEAST(to_ts, mark.t)
+    UNION ALL
+    SELECT u.minute, u.bytes_down, u.bytes_up, u.packets_down, u.packets_up
+    FROM traffic_usage u, mark
+    WHERE u.service_id = service AND u.minute >= GREATEST(from_ts, mark.t) AND u.minute < to_ts
+$$;
+
+-- The traffic of a service over [from_ts, to_ts) in buckets of `step` (at most a day): graph
+-- data for the admin and the portal.
+CREATE OR REPLACE FUNCTION traffic_series(service bigint, from_ts timestamptz, to_ts timestamptz, step interval)
+RETURNS TABLE (bucket timestamptz, bytes_down numeric, bytes_up numeric, packets_down numeric, packets_up numeric)
+LANGUAGE sql STABLE AS $$
+    SELECT date_bin(step, r.at, '2000-01-01 00:00+00'), sum(r.bytes_down), sum(r.bytes_up), sum(r.packets_down),
+           sum(r.packets_up)
+    FROM traffic_rows(service, from_ts, to_ts, step >= interval '1 hour') r GROUP BY 1 ORDER BY 1
+$$;
+
+-- Bytes of a service in the calendar month holding `at` (UTC): what fair-usage caps count.
+CREATE OR REPLACE FUNCTION traffic_month_total(service bigint, at timestamptz DEFAULT now())
+RETURNS TABLE (bytes_down numeric, bytes_up numeric)
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(sum(r.bytes_down), 0), coalesce(sum(r.bytes_up), 0)
+    FROM traffic_rows(service, date_trunc('month', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+                      (date_trunc('month', at AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC', true) r
+$$;
+
+-- The services moving the most bytes in the last `window`: "who is filling the uplink now".
+CREATE OR REPLACE FUNCTION traffic_top(window_length interval DEFAULT interval '5 minutes', top integer DEFAULT 20)
+RETURNS TABLE (service_id bigint, bytes_down numeric, bytes_up numeric)
+LANGUAGE sql STABLE AS $$
+    SELECT u.service_id, sum(u.bytes_down), sum(u.bytes_up)
+    FROM traffic_usage u WHERE u.minute >= now() - window_length
+    GROUP BY 1 ORDER BY sum(u.bytes_down) + sum(u.bytes_up) DESC LIMIT top
+$$;
 
 -- Create the partitions of every registered table from the current unit's start through
 -- `ahead` units on. A range that already has rows in the default partition is skipped with a

@@ -155,8 +155,30 @@ class FlowcollectorSettings(DaemonSettings):
     bind: str = setting("0.0.0.0", "Address the flow listeners bind (`::` for IPv6 and IPv4).", check=is_address)
     netflow_port: int = setting(2055, "NetFlow v5/v9 port (UDP); takes IPFIX too.", check=is_port)
     ipfix_port: int = setting(4739, "IPFIX port (UDP); takes NetFlow too.", check=is_port)
-    metrics_port: int = setting(9855, "Port of `/metrics` (0: none).", check=is_port)
+    metrics_port: int = setting(9855, "Port of `/metrics` (0: none); worker N of several uses this + N.", check=is_port)
     workers: int = setting(1, "Processes sharing the ports with SO_REUSEPORT.", check=is_positive)
+    flush_interval: float = setting(
+        5.0, "Seconds between writes of the per-minute counters to PostgreSQL.", check=is_positive
+    )
+    max_backlog_rows: int = setting(
+        2_000_000,
+        "Counter rows held while PostgreSQL is away; beyond, the oldest are dropped and counted.",
+        check=is_positive,
+    )
+    rcvbuf: int = setting(
+        32 << 20,
+        "Receive buffer asked for each UDP socket (bytes); raise net.core.rmem_max to match.",
+        check=is_positive,
+    )
+    state_dir: str = setting(
+        "", "Where templates are kept across restarts. Empty: `$STATE_DIRECTORY` (systemd) or `var/flowcollector`."
+    )
+    template_timeout: float = setting(
+        1800.0, "Seconds a template lives after it was last announced.", check=is_positive
+    )
+    rollup_interval: float = setting(
+        300.0, "Seconds between hourly/daily rollups of the traffic tables.", check=is_positive
+    )
 
 
 @dataclass(frozen=True, slots=True)

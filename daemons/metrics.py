@@ -15,9 +15,11 @@ from prometheus_client import (
     Gauge,
     Info,
     ProcessCollector,
+    disable_created_metrics,
     generate_latest,
 )
 
+disable_created_metrics()  # the `_created` series double every counter for no use here
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
 

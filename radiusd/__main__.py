@@ -1,23 +1,18 @@
 """radiusd: wiring only. ``lastmile radiusd`` runs ``main(settings)``.
 
-With ``workers = N > 1`` this process supervises N worker processes that share the ports
-through SO_REUSEPORT (the kernel keeps one NAS on one worker, so its duplicate cache stays in
-one place); worker i serves its metrics on ``metrics_port + i``.
+With ``workers = N > 1`` this process supervises N workers on the same ports (daemons.workers).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 import sys
-from pathlib import Path
 
 import asyncpg
 
-from daemons import db, log, runtime, udp
-from daemons.config import RadiusdSettings, Settings
+from daemons import db, log, runtime, udp, workers
+from daemons.config import Settings
 from daemons.events import EventPublisher
 from radiusd import metrics, policy, store
 from radiusd.cache import NasTable, OnlineSessions, SubscriberCache
@@ -28,32 +23,12 @@ from radiusd.server import RadiusServer
 from radiusd.spool import Spool
 from radiusd.writer import DB_DOWN, AccountingWriter, notify_changes
 
-WORKER_ENV = "LASTMILE_WORKER"
-
 
 def main(settings: Settings) -> int:
     rs = settings.radiusd
-    if rs.workers > 1 and WORKER_ENV not in os.environ:
-        return runtime.run("radiusd", lambda rt: supervise(rt, rs), settings, rs)
-    return runtime.run("radiusd", lambda rt: serve(rt, settings), settings, _worker_settings(rs))
-
-
-def _worker_settings(rs: RadiusdSettings) -> RadiusdSettings:
-    index = int(os.environ.get(WORKER_ENV, "0"))
-    if not index or not rs.metrics_port:
-        return rs
-    from dataclasses import replace
-
-    return replace(rs, metrics_port=rs.metrics_port + index)
-
-
-def spool_dir(rs: RadiusdSettings) -> Path:
-    if rs.spool_dir:
-        return Path(rs.spool_dir)
-    state = os.environ.get("STATE_DIRECTORY")  # systemd's StateDirectory=
-    base = Path(state.split(":")[0]) if state else Path("var/radiusd")
-    index = os.environ.get(WORKER_ENV)
-    return base / f"worker-{index}" if index else base
+    if workers.supervising(rs.workers):
+        return runtime.run("radiusd", lambda rt: workers.supervise(rt, "radiusd", rs.workers), settings, rs)
+    return runtime.run("radiusd", lambda rt: serve(rt, settings), settings, workers.for_worker(rs))
 
 
 async def serve(rt: runtime.Runtime, settings: Settings) -> None:
@@ -83,7 +58,8 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     lease_ttl = 2 * rs.interim_interval + rs.stale_grace
     postauth = PostAuthLog(pool)
     rt.on_drain("postauth", postauth.flush)
-    writer = AccountingWriter(pool, Spool(spool_dir(rs)), batch=rs.acct_batch, lease_ttl=lease_ttl)
+    spool = Spool(workers.state_dir(rs.spool_dir, "radiusd"))
+    writer = AccountingWriter(pool, spool, batch=rs.acct_batch, lease_ttl=lease_ttl)
     server = RadiusServer(
         nas=nas, subscribers=subscribers, online=online, writer=writer, postauth=postauth, pool=pool, events=events,
         policy_settings=policy.PolicySettings(rs.blocked_action, rs.blocked_address_list, rs.interim_interval),
@@ -145,30 +121,6 @@ async def maintenance(pool: asyncpg.Pool, server: RadiusServer, lease_ttl: int) 
             logger.info("stale sessions closed", count=len(closed))
         if freed:
             logger.info("expired address leases freed", count=freed)
-
-
-async def supervise(rt: runtime.Runtime, rs: RadiusdSettings) -> None:
-    """Start ``workers`` processes on the same ports; stop them on drain; restart none (systemd does)."""
-    procs = []
-    for index in range(1, rs.workers + 1):
-        env = dict(os.environ, **{WORKER_ENV: str(index)})
-        env.pop("NOTIFY_SOCKET", None)
-        procs.append(await asyncio.create_subprocess_exec(sys.executable, "-m", "daemons.cli", "radiusd", env=env))
-
-    async def watch() -> None:
-        await asyncio.wait([asyncio.ensure_future(p.wait()) for p in procs], return_when=asyncio.FIRST_COMPLETED)
-        raise RuntimeError("a radiusd worker exited")
-
-    async def stop() -> None:
-        for p in procs:
-            if p.returncode is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            with contextlib.suppress(ProcessLookupError):
-                await p.wait()
-
-    rt.on_drain("workers", stop)
-    rt.spawn("workers-watch", watch())
 
 
 if __name__ == "__main__":

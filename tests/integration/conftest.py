@@ -1,13 +1,25 @@
-"""Fixtures that run real peers: an MQTT broker (amqtt, what `lastmile up` embeds)."""
+"""Fixtures that run real peers: an MQTT broker (amqtt, what `lastmile up` embeds), and a PostgreSQL
+of a module's own that its tests may crash and stop."""
 
 import asyncio
 import contextlib
+import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
+import asyncpg
 import pytest
 
+from daemons import db
+from daemons.pgembed import EmbeddedPostgres
 from tests.conftest import free_port
+from tests.integration.radius_env import add_nas
+
+_databases = itertools.count()
 
 
 class Broker:
@@ -61,3 +73,59 @@ async def cancel(task: asyncio.Task[object]) -> None:
 
 
 Waiter = Callable[[], Awaitable[None]]
+
+
+# -- a PostgreSQL of our own -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def own_pg() -> Iterator[EmbeddedPostgres]:
+    """A durable embedded PostgreSQL these tests may crash and stop.
+
+    Outside pytest's tmp_path on purpose (as tests/conftest.py does): pytest resets
+    /tmp/pytest-of-<user> to 0700 at every session start, which would lock the server's own
+    user (``pgserver`` under root) out of its data directory.
+    """
+    base = Path(tempfile.mkdtemp(prefix="lastmile-resilience-pg-"))
+    server = EmbeddedPostgres(base / "pg", free_port(), durable=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+async def own_db(own_pg: EmbeddedPostgres) -> AsyncIterator[str]:
+    """A fresh database with the schema and a NAS on 127.0.0.1, on the module's own server."""
+    if not own_pg.is_running():
+        await asyncio.to_thread(own_pg.start)
+    name = f"resilience_{os.getpid()}_{next(_databases)}"
+    admin = await asyncpg.connect(own_pg.admin_url())
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    url = f"postgresql://postgres@127.0.0.1:{own_pg.port}/{name}"
+    conn = await db.connect(url)
+    try:
+        await db.apply_schema(conn)
+        await add_nas(conn)
+    finally:
+        await conn.close()
+    yield url
+    if not own_pg.is_running():
+        await asyncio.to_thread(own_pg.start)
+    admin = await asyncpg.connect(own_pg.admin_url())
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+def crash(server: EmbeddedPostgres) -> None:
+    """Stop PostgreSQL the way a crash does: no checkpoint, connections cut, recovery at next start."""
+    server._pg_ctl("stop", "-m", "immediate", "-w", "-t", "30")
+
+

@@ -5,17 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
-import os
-import re
-import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
-import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +17,7 @@ from pyrad.dictionary import Dictionary
 from pyrad.packet import AccessRequest, AccountingRequest, Packet
 
 from tests.conftest import free_port
+from tests.integration.daemon import Daemon, start_daemon
 
 ROOT = Path(__file__).resolve().parents[2]
 DICTIONARY = ROOT / "radiusd" / "dictionary" / "dictionary"
@@ -63,89 +56,22 @@ async def add_service(conn: asyncpg.Connection, login: str, password: str, **col
 
 
 @dataclass
-class Radiusd:
+class Radiusd(Daemon):
     """A running `lastmile radiusd`."""
 
-    proc: subprocess.Popen[str]
-    auth_port: int
-    acct_port: int
-    metrics_port: int
-    spool_dir: Path
-    output: list[str] = field(default_factory=list)
-    reader: threading.Thread | None = None
-
-    def __post_init__(self) -> None:
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout
-        for line in self.proc.stdout:
-            self.output.append(line.rstrip("\n"))
-
-    def metrics(self) -> str:
-        return urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
-
-    def metric(self, name: str, **labels: str) -> float:
-        """Sum of a metric's samples whose labels include ``labels``."""
-        total = 0.0
-        for line in self.metrics().splitlines():
-            if not line.startswith(name) or line.startswith("#"):
-                continue
-            match = re.match(rf"{re.escape(name)}(?:\{{(.*)\}})? (\S+)$", line)
-            if not match:
-                continue
-            have = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
-            if all(have.get(k) == v for k, v in labels.items()):
-                total += float(match.group(2))
-        return total
-
-    def logs(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.output if line.startswith("{")]
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._drain_output()
-        return self.proc.returncode
-
-    def _drain_output(self) -> None:
-        assert self.proc.stdout and self.reader
-        self.reader.join(5)
-        self.proc.stdout.close()
+    auth_port: int = 0
+    acct_port: int = 0
+    spool_dir: Path = Path()
 
 
 def start_radiusd(db_url: str, tmp: Path, extra_env: dict[str, str] | None = None, **settings: str) -> Radiusd:
     """Start radiusd on free ports against ``db_url``; returns once it reports ready."""
-    auth, acct, metrics_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LASTMILE_")}
-    env.update(PYTHONPATH=str(ROOT), LASTMILE_DATABASE__URL=db_url, LASTMILE_RADIUSD__BIND="127.0.0.1",
-               LASTMILE_RADIUSD__AUTH_PORT=str(auth), LASTMILE_RADIUSD__ACCT_PORT=str(acct),
-               LASTMILE_RADIUSD__METRICS_PORT=str(metrics_port), LASTMILE_RADIUSD__SPOOL_DIR=str(tmp / "spool"),
-               LASTMILE_LOG__FORMAT="json", LASTMILE_DATABASE__POOL_MIN="1")
+    auth, acct = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    env = {"LASTMILE_RADIUSD__BIND": "127.0.0.1", "LASTMILE_RADIUSD__AUTH_PORT": str(auth),
+           "LASTMILE_RADIUSD__ACCT_PORT": str(acct), "LASTMILE_RADIUSD__SPOOL_DIR": str(tmp / "spool")}
     env.update({f"LASTMILE_RADIUSD__{k.upper()}": v for k, v in settings.items()})
     env.update(extra_env or {})
-    proc = subprocess.Popen([sys.executable, "-m", "daemons.cli", "radiusd"], env=env, cwd=tmp,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    daemon = Radiusd(proc, auth, acct, metrics_port, tmp / "spool")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            daemon._drain_output()
-            raise AssertionError("radiusd exited:\n" + "\n".join(daemon.output))
-        try:
-            if 'lastmile_ready{daemon="radiusd"} 1.0' in daemon.metrics():
-                return daemon
-        except OSError:
-            pass
-        time.sleep(0.05)
-    daemon.stop()
-    raise AssertionError("radiusd did not become ready:\n" + "\n".join(daemon.output))
+    return start_daemon(Radiusd, "radiusd", db_url, tmp, env, auth_port=auth, acct_port=acct, spool_dir=tmp / "spool")
 
 
 def client(daemon: Radiusd, secret: bytes = SECRET, timeout: float = 2.0, retries: int = 1) -> Client:

@@ -1,0 +1,143 @@
+"""flowcollector: wiring only. ``lastmile flowcollector`` runs ``main(settings)``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+
+from daemons import db, log, runtime, udp, workers
+from daemons.config import Settings
+from daemons.metrics import REGISTRY
+from flowcollector import metrics
+from flowcollector.aggregate import Aggregator, ServiceMap
+from flowcollector.codec import CodecError, Decoder, DecoderSettings
+from flowcollector.collector import Collector
+from flowcollector.maps import CHANNELS, Maps
+from flowcollector.store import AllowList
+from flowcollector.writer import DB_DOWN, UsageWriter
+
+HISTORY_S = 7200.0  # flows may end this long before they are exported (long flows, late exports)
+
+
+def main(settings: Settings) -> int:
+    fs = settings.flowcollector
+    if workers.supervising(fs.workers):
+        return runtime.run("flowcollector", lambda rt: workers.supervise(rt, "flowcollector", fs.workers),
+                           settings, fs)
+    return runtime.run("flowcollector", lambda rt: serve(rt, settings), settings, workers.for_worker(fs))
+
+
+class TemplateFile:
+    """Templates and announced sampling survive a restart here (data right after it decodes)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.log = log.get("lastmile.flowcollector.templates")
+
+    def load(self, decoder: Decoder) -> int:
+        if not self.path.exists():
+            return 0
+        try:
+            return decoder.load_state(self.path.read_bytes(), time.time())
+        except (CodecError, OSError) as e:
+            self.log.warning("saved templates not loaded", path=str(self.path), error=str(e))
+            return 0
+
+    def save(self, decoder: Decoder) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(decoder.dump_state())
+        os.replace(tmp, self.path)
+
+
+async def serve(rt: runtime.Runtime, settings: Settings) -> None:
+    fs = settings.flowcollector
+    url = db.url_of(settings.database)
+    pool = await db.create_pool(settings.database, url, max_size=min(settings.database.pool_max, 4))
+    rt.on_drain("database", pool.close)
+    async with pool.acquire() as conn:
+        await db.maintain_partitions(conn)
+
+    decoder = Decoder(DecoderSettings(template_timeout=fs.template_timeout))
+    templates = TemplateFile(workers.state_dir(fs.state_dir, "flowcollector") / "templates.json")
+    loaded = templates.load(decoder)
+    rt.on_drain("templates", _step(lambda: templates.save(decoder)))
+    services = ServiceMap()
+    aggregator = Aggregator(services, max_age=HISTORY_S)
+    collector = Collector(decoder, aggregator, AllowList())
+    maps = Maps(pool, services, decoder, collector, HISTORY_S)
+    # Subscribe before loading, so no change between the two is missed.
+    listener = db.Listener(url, CHANNELS, maps.notified, on_reconnect=maps.reload_everything)
+    rt.spawn("listen", listener.run())
+    await asyncio.wait_for(listener.connected.wait(), settings.database.connect_timeout)
+    await maps.load_all()
+    rt.spawn("map-refresh", maps.run())
+
+    writer = UsageWriter(pool, aggregator, fs.flush_interval, fs.max_backlog_rows)
+    rt.on_drain("flush", writer.flush)
+    rt.spawn("writer", writer.run())
+    rt.spawn("maintenance", maintenance(pool, decoder, services, collector, templates, fs.rollup_interval))
+
+    ports = sorted({fs.netflow_port, fs.ipfix_port})
+    reuse = fs.workers > 1
+    endpoints = [await udp.open_endpoint(fs.bind, port, collector.on_datagram, reuse_port=reuse, rcvbuf=fs.rcvbuf)
+                 for port in ports]
+    rt.on_drain("sockets", _step(lambda: _close(endpoints)))
+    REGISTRY.register(metrics.FlowCollector(collector.stats, decoder.gauges,
+                                            lambda: sum(e.kernel_drops() for e in endpoints)))
+    metrics.RCVBUF.set(min(e.rcvbuf for e in endpoints))
+    log.get("lastmile.flowcollector").info(
+        "flow listening", ports=[e.address[1] for e in endpoints], bind=fs.bind, rcvbuf=endpoints[0].rcvbuf,
+        rcvbuf_requested=fs.rcvbuf, templates_loaded=loaded)
+
+
+def _close(endpoints: list[udp.UdpEndpoint]) -> None:
+    for endpoint in endpoints:
+        endpoint.close()
+
+
+def _step(fn: object) -> runtime.DrainStep:
+    async def step() -> None:
+        fn()  # type: ignore[operator]
+
+    return step
+
+
+async def maintenance(pool: asyncpg.Pool, decoder: Decoder, services: ServiceMap, collector: Collector,
+                      templates: TemplateFile, rollup_interval: float) -> None:
+    """Expire templates (10 s); prune ended sessions and save templates (60 s); roll up traffic;
+    make partitions (hourly)."""
+    logger = log.get("lastmile.flowcollector.maintenance")
+    tick = 0
+    next_rollup = time.monotonic() + rollup_interval
+    while True:
+        await asyncio.sleep(10)
+        tick += 1
+        now = time.time()
+        report = decoder.expire(now)
+        if report.events:
+            collector.count_events("*", report.events)
+        if tick % 6 == 0:
+            services.prune(now - HISTORY_S)
+            templates.save(decoder)
+        try:
+            if time.monotonic() >= next_rollup:
+                next_rollup = time.monotonic() + rollup_interval
+                async with pool.acquire() as conn:
+                    await conn.execute("SELECT lastmile_rollup_traffic(now() - interval '3 hours')")
+            if tick % 360 == 0:
+                async with pool.acquire() as conn:
+                    await db.maintain_partitions(conn)
+        except (*DB_DOWN, asyncpg.PostgresError) as e:
+            logger.warning("maintenance skipped", error=str(e) or type(e).__name__)
+
+
+if __name__ == "__main__":
+    from daemons import config
+
+    sys.exit(main(config.load()))

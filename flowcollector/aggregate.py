@@ -1,0 +1,530 @@
+"""Flow attribution and aggregation (pure): flow batches in, per-service counters out.
+
+``ServiceMap`` says which service an address belongs to at a given time: RADIUS session
+addresses and prefixes (Framed-IP-Address, Framed-Route, Framed-IPv6-Prefix, Delegated-IPv6-
+Prefix), each valid from its start to its end, and static prefixes (business customers with
+fixed addresses).  Sessions are looked up before static prefixes; within each, the longest
+prefix wins.
+
+``Aggregator`` folds ``codec.FlowBatch`` es into ``(service_id, bucket_start)`` counters
+``[bytes_down, bytes_up, packets_down, packets_up]``, the subscriber side of a flow deciding
+the direction (a subscriber destination is download; otherwise a subscriber source is
+upload), and traffic no service owns into per-exporter ``unknown`` counters (revenue leaks).
+A flow spanning several buckets is spread over them in proportion to time, in integers whose
+sum is exactly the flow's bytes and packets (pmacct's ``nfacctd_pro_rating``).  The writer
+takes the counters with ``drain()`` every N seconds (STYLE.md §10).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from .codec import FlowBatch
+
+__all__ = ["Aggregator", "ServiceMap", "Usage"]
+
+FOREVER: Final = 1 << 62  # the end of a session not ended yet
+
+Entry = tuple[int, int, int, "Entry | None"]
+"""A session: (start_ms, end_ms, slot, the previous session on the same prefix); the slot is
+service_id * 2, the aggregator's counter key for download (+ 1: upload).  Chains are newest
+first and never overlap: a new session on a prefix ends the previous one."""
+
+Network = str | ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _at(chain: Entry | None, t: int) -> int | None:
+    """The slot of the session holding the prefix at ``t`` (ms), if any."""
+    while chain is not None:
+        if t >= chain[0]:
+            return chain[2] if t < chain[1] else None
+        chain = chain[3]
+    return None
+
+
+def _unchain(chain: Entry | None) -> list[tuple[int, int, int]]:
+    out = []
+    while chain is not None:
+        out.append((chain[0], chain[1], chain[2]))
+        chain = chain[3]
+    return out
+
+
+def _chain(items: list[tuple[int, int, int]]) -> Entry | None:
+    """Build a chain from sessions sorted newest first, ending each at its successor's start."""
+    chain: Entry | None = None
+    for i in range(len(items) - 1, -1, -1):
+        start, end, service = items[i]
+        if i:
+            end = min(end, items[i - 1][0])
+        if start < end:
+            chain = (start, end, service, chain)
+    return chain
+
+
+class ServiceMap:
+    """Address -> service id, by time.  Mutated by the daemon from RADIUS and the database.
+
+    Times given to methods are Unix seconds; internally everything is integer ms.  Lookups
+    are built for the aggregator's hot loop: IPv4 /32 sessions in one ``dict`` keyed by the
+    address as an int (``exact4``), then one ``dict`` per prefix length in use, keyed by the
+    masked address, longest first; a set of the top bits of every prefix (``coarse4`` /
+    ``coarse6``) rejects the many remote addresses with one lookup.
+    """
+
+    def __init__(self) -> None:
+        self.exact4: dict[int, Entry] = {}
+        self._sessions: dict[tuple[int, int], dict[int, Entry]] = {}  # (family, length) -> table
+        self._static: dict[tuple[int, int], dict[int, int]] = {}
+        self._sess4: list[tuple[int, dict[int, Entry]]] = []  # (shift, table), longest first
+        self._stat4: list[tuple[int, dict[int, int]]] = []
+        # IPv6: (shift, wide, table); a /64 or shorter keys on the high half (hi >> shift),
+        # a longer prefix ("wide") on the whole address.
+        self._sess6: list[tuple[int, bool, dict[int, Entry]]] = []
+        self._stat6: list[tuple[int, bool, dict[int, int]]] = []
+        self.coarse4: set[int] = set()
+        self.coarse4_shift = 16
+        self.coarse6: set[int] = set()
+        self.coarse6_shift = 16
+
+    # ------------------------------------------------------------------ mutations
+
+    def add_session(self, prefix: Network, service_id: int, start: float, end: float | None = None) -> None:
+        """A session holds ``prefix`` (an address is a /32 or /128) from ``start`` to ``end``.
+
+        Re-adding a session with the same start replaces it (idempotent reloads).  A session
+        on a prefix ends any earlier one there at its start: an address reused by another
+        subscriber attributes by flow time.  NAS and flow clocks differ by seconds; pass a
+        ``start`` a little early if first packets matter.
+        """
+        family, length, key = _parse(prefix)
+        known = (family == 4 and length == 32) or (family, length) in self._sessions
+        table = self._session_table(family, length)
+        begin = int(start * 1000)
+        items = [i for i in _unchain(table.get(key)) if i[0] != begin]
+        items.append((begin, FOREVER if end is None else int(end * 1000), service_id << 1))
+        items.sort(reverse=True)
+        chain = _chain(items)
+        if chain is None:
+            table.pop(key, None)
+        else:
+            table[key] = chain
+        if not known:
+            self._rebuild()  # a prefix length not in use yet
+        elif table is not self.exact4:
+            self._cover(family, length, key)
+
+    def end_session(self, prefix: Network, end: float) -> bool:
+        """End the session holding ``prefix`` at ``end`` (RADIUS Stop); False if none did."""
+        family, length, key = _parse(prefix)
+        table = self._session_table(family, length)
+        end_ms = int(end * 1000)
+        items = _unchain(table.get(key))
+        for i, (start, old_end, service) in enumerate(items):
+            if start <= end_ms < old_end:
+                items[i] = (start, end_ms, service)
+                chain = _chain(items)
+                if chain is None:
+                    del table[key]
+                else:
+                    table[key] = chain
+                return True
+        return False
+
+    def prune(self, before: float) -> int:
+        """Forget sessions that ended before ``before``; return how many.  Call it on a timer,
+        keeping sessions as long as their flows may still arrive (active timeout + hold)."""
+        cutoff = int(before * 1000)
+        removed = 0
+        for table in (self.exact4, *self._sessions.values()):
+            for key, chain in list(table.items()):
+                items = _unchain(chain)
+                kept = [i for i in items if i[1] > cutoff]
+                removed += len(items) - len(kept)
+                if len(kept) != len(items):
+                    pruned = _chain(kept)
+                    if pruned is None:
+                        del table[key]
+                    else:
+                        table[key] = pruned
+        self._rebuild()
+        return removed
+
+    def replace_static(self, prefixes: Iterable[tuple[Network, int]]) -> None:
+        """Replace all static prefixes with ``(prefix, service_id)`` pairs."""
+        static: dict[tuple[int, int], dict[int, int]] = {}
+        for prefix, service_id in prefixes:
+            family, length, key = _parse(prefix)
+            static.setdefault((family, length), {})[key] = service_id << 1
+        self._static = static
+        self._rebuild()
+
+    def _session_table(self, family: int, length: int) -> dict[int, Entry]:
+        if family == 4 and length == 32:
+            return self.exact4
+        return self._sessions.setdefault((family, length), {})
+
+    def _cover(self, family: int, length: int, key: int) -> None:
+        """Let the coarse filter pass a new prefix of a length in use (so ``length`` is at
+        least the filter's width).  O(1); entries of removed prefixes stay until the next
+        ``_rebuild``: a filter that passes too much is only slower."""
+        coarse, shift = (self.coarse4, self.coarse4_shift) if family == 4 else (self.coarse6, self.coarse6_shift)
+        coarse.add(key >> (length - (32 if family == 4 else 64) + shift))
+
+    def _rebuild(self) -> None:
+        """Refresh the per-length lists and coarse filters (O(prefixes): bulk changes only)."""
+        for k in [k for k, t in self._sessions.items() if not t]:
+            del self._sessions[k]
+        sessions = sorted(self._sessions.items(), reverse=True)
+        static = sorted(self._static.items(), reverse=True)
+        self._sess4 = [(32 - ln, t) for (f, ln), t in sessions if f == 4]
+        self._stat4 = [(32 - ln, t) for (f, ln), t in static if f == 4]
+        self._sess6 = [((64 if ln <= 64 else 128) - ln, ln > 64, t) for (f, ln), t in sessions if f == 6]
+        self._stat6 = [((64 if ln <= 64 else 128) - ln, ln > 64, t) for (f, ln), t in static if f == 6]
+        for family, top in ((4, 16), (6, 48)):
+            tables: list[tuple[int, Iterable[int]]] = [(ln, t.keys()) for (f, ln), t in sessions if f == family]
+            tables += [(ln, st.keys()) for (f, ln), st in static if f == family]
+            coarse = min([top, *(ln for ln, _ in tables)])
+            # The first `coarse` bits of every prefix (of the high 64 bits, for IPv6).
+            values = {key >> (ln - coarse) for ln, keys in tables for key in keys}
+            shift = (32 if family == 4 else 64) - coarse
+            if family == 4:
+                self.coarse4, self.coarse4_shift = values, shift
+            else:
+                self.coarse6, self.coarse6_shift = values, shift
+
+    # ------------------------------------------------------------------ lookups
+
+    def lookup(self, address: str, at: float) -> int | None:
+        """The service owning ``address`` at Unix time ``at`` (for tests and the admin)."""
+        ip = ipaddress.ip_address(address)
+        t = int(at * 1000)
+        if ip.version == 4:
+            slot = self.lookup4(int(ip), t)
+        else:
+            slot = self.lookup6(int(ip) >> 64, int(ip) & 0xFFFFFFFFFFFFFFFF, t)
+        return None if slot is None else slot >> 1
+
+    def lookup4(self, addr: int, t: int) -> int | None:
+        """IPv4 lookup: address as an int, time in Unix ms; returns the slot (service_id * 2)."""
+        chain = self.exact4.get(addr)
+        if chain is not None:
+            found = _at(chain, t)
+            if found is not None:
+                return found
+        if (addr >> self.coarse4_shift) not in self.coarse4:
+            return None
+        for shift, sessions in self._sess4:
+            chain = sessions.get(addr >> shift)
+            if chain is not None:
+                found = _at(chain, t)
+                if found is not None:
+                    return found
+        for shift, table in self._stat4:
+            found = table.get(addr >> shift)
+            if found is not None:
+                return found
+        return None
+
+    def lookup6(self, hi: int, lo: int, t: int) -> int | None:
+        """IPv6 lookup: address as its high and low 64 bits, time in Unix ms; returns the slot."""
+        if (hi >> self.coarse6_shift) not in self.coarse6:
+            return None
+        for shift, wide, sessions in self._sess6:
+            chain = sessions.get((hi << 64 | lo) >> shift if wide else hi >> shift)
+            if chain is not None:
+                if chain[0] <= t < chain[1]:  # the current session: no call
+                    return chain[2]
+                found = _at(chain[3], t)
+                if found is not None:
+                    return found
+        for shift, wide, table in self._stat6:
+            found = table.get((hi << 64 | lo) >> shift if wide else hi >> shift)
+            if found is not None:
+                return found
+        return None
+
+
+def _parse(prefix: Network) -> tuple[int, int, int]:
+    """(family, prefix length, network as int >> host bits); ValueError if host bits are set."""
+    net = ipaddress.ip_network(prefix)
+    return net.version, net.prefixlen, int(net.network_address) >> (net.max_prefixlen - net.prefixlen)
+
+
+@dataclass(slots=True)
+class Usage:
+    """What ``Aggregator.drain`` hands to the writer.
+
+    ``services()`` / ``rows()`` give the per-service counters, renormalised by the sampling
+    rate: (service_id, bucket start in Unix seconds) -> [bytes_down, bytes_up, packets_down,
+    packets_up].  ``unknown``: (exporter, bucket start) -> [bytes, packets] of flows whose
+    addresses match no service.  ``records`` is the number of flow records folded;
+    ``clamped`` how many had implausible times (end outside [arrival - max_age, arrival +
+    max_lead]: moved to the arrival time; start before that window: cut to it).
+    """
+
+    bucket_seconds: int
+    groups: dict[tuple[int, int], dict[int, dict[int, list[int]]]]
+    """Raw counters as the aggregator keeps them: (rate, packet rate) -> bucket index ->
+    slot (service_id * 2, + 1 for upload) -> [bytes, packets] before renormalising."""
+    unknown: dict[tuple[str, int], list[int]]
+    records: int
+    clamped: int
+
+    def services(self) -> dict[tuple[int, int], list[int]]:
+        """(service_id, bucket start) -> [bytes_down, bytes_up, packets_down, packets_up]."""
+        out: dict[tuple[int, int], list[int]] = {}
+        step = self.bucket_seconds
+        for (rate, packet_rate), buckets in self.groups.items():
+            for k, slots in buckets.items():
+                start = k * step
+                for slot, (b, p) in slots.items():
+                    key = (slot >> 1, start)
+                    c = out.get(key)
+                    if c is None:
+                        c = out[key] = [0, 0, 0, 0]
+                    col = slot & 1
+                    c[col] += b * rate
+                    c[col + 2] += p * packet_rate
+        return out
+
+    def rows(self) -> Iterator[tuple[int, int, int, int, int, int]]:
+        """(service_id, bucket start, bytes_down, bytes_up, packets_down, packets_up), for COPY."""
+        for (service_id, start), (bd, bu, pd, pu) in self.services().items():
+            yield service_id, start, bd, bu, pd, pu
+
+
+class Aggregator:
+    """Folds flow batches into per-service, per-bucket counters until ``drain()``."""
+
+    def __init__(self, services: ServiceMap, *, bucket_seconds: int = 60, max_age: float = 7200.0,
+                 max_lead: float = 300.0) -> None:
+        if bucket_seconds <= 0:
+            raise ValueError("bucket_seconds must be positive")
+        self.services = services
+        self.bucket_seconds = bucket_seconds
+        self._bucket_ms = bucket_seconds * 1000
+        self._max_age_ms = int(max_age * 1000)
+        self._max_lead_ms = int(max_lead * 1000)
+        # Counters are kept per sampling rate and multiplied once, in Usage.services(): the
+        # hot loop then adds raw counts.  A slot is service_id * 2 (+ 1 for upload).
+        self._groups: dict[tuple[int, int], dict[int, dict[int, list[int]]]] = {}
+        self._unknown: dict[tuple[str, int], list[int]] = {}
+        self._records = 0
+        self._clamped = 0
+
+    @property
+    def pending(self) -> int:
+        """Counter entries held now, for overflow control (an upper bound on rows)."""
+        return sum(len(d) for g in self._groups.values() for d in g.values()) + len(self._unknown)
+
+    def drain(self) -> Usage:
+        """Return the counters gathered so far and start afresh (O(1): a swap)."""
+        step = self.bucket_seconds
+        unknown = {(exporter, k * step): c for (exporter, k), c in self._unknown.items()}
+        usage = Usage(step, self._groups, unknown, self._records, self._clamped)
+        self._groups = {}
+        self._unknown = {}
+        self._records = 0
+        self._clamped = 0
+        return usage
+
+    def add(self, batch: FlowBatch) -> None:
+        """Fold one batch of flow records."""
+        self._records += batch.count
+        if batch.family == 4:
+            self._add4(batch)
+        else:
+            self._add6(batch)
+
+    def _add4(self, batch: FlowBatch) -> None:
+        # The hot loop: locals only; a download record costs one dict lookup to attribute
+        # and one to count, an upload record one more; nothing is called unless unusual.
+        smap = self.services
+        exact = smap.exact4.get
+        coarse = smap.coarse4
+        cshift = smap.coarse4_shift
+        add, mask, base = batch.clock
+        arrival = batch.arrival_ms
+        oldest = arrival - self._max_age_ms
+        newest = arrival + self._max_lead_ms
+        width = self._bucket_ms
+        buckets = self._rate_group(batch)
+        cur: dict[int, list[int]] = {}
+        blo = bhi = 0  # bounds (ms) of the bucket `cur` counts
+        clamped = 0
+        for src, dst, octets, packets, rs, re, nsrc, ndst in batch.rows():
+            e = ((re + add) & mask) + base
+            s = e - ((re - rs) & mask)
+            if s < oldest or e > newest:
+                s, e = _clamp(s, e, oldest, newest, arrival)
+                clamped += 1
+            v = exact(dst)
+            if v is not None and v[0] <= e < v[1]:
+                slot = v[2]
+            else:
+                w = exact(src)
+                if w is not None and w[0] <= e < w[1] and v is None and (dst >> cshift) not in coarse:
+                    slot = w[2] + 1
+                else:
+                    slot = self._resolve4(src, dst, nsrc, ndst, e)
+                    if slot < 0:
+                        self._add_unknown(batch, s, e, octets, packets)
+                        continue
+            if s < blo or e >= bhi:
+                k = s // width
+                if e // width != k:
+                    self._spread(buckets, slot, s, e, (octets, packets))
+                    continue
+                got = buckets.get(k)
+                if got is None:
+                    got = buckets[k] = {}
+                cur = got
+                blo = k * width
+                bhi = blo + width
+            c = cur.get(slot)
+            if c is None:
+                cur[slot] = [octets, packets]
+            else:
+                c[0] += octets
+                c[1] += packets
+        self._clamped += clamped
+
+    def _resolve4(self, src: int, dst: int, nat_src: int, nat_dst: int, t: int) -> int:
+        """The slot of a record the fast path could not place; -1 if no service owns it.
+        Post-NAT addresses come last (MikroTik 225/226: a CGNAT subscriber's inside
+        address may only be there)."""
+        look = self.services.lookup4
+        for addr, up in ((dst, 0), (src, 1), (nat_dst, 0), (nat_src, 1)):
+            slot = look(addr, t)
+            if slot is not None:
+                return slot + up
+        return -1
+
+    def _add6(self, batch: FlowBatch) -> None:
+        smap = self.services
+        look = smap.lookup6
+        coarse = smap.coarse6
+        cshift = smap.coarse6_shift
+        add, mask, base = batch.clock
+        arrival = batch.arrival_ms
+        oldest = arrival - self._max_age_ms
+        newest = arrival + self._max_lead_ms
+        width = self._bucket_ms
+        buckets = self._rate_group(batch)
+        for sh, sl, dh, dl, octets, packets, rs, re, nsh, nsl, ndh, ndl in batch.rows():
+            e = ((re + add) & mask) + base
+            s = e - ((re - rs) & mask)
+            if s < oldest or e > newest:
+                s, e = _clamp(s, e, oldest, newest, arrival)
+                self._clamped += 1
+            slot = look(dh, dl, e) if (dh >> cshift) in coarse else None
+            if slot is None:
+                slot = look(sh, sl, e) if (sh >> cshift) in coarse else None
+                if slot is not None:
+                    slot += 1
+                else:
+                    slot = self._resolve6_nat((nsh, nsl, ndh, ndl), (sh, sl, dh, dl), e)
+                    if slot < 0:
+                        self._add_unknown(batch, s, e, octets, packets)
+                        continue
+            k = s // width
+            if e // width != k:
+                self._spread(buckets, slot, s, e, (octets, packets))
+                continue
+            d = buckets.get(k)
+            if d is None:
+                d = buckets[k] = {}
+            c = d.get(slot)
+            if c is None:
+                d[slot] = [octets, packets]
+            else:
+                c[0] += octets
+                c[1] += packets
+
+    def _resolve6_nat(self, nat: tuple[int, int, int, int], plain: tuple[int, int, int, int], t: int) -> int:
+        """``_resolve4``'s post-NAT step for IPv6 rows (post-NAT destination, then source)."""
+        look = self.services.lookup6
+        nsh, nsl, ndh, ndl = nat
+        sh, sl, dh, dl = plain
+        if (ndh, ndl) != (dh, dl) and (slot := look(ndh, ndl, t)) is not None:
+            return slot
+        if (nsh, nsl) != (sh, sl) and (slot := look(nsh, nsl, t)) is not None:
+            return slot + 1
+        return -1
+
+    def _rate_group(self, batch: FlowBatch) -> dict[int, dict[int, list[int]]]:
+        rates = (batch.rate, batch.packet_rate)
+        group = self._groups.get(rates)
+        if group is None:
+            group = self._groups[rates] = {}
+        return group
+
+    def _spread(self, buckets: dict[int, dict[int, list[int]]], slot: int, s: int, e: int,
+                counts: tuple[int, int]) -> None:
+        """Count a flow that spans buckets, each getting its share of the time."""
+        width = self._bucket_ms
+        first = s // width
+        if e // width == first + 1:  # the common case: across one boundary
+            b, p = counts
+            cut = (first + 1) * width - s
+            span = e - s
+            b1 = b * cut // span
+            p1 = p * cut // span
+            parts: list[tuple[int, int, int]] = [(first, b1, p1), (first + 1, b - b1, p - p1)]
+        else:
+            parts = _apportion(s, e, *counts, width)
+        for k, b, p in parts:
+            if b or p:
+                d = buckets.get(k)
+                if d is None:
+                    d = buckets[k] = {}
+                c = d.get(slot)
+                if c is None:
+                    c = d[slot] = [0, 0]
+                c[0] += b
+                c[1] += p
+
+    def _add_unknown(self, batch: FlowBatch, s: int, e: int, octets: int, packets: int) -> None:
+        unknown = self._unknown
+        exporter = batch.exporter
+        for k, b, p in _apportion(s, e, octets * batch.rate, packets * batch.packet_rate, self._bucket_ms):
+            c = unknown.get((exporter, k))
+            if c is None:
+                c = unknown[(exporter, k)] = [0, 0]
+            c[0] += b
+            c[1] += p
+
+
+def _clamp(s: int, e: int, oldest: int, newest: int, arrival: int) -> tuple[int, int]:
+    """Make implausible flow times usable: an end outside the window means the times are
+    garbage (arrival time instead); a start before the window is cut to it."""
+    if e > newest or e < oldest:
+        return arrival, arrival
+    return oldest, e
+
+
+def _apportion(s: int, e: int, b: int, p: int, width: int) -> list[tuple[int, int, int]]:
+    """Split ``b`` bytes and ``p`` packets of a flow from ``s`` to ``e`` (ms) over buckets.
+
+    Each bucket gets its share of the flow's duration, rounded down on the running total,
+    so the parts add up to ``b`` and ``p`` exactly.  Empty shares are left out.
+    """
+    first = s // width
+    last = e // width
+    if first == last:
+        return [(first, b, p)]
+    span = e - s
+    out = []
+    b_done = p_done = 0
+    for k in range(first, last + 1):
+        done = min(e, (k + 1) * width) - s
+        b_to = b * done // span
+        p_to = p * done // span
+        if b_to != b_done or p_to != p_done:
+            out.append((k, b_to - b_done, p_to - p_done))
+            b_done, p_done = b_to, p_to
+    return out

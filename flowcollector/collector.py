@@ -1,0 +1,68 @@
+"""flowcollector's transport: one datagram in, decoded, attributed and counted; never awaits.
+
+Datagrams from sources that are not on the allow-list are dropped before any state is made for
+them. Everything else goes through the decoder (a datagram it cannot frame is dropped and
+counted by reason) and every batch into the aggregator. Counts are kept per exporter as plain
+integers (see metrics.ExporterStats).
+"""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+
+from daemons import udp
+from flowcollector import metrics
+from flowcollector.aggregate import Aggregator
+from flowcollector.codec import CodecError, Decoder
+from flowcollector.store import AllowList
+
+
+class Collector:
+    def __init__(self, decoder: Decoder, aggregator: Aggregator, allow: AllowList) -> None:
+        self.decoder = decoder
+        self.aggregator = aggregator
+        self.allow = allow
+        self.stats: dict[str, metrics.ExporterStats] = {}
+        self.log = structlog.get_logger("lastmile.flowcollector")
+        self._unknown_logged: dict[str, float] = {}
+
+    def on_datagram(self, data: bytes, addr: udp.Address) -> None:
+        exporter = addr[0]
+        if exporter not in self.allow:
+            self._unknown(exporter)
+            return
+        stats = self.stats.get(exporter)
+        if stats is None:
+            stats = self.stats[exporter] = metrics.ExporterStats()
+        stats.datagrams += 1
+        try:
+            result = self.decoder.decode(data, exporter, time.time())
+        except CodecError as e:
+            stats.dropped[e.reason] = stats.dropped.get(e.reason, 0) + 1
+            return
+        add = self.aggregator.add
+        for batch in result.batches:
+            add(batch)
+        stats.records += result.records
+        stats.lost += result.lost
+        if result.dropped:
+            for reason, n in result.dropped.items():
+                stats.dropped[reason] = stats.dropped.get(reason, 0) + n
+        if result.events:
+            self.count_events(exporter, result.events)
+
+    def count_events(self, exporter: str, events: dict[str, int]) -> None:
+        stats = self.stats.setdefault(exporter, metrics.ExporterStats())
+        for event, n in events.items():
+            stats.events[event] = stats.events.get(event, 0) + n
+        if "exporter_restart" in events:
+            self.log.info("exporter restarted: its templates are forgotten until it sends them", exporter=exporter)
+
+    def _unknown(self, source: str) -> None:
+        metrics.UNKNOWN_EXPORTER.inc()
+        now = time.monotonic()
+        if now - self._unknown_logged.get(source, -60.0) >= 60.0 and len(self._unknown_logged) < 10000:
+            self._unknown_logged[source] = now
+            self.log.warning("flow data from an unknown exporter dropped", source=source)

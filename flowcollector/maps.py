@@ -1,0 +1,95 @@
+"""Keeps flowcollector's view of the database current: the allow-list, sampling rates, and which
+service owns which address when. Loaded at start after LISTEN is up; then NOTIFY-driven:
+
+- ``lastmile_sessions`` (from radiusd): a session's Framed-IP from its start to its stop;
+- ``lastmile_services``: fixed addresses and prefixes of services (reloaded in full, coalesced);
+- ``lastmile_flow_exporters`` / ``routers`` / ``nas``: the allow-list and sampling rates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import asyncpg
+
+from daemons import log
+from flowcollector import metrics, store
+from flowcollector.aggregate import ServiceMap
+from flowcollector.codec import Decoder
+from flowcollector.collector import Collector
+
+CHANNELS = ["lastmile_sessions", "lastmile_services", "lastmile_flow_exporters", "lastmile_routers", "lastmile_nas"]
+
+
+class Maps:
+    def __init__(self, pool: asyncpg.Pool, services: ServiceMap, decoder: Decoder, collector: Collector,
+                 history_s: float) -> None:
+        self.pool = pool
+        self.services = services
+        self.decoder = decoder
+        self.collector = collector
+        self.history_s = history_s
+        self.log = log.get("lastmile.flowcollector.maps")
+        self._pending: set[str] = set()
+        self._wake = asyncio.Event()
+        self._rates: dict[str, int] = {}
+        self.static_count = 0
+        self.session_count = 0
+
+    async def load_all(self) -> None:
+        started = time.monotonic()
+        await self._refresh({"static", "allow", "sessions"})
+        self.log.info("maps loaded", exporters=len(self.collector.allow), static_prefixes=self.static_count,
+                      sessions=self.session_count, seconds=round(time.monotonic() - started, 2))
+
+    def notified(self, channel: str, payload: Any) -> None:
+        if channel == "lastmile_sessions":
+            for s in payload.get("sessions", ()):
+                if s["ip"] and s["service"] is not None:
+                    self.services.add_session(f"{s['ip']}/32", s["service"], s["start"], s["stop"])
+            return
+        self._pending.add("static" if channel == "lastmile_services" else "allow")
+        self._wake.set()
+
+    def reload_everything(self) -> None:
+        self._pending |= {"static", "allow", "sessions"}
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(0.2)  # let a burst of changes coalesce into one reload
+            pending, self._pending = self._pending, set()
+            try:
+                await self._refresh(pending)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as e:
+                self.log.warning("map refresh failed; retrying", error=str(e) or type(e).__name__)
+                self._pending |= pending
+                await asyncio.sleep(1.0)
+                self._wake.set()
+
+    async def _refresh(self, what: set[str]) -> None:
+        async with self.pool.acquire() as conn:
+            if "allow" in what:
+                allow, rates = await store.load_allow_list(conn)
+                self.collector.allow = allow
+                for exporter in self._rates.keys() - rates.keys():
+                    self.decoder.set_sampling(exporter, None)
+                for exporter, rate in rates.items():
+                    self.decoder.set_sampling(exporter, rate)
+                self._rates = rates
+            if "static" in what:
+                static = await store.load_static(conn)
+                self.services.replace_static(static)
+                self.static_count = len(static)
+            if "sessions" in what:
+                rows = await store.load_sessions(conn, self.history_s)
+                for r in rows:
+                    stopped = r["stopped_at"].timestamp() if r["stopped_at"] else None
+                    self.services.add_session(f"{r['ip']}/32", r["service_id"], r["started_at"].timestamp(), stopped)
+                self.session_count = len(rows)
+        metrics.SERVICE_MAP.labels("static").set(self.static_count)
+        metrics.SERVICE_MAP.labels("sessions").set(self.session_count)

@@ -1,0 +1,81 @@
+"""flowcollector's Prometheus metrics.
+
+Per-datagram counting is plain integer arithmetic on ``ExporterStats`` (a prometheus_client
+``inc()`` per datagram would cost more than decoding a record); a collector turns the
+integers into samples when Prometheus scrapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from daemons.metrics import REGISTRY
+
+
+@dataclass
+class ExporterStats:
+    datagrams: int = 0
+    records: int = 0
+    lost: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)
+
+
+class FlowCollector(Collector):
+    """Samples from the per-exporter integers and the decoder's state sizes."""
+
+    def __init__(self, stats: dict[str, ExporterStats], gauges: Callable[[], dict[str, int]],
+                 kernel_drops: Callable[[], int]) -> None:
+        self.stats = stats
+        self.gauges = gauges
+        self.kernel_drops = kernel_drops
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        datagrams = CounterMetricFamily("lastmile_flow_datagrams", "Datagrams received, by exporter.",
+                                        labels=["exporter"])
+        records = CounterMetricFamily("lastmile_flow_records", "Flow records decoded, by exporter.",
+                                      labels=["exporter"])
+        lost = CounterMetricFamily("lastmile_flow_records_lost", "Records the exporter sent that never arrived "
+                                   "(from sequence numbers), by exporter.", labels=["exporter"])
+        dropped = CounterMetricFamily("lastmile_flow_dropped", "Datagrams, sets or records skipped, by exporter "
+                                      "and reason.", labels=["exporter", "reason"])
+        events = CounterMetricFamily("lastmile_flow_template_events", "Template and exporter events, by exporter.",
+                                     labels=["exporter", "event"])
+        for exporter, s in self.stats.items():
+            datagrams.add_metric([exporter], s.datagrams)
+            records.add_metric([exporter], s.records)
+            lost.add_metric([exporter], s.lost)
+            for reason, n in s.dropped.items():
+                dropped.add_metric([exporter, reason], n)
+            for event, n in s.events.items():
+                events.add_metric([exporter, event], n)
+        state = GaugeMetricFamily("lastmile_flow_decoder_state", "Decoder state sizes.", labels=["kind"])
+        for kind, n in self.gauges().items():
+            state.add_metric([kind], n)
+        kernel = CounterMetricFamily("lastmile_flow_kernel_drops", "Datagrams the kernel dropped on our sockets "
+                                     "(receive buffer full), from /proc/net/udp.")
+        kernel.add_metric([], self.kernel_drops())
+        yield from (datagrams, records, lost, dropped, events, state, kernel)
+
+
+UNKNOWN_EXPORTER = Counter("lastmile_flow_unknown_exporter_datagrams_total",
+                           "Datagrams from addresses that are no exporter, router or NAS (dropped).", registry=REGISTRY)
+ROWS_WRITTEN = Counter("lastmile_flow_rows_written_total", "Counter rows written to PostgreSQL, by table.",
+                       ["table"], registry=REGISTRY)
+BYTES_ATTRIBUTED = Counter("lastmile_flow_bytes_total", "Bytes written, by attribution (service or unknown).",
+                           ["attribution"], registry=REGISTRY)
+BACKLOG = Gauge("lastmile_flow_backlog_rows", "Counter rows waiting for PostgreSQL.", registry=REGISTRY)
+BACKLOG_DROPPED = Counter("lastmile_flow_backlog_dropped_rows_total",
+                          "Counter rows dropped because PostgreSQL was away longer than the backlog lasts.",
+                          registry=REGISTRY)
+FLUSH_SECONDS = Histogram("lastmile_flow_flush_seconds", "Time to write one flush to PostgreSQL.",
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0), registry=REGISTRY)
+SERVICE_MAP = Gauge("lastmile_flow_service_map_entries", "Addresses and prefixes known, by kind.", ["kind"],
+                    registry=REGISTRY)
+RCVBUF = Gauge("lastmile_flow_socket_rcvbuf_bytes", "Receive buffer the kernel granted each socket.",
+               registry=REGISTRY)

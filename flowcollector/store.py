@@ -1,0 +1,101 @@
+"""flowcollector's SQL: who may export, who owns which address, and where counters go."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from daemons.db import Connection
+
+USAGE_COLUMNS = ["service_id", "minute", "bytes_down", "bytes_up", "packets_down", "packets_up"]
+UNKNOWN_COLUMNS = ["exporter", "minute", "bytes", "packets"]
+
+
+class AllowList:
+    """Sources flow data is taken from: flow exporters, routers and NAS (hosts or prefixes)."""
+
+    def __init__(self, hosts: Iterable[str] = (), networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]
+                 = ()) -> None:
+        self.hosts = set(hosts)
+        self.networks = list(networks)
+        self._decided: dict[str, bool] = {}
+
+    def __contains__(self, source: str) -> bool:
+        known = self._decided.get(source)
+        if known is None:
+            known = source in self.hosts
+            if not known and self.networks:
+                address = ipaddress.ip_address(source.removeprefix("::ffff:") if "." in source else source)
+                known = any(address in n for n in self.networks)
+            if len(self._decided) < 65536:  # the unknown are many; remember only so many
+                self._decided[source] = known
+        return known
+
+    def __len__(self) -> int:
+        return len(self.hosts) + len(self.networks)
+
+
+async def load_allow_list(conn: Connection) -> tuple[AllowList, dict[str, int]]:
+    """The allow-list and the configured sampling rates of exporters (rate > 1 only)."""
+    hosts: set[str] = set()
+    networks = []
+    rates: dict[str, int] = {}
+    for r in await conn.fetch("SELECT host(address) AS a, sampling_rate FROM flow_exporters WHERE enabled"):
+        hosts.add(r["a"])
+        if r["sampling_rate"] > 1:
+            rates[r["a"]] = r["sampling_rate"]
+    for r in await conn.fetch("SELECT host FROM routers WHERE enabled"):
+        # A host name is skipped: such a router's export address must then be a flow exporter.
+        with contextlib.suppress(ValueError):
+            hosts.add(str(ipaddress.ip_address(r["host"])))
+    for r in await conn.fetch("SELECT address FROM nas"):
+        net = ipaddress.ip_network(r["address"])
+        if net.num_addresses == 1:
+            hosts.add(str(net.network_address))
+        else:
+            networks.append(net)
+    return AllowList(hosts, networks), rates
+
+
+async def load_static(conn: Connection) -> list[tuple[str, int]]:
+    """(prefix, service_id) of every service's fixed addresses."""
+    rows = await conn.fetch(
+        "SELECT id, host(ipv4) AS v4, ipv6_prefix::text AS v6, delegated_ipv6_prefix::text AS pd "
+        "FROM services WHERE status <> 'archived'")
+    out: list[tuple[str, int]] = []
+    for r in rows:
+        out.extend((p, r["id"]) for p in (f"{r['v4']}/32" if r["v4"] else None, r["v6"], r["pd"]) if p)
+    return out
+
+
+async def load_sessions(conn: Connection, history_s: float) -> list[Any]:
+    """Sessions with an address that are open, or ended within ``history_s`` (late flows)."""
+    return list(await conn.fetch(
+        "SELECT service_id, host(framed_ip) AS ip, started_at, stopped_at FROM radius_sessions "
+        "WHERE framed_ip IS NOT NULL AND service_id IS NOT NULL "
+        "AND (stopped_at IS NULL OR stopped_at > now() - make_interval(secs => $1))", history_s))
+
+
+def _minute(start: int, cache: dict[int, datetime]) -> datetime:
+    minute = cache.get(start)
+    if minute is None:
+        minute = cache[start] = datetime.fromtimestamp(start, UTC)
+    return minute
+
+
+async def write_usage(conn: Connection, services: dict[tuple[int, int], list[int]],
+                      unknown: dict[tuple[str, int], list[int]]) -> None:
+    """COPY the counters (call inside a transaction: both tables or neither)."""
+    minutes: dict[int, datetime] = {}
+    if services:
+        await conn.copy_records_to_table(
+            "traffic_usage", columns=USAGE_COLUMNS,
+            records=[(sid, _minute(start, minutes), *c) for (sid, start), c in services.items()])
+    if unknown:
+        await conn.copy_records_to_table(
+            "traffic_unknown", columns=UNKNOWN_COLUMNS,
+            records=[(ipaddress.ip_address(exporter), _minute(start, minutes), *c)
+                     for (exporter, start), c in unknown.items()])

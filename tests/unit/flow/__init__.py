@@ -1,0 +1,1 @@
+"""Flow collector: codec, templates, times, sampling and aggregation (no database, no sockets)."""
