@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import sys
@@ -26,6 +27,7 @@ from daemons import config, db, demo
 from daemons.cli import DAEMONS, built
 from daemons.pgembed import EmbeddedPostgres
 
+PR_SET_PDEATHSIG = 1
 CHILD_GRACE = 7.0  # seconds the daemons get to drain; PostgreSQL's fast stop takes the rest of 10
 COLOURS = ("36", "33", "35", "32", "34", "31", "96")
 
@@ -120,8 +122,16 @@ async def _start(child: Child, env: dict[str, str]) -> None:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
     child.pump = asyncio.ensure_future(_pump(child))
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when `lastmile up` dies, even by SIGKILL (Linux prctl PR_SET_PDEATHSIG),
+    so no daemon outlives the supervisor that started it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 async def _pump(child: Child) -> None:

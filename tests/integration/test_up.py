@@ -17,6 +17,7 @@ import aiomqtt
 import asyncpg
 import pytest
 
+from daemons.pgembed import EmbeddedPostgres
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,8 +151,16 @@ def test_up_serves_stops_clean_and_reuses_var(tmp_path: Path) -> None:
         second.wait_for(r"lastmile is up", 60)
         assert "loaded demo data" not in second.text()
         assert asyncio.run(check_serving(second, pg_port, mqtt_port)) == 200
-        stop(second)
+        children = running_with(f"--port {mqtt_port}")
+        assert children
+        # Killed outright, `up` takes its daemons with it (PostgreSQL stays, for the next `up`).
+        second.proc.send_signal(signal.SIGKILL)
+        second.proc.wait(10)
+        deadline = time.monotonic() + 10
+        while running_with(f"--port {mqtt_port}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert running_with(f"--port {mqtt_port}") == []
     finally:
         second.close()
-    assert second.proc.returncode == 0
+        EmbeddedPostgres(tmp_path / "var" / "pg", pg_port).stop()
     assert running_with(datadir) == []
