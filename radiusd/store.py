@@ -75,13 +75,14 @@ WITH input AS (
     FROM input i JOIN keys k ON k.acct_unique_id = i.uid
     ON CONFLICT (acct_unique_id, started_at) DO UPDATE SET
         updated_at = GREATEST(r.updated_at, EXCLUDED.updated_at),
-        stopped_at = COALESCE(r.stopped_at, EXCLUDED.stopped_at),
+        stopped_at = LEAST(r.stopped_at, EXCLUDED.stopped_at),
         session_time_s = GREATEST(r.session_time_s, EXCLUDED.session_time_s),
         input_octets = GREATEST(r.input_octets, EXCLUDED.input_octets),
         output_octets = GREATEST(r.output_octets, EXCLUDED.output_octets),
         input_packets = GREATEST(r.input_packets, EXCLUDED.input_packets),
         output_packets = GREATEST(r.output_packets, EXCLUDED.output_packets),
-        terminate_cause = COALESCE(r.terminate_cause, EXCLUDED.terminate_cause),
+        terminate_cause = CASE WHEN EXCLUDED.stopped_at < r.stopped_at THEN EXCLUDED.terminate_cause
+                               ELSE COALESCE(r.terminate_cause, EXCLUDED.terminate_cause) END,
         service_id = COALESCE(r.service_id, EXCLUDED.service_id),
         framed_ip = COALESCE(r.framed_ip, EXCLUDED.framed_ip),
         framed_ipv6_prefix = COALESCE(r.framed_ipv6_prefix, EXCLUDED.framed_ipv6_prefix),
