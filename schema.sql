@@ -240,6 +240,10 @@ CREATE INDEX IF NOT EXISTS radius_sessions_open_ip_idx ON radius_sessions (frame
 CREATE INDEX IF NOT EXISTS radius_sessions_username_idx ON radius_sessions (username, started_at);
 CREATE TABLE IF NOT EXISTS radius_sessions_default PARTITION OF radius_sessions DEFAULT;
 INSERT INTO partitioned_tables VALUES ('radius_sessions', 'month', 2) ON CONFLICT DO NOTHING;
+-- Interim-Updates change no indexed column: with room left on each page they are HOT updates
+-- (no index touched), which is most of the accounting write load.
+ALTER TABLE partitioned_tables ADD COLUMN IF NOT EXISTS fillfactor integer NOT NULL DEFAULT 100;
+UPDATE partitioned_tables SET fillfactor = 80 WHERE parent = 'radius_sessions'::regclass AND fillfactor <> 80;
 
 -- Per-service traffic by minute, written by flowcollector with COPY. A minute may have several
 -- rows (one per flush); readers sum them.
@@ -300,6 +304,32 @@ CREATE INDEX IF NOT EXISTS ip_leases_free_idx ON ip_leases (pool_id, updated_at)
 CREATE INDEX IF NOT EXISTS ip_leases_service_idx ON ip_leases (service_id);
 CREATE INDEX IF NOT EXISTS ip_leases_session_idx ON ip_leases (acct_unique_id) WHERE state = 'bound';
 CREATE INDEX IF NOT EXISTS ip_leases_expiry_idx ON ip_leases (expires_at) WHERE state <> 'free';
+
+-- Lease an address for each (pool, service) of a batch of logins, in one call and one commit:
+-- the service's previous address when free, else the longest-free one. SKIP LOCKED lets
+-- concurrent batches (this or another radiusd) take different rows instead of waiting; the
+-- state check means an address is never given to two live sessions. NULL: the pool is full.
+CREATE OR REPLACE FUNCTION lastmile_lease(pools bigint[], services bigint[], reserve_s integer)
+RETURNS TABLE (n integer, address text) LANGUAGE plpgsql AS $$
+DECLARE
+    i integer;
+    got inet;
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(pools, 1), 0) LOOP
+        UPDATE ip_leases SET state = 'reserved', service_id = services[i], acct_unique_id = NULL,
+            expires_at = now() + make_interval(secs => reserve_s), updated_at = now()
+        WHERE ip_leases.address = COALESCE(
+            (SELECT l.address FROM ip_leases l WHERE l.service_id = services[i] AND l.pool_id = pools[i]
+               AND l.state = 'free' LIMIT 1 FOR UPDATE SKIP LOCKED),
+            (SELECT l.address FROM ip_leases l WHERE l.pool_id = pools[i] AND l.state = 'free'
+             ORDER BY l.updated_at LIMIT 1 FOR UPDATE SKIP LOCKED))
+        RETURNING ip_leases.address INTO got;
+        n := i;
+        address := host(got);
+        got := NULL;
+        RETURN NEXT;
+    END LOOP;
+END $$;
 
 -- A new 'lastmile' pool gets a row per usable host address (not the network and broadcast
 -- addresses of IPv4 networks larger than /31).
@@ -532,7 +562,7 @@ DECLARE
     part text;
     created integer := 0;
 BEGIN
-    FOR t IN SELECT parent, unit, ahead, (SELECT relname FROM pg_class WHERE oid = parent) AS name
+    FOR t IN SELECT parent, unit, ahead, fillfactor, (SELECT relname FROM pg_class WHERE oid = parent) AS name
              FROM partitioned_tables LOOP
         step := CASE t.unit WHEN 'day' THEN interval '1 day' ELSE interval '1 month' END;
         start := date_trunc(t.unit, now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
@@ -542,8 +572,8 @@ BEGIN
                                              CASE t.unit WHEN 'day' THEN 'YYYYMMDD' ELSE 'YYYYMM' END);
             IF to_regclass(part) IS NULL THEN
                 BEGIN
-                    EXECUTE format('CREATE TABLE %I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
-                                   part, t.parent, start, stop);
+                    EXECUTE format('CREATE TABLE %I PARTITION OF %s FOR VALUES FROM (%L) TO (%L) WITH (fillfactor = %s)',
+                                   part, t.parent, start, stop, t.fillfactor);
                     created := created + 1;
                 EXCEPTION WHEN check_violation THEN
                     RAISE WARNING 'partition % not created: rows for it are in the default partition', part;

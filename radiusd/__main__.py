@@ -17,6 +17,7 @@ from daemons.events import EventPublisher
 from radiusd import metrics, policy, store
 from radiusd.cache import NasTable, OnlineSessions, SubscriberCache
 from radiusd.coa import CoaClient, CoaWorker
+from radiusd.leases import LeaseBatcher
 from radiusd.loader import CHANNELS, CacheLoader
 from radiusd.postauth import PostAuthLog
 from radiusd.server import RadiusServer
@@ -60,10 +61,12 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     rt.on_drain("postauth", postauth.flush)
     spool = Spool(workers.state_dir(rs.spool_dir, "radiusd"))
     writer = AccountingWriter(pool, spool, batch=rs.acct_batch, lease_ttl=lease_ttl)
+    leases = LeaseBatcher(pool, rs.pool_reserve)
     server = RadiusServer(
         nas=nas, subscribers=subscribers, online=online, writer=writer, postauth=postauth, pool=pool, events=events,
+        leases=leases,
         policy_settings=policy.PolicySettings(rs.blocked_action, rs.blocked_address_list, rs.interim_interval),
-        duplicate_ttl=rs.duplicate_ttl, max_attributes=rs.max_attributes, pool_reserve=rs.pool_reserve)
+        duplicate_ttl=rs.duplicate_ttl, max_attributes=rs.max_attributes)
     writer.on_changes = server.session_changes
     rt.on_drain("sockets", lambda: _close(server, coa_client))
 
@@ -72,6 +75,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     rt.spawn("maintenance", maintenance(pool, server, lease_ttl))
     rt.spawn("coa", coa_worker.run())
     rt.spawn("spool-replay", writer.replay())
+    rt.spawn("leases", leases.run())
     rt.spawn("accounting-writer", writer.run())
     rt.on_drain("accounting", writer.drain)
     rt.on_drain("auth-in-flight", server.wait_in_flight)

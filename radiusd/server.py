@@ -26,6 +26,7 @@ from radiusd import acct, metrics, policy, store
 from radiusd.cache import Nas, NasTable, OnlineSessions, SubscriberCache
 from radiusd.codec import Code, CodecError, Request, decode_request, encode_reply
 from radiusd.dedup import DuplicateCache
+from radiusd.leases import LeaseBatcher
 from radiusd.postauth import PostAuthLog
 from radiusd.writer import DB_DOWN, AccountingWriter, Item
 
@@ -36,8 +37,8 @@ DATABASE_DOWN = "database unreachable"
 class RadiusServer:
     def __init__(self, *, nas: NasTable, subscribers: SubscriberCache, online: OnlineSessions,
                  writer: AccountingWriter, postauth: PostAuthLog, pool: asyncpg.Pool, events: EventPublisher,
-                 policy_settings: policy.PolicySettings, duplicate_ttl: float, max_attributes: int,
-                 pool_reserve: int, max_tasks: int = 256) -> None:
+                 leases: LeaseBatcher, policy_settings: policy.PolicySettings, duplicate_ttl: float,
+                 max_attributes: int, max_tasks: int = 1024) -> None:
         self.nas = nas
         self.subscribers = subscribers
         self.online = online
@@ -47,7 +48,7 @@ class RadiusServer:
         self.events = events
         self.policy = policy_settings
         self.max_attributes = max_attributes
-        self.pool_reserve = pool_reserve
+        self.leases = leases
         self.max_tasks = max_tasks
         self.auth_dedup = DuplicateCache(duplicate_ttl)
         self.acct_dedup = DuplicateCache(duplicate_ttl)
@@ -138,18 +139,18 @@ class RadiusServer:
     async def _answer_after_db(self, nas: Nas, request: Request, sub: Any, decision: policy.Decision,
                                addr: udp.Address, key: tuple[str, int, int], received: float) -> None:
         try:
-            async with self.pool.acquire() as conn:
-                if decision.reason == policy.SIMULTANEOUS_USE:
-                    # The in-memory count said no; the database has the last word (a Stop may not
-                    # have reached this instance yet).
+            if decision.reason == policy.SIMULTANEOUS_USE:
+                # The in-memory count said no; the database has the last word (a Stop may not
+                # have reached this instance yet).
+                async with self.pool.acquire() as conn:
                     online = await store.count_online(conn, sub.service_id)
-                    decision = policy.authorize(request, sub, online, self.policy)
-                if decision.pool_id is not None:
-                    address = await store.lease(conn, decision.pool_id, sub.service_id, self.pool_reserve)
-                    if address is None:
-                        decision = policy.reject(POOL_EXHAUSTED)
-                    else:
-                        decision.attributes.insert(2, ("Framed-IP-Address", address))
+                decision = policy.authorize(request, sub, online, self.policy)
+            if decision.pool_id is not None:
+                address = await self.leases.lease(decision.pool_id, sub.service_id)
+                if address is None:
+                    decision = policy.reject(POOL_EXHAUSTED)
+                else:
+                    decision.attributes.insert(2, ("Framed-IP-Address", address))
         except (*DB_DOWN, asyncpg.PostgresError) as e:
             self._drop("database_unreachable")
             self.auth_dedup.forget(key, request.authenticator)

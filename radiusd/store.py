@@ -88,33 +88,37 @@ WITH input AS (
         framed_ipv6_prefix = COALESCE(r.framed_ipv6_prefix, EXCLUDED.framed_ipv6_prefix),
         delegated_ipv6_prefix = COALESCE(r.delegated_ipv6_prefix, EXCLUDED.delegated_ipv6_prefix)
     RETURNING acct_unique_id, service_id, username, host(framed_ip) AS framed_ip, started_at, stopped_at
+), lease_input AS (
+    -- A session's address, when it is in a lastmile pool: bound to the session (and kept alive)
+    -- while it is open, freed when it stops. One row per address: the latest record decides.
+    SELECT DISTINCT ON (framed_ip) uid, framed_ip::inet AS address, service_id, stopped_at IS NOT NULL AS stop
+    FROM input WHERE framed_ip IS NOT NULL ORDER BY framed_ip, event_time DESC
+), leases AS (
+    UPDATE ip_leases l SET
+        state = CASE WHEN li.stop THEN 'free' ELSE 'bound' END,
+        acct_unique_id = CASE WHEN li.stop THEN NULL ELSE li.uid END,
+        service_id = COALESCE(li.service_id, l.service_id),
+        expires_at = CASE WHEN li.stop THEN NULL ELSE now() + make_interval(secs => $22) END,
+        updated_at = now()
+    FROM lease_input li
+    WHERE l.address = li.address
+      AND (l.acct_unique_id = li.uid OR (l.state = 'reserved' AND l.service_id = li.service_id)
+           OR (l.state = 'free' AND NOT li.stop))
 )
-SELECT up.*, prev.acct_unique_id IS NULL AND up.stopped_at IS NULL AS opened,
+-- Only what changed state comes back: an Interim-Update costs no row here.
+SELECT up.acct_unique_id, up.service_id, up.username, up.framed_ip, up.started_at, up.stopped_at,
+       prev.acct_unique_id IS NULL AND up.stopped_at IS NULL AS opened,
        up.stopped_at IS NOT NULL AND (prev.acct_unique_id IS NULL OR prev.stopped_at IS NULL) AS closed
 FROM up LEFT JOIN prev USING (acct_unique_id)
-"""
-
-# A session's address, when it is in a lastmile pool: bound to the session (and kept alive)
-# while it is open, freed when it stops.
-_BIND_LEASES = """
-UPDATE ip_leases l SET state = 'bound', acct_unique_id = t.uid, service_id = COALESCE(t.service_id, l.service_id),
-    expires_at = now() + make_interval(secs => $4), updated_at = now()
-FROM unnest($1::text[], $2::text[], $3::bigint[]) AS t(uid, address, service_id)
-WHERE l.address = t.address::inet
-  AND (l.state = 'free' OR l.acct_unique_id = t.uid OR (l.state = 'reserved' AND l.service_id = t.service_id))
-"""
-_FREE_LEASES = """
-UPDATE ip_leases l SET state = 'free', acct_unique_id = NULL, expires_at = NULL, updated_at = now()
-FROM unnest($1::text[], $2::text[], $3::bigint[]) AS t(uid, address, service_id)
-WHERE l.address = t.address::inet
-  AND (l.acct_unique_id = t.uid OR (l.state = 'reserved' AND l.service_id = t.service_id))
+WHERE (prev.acct_unique_id IS NULL AND up.stopped_at IS NULL)
+   OR (up.stopped_at IS NOT NULL AND (prev.acct_unique_id IS NULL OR prev.stopped_at IS NULL))
 """
 
 
 async def write_sessions(conn: Connection, records: list[SessionRecord], lease_ttl: int) -> list[SessionChange]:
-    """Upsert one record per session (see acct.merge_batch) and keep pool leases in step.
-
-    Call inside a transaction: nothing is acknowledged before it commits.
+    """Upsert one record per session (see acct.merge_batch), keep pool leases in step, and return
+    the sessions that opened or closed. Call inside a transaction: nothing is acknowledged
+    before it commits.
     """
     cols: list[list[object]] = [[] for _ in range(21)]
     for r in records:
@@ -125,21 +129,8 @@ async def write_sessions(conn: Connection, records: list[SessionRecord], lease_t
             r.input_packets, r.output_packets, r.stopped_at, r.terminate_cause,
         ), strict=True):
             col.append(value)
-    rows = await conn.fetch(_UPSERT_SESSIONS, *cols)
-    bind: tuple[list[str], list[str], list[int | None]] = ([], [], [])
-    free: tuple[list[str], list[str], list[int | None]] = ([], [], [])
-    for r in records:
-        if r.framed_ip:
-            target = free if r.stopped_at else bind
-            target[0].append(r.unique_id)
-            target[1].append(r.framed_ip)
-            target[2].append(r.service_id)
-    if bind[0]:
-        await conn.execute(_BIND_LEASES, *bind, lease_ttl)
-    if free[0]:
-        await conn.execute(_FREE_LEASES, *free)
-    return [SessionChange(row["acct_unique_id"], row["service_id"], row["username"], row["framed_ip"],
-                          row["started_at"], row["stopped_at"], row["opened"], row["closed"]) for row in rows]
+    rows = await conn.fetch(_UPSERT_SESSIONS, *cols, lease_ttl)
+    return [SessionChange(*row) for row in rows]
 
 
 _CLOSE_RETURNING = ("RETURNING acct_unique_id, service_id, username, host(framed_ip) AS framed_ip, started_at, "
@@ -181,26 +172,12 @@ async def expire_leases(conn: Connection) -> int:
     return int(result.rsplit(maxsplit=1)[-1])
 
 
-async def lease(conn: Connection, pool_id: int, service_id: int, reserve_s: int) -> str | None:
-    """Reserve a free address of the pool for a login of ``service_id``; None if the pool is full.
-
-    The service's previous address is preferred when free. SKIP LOCKED lets concurrent logins
-    (in this or another radiusd) take different rows instead of waiting, and the state check
-    means an address is never given to two live sessions.
-    """
-    address: str | None = await conn.fetchval(
-        """
-        UPDATE ip_leases SET state = 'reserved', service_id = $2, acct_unique_id = NULL,
-            expires_at = now() + make_interval(secs => $3), updated_at = now()
-        WHERE address = (
-            SELECT address FROM ip_leases
-            WHERE pool_id = $1 AND state = 'free'
-            ORDER BY service_id IS DISTINCT FROM $2, updated_at
-            LIMIT 1 FOR UPDATE SKIP LOCKED)
-        RETURNING host(address)
-        """,
-        pool_id, service_id, reserve_s)
-    return address
+async def lease(conn: Connection, wants: list[tuple[int, int]], reserve_s: int) -> list[str | None]:
+    """Reserve an address for each (pool_id, service_id), in order; None where the pool is full
+    (schema.sql ``lastmile_lease``: one call and one commit for a whole batch of logins)."""
+    rows = await conn.fetch("SELECT n, address FROM lastmile_lease($1::bigint[], $2::bigint[], $3)",
+                            [w[0] for w in wants], [w[1] for w in wants], reserve_s)
+    return [r["address"] for r in sorted(rows, key=lambda r: r["n"])]
 
 
 POSTAUTH_COLUMNS = ["at", "username", "service_id", "nas_id", "result", "reason", "calling_station_id", "framed_ip"]
