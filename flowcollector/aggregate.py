@@ -77,6 +77,10 @@ class ServiceMap:
 
     def __init__(self) -> None:
         self.exact4: dict[int, Entry] = {}
+        #: Static IPv4 /32s (fixed addresses of services) -> slot, for the aggregator's fast path;
+        #: usable there only while no session holds a shorter prefix (``session_prefixes4``).
+        self.static4: dict[int, int] = {}
+        self.session_prefixes4 = False
         self._sessions: dict[tuple[int, int], dict[int, Entry]] = {}  # (family, length) -> table
         self._static: dict[tuple[int, int], dict[int, int]] = {}
         self._sess4: list[tuple[int, dict[int, Entry]]] = []  # (shift, table), longest first
@@ -182,6 +186,8 @@ class ServiceMap:
         static = sorted(self._static.items(), reverse=True)
         self._sess4 = [(32 - ln, t) for (f, ln), t in sessions if f == 4]
         self._stat4 = [(32 - ln, t) for (f, ln), t in static if f == 4]
+        self.static4 = self._static.get((4, 32), {})
+        self.session_prefixes4 = bool(self._sess4)
         self._sess6 = [((64 if ln <= 64 else 128) - ln, ln > 64, t) for (f, ln), t in sessions if f == 6]
         self._stat6 = [((64 if ln <= 64 else 128) - ln, ln > 64, t) for (f, ln), t in static if f == 6]
         for family, top in ((4, 16), (6, 48)):
@@ -345,6 +351,8 @@ class Aggregator:
         # and one to count, an upload record one more; nothing is called unless unusual.
         smap = self.services
         exact = smap.exact4.get
+        # Static /32s settle a record at once unless a session could hold a covering prefix.
+        static = (smap.static4 if not smap.session_prefixes4 else {}).get
         coarse = smap.coarse4
         cshift = smap.coarse4_shift
         add, mask, base = batch.clock
@@ -365,10 +373,14 @@ class Aggregator:
             v = exact(dst)
             if v is not None and v[0] <= e < v[1]:
                 slot = v[2]
+            elif v is None and (sd := static(dst)) is not None:
+                slot = sd
             else:
                 w = exact(src)
                 if w is not None and w[0] <= e < w[1] and v is None and (dst >> cshift) not in coarse:
                     slot = w[2] + 1
+                elif w is None and v is None and (dst >> cshift) not in coarse and (ss := static(src)) is not None:
+                    slot = ss + 1
                 else:
                     slot = self._resolve4(src, dst, nsrc, ndst, e)
                     if slot < 0:

@@ -23,19 +23,29 @@ class Collector:
     def __init__(self, decoder: Decoder, aggregator: Aggregator, allow: AllowList) -> None:
         self.decoder = decoder
         self.aggregator = aggregator
-        self.allow = allow
         self.stats: dict[str, metrics.ExporterStats] = {}
+        self._allowed: dict[str, metrics.ExporterStats] = {}  # the hot path's one lookup
+        self.allow = allow
         self.log = structlog.get_logger("lastmile.flowcollector")
         self._unknown_logged: dict[str, float] = {}
 
+    @property
+    def allow(self) -> AllowList:
+        return self._allow
+
+    @allow.setter
+    def allow(self, allow: AllowList) -> None:
+        self._allow = allow
+        self._allowed = {}  # decided again against the new list
+
     def on_datagram(self, data: bytes, addr: udp.Address) -> None:
         exporter = addr[0]
-        if exporter not in self.allow:
-            self._unknown(exporter)
-            return
-        stats = self.stats.get(exporter)
+        stats = self._allowed.get(exporter)
         if stats is None:
-            stats = self.stats[exporter] = metrics.ExporterStats()
+            if exporter not in self._allow:
+                self._unknown(exporter)
+                return
+            stats = self._allowed[exporter] = self.stats.setdefault(exporter, metrics.ExporterStats())
         stats.datagrams += 1
         try:
             result = self.decoder.decode(data, exporter, time.time())
