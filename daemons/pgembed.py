@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import pwd
-import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -158,10 +157,6 @@ class EmbeddedPostgres:
         if check and result.returncode != 0:
             raise RuntimeError(f"{Path(argv[0]).name} failed: {result.stderr.strip()[-500:]}")
         return result
-
-
-def remove(datadir: Path) -> None:
-    shutil.rmtree(datadir, ignore_errors=True)
 
 
 def _system_user() -> pwd.struct_passwd:

@@ -25,6 +25,7 @@ CUSTOMER_INACTIVE = "customer not active"
 MAC_MISMATCH = "MAC address does not match the service"
 SIMULTANEOUS_USE = "simultaneous use exceeded"
 BLOCKED = "customer blocked"
+POOL_EXHAUSTED = "address pool exhausted"
 ACCEPTED = "ok"
 ACCEPTED_BLOCKED = "ok, blocked: address list"
 
@@ -37,6 +38,7 @@ REPLY_MESSAGES = {
     MAC_MISMATCH: "Device not allowed for this account",
     SIMULTANEOUS_USE: "Already logged in",
     BLOCKED: "Account blocked",
+    POOL_EXHAUSTED: "No address available",
 }
 
 

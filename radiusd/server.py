@@ -30,8 +30,6 @@ from radiusd.leases import LeaseBatcher
 from radiusd.postauth import PostAuthLog
 from radiusd.writer import DB_DOWN, AccountingWriter, Item
 
-POOL_EXHAUSTED = "address pool exhausted"
-DATABASE_DOWN = "database unreachable"
 
 
 class RadiusServer:
@@ -148,7 +146,7 @@ class RadiusServer:
             if decision.pool_id is not None:
                 address = await self.leases.lease(decision.pool_id, sub.service_id)
                 if address is None:
-                    decision = policy.reject(POOL_EXHAUSTED)
+                    decision = policy.reject(policy.POOL_EXHAUSTED)
                 else:
                     decision.attributes.insert(2, ("Framed-IP-Address", address))
         except (*DB_DOWN, asyncpg.PostgresError) as e:

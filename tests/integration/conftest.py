@@ -8,7 +8,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -71,8 +71,6 @@ async def cancel(task: asyncio.Task[object]) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await task
 
-
-Waiter = Callable[[], Awaitable[None]]
 
 
 # -- a PostgreSQL of our own -------------------------------------------------------------------------
