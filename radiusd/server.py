@@ -31,7 +31,6 @@ from radiusd.postauth import PostAuthLog
 from radiusd.writer import DB_DOWN, AccountingWriter, Item
 
 
-
 class RadiusServer:
     def __init__(self, *, nas: NasTable, subscribers: SubscriberCache, online: OnlineSessions,
                  writer: AccountingWriter, postauth: PostAuthLog, pool: asyncpg.Pool, events: EventPublisher,
