@@ -306,10 +306,13 @@ CREATE INDEX IF NOT EXISTS ip_leases_session_idx ON ip_leases (acct_unique_id) W
 CREATE INDEX IF NOT EXISTS ip_leases_expiry_idx ON ip_leases (expires_at) WHERE state <> 'free';
 
 -- Lease an address for each (pool, service) of a batch of logins, in one call and one commit:
--- the service's previous address when free, else the longest-free one. SKIP LOCKED lets
+-- the service's previous address when free (or, where `reuse` says the service has one
+-- session at most, still reserved by an Accept that no Accounting-Start followed: the NAS
+-- asked again), else the longest-free one. SKIP LOCKED lets
 -- concurrent batches (this or another radiusd) take different rows instead of waiting; the
 -- state check means an address is never given to two live sessions. NULL: the pool is full.
-CREATE OR REPLACE FUNCTION lastmile_lease(pools bigint[], services bigint[], reserve_s integer)
+DROP FUNCTION IF EXISTS lastmile_lease(bigint[], bigint[], integer);
+CREATE OR REPLACE FUNCTION lastmile_lease(pools bigint[], services bigint[], reuse boolean[], reserve_s integer)
 RETURNS TABLE (n integer, address text) LANGUAGE plpgsql AS $$
 DECLARE
     i integer;
@@ -320,7 +323,8 @@ BEGIN
             expires_at = now() + make_interval(secs => reserve_s), updated_at = now()
         WHERE ip_leases.address = COALESCE(
             (SELECT l.address FROM ip_leases l WHERE l.service_id = services[i] AND l.pool_id = pools[i]
-               AND l.state = 'free' LIMIT 1 FOR UPDATE SKIP LOCKED),
+               AND (l.state = 'free' OR (reuse[i] AND l.state = 'reserved'))
+             ORDER BY l.state DESC LIMIT 1 FOR UPDATE SKIP LOCKED),
             (SELECT l.address FROM ip_leases l WHERE l.pool_id = pools[i] AND l.state = 'free'
              ORDER BY l.updated_at LIMIT 1 FOR UPDATE SKIP LOCKED))
         RETURNING ip_leases.address INTO got;

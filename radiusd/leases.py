@@ -19,14 +19,15 @@ class LeaseBatcher:
         self.pool = pool
         self.reserve_s = reserve_s
         self.batch = batch
-        self._queue: list[tuple[int, int, asyncio.Future[str | None]]] = []
+        self._queue: list[tuple[tuple[int, int, bool], asyncio.Future[str | None]]] = []
         self._wake = asyncio.Event()
 
-    async def lease(self, pool_id: int, service_id: int) -> str | None:
+    async def lease(self, pool_id: int, service_id: int, single_session: bool) -> str | None:
         """An address reserved for this login, or None if the pool is full; raises if the
-        database cannot be reached."""
+        database cannot be reached. A ``single_session`` service gets back an address still
+        reserved for its previous, unstarted login."""
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._queue.append((pool_id, service_id, future))
+        self._queue.append(((pool_id, service_id, single_session), future))
         self._wake.set()
         return await future
 
@@ -38,12 +39,12 @@ class LeaseBatcher:
                 wants, self._queue = self._queue[: self.batch], self._queue[self.batch:]
                 try:
                     async with self.pool.acquire() as conn:
-                        addresses = await store.lease(conn, [(p, s) for p, s, _ in wants], self.reserve_s)
+                        addresses = await store.lease(conn, [w for w, _ in wants], self.reserve_s)
                 except Exception as e:  # the waiters decide what a failure means
-                    for _, _, future in wants:
+                    for _, future in wants:
                         if not future.done():
                             future.set_exception(e)
                     continue
-                for (_, _, future), address in zip(wants, addresses, strict=True):
+                for (_, future), address in zip(wants, addresses, strict=True):
                     if not future.done():
                         future.set_result(address)

@@ -143,7 +143,7 @@ class RadiusServer:
                     online = await store.count_online(conn, sub.service_id)
                 decision = policy.authorize(request, sub, online, self.policy)
             if decision.pool_id is not None:
-                address = await self.leases.lease(decision.pool_id, sub.service_id)
+                address = await self.leases.lease(decision.pool_id, sub.service_id, sub.simultaneous_use == 1)
                 if address is None:
                     decision = policy.reject(policy.POOL_EXHAUSTED)
                 else:

@@ -172,11 +172,11 @@ async def expire_leases(conn: Connection) -> int:
     return int(result.rsplit(maxsplit=1)[-1])
 
 
-async def lease(conn: Connection, wants: list[tuple[int, int]], reserve_s: int) -> list[str | None]:
-    """Reserve an address for each (pool_id, service_id), in order; None where the pool is full
-    (schema.sql ``lastmile_lease``: one call and one commit for a whole batch of logins)."""
-    rows = await conn.fetch("SELECT n, address FROM lastmile_lease($1::bigint[], $2::bigint[], $3)",
-                            [w[0] for w in wants], [w[1] for w in wants], reserve_s)
+async def lease(conn: Connection, wants: list[tuple[int, int, bool]], reserve_s: int) -> list[str | None]:
+    """Reserve an address for each (pool_id, service_id, single_session), in order; None where
+    the pool is full (schema.sql ``lastmile_lease``: one call and one commit for a whole batch)."""
+    rows = await conn.fetch("SELECT n, address FROM lastmile_lease($1::bigint[], $2::bigint[], $3::boolean[], $4)",
+                            [w[0] for w in wants], [w[1] for w in wants], [w[2] for w in wants], reserve_s)
     return [r["address"] for r in sorted(rows, key=lambda r: r["n"])]
 
 

@@ -283,6 +283,12 @@ async def test_dynamic_addresses_come_from_the_pool_and_return(conn: asyncpg.Con
             given[name] = attrs(reply)["Framed-IP-Address"][0]
         assert len(set(given.values())) == 3  # never one address for two sessions
         assert all(a.startswith("100.96.0.") for a in given.values())
+        # The NAS asks again for p2 (its Accept was followed by no Accounting-Start): p2 has one
+        # session at most, so it gets the address still reserved for it, not a second one.
+        retry = await send(c, access_request(c, "p2", "pw-p2"))
+        assert attrs(retry)["Framed-IP-Address"][0] == given["p2"]
+        assert await conn.fetchval("SELECT count(*) FROM ip_leases WHERE state = 'reserved' AND service_id = "
+                                   "(SELECT id FROM services WHERE login = 'p2')") == 1
         await send(c, accounting_request(c, "p1", "Start", "p1-s", Framed_IP_Address=given["p1"]))
         lease = await conn.fetchrow("SELECT state, acct_unique_id FROM ip_leases WHERE address = $1::inet", given["p1"])
         assert lease["state"] == "bound"
