@@ -10,7 +10,7 @@ import asyncpg
 from daemons import log
 from radiusd import metrics, store
 
-Row = tuple[datetime, str, int | None, int | None, str, str, str | None, str | None]
+Row = tuple[datetime, str, int | None, int | None, str, str, str | None, object]
 
 
 class PostAuthLog:
@@ -25,7 +25,8 @@ class PostAuthLog:
         self.log = log.get("lastmile.radiusd.postauth")
 
     def add(self, when: float, username: str, service_id: int | None, nas_id: int, accepted: bool, reason: str,
-            calling_station_id: str | None, framed_ip: str | None) -> None:
+            calling_station_id: str | None, framed_ip: object) -> None:
+        """``framed_ip``: an address as text or an ipaddress object (stored as inet)."""
         self.rows.append((datetime.fromtimestamp(when, UTC), username, service_id, nas_id,
                           "accept" if accepted else "reject", reason, calling_station_id, framed_ip))
 

@@ -168,7 +168,7 @@ class RadiusServer:
         service_id = sub.service_id if sub else None
         framed_ip = next((v for n, v in decision.attributes if n == "Framed-IP-Address"), None)
         self.postauth.add(time.time(), request.user_name or "", service_id, nas.id, decision.accept,
-                          decision.reason, request.calling_station_id, str(framed_ip) if framed_ip else None)
+                          decision.reason, request.calling_station_id, framed_ip)
         if not decision.accept:
             self.log.info("access-reject", user=request.user_name, nas=nas.name, reason=decision.reason,
                           calling_station_id=request.calling_station_id)
