@@ -15,30 +15,28 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from radiusd.acct import NasEvent, SessionRecord
+from radiusd.acct import TIME_FIELDS, NasEvent, SessionRecord
 
 Entry = SessionRecord | NasEvent
 _TYPES: dict[str, type[SessionRecord] | type[NasEvent]] = {"s": SessionRecord, "n": NasEvent}
-_TIME_FIELDS = {cls: {f.name for f in fields(cls) if "datetime" in str(f.type)} for cls in _TYPES.values()}
 
 
 def encode(entry: Entry) -> bytes:
     tag = "s" if isinstance(entry, SessionRecord) else "n"
-    data: dict[str, Any] = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(entry).items()}
-    return json.dumps({"t": tag, **data}, separators=(",", ":")).encode() + b"\n"
+    return json.dumps({"t": tag, **asdict(entry)}, separators=(",", ":")).encode() + b"\n"
 
 
 def decode(line: bytes) -> Entry:
-    data = json.loads(line)
+    data: dict[str, Any] = json.loads(line)
     cls = _TYPES[data.pop("t")]
-    for name in _TIME_FIELDS[cls]:
-        if data.get(name) is not None:
-            data[name] = datetime.fromisoformat(data[name])
+    for name in TIME_FIELDS:
+        if isinstance(data.get(name), str):  # a spool written before times were Unix seconds
+            data[name] = datetime.fromisoformat(data[name]).timestamp()
     return cls(**data)
 
 

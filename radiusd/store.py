@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from daemons.db import Connection
@@ -50,19 +51,20 @@ class SessionChange:
 
 _UPSERT_SESSIONS = """
 WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], $6::bigint[],
+    SELECT * FROM unnest($1::text[], $2::float8[], $3::float8[], $4::text[], $5::text[], $6::bigint[],
                          $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
                          $14::text[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[],
-                         $20::timestamptz[], $21::text[])
+                         $20::float8[], $21::text[])
     AS t(uid, started_at, event_time, username, acct_session_id, nas_id, service_id, nas_address, nas_port_id,
          calling, called, framed_ip, framed_v6, delegated, session_time, in_octets, out_octets, in_packets,
          out_packets, stopped_at, cause)
 ), keys AS (
     INSERT INTO radius_session_index AS x (acct_unique_id, started_at)
-    SELECT uid, started_at FROM input
+    SELECT uid, to_timestamp(started_at) FROM input
     ON CONFLICT (acct_unique_id) DO UPDATE SET started_at = x.started_at
     RETURNING acct_unique_id, started_at
-), prev AS (
+), prev AS MATERIALIZED (
+    -- Materialised: inlined into the final join it became a nested loop over every key per row.
     SELECT r.acct_unique_id, r.stopped_at FROM radius_sessions r JOIN keys k USING (acct_unique_id, started_at)
 ), up AS (
     INSERT INTO radius_sessions AS r (acct_unique_id, started_at, service_id, nas_id, username, acct_session_id,
@@ -70,8 +72,9 @@ WITH input AS (
         delegated_ipv6_prefix, updated_at, stopped_at, session_time_s, input_octets, output_octets,
         input_packets, output_packets, terminate_cause)
     SELECT i.uid, k.started_at, i.service_id, i.nas_id, i.username, i.acct_session_id, i.nas_address::inet,
-        i.nas_port_id, i.calling, i.called, i.framed_ip::inet, i.framed_v6::cidr, i.delegated::cidr, i.event_time,
-        i.stopped_at, i.session_time, i.in_octets, i.out_octets, i.in_packets, i.out_packets, i.cause
+        i.nas_port_id, i.calling, i.called, i.framed_ip::inet, i.framed_v6::cidr, i.delegated::cidr,
+        to_timestamp(i.event_time), to_timestamp(i.stopped_at), i.session_time, i.in_octets, i.out_octets,
+        i.in_packets, i.out_packets, i.cause
     FROM input i JOIN keys k ON k.acct_unique_id = i.uid
     ON CONFLICT (acct_unique_id, started_at) DO UPDATE SET
         updated_at = GREATEST(r.updated_at, EXCLUDED.updated_at),
@@ -101,7 +104,9 @@ WITH input AS (
         expires_at = CASE WHEN li.stop THEN NULL ELSE now() + make_interval(secs => $22) END,
         updated_at = now()
     FROM lease_input li
-    WHERE l.address = li.address
+    -- The array (an InitPlan) makes this index lookups by address; a plain join on li sends the
+    -- planner to a sequential scan of every pool address for a few hundred records.
+    WHERE l.address = ANY ((SELECT array_agg(address) FROM lease_input)::inet[]) AND l.address = li.address
       AND (l.acct_unique_id = li.uid OR (l.state = 'reserved' AND l.service_id = li.service_id)
            OR (l.state = 'free' AND NOT li.stop))
 )
@@ -115,21 +120,20 @@ WHERE (prev.acct_unique_id IS NULL AND up.stopped_at IS NULL)
 """
 
 
+_COLUMNS = [attrgetter(name) for name in (
+    "unique_id", "started_at", "event_time", "username", "acct_session_id", "nas_id", "service_id", "nas_address",
+    "nas_port_id", "calling_station_id", "called_station_id", "framed_ip", "framed_ipv6_prefix",
+    "delegated_ipv6_prefix", "session_time", "input_octets", "output_octets", "input_packets", "output_packets",
+    "stopped_at", "terminate_cause")]
+"""The upsert's input arrays, in order, each taken from every record at once."""
+
+
 async def write_sessions(conn: Connection, records: list[SessionRecord], lease_ttl: int) -> list[SessionChange]:
     """Upsert one record per session (see acct.merge_batch), keep pool leases in step, and return
     the sessions that opened or closed. Call inside a transaction: nothing is acknowledged
     before it commits.
     """
-    cols: list[list[object]] = [[] for _ in range(21)]
-    for r in records:
-        for col, value in zip(cols, (
-            r.unique_id, r.started_at, r.event_time, r.username, r.acct_session_id, r.nas_id, r.service_id,
-            r.nas_address, r.nas_port_id, r.calling_station_id, r.called_station_id, r.framed_ip,
-            r.framed_ipv6_prefix, r.delegated_ipv6_prefix, r.session_time, r.input_octets, r.output_octets,
-            r.input_packets, r.output_packets, r.stopped_at, r.terminate_cause,
-        ), strict=True):
-            col.append(value)
-    rows = await conn.fetch(_UPSERT_SESSIONS, *cols, lease_ttl)
+    rows = await conn.fetch(_UPSERT_SESSIONS, *(list(map(get, records)) for get in _COLUMNS), lease_ttl)
     return [SessionChange(*row) for row in rows]
 
 
@@ -137,11 +141,13 @@ _CLOSE_RETURNING = ("RETURNING acct_unique_id, service_id, username, host(framed
                     "stopped_at, false AS opened, true AS closed")
 
 
-async def close_nas_sessions(conn: Connection, nas_id: int, when: datetime, cause: str) -> list[SessionChange]:
-    """Accounting-On/Off: every session the NAS had open before ``when`` is over."""
+async def close_nas_sessions(conn: Connection, nas_id: int, when: float, cause: str) -> list[SessionChange]:
+    """Accounting-On/Off: every session the NAS had open before ``when`` (Unix seconds) is over."""
     rows = await conn.fetch(
-        "UPDATE radius_sessions SET stopped_at = GREATEST($2, updated_at), terminate_cause = $3, updated_at = "
-        f"GREATEST($2, updated_at) WHERE nas_id = $1 AND stopped_at IS NULL AND started_at <= $2 {_CLOSE_RETURNING}",
+        "WITH w AS (SELECT to_timestamp($2::float8) AS t) "
+        "UPDATE radius_sessions SET stopped_at = GREATEST(w.t, updated_at), terminate_cause = $3, updated_at = "
+        f"GREATEST(w.t, updated_at) FROM w WHERE nas_id = $1 AND stopped_at IS NULL AND started_at <= w.t "
+        f"{_CLOSE_RETURNING}",
         nas_id, when, cause)
     return await _freed(conn, rows)
 

@@ -159,17 +159,23 @@ def _nas_cause(event: NasEvent) -> str:
 async def notify_changes(conn: Any, changes: list[store.SessionChange]) -> None:
     """Tell every radiusd (Simultaneous-Use) and flowcollector (address → service) which sessions
     opened or closed: ``lastmile_sessions`` with {"sessions": [{uid, service, ip, start, stop}]}."""
-    items = [{"uid": c.unique_id, "service": c.service_id, "ip": c.framed_ip, "start": c.started_at.timestamp(),
-              "stop": c.stopped_at.timestamp() if c.stopped_at else None}
-             for c in changes if c.opened or c.closed]
-    chunk: list[dict[str, Any]] = []
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    chunk: list[str] = []
     size = 0
-    for item in items:
-        text = json.dumps(item, separators=(",", ":"))
+    for c in changes:
+        if not (c.opened or c.closed):
+            continue
+        text = dumps({"uid": c.unique_id, "service": c.service_id, "ip": c.framed_ip, "start": c.started_at.timestamp(),
+                      "stop": c.stopped_at.timestamp() if c.stopped_at else None})
         if size + len(text) > 7000:  # a NOTIFY payload must stay under 8000 bytes
-            await conn.execute("SELECT pg_notify('lastmile_sessions', $1)", json.dumps({"sessions": chunk}))
+            await _notify_sessions(conn, chunk)
             chunk, size = [], 0
-        chunk.append(item)
+        chunk.append(text)
         size += len(text) + 1
     if chunk:
-        await conn.execute("SELECT pg_notify('lastmile_sessions', $1)", json.dumps({"sessions": chunk}))
+        await _notify_sessions(conn, chunk)
+
+
+async def _notify_sessions(conn: Any, items: list[str]) -> None:
+    """One ``lastmile_sessions`` notification of items already in JSON: {"sessions": [...]}."""
+    await conn.execute("SELECT pg_notify('lastmile_sessions', $1)", '{"sessions":[' + ",".join(items) + "]}")

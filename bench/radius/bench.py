@@ -237,6 +237,7 @@ class Bench:
         log("FreeRADIUS tables (schema freeradius) and the radacct baseline")
         self.db.create_freeradius_tables()
         self.db.fill_radacct_baseline(self.s.radacct_history, self.s.radacct_online)
+        self.db.fill_sessions_baseline(self.s.radacct_history)
         if self.s.fr_simul_index:
             self.db.add_simul_index()
         self.subscribers = [
@@ -546,6 +547,8 @@ class Bench:
             "radacct": f"{self.s.radacct_history:,} closed + {self.s.radacct_online:,} open sessions, restored before "
             "each FreeRADIUS+SQL run; (UserName, AcctStopTime) index for Simultaneous-Use: "
             + ("yes" if self.s.fr_simul_index else "no (stock schema)"),
+            "radius_sessions": f"{self.s.radacct_history:,} closed sessions of the subscribers (lastmile's lived-in "
+            "history, as radacct's)",
             "mode": "quick" if self.s.quick else "full",
             "duration": f"{time.time() - self.started:.0f} s, of which {self.lock_wait_s:.0f} s waiting for "
             f"{self.s.lock} (held by another benchmark)",

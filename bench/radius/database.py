@@ -88,6 +88,31 @@ class Database:
             ANALYZE;
         """)
 
+    def fill_sessions_baseline(self, history: int) -> None:
+        """The same lived-in history for lastmile: ``history`` closed sessions of the subscribers in
+        ``radius_sessions`` (this month's partition) and ``radius_session_index``. Without it
+        radiusd would start on empty tables, and PostgreSQL would keep the plans it made for
+        empty tables (sequential scans) while the timed runs fill them, until autovacuum's next
+        ANALYZE; a production database is not empty."""
+        self.run(f"""
+            WITH u AS (SELECT array_agg(id ORDER BY id) AS ids, array_agg(login ORDER BY id) AS logins
+                       FROM services WHERE status = 'active'),
+            g AS (SELECT g, 1 + g % array_length(u.ids, 1) AS k,
+                         date_trunc('month', now()) + (now() - date_trunc('month', now())) * (g % 997) / 1000.0 AS t
+                  FROM generate_series(1, {history}) AS g, u),
+            x AS (INSERT INTO radius_session_index (acct_unique_id, started_at)
+                  SELECT 'h-' || g, t FROM g RETURNING 1)
+            INSERT INTO radius_sessions (acct_unique_id, started_at, service_id, nas_id, username, acct_session_id,
+                nas_address, nas_port_id, calling_station_id, called_station_id, framed_ip, updated_at, stopped_at,
+                session_time_s, input_octets, output_octets, input_packets, output_packets, terminate_cause)
+            SELECT 'h-' || g, t, u.ids[k], (SELECT min(id) FROM nas), u.logins[k], 'h-' || g, '10.255.0.1',
+                'vlan' || (g % 50), '4C:5E:0C:00:00:00', 'pppoe-bench', '172.16.0.0'::inet + g, t, t,
+                0, g * 1000, g * 9000, g, g * 9, 'User-Request'
+            FROM g, u;
+            ANALYZE radius_sessions;
+            ANALYZE radius_session_index;
+        """)
+
     def add_simul_index(self) -> None:
         """The radacct index the FreeRADIUS tuning guide recommends for Simultaneous-Use (the stock
         schema has no index that starts with UserName, so the simul count scans a whole index)."""

@@ -12,9 +12,9 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 def rec(status: int, seconds: int, octets: int, cause: str | None = None) -> SessionRecord:
-    when = T0 + timedelta(seconds=seconds)
-    return SessionRecord("u1", status, when, T0, "ann", "s", 1, 5, "127.0.0.1", None, None, None, "100.64.0.9",
-                         None, None, seconds, octets, octets, 1, 1, when if status == 2 else None, cause)
+    when = (T0 + timedelta(seconds=seconds)).timestamp()
+    return SessionRecord("u1", status, when, T0.timestamp(), "ann", "s", 1, 5, "127.0.0.1", None, None, None,
+                         "100.64.0.9", None, None, seconds, octets, octets, 1, 1, when if status == 2 else None, cause)
 
 
 async def test_upsert_matches_merge_in_every_order(conn: asyncpg.Connection) -> None:
@@ -26,7 +26,7 @@ async def test_upsert_matches_merge_in_every_order(conn: asyncpg.Connection) -> 
             async with conn.transaction():
                 await store.write_sessions(conn, [r], lease_ttl=600)
         row = await conn.fetchrow("SELECT * FROM radius_sessions")
-        assert row["stopped_at"] == expected.stopped_at == T0 + timedelta(seconds=600)
+        assert row["stopped_at"].timestamp() == expected.stopped_at == (T0 + timedelta(seconds=600)).timestamp()
         assert row["terminate_cause"] == expected.terminate_cause == "Lost-Carrier"
         assert (row["input_octets"], row["session_time_s"]) == (9000, 900)
         assert row["started_at"] == T0

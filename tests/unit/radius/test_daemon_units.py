@@ -38,9 +38,9 @@ def test_duplicate_cache_expires_in_order() -> None:
 
 
 def rec(status: int, octets: int, seconds: int, stop: bool = False, ip: str | None = None) -> SessionRecord:
-    when = T0 + timedelta(seconds=seconds)
-    return SessionRecord("u1", status, when, T0, "ann", "s", 1, 5, "127.0.0.1", None, None, None, ip, None, None,
-                         seconds, octets, octets * 2, octets // 100, octets // 50, when if stop else None,
+    when = (T0 + timedelta(seconds=seconds)).timestamp()
+    return SessionRecord("u1", status, when, T0.timestamp(), "ann", "s", 1, 5, "127.0.0.1", None, None, None, ip, None,
+                         None, seconds, octets, octets * 2, octets // 100, octets // 50, when if stop else None,
                          "User-Request" if stop else None)
 
 
