@@ -76,6 +76,13 @@ async def connect(url: str, timeout: float = 10.0) -> asyncpg.Connection:
     return conn
 
 
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """A pool connection goes back as it is. asyncpg's default reset is a round trip per release
+    (UNLISTEN, RESET ALL, advisory unlock...) for state lastmile never leaves on a pool connection:
+    LISTEN has its own connection, locks are transaction-scoped, nothing is SET per session.
+    asyncpg still rolls back a transaction left open before calling this."""
+
+
 async def create_pool(
     settings: DatabaseSettings, url: str | None = None, max_size: int | None = None
 ) -> asyncpg.Pool:
@@ -86,6 +93,7 @@ async def create_pool(
         min_size=min(settings.pool_min, max_size),
         max_size=max_size,
         init=init_connection,
+        reset=_keep_session,
         timeout=settings.connect_timeout,
     )
     try:
