@@ -81,7 +81,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     rt.spawn("lease-stock", leases.keep())
     rt.spawn("accounting-writer", writer.run())
     rt.on_drain("accounting", writer.drain)
-    rt.on_drain("lease-stock", leases.close)  # after the logins in flight (steps run in reverse)
+    rt.on_drain("lease-stock-release", leases.close)  # after the logins in flight (steps run in reverse)
     rt.on_drain("auth-in-flight", server.wait_in_flight)
 
     reuse = rs.workers > 1

@@ -214,7 +214,8 @@ async def stock_handed(conn: Connection, holder: str, handed: list[tuple[str, in
     rows = await conn.fetch(
         "UPDATE ip_leases l SET state = CASE WHEN s.uid IS NULL THEN 'reserved' ELSE 'bound' END, "
         "service_id = i.service_id, acct_unique_id = s.uid, holder = NULL, "
-        "expires_at = now() + make_interval(secs => CASE WHEN s.uid IS NULL THEN $4::integer ELSE $5::integer END), updated_at = now() "
+        "expires_at = now() + make_interval(secs => CASE WHEN s.uid IS NULL THEN $4::integer ELSE $5::integer END), "
+        "updated_at = now() "
         "FROM unnest($2::inet[], $3::bigint[]) AS i(address, service_id) "
         "LEFT JOIN LATERAL (SELECT r.acct_unique_id AS uid FROM radius_sessions r WHERE r.framed_ip = i.address "
         "    AND r.stopped_at IS NULL AND r.service_id = i.service_id ORDER BY r.started_at DESC LIMIT 1) s ON true "
