@@ -1,4 +1,4 @@
--- lastmile schema version 3
+-- lastmile schema version 4
 --
 -- The whole database, applied by `lastmile db init` (and `lastmile up`). It is idempotent:
 -- applying it twice changes nothing, so it also upgrades a database in place. Conventions:
@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS schema_version (
     version integer NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO schema_version (version) VALUES (3)
+INSERT INTO schema_version (version) VALUES (4)
 ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version, applied_at = now()
 WHERE schema_version.version <> EXCLUDED.version;
 
@@ -293,20 +293,41 @@ ALTER TABLE services ADD COLUMN IF NOT EXISTS pool_id bigint CONSTRAINT services
 -- the session's Accounting-Start or expires_at) -> bound (to acct_unique_id, renewed by each
 -- Interim until expires_at) -> free (Stop, Accounting-On/Off, or expiry). service_id stays on a
 -- freed row so the same service gets its old address back when it is still free.
+-- free -> stock: taken out of circulation for one radiusd instance (holder), which hands it to
+-- a login from memory and then records it (-> reserved, or bound when the Start came first);
+-- renewed by its holder, freed by expiry when the holder died (radiusd/leases.py).
 CREATE TABLE IF NOT EXISTS ip_leases (
     address inet CONSTRAINT ip_leases_pk PRIMARY KEY,
     pool_id bigint NOT NULL CONSTRAINT ip_leases_pool_fk REFERENCES ip_pools ON DELETE CASCADE,
-    state text NOT NULL DEFAULT 'free' CONSTRAINT ip_leases_state_valid CHECK (state IN ('free', 'reserved', 'bound')),
+    state text NOT NULL DEFAULT 'free'
+        CONSTRAINT ip_leases_state_valid CHECK (state IN ('free', 'stock', 'reserved', 'bound')),
     service_id bigint,
     acct_unique_id text,
     expires_at timestamptz,
     updated_at timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT ip_leases_live_has_expiry CHECK (state = 'free' OR (expires_at IS NOT NULL AND service_id IS NOT NULL))
+    holder text,
+    CONSTRAINT ip_leases_live_has_expiry CHECK (state = 'free' OR (expires_at IS NOT NULL AND service_id IS NOT NULL)
+                                                OR (state = 'stock' AND expires_at IS NOT NULL AND holder IS NOT NULL))
 );
+-- Version 3 databases: the stock state and its holder.
+ALTER TABLE ip_leases ADD COLUMN IF NOT EXISTS holder text;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'ip_leases_state_valid'
+                   AND pg_get_constraintdef(oid) LIKE '%stock%') THEN
+        ALTER TABLE ip_leases DROP CONSTRAINT IF EXISTS ip_leases_state_valid,
+            DROP CONSTRAINT IF EXISTS ip_leases_live_has_expiry,
+            ADD CONSTRAINT ip_leases_state_valid CHECK (state IN ('free', 'stock', 'reserved', 'bound')),
+            ADD CONSTRAINT ip_leases_live_has_expiry CHECK (
+                state = 'free' OR (expires_at IS NOT NULL AND service_id IS NOT NULL)
+                OR (state = 'stock' AND expires_at IS NOT NULL AND holder IS NOT NULL));
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS ip_leases_free_idx ON ip_leases (pool_id, updated_at) WHERE state = 'free';
 CREATE INDEX IF NOT EXISTS ip_leases_service_idx ON ip_leases (service_id);
 CREATE INDEX IF NOT EXISTS ip_leases_session_idx ON ip_leases (acct_unique_id) WHERE state = 'bound';
 CREATE INDEX IF NOT EXISTS ip_leases_expiry_idx ON ip_leases (expires_at) WHERE state <> 'free';
+CREATE INDEX IF NOT EXISTS ip_leases_holder_idx ON ip_leases (holder) WHERE state = 'stock';
 
 -- Lease an address for each (pool, service) of a batch of logins, in one call and one commit:
 -- the service's previous address when free (or, where `reuse` says the service has one

@@ -44,6 +44,10 @@ def is_positive(value: float) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
+def is_non_negative(value: float) -> str | None:
+    return None if value >= 0 else "must be 0 or more"
+
+
 def is_address(value: str) -> str | None:
     try:
         ipaddress.ip_address(value)
@@ -144,6 +148,13 @@ class RadiusdSettings(DaemonSettings):
         60,
         "Seconds an address from a pool stays reserved for a session that has not started accounting yet.",
         check=is_positive,
+    )
+    pool_stock: int = setting(
+        64,
+        "Addresses of each lastmile pool that a radiusd instance keeps taken out of circulation for itself, "
+        "so that a login without a previous address to get back is answered without waiting for a commit "
+        "(0: every pool login waits for the database).",
+        check=is_non_negative,
     )
     coa_timeout: float = setting(2.0, "Seconds to wait for a CoA/Disconnect answer before retrying.", check=is_positive)
     coa_retries: int = setting(3, "CoA/Disconnect attempts before giving up.", check=is_positive)

@@ -61,7 +61,9 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     rt.on_drain("postauth", postauth.flush)
     spool = Spool(workers.state_dir(rs.spool_dir, "radiusd"))
     writer = AccountingWriter(pool, spool, batch=rs.acct_batch, lease_ttl=lease_ttl)
-    leases = LeaseBatcher(pool, rs.pool_reserve)
+    leases = LeaseBatcher(pool, rs.pool_reserve, lease_ttl=lease_ttl, stock=rs.pool_stock)
+    online.on_change = leases.forget
+    await leases.load()
     server = RadiusServer(
         nas=nas, subscribers=subscribers, online=online, writer=writer, postauth=postauth, pool=pool, events=events,
         leases=leases,
@@ -76,8 +78,10 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     rt.spawn("coa", coa_worker.run())
     rt.spawn("spool-replay", writer.replay())
     rt.spawn("leases", leases.run())
+    rt.spawn("lease-stock", leases.keep())
     rt.spawn("accounting-writer", writer.run())
     rt.on_drain("accounting", writer.drain)
+    rt.on_drain("lease-stock-release", leases.close)  # after the logins in flight (steps run in reverse)
     rt.on_drain("auth-in-flight", server.wait_in_flight)
 
     reuse = rs.workers > 1
@@ -113,7 +117,7 @@ async def maintenance(pool: asyncpg.Pool, server: RadiusServer, lease_ttl: int) 
                 async with conn.transaction():
                     closed = await store.close_stale(conn, lease_ttl)
                     await notify_changes(conn, closed)
-                freed = await store.expire_leases(conn)
+                freed = await store.expire_leases(conn, lease_ttl)
                 if rounds % 120 == 0:
                     await db.maintain_partitions(conn)
         except (*DB_DOWN, asyncpg.PostgresError) as e:

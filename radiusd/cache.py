@@ -9,6 +9,7 @@ with ``"id": null`` or a LISTEN reconnect reloads in full.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,6 +195,8 @@ class OnlineSessions:
     writers' ``lastmile_sessions`` notifications (every radiusd instance sees every session)."""
 
     by_service: dict[int, set[str]] = field(default_factory=dict)
+    #: Called with the service id when one of its sessions opens or closes.
+    on_change: Callable[[int], None] | None = None
 
     def replace_all(self, rows: list[Any]) -> None:
         by_service: dict[int, set[str]] = {}
@@ -204,8 +207,12 @@ class OnlineSessions:
 
     def opened(self, service_id: int, unique_id: str) -> None:
         self.by_service.setdefault(service_id, set()).add(unique_id)
+        if self.on_change is not None:
+            self.on_change(service_id)
 
     def closed(self, service_id: int, unique_id: str) -> None:
+        if self.on_change is not None:
+            self.on_change(service_id)
         sessions = self.by_service.get(service_id)
         if sessions is not None:
             sessions.discard(unique_id)

@@ -35,3 +35,7 @@ POSTAUTH_DROPPED = Counter("lastmile_radiusd_postauth_dropped_total",
                            registry=REGISTRY)
 COA = Counter("lastmile_radiusd_coa_total", "CoA and Disconnect requests sent to NAS, by action and result.",
               ["action", "result"], registry=REGISTRY)
+LEASES = Counter("lastmile_radiusd_pool_addresses_total",
+                 "Pool addresses given to logins, by where they came from: held (the service's reservation, "
+                 "from memory), stock (this instance's stock), database (a lease call); unrecorded: stock "
+                 "addresses whose hand-out could not be recorded in time.", ["source"], registry=REGISTRY)

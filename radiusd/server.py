@@ -121,6 +121,11 @@ class RadiusServer:
         sub = self.subscribers.get(request.user_name or "")
         online = self.online.count(sub.service_id) if sub else 0
         decision = policy.authorize(request, sub, online, self.policy)
+        if decision.pool_id is not None and sub is not None:  # an address from memory when that is safe (leases.py)
+            address = self.leases.take(decision.pool_id, sub.service_id, sub.simultaneous_use == 1)
+            if address is not None:
+                decision.attributes.insert(2, ("Framed-IP-Address", address))
+                decision.pool_id = None
         if decision.pool_id is None and decision.reason != policy.SIMULTANEOUS_USE:
             self._answer(nas, request, sub, decision, addr, key, received)
             return
@@ -143,7 +148,12 @@ class RadiusServer:
                     online = await store.count_online(conn, sub.service_id)
                 decision = policy.authorize(request, sub, online, self.policy)
             if decision.pool_id is not None:
-                address = await self.leases.lease(decision.pool_id, sub.service_id, sub.simultaneous_use == 1)
+                single = sub.simultaneous_use == 1
+                address = self.leases.take(decision.pool_id, sub.service_id, single)
+                if address is None:
+                    address = await self.leases.lease(decision.pool_id, sub.service_id, single)
+                if address is None:  # the database found the pool full; the stock may still have one
+                    address = await self.leases.from_stock(decision.pool_id, sub.service_id, single)
                 if address is None:
                     decision = policy.reject(policy.POOL_EXHAUSTED)
                 else:

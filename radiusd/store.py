@@ -170,20 +170,81 @@ async def _freed(conn: Connection, rows: list[Any]) -> list[SessionChange]:
                           r["stopped_at"], False, True) for r in rows]
 
 
-async def expire_leases(conn: Connection) -> int:
-    """Free reserved or bound addresses whose time ran out (no Accounting-Start, or a lost session)."""
+async def expire_leases(conn: Connection, lease_ttl: int = 720) -> int:
+    """Free reserved, stocked or bound addresses whose time ran out (no Accounting-Start, a lost
+    session, a stock whose radiusd died). A reserved address that an open session of its service
+    already uses (its Start raced the recording of a stock hand-out) is bound to it instead."""
+    await conn.execute(
+        "UPDATE ip_leases l SET state = 'bound', acct_unique_id = s.acct_unique_id, holder = NULL, "
+        "expires_at = now() + make_interval(secs => $1), updated_at = now() "
+        "FROM radius_sessions s WHERE l.state = 'reserved' AND l.expires_at < now() AND s.stopped_at IS NULL "
+        "AND s.framed_ip = l.address AND s.service_id = l.service_id", lease_ttl)
     result: str = await conn.execute(
-        "UPDATE ip_leases SET state = 'free', acct_unique_id = NULL, expires_at = NULL, updated_at = now() "
-        "WHERE state <> 'free' AND expires_at < now()")
+        "UPDATE ip_leases SET state = 'free', acct_unique_id = NULL, holder = NULL, expires_at = NULL, "
+        "updated_at = now() WHERE state <> 'free' AND expires_at < now()")
     return int(result.rsplit(maxsplit=1)[-1])
 
 
 async def lease(conn: Connection, wants: list[tuple[int, int, bool]], reserve_s: int) -> list[str | None]:
-    """Reserve an address for each (pool_id, service_id, single_session), in order; None where
-    the pool is full (schema.sql ``lastmile_lease``: one call and one commit for a whole batch)."""
+    """Reserve an address for ``reserve_s`` for each (pool_id, service_id, single_session), in
+    order; None where the pool is full (schema.sql ``lastmile_lease``: one call and one commit for a whole batch)."""
     rows = await conn.fetch("SELECT n, address FROM lastmile_lease($1::bigint[], $2::bigint[], $3::boolean[], $4)",
                             [w[0] for w in wants], [w[1] for w in wants], [w[2] for w in wants], reserve_s)
     return [r["address"] for r in sorted(rows, key=lambda r: r["n"])]
+
+
+async def previous_addresses(conn: Connection) -> dict[int, tuple[int, str]]:
+    """service id → (pool id, address) of the address each service had last (stickiness)."""
+    rows = await conn.fetch("SELECT service_id, pool_id, host(address) AS address FROM ip_leases "
+                            "WHERE service_id IS NOT NULL")
+    return {r["service_id"]: (r["pool_id"], r["address"]) for r in rows}
+
+
+async def stock_take(conn: Connection, pool_id: int, holder: str, count: int, hold_s: int) -> list[str]:
+    """Take up to ``count`` free addresses of a pool into ``holder``'s stock for ``hold_s``
+    seconds: first those no service had, then the longest free (a service's previous address
+    stays available to it as long as possible)."""
+    rows = await conn.fetch(
+        "UPDATE ip_leases SET state = 'stock', holder = $2, expires_at = now() + make_interval(secs => $4), "
+        "updated_at = now() WHERE address IN ("
+        "    SELECT address FROM ip_leases WHERE pool_id = $1 AND state = 'free' "
+        "    ORDER BY service_id IS NOT NULL, updated_at LIMIT $3 FOR UPDATE SKIP LOCKED) "
+        "RETURNING host(address) AS address", pool_id, holder, count, hold_s)
+    return [r["address"] for r in rows]
+
+
+async def stock_handed(conn: Connection, holder: str, handed: list[tuple[str, int]], hold_s: int,
+                       lease_ttl: int) -> set[str]:
+    """Record which service each stock address went to: reserved for it for ``hold_s`` (or bound
+    already, when its Accounting-Start came first). Returns the addresses recorded."""
+    rows = await conn.fetch(
+        "UPDATE ip_leases l SET state = CASE WHEN s.uid IS NULL THEN 'reserved' ELSE 'bound' END, "
+        "service_id = i.service_id, acct_unique_id = s.uid, holder = NULL, "
+        "expires_at = now() + make_interval(secs => CASE WHEN s.uid IS NULL THEN $4::integer ELSE $5::integer END), "
+        "updated_at = now() "
+        "FROM unnest($2::inet[], $3::bigint[]) AS i(address, service_id) "
+        "LEFT JOIN LATERAL (SELECT r.acct_unique_id AS uid FROM radius_sessions r WHERE r.framed_ip = i.address "
+        "    AND r.stopped_at IS NULL AND r.service_id = i.service_id ORDER BY r.started_at DESC LIMIT 1) s ON true "
+        "WHERE l.address = i.address AND l.state = 'stock' AND l.holder = $1 "
+        "RETURNING host(l.address) AS address",
+        holder, [a for a, _ in handed], [s for _, s in handed], hold_s, lease_ttl)
+    return {r["address"] for r in rows}
+
+
+async def stock_renew(conn: Connection, holder: str, hold_s: int) -> list[str]:
+    """Push the expiry of ``holder``'s stock ``hold_s`` ahead; the addresses it still holds."""
+    rows = await conn.fetch(
+        "UPDATE ip_leases SET expires_at = now() + make_interval(secs => $2) WHERE state = 'stock' AND holder = $1 "
+        "RETURNING host(address) AS address", holder, hold_s)
+    return [r["address"] for r in rows]
+
+
+async def stock_release(conn: Connection, holder: str) -> int:
+    """Give ``holder``'s unused stock back to its pools (a clean shutdown)."""
+    result: str = await conn.execute(
+        "UPDATE ip_leases SET state = 'free', holder = NULL, expires_at = NULL, updated_at = now() "
+        "WHERE state = 'stock' AND holder = $1", holder)
+    return int(result.rsplit(maxsplit=1)[-1])
 
 
 POSTAUTH_COLUMNS = ["at", "username", "service_id", "nas_id", "result", "reason", "calling_station_id", "framed_ip"]

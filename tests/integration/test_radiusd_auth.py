@@ -287,11 +287,14 @@ async def test_dynamic_addresses_come_from_the_pool_and_return(conn: asyncpg.Con
         # session at most, so it gets the address still reserved for it, not a second one.
         retry = await send(c, access_request(c, "p2", "pw-p2"))
         assert attrs(retry)["Framed-IP-Address"][0] == given["p2"]
-        assert await conn.fetchval("SELECT count(*) FROM ip_leases WHERE state = 'reserved' AND service_id = "
-                                   "(SELECT id FROM services WHERE login = 'p2')") == 1
+        # Addresses from the stock are recorded (reserved for their service) just after the reply.
+        reserved_p2 = ("SELECT count(*) = 1 FROM ip_leases WHERE state = 'reserved' AND service_id = "
+                       "(SELECT id FROM services WHERE login = 'p2')")
+        assert await eventually(lambda: conn.fetchval(reserved_p2))
         await send(c, accounting_request(c, "p1", "Start", "p1-s", Framed_IP_Address=given["p1"]))
-        lease = await conn.fetchrow("SELECT state, acct_unique_id FROM ip_leases WHERE address = $1::inet", given["p1"])
-        assert lease["state"] == "bound"
+        lease = await eventually(lambda: conn.fetchrow(
+            "SELECT state, acct_unique_id FROM ip_leases WHERE address = $1::inet AND state = 'bound'", given["p1"]))
+        assert lease["acct_unique_id"]
         await send(c, accounting_request(c, "p1", "Stop", "p1-s", Framed_IP_Address=given["p1"]))
         assert await conn.fetchval("SELECT state FROM ip_leases WHERE address = $1::inet", given["p1"]) == "free"
         # The service gets its old address back when it is free.

@@ -326,7 +326,7 @@ async def test_sigterm_answers_what_it_took_and_drains_in_order(conn: asyncpg.Co
     logs = daemon.logs()
     steps = [e["step"] for e in logs if e.get("event") == "drained"]
     assert not [e for e in logs if e.get("event") in ("drain step timed out", "drain step failed")]
-    assert steps[:3] == ["stop-intake", "auth-in-flight", "accounting"], steps
+    assert steps[:4] == ["stop-intake", "auth-in-flight", "lease-stock-release", "accounting"], steps
     order = ["stop-intake", "auth-in-flight", "accounting", "accounting-writer", "spool-replay", "sockets",
              "postauth", "database"]
     assert [s for s in steps if s in order] == order, steps
