@@ -111,7 +111,7 @@ class ServiceMap:
     def before_change(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (a bound method, held weakly) before every change: an aggregator
         folds what it has queued while the map still says what it said when that arrived."""
-        self._watchers.append(weakref.WeakMethod(callback))  # type: ignore[arg-type]
+        self._watchers.append(weakref.WeakMethod(callback))
 
     def _notify(self) -> None:
         for ref in list(self._watchers):

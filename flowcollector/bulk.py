@@ -22,7 +22,7 @@ changes, or before a table could overflow.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -58,13 +58,12 @@ class Index4:
     __slots__ = ("coarse", "cshift", "exact_end", "exact_keys", "exact_slot", "exact_start", "odd",
                  "slots", "static_keys", "static_slot")
 
-    def __init__(self, exact4: dict[int, tuple[int, int, int, object]], static4: dict[int, int],
+    def __init__(self, exact4: Mapping[int, tuple[int, int, int, object]], static4: Mapping[int, int],
                  coarse: Iterable[int], cshift: int) -> None:
         # Each table starts with key -1, which no address has: lookups then never meet an empty array.
         heads = [(-1, 0, 0, 0)]
-        heads += [(k, v[0], v[1], v[2]) for k, v in exact4.items() if -T62 <= v[0] and v[1] <= T62]
-        self.odd = np.array(sorted(k for k, v in exact4.items() if not (-T62 <= v[0] and v[1] <= T62)),
-                            dtype=np.int64)
+        heads += [(k, v[0], v[1], v[2]) for k, v in exact4.items() if _sane(v[0], v[1])]
+        self.odd = np.array(sorted(k for k, v in exact4.items() if not _sane(v[0], v[1])), dtype=np.int64)
         ex = np.array(heads, dtype=np.int64).reshape(-1, 4)
         ex = ex[np.argsort(ex[:, 0], kind="stable")]
         st = np.array([(-1, 0), *static4.items()], dtype=np.int64).reshape(-1, 2)
@@ -212,23 +211,21 @@ class Bulk4:
         pairs = list(groups)
         sel_one = np.flatnonzero(ok & one)
         sel_two = np.flatnonzero(ok & two)
-        parts: list[tuple[Ints, Ints, Ints, Ints, Ints, Bools | None]] = []
+        # (rate group, bucket, dense slot, bytes, packets) of every count to make.
+        parts: list[tuple[Ints, Ints, Ints, Ints, Ints]] = []
         if len(sel_one):
-            parts.append((gid[sel_one], k[sel_one], dense[sel_one], octets[sel_one], packets[sel_one], None))
+            parts.append((gid[sel_one], k[sel_one], dense[sel_one], octets[sel_one], packets[sel_one]))
         if len(sel_two):
+            # Aggregator._spread's two-bucket case; a part with nothing in it makes no counter.
             s2, e2, b2, p2, k2 = start[sel_two], end[sel_two], octets[sel_two], packets[sel_two], k[sel_two]
             span = e2 - s2
             cut2 = (k2 + 1) * width - s2
-            b1 = b2 * cut2 // span
-            p1 = p2 * cut2 // span
-            g2, d2 = gid[sel_two], dense[sel_two]
-            parts.append((g2, k2, d2, b1, p1, (b1 != 0) | (p1 != 0)))
-            b1 = b2 - b1
-            p1 = p2 - p1
-            parts.append((g2, k2 + 1, d2, b1, p1, (b1 != 0) | (p1 != 0)))
-        for g, kk, d, b, p, nonzero in parts:
-            if nonzero is not None:
-                g, kk, d, b, p = g[nonzero], kk[nonzero], d[nonzero], b[nonzero], p[nonzero]
+            first_b = b2 * cut2 // span
+            first_p = p2 * cut2 // span
+            for kk, bb, pp in ((k2, first_b, first_p), (k2 + 1, b2 - first_b, p2 - first_p)):
+                some = (bb != 0) | (pp != 0)
+                parts.append((gid[sel_two][some], kk[some], dense[sel_two][some], bb[some], pp[some]))
+        for g, kk, d, bb, pp in parts:
             if not len(g):
                 continue
             kmin = int(kk.min())
@@ -236,7 +233,7 @@ class Bulk4:
             for c in np.unique(code).tolist():
                 gi, kr = divmod(c, 1 << 40)
                 m = code == c
-                self._add(spill, (pairs[gi], kmin + kr), index.width, d[m], b[m], p[m])
+                self._add(spill, (pairs[gi], kmin + kr), index.width, d[m], bb[m], pp[m])
 
         if fb.any():
             where = np.flatnonzero(fb)
@@ -314,6 +311,10 @@ class Bulk4:
             dtype = self._dtypes[key] = np.dtype({"names": names, "formats": formats, "offsets": offsets,
                                                   "itemsize": pos})
         return dtype
+
+
+def _sane(start: int, end: int) -> bool:
+    return start >= -T62 and end <= T62
 
 
 def _find(keys: Ints, values: Ints) -> tuple[Ints, Bools]:
