@@ -230,10 +230,13 @@ class Bulk4:
                 continue
             kmin = int(kk.min())
             code = g * (1 << 40) + (kk - kmin)
+            lo = int(code.min())
+            if lo == int(code.max()):  # the usual case: one sampling rate, one minute
+                self._add(spill, (pairs[lo >> 40], kmin + (lo & ((1 << 40) - 1))), index.width, d, bb, pp)
+                continue
             for c in np.unique(code).tolist():
-                gi, kr = divmod(c, 1 << 40)
                 m = code == c
-                self._add(spill, (pairs[gi], kmin + kr), index.width, d[m], bb[m], pp[m])
+                self._add(spill, (pairs[c >> 40], kmin + (c & ((1 << 40) - 1))), index.width, d[m], bb[m], pp[m])
 
         if fb.any():
             where = np.flatnonzero(fb)
