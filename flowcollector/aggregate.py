@@ -427,6 +427,9 @@ class Aggregator:
             bulk.index = index
         clamped, left = bulk.fold(batches, index, dirty, self._spill)
         self._clamped += clamped
+        for rates in {(b.rate, b.packet_rate) for b in batches}:  # as the per-record loop makes them
+            if rates not in self._groups:
+                self._groups[rates] = {}
         for batch, numbers in left:
             if numbers is None:
                 self._fold4(batch, batch.rows())

@@ -137,8 +137,23 @@ def test_bulk_path_takes_the_common_records() -> None:
         agg.add(batch)
     assert agg._bulk is not None and agg._queue
     agg.fold_queue()
-    assert not agg._groups and agg._bulk.tables  # nothing went through the per-record loop
+    assert agg._groups == {(1, 1): {}} and agg._bulk.tables  # nothing went through the per-record loop
     services = agg.drain().services()
     assert sum(c[0] for c in services.values()) == 10 and sum(c[1] for c in services.values()) == 20
     with pytest.raises(ValueError, match="bulk"):
         Aggregator(smap, bulk=1 << 15)
+
+
+def test_empty_record_across_a_boundary_makes_the_same_counters() -> None:
+    """Nothing to count in either minute: no counter, but the rate group the per-record loop
+    opens for the batch is there all the same."""
+    smap = ServiceMap()
+    smap.replace_static([("100.64.0.1", 1)])
+    recs = [{"src": "198.51.100.1", "dst": "100.64.0.1", "octets": 0, "packets": 0, "start": -50_000, "end": -1}]
+    usages = []
+    for size in (0, 64):
+        agg = Aggregator(smap, bulk=size)
+        for batch in Decoder().decode(datagram(9, 256, recs, 0), "192.0.2.1", NOW + 0.5).batches:
+            agg.add(batch)
+        usages.append(snapshot(agg.drain()))
+    assert usages[0] == usages[1] and usages[0][0] == {(1, 1): {}}
