@@ -13,20 +13,31 @@ upload), and traffic no service owns into per-exporter ``unknown`` counters (rev
 A flow spanning several buckets is spread over them in proportion to time, in integers whose
 sum is exactly the flow's bytes and packets (pmacct's ``nfacctd_pro_rating``).  The writer
 takes the counters with ``drain()`` every N seconds (STYLE.md §10).
+
+IPv4 batches whose records can be read straight from their bytes are queued and folded many
+datagrams at a time by ``bulk.Bulk4`` (NumPy), which settles what it can exactly as the
+per-record loop (``_fold4``) would and hands that loop the rest; the queue is folded before
+``drain()``, before any change to the ``ServiceMap`` and whenever it holds ``bulk`` records,
+so results never depend on when that happens.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
+import numpy as np
+
+from .bulk import Bulk4, Index4, Ints, Table, TableKey
 from .codec import FlowBatch
 
 __all__ = ["Aggregator", "ServiceMap", "Usage"]
 
 FOREVER: Final = 1 << 62  # the end of a session not ended yet
+MAX_DIRTY: Final = 256  # /32 sessions changed before the bulk path's snapshot is taken anew
 
 Entry = tuple[int, int, int, "Entry | None"]
 """A session: (start_ms, end_ms, slot, the previous session on the same prefix); the slot is
@@ -93,6 +104,38 @@ class ServiceMap:
         self.coarse4_shift = 16
         self.coarse6: set[int] = set()
         self.coarse6_shift = 16
+        self._watchers: list[weakref.WeakMethod[Callable[[], None]]] = []
+        self._index4: Index4 | None = None  # the bulk path's snapshot, taken when first asked for
+        self._dirty4: set[int] = set()  # /32 session keys changed since that snapshot
+
+    def before_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (a bound method, held weakly) before every change: an aggregator
+        folds what it has queued while the map still says what it said when that arrived."""
+        self._watchers.append(weakref.WeakMethod(callback))
+
+    def _notify(self) -> None:
+        for ref in list(self._watchers):
+            callback = ref()
+            if callback is None:
+                self._watchers.remove(ref)
+            else:
+                callback()
+
+    def _changing(self, exact_key: int | None) -> None:
+        self._notify()
+        if exact_key is None:
+            self._index4 = None
+        else:
+            self._dirty4.add(exact_key)
+
+    def index4(self) -> tuple[Index4, Ints]:
+        """The bulk path's snapshot of the IPv4 /32 lookups, and the sorted keys of /32 sessions
+        changed since it was taken (their records must take the per-record loop)."""
+        if self._index4 is None or len(self._dirty4) > MAX_DIRTY:
+            self._index4 = Index4(self.exact4, {} if self.session_prefixes4 else self.static4, self.coarse4,
+                                  self.coarse4_shift)
+            self._dirty4 = set()
+        return self._index4, np.array(sorted(self._dirty4), dtype=np.int64)
 
     # ------------------------------------------------------------------ mutations
 
@@ -105,6 +148,7 @@ class ServiceMap:
         ``start`` a little early if first packets matter.
         """
         family, length, key = _parse(prefix)
+        self._changing(key if family == 4 and length == 32 else None)
         known = (family == 4 and length == 32) or (family, length) in self._sessions
         table = self._session_table(family, length)
         begin = int(start * 1000)
@@ -124,6 +168,7 @@ class ServiceMap:
     def end_session(self, prefix: Network, end: float) -> bool:
         """End the session holding ``prefix`` at ``end`` (RADIUS Stop); False if none did."""
         family, length, key = _parse(prefix)
+        self._changing(key if family == 4 and length == 32 else None)
         table = self._session_table(family, length)
         end_ms = int(end * 1000)
         items = _unchain(table.get(key))
@@ -143,6 +188,7 @@ class ServiceMap:
         keeping sessions as long as their flows may still arrive (active timeout + hold)."""
         cutoff = int(before * 1000)
         removed = 0
+        self._notify()
         for table in (self.exact4, *self._sessions.values()):
             for key, chain in list(table.items()):
                 items = _unchain(chain)
@@ -154,11 +200,15 @@ class ServiceMap:
                         del table[key]
                     else:
                         table[key] = pruned
+        if removed:
+            self._index4 = None
+        # Nothing removed: the snapshot still holds, its coarse filter passing at most more.
         self._rebuild()
         return removed
 
     def replace_static(self, prefixes: Iterable[tuple[Network, int]]) -> None:
         """Replace all static prefixes with ``(prefix, service_id)`` pairs."""
+        self._changing(None)
         static: dict[tuple[int, int], dict[int, int]] = {}
         for prefix, service_id in prefixes:
             family, length, key = _parse(prefix)
@@ -304,12 +354,18 @@ class Usage:
 
 
 class Aggregator:
-    """Folds flow batches into per-service, per-bucket counters until ``drain()``."""
+    """Folds flow batches into per-service, per-bucket counters until ``drain()``.
+
+    ``bulk``: IPv4 records queued for the NumPy path before it runs (0: every record takes
+    the per-record loop, the reference the bulk path is tested against).
+    """
 
     def __init__(self, services: ServiceMap, *, bucket_seconds: int = 60, max_age: float = 7200.0,
-                 max_lead: float = 300.0) -> None:
+                 max_lead: float = 300.0, bulk: int = 8192) -> None:
         if bucket_seconds <= 0:
             raise ValueError("bucket_seconds must be positive")
+        if not 0 <= bulk <= 1 << 14:  # Bulk4's overflow bounds assume at most 2^15 records a fold
+            raise ValueError("bulk must be within 0..16384")
         self.services = services
         self.bucket_seconds = bucket_seconds
         self._bucket_ms = bucket_seconds * 1000
@@ -321,14 +377,21 @@ class Aggregator:
         self._unknown: dict[tuple[str, int], list[int]] = {}
         self._records = 0
         self._clamped = 0
+        self._bulk_at = bulk
+        self._bulk = Bulk4(self._bucket_ms, self._max_age_ms, self._max_lead_ms) if bulk else None
+        self._queue: list[FlowBatch] = []
+        self._queued = 0
+        services.before_change(self.fold_queue)
 
     @property
     def pending(self) -> int:
         """Counter entries held now, for overflow control (an upper bound on rows)."""
+        self._settle()
         return sum(len(d) for g in self._groups.values() for d in g.values()) + len(self._unknown)
 
     def drain(self) -> Usage:
         """Return the counters gathered so far and start afresh (O(1): a swap)."""
+        self._settle()
         step = self.bucket_seconds
         unknown = {(exporter, k * step): c for (exporter, k), c in self._unknown.items()}
         usage = Usage(step, self._groups, unknown, self._records, self._clamped)
@@ -339,14 +402,71 @@ class Aggregator:
         return usage
 
     def add(self, batch: FlowBatch) -> None:
-        """Fold one batch of flow records."""
+        """Fold one batch of flow records (or queue it for the bulk path)."""
         self._records += batch.count
         if batch.family == 4:
-            self._add4(batch)
+            if batch.packed is not None and self._bulk is not None:
+                self._queue.append(batch)
+                self._queued += batch.count
+                if self._queued >= self._bulk_at:
+                    self.fold_queue()
+                return
+            self._fold4(batch, batch.rows())
         else:
             self._add6(batch)
 
-    def _add4(self, batch: FlowBatch) -> None:
+    def fold_queue(self) -> None:
+        """Fold the queued batches now (the map calls this before it changes)."""
+        bulk = self._bulk
+        if not self._queue or bulk is None:
+            return
+        batches, self._queue, self._queued = self._queue, [], 0
+        index, dirty = self.services.index4()
+        if bulk.index is not index:
+            self._spill_tables()
+            bulk.index = index
+        clamped, left = bulk.fold(batches, index, dirty, self._spill)
+        self._clamped += clamped
+        for rates in {(b.rate, b.packet_rate) for b in batches}:  # as the per-record loop makes them
+            if rates not in self._groups:
+                self._groups[rates] = {}
+        for batch, numbers in left:
+            if numbers is None:
+                self._fold4(batch, batch.rows())
+            else:
+                rows = list(batch.rows())
+                self._fold4(batch, [rows[i] for i in numbers])
+
+    def _settle(self) -> None:
+        """Everything queued or in the bulk path's tables into the counters."""
+        self.fold_queue()
+        self._spill_tables()
+
+    def _spill_tables(self) -> None:
+        bulk = self._bulk
+        if bulk is not None and bulk.tables:
+            for key, table in bulk.tables.items():
+                self._spill(key, table)
+            bulk.tables = {}
+
+    def _spill(self, key: TableKey, table: Table) -> None:
+        rates, k = key
+        assert self._bulk is not None and self._bulk.index is not None
+        group = self._groups.get(rates)
+        if group is None:
+            group = self._groups[rates] = {}
+        d = group.get(k)
+        if d is None:
+            d = group[k] = {}
+        for slot, b, p in table.entries(self._bulk.index):
+            c = d.get(slot)
+            if c is None:
+                d[slot] = [b, p]
+            else:
+                c[0] += b
+                c[1] += p
+
+    def _fold4(self, batch: FlowBatch, rows: Iterable[tuple[int, ...]]) -> None:
         # The hot loop: locals only; a download record costs one dict lookup to attribute
         # and one to count, an upload record one more; nothing is called unless unusual.
         smap = self.services
@@ -364,7 +484,7 @@ class Aggregator:
         cur: dict[int, list[int]] = {}
         blo = bhi = 0  # bounds (ms) of the bucket `cur` counts
         clamped = 0
-        for src, dst, octets, packets, rs, re, nsrc, ndst in batch.rows():
+        for src, dst, octets, packets, rs, re, nsrc, ndst in rows:
             e = ((re + add) & mask) + base
             s = e - ((re - rs) & mask)
             if s < oldest or e > newest:

@@ -71,6 +71,7 @@ HALFWORD = struct.Struct("!H")
 # dPkts, dOctets, First, Last, [ports, flags, proto, tos, AS, masks, pad].
 _V5_PLAN: Final = FlowPlan(
     family=4, unpack=struct.Struct("!II8xIIII16x"), walk=(), getter=itemgetter(0, 1, 3, 2, 4, 5, 0, 1),
+    order=(0, 1, 3, 2, 4, 5, 0, 1),
     has_packets=True, nat=False, start_kind=T_UPTIME, end_kind=T_UPTIME, end_at=5, init_at=-1, sampler_at=-1,
 )
 
@@ -141,10 +142,14 @@ class FlowBatch:
     clock off by more than ``max_clock_skew``; shifted onto ours), ``"estimated"`` (IPFIX
     sysUpTime without systemInitTime: the newest flow end is taken as export time) or
     ``"arrival"`` (no time fields: ``now``).
+
+    ``packed`` is the records' bytes when ``rows()`` reads them straight from the set
+    (``plan.unpack`` describes one record, nothing was adjusted per record), else None: a
+    bulk reader may then take ``plan.order``'s columns from those bytes itself.
     """
 
-    __slots__ = ("_data", "_plan", "_rows", "arrival_ms", "clock", "count", "exporter", "family",
-                 "packet_rate", "rate", "sampling", "times")
+    __slots__ = ("_data", "_rows", "arrival_ms", "clock", "count", "exporter", "family",
+                 "packed", "packet_rate", "plan", "rate", "sampling", "times")
 
     def __init__(self, exporter: str, plan: FlowPlan, data: bytes, *, rows: list[tuple[int, ...]] | None,
                  count: int, rate: int, sampling: str, clock: Clock, times: str, arrival_ms: int) -> None:
@@ -157,7 +162,8 @@ class FlowBatch:
         self.clock = clock
         self.times = times
         self.arrival_ms = arrival_ms
-        self._plan = plan
+        self.plan = plan
+        self.packed = data if rows is None else None
         self._data = data
         self._rows = rows
 
@@ -165,14 +171,14 @@ class FlowBatch:
         """A fresh iterator over the records' rows (cheap: nothing is decoded ahead)."""
         if self._rows is not None:
             return iter(self._rows)
-        unpack = self._plan.unpack
+        unpack = self.plan.unpack
         assert unpack is not None
-        return map(self._plan.getter, unpack.iter_unpack(self._data))
+        return map(self.plan.getter, unpack.iter_unpack(self._data))
 
     def flows(self) -> list[Flow]:
         """Every record as a ``Flow`` (slow: objects per record; not for the hot path)."""
         add, mask, base = self.clock
-        nat = self._plan.nat
+        nat = self.plan.nat
         out = []
         for row in self.rows():
             if self.family == 4:

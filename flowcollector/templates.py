@@ -125,13 +125,15 @@ class FlowPlan:
 
     ``unpack`` is the fast path (None when the template needs the walker); either way the
     kept values of a record are one tuple that ``getter`` maps to a row.  The ``*_at``
-    attributes index that kept-values tuple (-1 when absent).
+    attributes index that kept-values tuple (-1 when absent); ``order`` is what ``getter``
+    picks, so a bulk reader (``aggregate``'s NumPy path) can find a row's columns in the bytes.
     """
 
     family: int
     unpack: struct.Struct | None
     walk: Walk
     getter: itemgetter[tuple[int, ...]]
+    order: tuple[int, ...]
     has_packets: bool
     nat: bool
     start_kind: int
@@ -263,7 +265,8 @@ def _plan(fields: tuple[Field, ...], walk: Walk, fixed: bool) -> FlowPlan | None
                  nat_src, nat_src + 1, nat_dst, nat_dst + 1)
     unpack = struct.Struct("!" + "".join(codes) + (f"{pad}x" if pad else "")) if structable else None
     return FlowPlan(
-        family=family, unpack=unpack, walk=tuple(own_walk), getter=itemgetter(*order), has_packets=packets >= 0,
+        family=family, unpack=unpack, walk=tuple(own_walk), getter=itemgetter(*order), order=order,
+        has_packets=packets >= 0,
         nat=nat_src != src or nat_dst != dst,
         start_kind=start_kind, end_kind=end_kind, end_at=end if end_kind != T_NONE else -1,
         init_at=at.get(INIT_MS, -1), sampler_at=at.get(SAMPLER_ID, at.get(SELECTOR_ID, -1)),
