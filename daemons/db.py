@@ -135,7 +135,8 @@ Handler = Callable[[str, Any], None]
 class Listener:
     """LISTEN on channels over one dedicated connection that comes back when it drops.
 
-    ``handler(channel, payload)`` gets each notification's JSON payload. Notifications sent
+    ``handler(channel, payload)`` gets each notification's JSON payload, unless ``skip(channel,
+    raw payload)`` says it is not wanted (checked before parsing). Notifications sent
     while the connection was down are lost (PostgreSQL keeps none for an absent listener), so
     after every reconnect ``on_reconnect()`` runs: caches reload in full there.
     """
@@ -147,8 +148,10 @@ class Listener:
         handler: Handler,
         on_reconnect: Callable[[], object] | None = None,
         keepalive: float = 5.0,
+        skip: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.url = url
+        self.skip = skip
         self.channels = channels
         self.handler = handler
         self.on_reconnect = on_reconnect
@@ -204,6 +207,8 @@ class Listener:
         self.log.warning("listen connection closed by the server")
 
     def _dispatch(self, _conn: object, _pid: int, channel: str, payload: object) -> None:
+        if self.skip is not None and self.skip(channel, str(payload)):
+            return
         try:
             data = json.loads(str(payload)) if payload else None
         except ValueError:

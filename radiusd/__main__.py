@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import uuid
 
 import asyncpg
 
@@ -22,7 +23,7 @@ from radiusd.loader import CHANNELS, CacheLoader
 from radiusd.postauth import PostAuthLog
 from radiusd.server import RadiusServer
 from radiusd.spool import Spool
-from radiusd.writer import DB_DOWN, AccountingWriter, notify_changes
+from radiusd.writer import DB_DOWN, AccountingWriter, notify_changes, own_notification
 
 
 def main(settings: Settings) -> int:
@@ -49,9 +50,11 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     await coa_client.open()
     coa_worker = CoaWorker(pool, coa_client, nas, events, rs.block_method, rs.blocked_address_list)
     loader = CacheLoader(pool, nas, subscribers, online, coa_worker.notified)
+    instance = f"radiusd-{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     # Subscribe before loading: a change committed after the load's snapshot is then always
     # notified, and one before it is in the load.
-    listener = db.Listener(url, CHANNELS, loader.notified, on_reconnect=loader.reload_everything)
+    listener = db.Listener(url, CHANNELS, loader.notified, on_reconnect=loader.reload_everything,
+                           skip=own_notification(instance))
     rt.spawn("listen", listener.run())
     await asyncio.wait_for(listener.connected.wait(), settings.database.connect_timeout)
     await loader.load_all()
@@ -60,8 +63,8 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     postauth = PostAuthLog(pool)
     rt.on_drain("postauth", postauth.flush)
     spool = Spool(workers.state_dir(rs.spool_dir, "radiusd"))
-    writer = AccountingWriter(pool, spool, batch=rs.acct_batch, lease_ttl=lease_ttl)
-    leases = LeaseBatcher(pool, rs.pool_reserve, lease_ttl=lease_ttl, stock=rs.pool_stock)
+    writer = AccountingWriter(pool, spool, batch=rs.acct_batch, lease_ttl=lease_ttl, origin=instance)
+    leases = LeaseBatcher(pool, rs.pool_reserve, lease_ttl=lease_ttl, stock=rs.pool_stock, holder=instance)
     online.on_change = leases.forget
     await leases.load()
     server = RadiusServer(
@@ -74,7 +77,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
 
     rt.spawn("cache-refresh", loader.run())
     rt.spawn("postauth-writer", postauth.run())
-    rt.spawn("maintenance", maintenance(pool, server, lease_ttl))
+    rt.spawn("maintenance", maintenance(pool, server, lease_ttl, instance))
     rt.spawn("coa", coa_worker.run())
     rt.spawn("spool-replay", writer.replay())
     rt.spawn("leases", leases.run())
@@ -105,7 +108,7 @@ async def _close(server: RadiusServer, coa_client: CoaClient) -> None:
     coa_client.close()
 
 
-async def maintenance(pool: asyncpg.Pool, server: RadiusServer, lease_ttl: int) -> None:
+async def maintenance(pool: asyncpg.Pool, server: RadiusServer, lease_ttl: int, instance: str) -> None:
     """Every 30 s: close stale sessions and free expired leases; every hour: make partitions."""
     logger = log.get("lastmile.radiusd.maintenance")
     rounds = 0
@@ -116,7 +119,7 @@ async def maintenance(pool: asyncpg.Pool, server: RadiusServer, lease_ttl: int) 
             async with pool.acquire() as conn:
                 async with conn.transaction():
                     closed = await store.close_stale(conn, lease_ttl)
-                    await notify_changes(conn, closed)
+                    await notify_changes(conn, closed, instance)
                 freed = await store.expire_leases(conn, lease_ttl)
                 if rounds % 120 == 0:
                     await db.maintain_partitions(conn)

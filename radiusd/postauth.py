@@ -1,22 +1,21 @@
-"""The post-auth log: every Access-Accept and -Reject with its reason, written in batches with COPY."""
+"""The post-auth log: every Access-Accept and -Reject with its reason, written in batches."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 import asyncpg
 
 from daemons import log
 from radiusd import metrics, store
 
-Row = tuple[datetime, str, int | None, int | None, str, str, str | None, object]
+Row = tuple[float, str, int | None, int | None, str, str, str | None, object]
 
 
 class PostAuthLog:
-    """Rows gather in memory and go out with one COPY every ``interval`` seconds (short: the COPY
-    encodes its rows on the event loop, so a second of logins at once would stall it for tens of
-    ms and show in the p99 latency). While the
+    """Rows gather in memory and go out with one INSERT every ``interval`` seconds (short: the
+    rows are encoded on the event loop, so a second of logins at once would stall it for ms and
+    show in the p99 latency). While the
     database is away up to ``limit`` rows wait; beyond that the oldest are dropped and counted."""
 
     def __init__(self, pool: asyncpg.Pool, interval: float = 0.1, limit: int = 200_000) -> None:
@@ -29,7 +28,7 @@ class PostAuthLog:
     def add(self, when: float, username: str, service_id: int | None, nas_id: int, accepted: bool, reason: str,
             calling_station_id: str | None, framed_ip: object) -> None:
         """``framed_ip``: an address as text or an ipaddress object (stored as inet)."""
-        self.rows.append((datetime.fromtimestamp(when, UTC), username, service_id, nas_id,
+        self.rows.append((when, username, service_id, nas_id,
                           "accept" if accepted else "reject", reason, calling_station_id, framed_ip))
 
     async def run(self) -> None:

@@ -43,9 +43,10 @@ class Item:
 
 
 class AccountingWriter:
-    def __init__(self, pool: asyncpg.Pool, spool: Spool, *, batch: int, lease_ttl: int,
+    def __init__(self, pool: asyncpg.Pool, spool: Spool, *, batch: int, lease_ttl: int, origin: str = "",
                  on_changes: Callable[[list[store.SessionChange]], None] = lambda _: None) -> None:
         self.pool = pool
+        self.origin = origin
         self.spool = spool
         self.batch = batch
         self.lease_ttl = lease_ttl
@@ -122,7 +123,7 @@ class AccountingWriter:
                 changes += await store.close_nas_sessions(conn, entry.nas_id, entry.event_time,
                                                           _nas_cause(entry))
             changes += await self._write_run(conn, run)
-            await notify_changes(conn, changes)
+            await notify_changes(conn, changes, self.origin)
         if changes:
             self.on_changes(changes)
 
@@ -156,10 +157,12 @@ def _nas_cause(event: NasEvent) -> str:
     return "NAS-Reboot" if event.status == AcctStatus.ACCOUNTING_ON else "NAS-Request"
 
 
-async def notify_changes(conn: Any, changes: list[store.SessionChange]) -> None:
+async def notify_changes(conn: Any, changes: list[store.SessionChange], origin: str = "") -> None:
     """Tell every radiusd (Simultaneous-Use) and flowcollector (address → service) which sessions
-    opened or closed: ``lastmile_sessions`` with {"sessions": [{uid, service, ip, start, stop}]}."""
+    opened or closed: ``lastmile_sessions`` with {"by": origin, "sessions": [{uid, service, ip,
+    start, stop}]}; ``by`` lets the sending instance skip its own (``own_notification``)."""
     dumps = json.JSONEncoder(separators=(",", ":")).encode
+    head = '{"by":' + dumps(origin) + ',"sessions":['
     chunk: list[str] = []
     size = 0
     for c in changes:
@@ -168,14 +171,20 @@ async def notify_changes(conn: Any, changes: list[store.SessionChange]) -> None:
         text = dumps({"uid": c.unique_id, "service": c.service_id, "ip": c.framed_ip, "start": c.started_at.timestamp(),
                       "stop": c.stopped_at.timestamp() if c.stopped_at else None})
         if size + len(text) > 7000:  # a NOTIFY payload must stay under 8000 bytes
-            await _notify_sessions(conn, chunk)
+            await _notify_sessions(conn, head, chunk)
             chunk, size = [], 0
         chunk.append(text)
         size += len(text) + 1
     if chunk:
-        await _notify_sessions(conn, chunk)
+        await _notify_sessions(conn, head, chunk)
 
 
-async def _notify_sessions(conn: Any, items: list[str]) -> None:
-    """One ``lastmile_sessions`` notification of items already in JSON: {"sessions": [...]}."""
-    await conn.execute("SELECT pg_notify('lastmile_sessions', $1)", '{"sessions":[' + ",".join(items) + "]}")
+async def _notify_sessions(conn: Any, head: str, items: list[str]) -> None:
+    await conn.execute("SELECT pg_notify('lastmile_sessions', $1)", head + ",".join(items) + "]}")
+
+
+def own_notification(origin: str) -> Callable[[str, str], bool]:
+    """For ``db.Listener(skip=...)``: this instance's own ``lastmile_sessions``, which it applied
+    when it committed them, skipped before their JSON is even parsed."""
+    head = '{"by":' + json.dumps(origin, separators=(",", ":")) + ","
+    return lambda channel, payload: channel == "lastmile_sessions" and payload.startswith(head)

@@ -64,3 +64,31 @@ async def test_listener_waits_for_an_unreachable_server() -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def test_an_instance_skips_its_own_session_notifications(db_url: str, conn: asyncpg.Connection) -> None:
+    from datetime import UTC, datetime
+
+    from radiusd.store import SessionChange
+    from radiusd.writer import notify_changes, own_notification
+
+    got: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    listener = db.Listener(db_url, ["lastmile_sessions"], lambda channel, payload: got.put_nowait((channel, payload)),
+                           skip=own_notification("radiusd-a"))
+    task = asyncio.create_task(listener.run())
+    try:
+        await asyncio.wait_for(listener.connected.wait(), 5)
+        start = datetime(2026, 11, 1, tzinfo=UTC)
+        change = SessionChange("u1", 7, "ann", "100.64.0.9", start, None, True, False)
+        await notify_changes(conn, [change], "radiusd-a")  # its own: skipped
+        await notify_changes(conn, [change], "radiusd-b")  # another instance's: delivered
+        channel, payload = await asyncio.wait_for(got.get(), 5)
+        assert channel == "lastmile_sessions"
+        assert payload == {"by": "radiusd-b", "sessions": [
+            {"uid": "u1", "service": 7, "ip": "100.64.0.9", "start": start.timestamp(), "stop": None}]}
+        await asyncio.sleep(0.2)
+        assert got.empty()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
