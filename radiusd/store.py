@@ -58,14 +58,25 @@ WITH input AS (
     AS t(uid, started_at, event_time, username, acct_session_id, nas_id, service_id, nas_address, nas_port_id,
          calling, called, framed_ip, framed_v6, delegated, session_time, in_octets, out_octets, in_packets,
          out_packets, stopped_at, cause)
-), keys AS (
+), known AS MATERIALIZED (
+    -- Sessions seen before (every Interim-Update and Stop): read, not rewritten. LATERAL with
+    -- LIMIT is an index lookup per record whatever the statistics said when the plan was made
+    -- (a plan cached while the table was empty would otherwise scan it, ever longer).
+    SELECT i.uid AS acct_unique_id, x.started_at FROM input i
+    CROSS JOIN LATERAL (SELECT started_at FROM radius_session_index WHERE acct_unique_id = i.uid LIMIT 1) x
+), added AS (
+    -- New sessions. One that another radiusd added after this statement's snapshot conflicts:
+    -- DO UPDATE waits for it and returns its started_at, so both agree on the partition.
     INSERT INTO radius_session_index AS x (acct_unique_id, started_at)
-    SELECT uid, to_timestamp(started_at) FROM input
+    SELECT uid, to_timestamp(started_at) FROM input WHERE uid NOT IN (SELECT acct_unique_id FROM known)
     ON CONFLICT (acct_unique_id) DO UPDATE SET started_at = x.started_at
     RETURNING acct_unique_id, started_at
+), keys AS (
+    SELECT acct_unique_id, started_at FROM known UNION ALL SELECT acct_unique_id, started_at FROM added
 ), prev AS MATERIALIZED (
-    -- Materialised: inlined into the final join it became a nested loop over every key per row.
-    SELECT r.acct_unique_id, r.stopped_at FROM radius_sessions r JOIN keys k USING (acct_unique_id, started_at)
+    SELECT k.acct_unique_id, r.stopped_at FROM keys k
+    CROSS JOIN LATERAL (SELECT stopped_at FROM radius_sessions
+                        WHERE acct_unique_id = k.acct_unique_id AND started_at = k.started_at LIMIT 1) r
 ), up AS (
     INSERT INTO radius_sessions AS r (acct_unique_id, started_at, service_id, nas_id, username, acct_session_id,
         nas_address, nas_port_id, calling_station_id, called_station_id, framed_ip, framed_ipv6_prefix,
