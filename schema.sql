@@ -328,6 +328,10 @@ CREATE INDEX IF NOT EXISTS ip_leases_service_idx ON ip_leases (service_id);
 CREATE INDEX IF NOT EXISTS ip_leases_session_idx ON ip_leases (acct_unique_id) WHERE state = 'bound';
 CREATE INDEX IF NOT EXISTS ip_leases_expiry_idx ON ip_leases (expires_at) WHERE state <> 'free';
 CREATE INDEX IF NOT EXISTS ip_leases_holder_idx ON ip_leases (holder) WHERE state = 'stock';
+-- A stock refill takes the free addresses no service had first, then the longest free: in this
+-- order, so a refill reads as many index entries as it takes instead of sorting the whole pool.
+CREATE INDEX IF NOT EXISTS ip_leases_free_unused_idx ON ip_leases (pool_id, (service_id IS NOT NULL), updated_at)
+    WHERE state = 'free';
 
 -- Lease an address for each (pool, service) of a batch of logins, in one call and one commit:
 -- the service's previous address when free (or, where `reuse` says the service has one

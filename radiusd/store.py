@@ -227,7 +227,8 @@ async def stock_take(conn: Connection, pool_id: int, holder: str, count: int, ho
 async def stock_handed(conn: Connection, holder: str, handed: list[tuple[str, int]], hold_s: int,
                        lease_ttl: int) -> set[str]:
     """Record which service each stock address went to: reserved for it for ``hold_s`` (or bound
-    already, when its Accounting-Start came first). Returns the addresses recorded."""
+    already, when its Accounting-Start came first). Returns the addresses recorded. (``= ANY``
+    makes the rows index lookups: a join on the unnest alone plans a scan of every pool address.)"""
     rows = await conn.fetch(
         "UPDATE ip_leases l SET state = CASE WHEN s.uid IS NULL THEN 'reserved' ELSE 'bound' END, "
         "service_id = i.service_id, acct_unique_id = s.uid, holder = NULL, "
@@ -236,7 +237,7 @@ async def stock_handed(conn: Connection, holder: str, handed: list[tuple[str, in
         "FROM unnest($2::inet[], $3::bigint[]) AS i(address, service_id) "
         "LEFT JOIN LATERAL (SELECT r.acct_unique_id AS uid FROM radius_sessions r WHERE r.framed_ip = i.address "
         "    AND r.stopped_at IS NULL AND r.service_id = i.service_id ORDER BY r.started_at DESC LIMIT 1) s ON true "
-        "WHERE l.address = i.address AND l.state = 'stock' AND l.holder = $1 "
+        "WHERE l.address = ANY ($2::inet[]) AND l.address = i.address AND l.state = 'stock' AND l.holder = $1 "
         "RETURNING host(l.address) AS address",
         holder, [a for a, _ in handed], [s for _, s in handed], hold_s, lease_ttl)
     return {r["address"] for r in rows}
