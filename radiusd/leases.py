@@ -204,7 +204,7 @@ class LeaseBatcher:
 
     async def _record(self) -> None:
         while self._handed:
-            handed, self._handed = self._handed[: self.batch * 4], self._handed[self.batch * 4:]
+            handed, self._handed = self._handed[: self.batch], self._handed[self.batch:]
             sent = time.monotonic()
             try:
                 async with self.pool.acquire() as conn:
