@@ -73,6 +73,8 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
         policy_settings=policy.PolicySettings(rs.blocked_action, rs.blocked_address_list, rs.interim_interval),
         duplicate_ttl=rs.duplicate_ttl, max_attributes=rs.max_attributes)
     writer.on_changes = server.session_changes
+    writer.on_saved = server.acct_saved
+    writer.on_unsaved = server.acct_unsaved
     rt.on_drain("sockets", lambda: _close(server, coa_client))
 
     rt.spawn("cache-refresh", loader.run())

@@ -68,12 +68,12 @@ class RadiusServer:
             counter = self._drops[reason] = metrics.DROPPED.labels(reason)
         counter.inc()
 
-    def _count(self, kind: str, nas: Nas, result: str) -> None:
+    def _count(self, kind: str, nas: Nas, result: str, n: int = 1) -> None:
         key = (kind, nas.name, result)
         counter = self._counters.get(key)
         if counter is None:
             counter = self._counters[key] = metrics.REQUESTS.labels(*key)
-        counter.inc()
+        counter.inc(n)
 
     def _decode(self, data: bytes, addr: udp.Address) -> tuple[Nas, Request] | None:
         if not self.accepting:
@@ -227,18 +227,34 @@ class RadiusServer:
             self.acct_dedup.forget(key, request.authenticator)
             self.log.warning("accounting request not recordable", nas=nas.name, problem=str(e))
             return
+        self.writer.submit(Item(entry, (request, addr, key, received, nas)))
 
-        def ack() -> None:
+    def acct_saved(self, items: list[Item]) -> None:
+        """After the commit: an Accounting-Response for each record of the batch (writer.on_saved)."""
+        assert self.acct_endpoint is not None
+        send = self.acct_endpoint.send
+        answered = self.acct_dedup.answered
+        observe = self._latency["accounting"].observe
+        per_nas: dict[int, list[Any]] = {}  # NAS id -> [NAS, answers]: counted once per batch
+        for item in items:
+            request, addr, key, received, nas = item.waiter
             reply = encode_reply(request, Code.ACCOUNTING_RESPONSE)
-            self._send_acct(reply, addr)
-            self.acct_dedup.answered(key, request.authenticator, reply, received)
-            self._count("accounting", nas, "ok")
-            self._latency["accounting"].observe(time.perf_counter() - received)
+            send(reply, addr)
+            answered(key, request.authenticator, reply, received)
+            observe(time.perf_counter() - received)
+            seen = per_nas.get(nas.id)
+            if seen is None:
+                per_nas[nas.id] = [nas, 1]
+            else:
+                seen[1] += 1
+        for nas, n in per_nas.values():
+            self._count("accounting", nas, "ok", n)
 
-        def nack() -> None:
+    def acct_unsaved(self, items: list[Item]) -> None:
+        """Nothing saved (writer.on_unsaved): no reply, so the NAS retransmits and is handled again."""
+        for item in items:
+            request, _, key, _, _ = item.waiter
             self.acct_dedup.forget(key, request.authenticator)
-
-        self.writer.submit(Item(entry, ack, nack))
 
     def close(self) -> None:
         for endpoint in (self.auth_endpoint, self.acct_endpoint):

@@ -37,15 +37,28 @@ DB_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asy
 
 @dataclass(slots=True)
 class Item:
+    """A record waiting for its commit, and what its acknowledgement needs (``waiter``: opaque
+    here; the server keeps the request it answers there)."""
+
     entry: Entry
-    ack: Callable[[], None]
-    nack: Callable[[], None]
+    waiter: Any = None
+
+
+def _nobody(_items: list[Item]) -> None:
+    pass
 
 
 class AccountingWriter:
+    """``on_saved(items)`` runs once per batch after the commit (or the spool's fsync): the
+    Accounting-Responses go out there; ``on_unsaved(items)`` when nothing could be saved."""
+
     def __init__(self, pool: asyncpg.Pool, spool: Spool, *, batch: int, lease_ttl: int, origin: str = "",
-                 on_changes: Callable[[list[store.SessionChange]], None] = lambda _: None) -> None:
+                 on_changes: Callable[[list[store.SessionChange]], None] = lambda _: None,
+                 on_saved: Callable[[list[Item]], None] = _nobody,
+                 on_unsaved: Callable[[list[Item]], None] = _nobody) -> None:
         self.pool = pool
+        self.on_saved = on_saved
+        self.on_unsaved = on_unsaved
         self.origin = origin
         self.spool = spool
         self.batch = batch
@@ -94,13 +107,11 @@ class AccountingWriter:
             metrics.ACCT_UNRECORDED.inc(len(items))
             self.log.error("accounting not recorded: the spool cannot be written", error=str(e),
                            records=len(items))
-            for item in items:
-                item.nack()
+            self.on_unsaved(items)
             return
         metrics.ACCT_BATCH.observe(len(items))
         metrics.ACCT_COMMIT_SECONDS.observe(time.perf_counter() - started)
-        for item in items:
-            item.ack()
+        self.on_saved(items)
 
     async def _to_spool(self, entries: list[Entry]) -> None:
         async with self._spool_lock:
