@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -26,12 +27,37 @@ TEMPLATE = "lastmile_template"
 _counter = itertools.count()
 
 
+_given_ports: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port nobody listens on right now, on 127.0.0.1 (TCP or UDP)."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+    """A port nobody listens on right now, on 127.0.0.1 (TCP or UDP), for a daemon to bind.
+
+    Drawn below the kernel's ephemeral range and never the same twice in a session: a port the
+    kernel picked for ``bind(0)`` could go to another socket bound to port 0 (a client, the
+    daemon's own CoA socket, the next ``free_port``) before the daemon binds it ("Address
+    already in use", now and then)."""
+    low, high = 20000, _ephemeral_low() - 1
+    rnd = random.Random()
+    for _ in range(1000):
+        port = rnd.randint(low, high)
+        if port in _given_ports:
+            continue
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _given_ports.add(port)
         return port
+    raise RuntimeError(f"no free port in {low}-{high}")
 
 
 def _with_database(url: str, name: str) -> str:
