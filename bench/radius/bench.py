@@ -7,8 +7,9 @@ What runs
     ``freeradius`` of the same database, radacct with a lived-in baseline (100,000 closed
     sessions of the subscribers, 10,000 open ones of other users) and the (UserName,
     AcctStopTime) index of FreeRADIUS's tuning guide (BENCH_FR_SIMUL_INDEX=0: stock schema only),
-    restored before every FreeRADIUS+SQL measurement. The servers, one after the other, on
-    private ports of 127.0.0.1:
+    restored before every FreeRADIUS+SQL measurement. lastmile's ``radius_sessions`` gets the
+    same history (100,000 closed sessions of the subscribers, this month), so neither server
+    starts on empty tables. The servers, one after the other, on private ports of 127.0.0.1:
 
     * ``freeradius-sql``: rlm_sql reading lastmile's ``services`` directly, accounting into
       radacct (stock queries);
