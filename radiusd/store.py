@@ -183,13 +183,16 @@ async def _freed(conn: Connection, rows: list[Any]) -> list[SessionChange]:
 
 async def expire_leases(conn: Connection, lease_ttl: int = 720) -> int:
     """Free reserved, stocked or bound addresses whose time ran out (no Accounting-Start, a lost
-    session, a stock whose radiusd died). A reserved address that an open session of its service
-    already uses (its Start raced the recording of a stock hand-out) is bound to it instead."""
+    session, a stock whose radiusd died). An address that an open session already uses is bound
+    to it instead: a reservation whose Start raced the recording of a stock hand-out, or a stock
+    address handed out by a radiusd that died before it could record it (the NAS's Start came,
+    but found the row still in stock)."""
     await conn.execute(
-        "UPDATE ip_leases l SET state = 'bound', acct_unique_id = s.acct_unique_id, holder = NULL, "
-        "expires_at = now() + make_interval(secs => $1), updated_at = now() "
-        "FROM radius_sessions s WHERE l.state = 'reserved' AND l.expires_at < now() AND s.stopped_at IS NULL "
-        "AND s.framed_ip = l.address AND s.service_id = l.service_id", lease_ttl)
+        "UPDATE ip_leases l SET state = 'bound', acct_unique_id = s.acct_unique_id, service_id = s.service_id, "
+        "holder = NULL, expires_at = now() + make_interval(secs => $1), updated_at = now() "
+        "FROM radius_sessions s WHERE l.state IN ('reserved', 'stock') AND l.expires_at < now() "
+        "AND s.stopped_at IS NULL AND s.framed_ip = l.address AND s.service_id IS NOT NULL "
+        "AND (l.state = 'stock' OR s.service_id = l.service_id)", lease_ttl)
     result: str = await conn.execute(
         "UPDATE ip_leases SET state = 'free', acct_unique_id = NULL, holder = NULL, expires_at = NULL, "
         "updated_at = now() WHERE state <> 'free' AND expires_at < now()")

@@ -43,6 +43,25 @@ async def test_a_dead_holders_stock_returns_only_after_its_expiry(conn: asyncpg.
     assert await store.stock_handed(conn, "dead", [(taken[0], service)], 120, 720) == set()
 
 
+async def test_a_dead_holders_address_in_use_is_bound_not_freed(conn: asyncpg.Connection) -> None:
+    pool_id = await _pool(conn, "100.97.4.0/30")  # 2 addresses
+    service = await _service(conn, pool_id, "s4")
+    used, spare = await store.stock_take(conn, pool_id, "crashed", 2, 120)
+    # The crashed radiusd had sent `used` in an Accept; the NAS's Accounting-Start came to another.
+    await conn.execute(
+        "INSERT INTO radius_session_index (acct_unique_id, started_at) VALUES ('u4', now());"
+        "INSERT INTO radius_sessions (acct_unique_id, started_at, service_id, username, acct_session_id, updated_at, "
+        f"framed_ip) VALUES ('u4', (SELECT started_at FROM radius_session_index WHERE acct_unique_id = 'u4'), "
+        f"{service}, 's4', 's', now(), '{used}')")
+    await conn.execute("UPDATE ip_leases SET expires_at = now() - interval '1 second' WHERE holder = 'crashed'")
+    assert await store.expire_leases(conn) == 1  # only the unused one
+    row = await conn.fetchrow("SELECT state, service_id, acct_unique_id FROM ip_leases WHERE address = $1::inet", used)
+    assert tuple(row) == ("bound", service, "u4")
+    other = await _service(conn, pool_id, "s5")
+    assert await store.lease(conn, [(pool_id, other, True)], 120) == [spare]
+    assert await store.lease(conn, [(pool_id, other, True)], 120) == [spare]  # its own reservation again
+
+
 async def test_hand_out_becomes_reserved_or_bound(conn: asyncpg.Connection) -> None:
     pool_id = await _pool(conn, "100.97.2.0/29")
     s1, s2 = await _service(conn, pool_id, "h1"), await _service(conn, pool_id, "h2")
