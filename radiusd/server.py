@@ -141,15 +141,17 @@ class RadiusServer:
     async def _answer_after_db(self, nas: Nas, request: Request, sub: Any, decision: policy.Decision,
                                addr: udp.Address, key: tuple[str, int, int], received: float) -> None:
         try:
+            single = sub.simultaneous_use == 1
+            address = None
             if decision.reason == policy.SIMULTANEOUS_USE:
                 # The in-memory count said no; the database has the last word (a Stop may not
                 # have reached this instance yet).
                 async with self.pool.acquire() as conn:
                     online = await store.count_online(conn, sub.service_id)
                 decision = policy.authorize(request, sub, online, self.policy)
+                if decision.pool_id is not None:  # memory first, as on_auth does for the others
+                    address = self.leases.take(decision.pool_id, sub.service_id, single)
             if decision.pool_id is not None:
-                single = sub.simultaneous_use == 1
-                address = self.leases.take(decision.pool_id, sub.service_id, single)
                 if address is None:
                     address = await self.leases.lease(decision.pool_id, sub.service_id, single)
                 if address is None:  # the database found the pool full; the stock may still have one
