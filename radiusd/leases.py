@@ -99,14 +99,12 @@ class LeaseBatcher:
         else:
             self._keep.set()
             return None
-        if len(stock) < self.stock_size // 2:
-            self._keep.set()
         self._handed.append((address, service_id))
         self._previous[service_id] = (pool_id, address)
         if single_session:
             self._held[service_id] = _Held(pool_id, address, deadline)
         self._count["stock"].inc()
-        self._keep.set()
+        self._keep.set()  # record the hand-out; the keeper also refills a stock below half
         return address
 
     def forget(self, service_id: int) -> None:
