@@ -41,7 +41,7 @@ class Item:
     here; the server keeps the request it answers there)."""
 
     entry: Entry
-    waiter: Any = None
+    waiter: Any
 
 
 def _nobody(_items: list[Item]) -> None:
