@@ -9,8 +9,6 @@ import asyncpg
 from daemons import log
 from radiusd import metrics, store
 
-Row = tuple[float, str, int | None, int | None, str, str, str | None, object]
-
 
 class PostAuthLog:
     """Rows gather in memory and go out with one INSERT every ``interval`` seconds. Short, because
@@ -22,7 +20,7 @@ class PostAuthLog:
         self.pool = pool
         self.interval = interval
         self.limit = limit
-        self.rows: list[Row] = []
+        self.rows: list[store.PostAuthRow] = []
         self.log = log.get("lastmile.radiusd.postauth")
 
     def add(self, when: float, username: str, service_id: int | None, nas_id: int, accepted: bool, reason: str,

@@ -270,8 +270,10 @@ FROM unnest($1::float8[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6
 """
 
 
-async def write_postauth(conn: Connection, rows: Sequence[tuple[float, str, int | None, int | None, str, str,
-                                                                str | None, object]]) -> None:
+PostAuthRow = tuple[float, str, int | None, int | None, str, str, str | None, object]
+
+
+async def write_postauth(conn: Connection, rows: Sequence[PostAuthRow]) -> None:
     """Rows of (Unix time, username, service id, NAS id, result, reason, Calling-Station-Id,
     Framed-IP as text or an ipaddress object). One INSERT of arrays: a third of the client CPU
     of a binary COPY of the same rows (which encodes every value on its own), the same in
