@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import random
 import struct
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +33,9 @@ SMAP.add_session("100.64.0.1", 3, NOW - 3600)
 def feed(decoder: Decoder, datagrams: list[bytes], exporter: str = "192.0.2.1") -> None:
     """Decode, read and aggregate everything; only CodecError may escape decode()."""
     agg = Aggregator(SMAP)
+    fed = decoded = 0
     for dg in datagrams:
-        t0 = time.perf_counter()
+        fed += len(dg)
         try:
             result = decoder.decode(dg, exporter, NOW)
         except CodecError:
@@ -43,9 +43,13 @@ def feed(decoder: Decoder, datagrams: list[bytes], exporter: str = "192.0.2.1") 
         for batch in result.batches:
             rows = list(batch.rows())
             assert len(rows) == batch.count
+            decoded += len(rows)
             batch.flows()
             agg.add(batch)
-        assert time.perf_counter() - t0 < 0.05, "one datagram took too long"  # N-2: 5 ms, with CI slack
+        # N-2 (zero-length fields looping forever): every record takes at least one octet of what
+        # was fed (held data sets are decoded once, later), so the work is bounded by the input.
+        # A hang itself is caught by pytest-timeout; this is a behaviour, not a stopwatch.
+        assert decoded <= fed, f"{decoded} records out of {fed} octets"
     usage = agg.drain()
     usage.services()
     gauges = decoder.gauges()

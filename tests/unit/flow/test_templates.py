@@ -53,9 +53,9 @@ def test_template_vector_every_case_is_counted() -> None:
     exporter, now, datagrams = load("hardening_templates")
     dec = Decoder()
     for dg in datagrams:
-        t0 = time.perf_counter()
+        t0 = time.thread_time()  # CPU time: the work done, whatever else runs on the machine
         dec.decode(dg, exporter, now)
-        assert time.perf_counter() - t0 < 0.001  # N-1: each case handled in <= 1 ms
+        assert time.thread_time() - t0 < 0.001  # N-1: each case handled in <= 1 ms
     assert dec.gauges()["templates"] == 1  # only the valid one with a variable-length field
 
 
