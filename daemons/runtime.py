@@ -8,6 +8,12 @@ reverse order of registration (last opened, first closed, like an ``ExitStack``)
 ``drain_timeout`` seconds. So a daemon that opened "pool, then listener" stops taking
 packets first, finishes what is in flight, and closes the pool last.
 
+The steps share that one deadline. A step still running when it passes is abandoned (cancelled,
+not waited for: cancelling a query on a hung PostgreSQL never completes), and the steps not
+reached run only their ``abort``: an instant, synchronous close (terminate the pool's
+connections, close a socket) given with ``on_drain``. So a drain never takes longer than
+``drain_timeout``, whatever hangs.
+
 A background task that dies with an exception stops the daemon with exit code 1, so that
 systemd's ``Restart=on-failure`` restarts it rather than leaving a half-working process.
 """
@@ -17,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -28,6 +36,7 @@ from daemons import log, metrics, sdnotify
 from daemons.config import DaemonSettings, Settings
 
 DrainStep = Callable[[], Awaitable[object]]
+Abort = Callable[[], object]
 
 
 class Runtime:
@@ -38,12 +47,14 @@ class Runtime:
         self.drain_timeout = drain_timeout
         self.stopping = asyncio.Event()
         self.failed = False
-        self._steps: list[tuple[str, DrainStep]] = []
+        self._steps: list[tuple[str, DrainStep, Abort | None]] = []
+        self._abandoned: list[asyncio.Future[object]] = []
         self.log = log.get("lastmile.runtime")
 
-    def on_drain(self, name: str, step: DrainStep) -> None:
-        """Run ``step`` on shutdown; steps run last-registered first."""
-        self._steps.append((name, step))
+    def on_drain(self, name: str, step: DrainStep, abort: Abort | None = None) -> None:
+        """Run ``step`` on shutdown; steps run last-registered first. ``abort`` runs instead
+        when the drain's deadline passes before ``step`` is done (or reached)."""
+        self._steps.append((name, step, abort))
 
     def spawn(self, name: str, coro: Coroutine[Any, Any, object]) -> None:
         """Run ``coro`` until the drain reaches it; its crash stops the daemon."""
@@ -55,7 +66,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-        self.on_drain(name, cancel)
+        self.on_drain(name, cancel, task.cancel)
 
     def _task_done(self, task: asyncio.Task[object]) -> None:
         if task.cancelled() or self.stopping.is_set():
@@ -72,42 +83,69 @@ class Runtime:
         self.stopping.set()
 
     async def drain(self) -> bool:
-        """Run the drain steps in reverse order; False if any failed or ran out of time."""
+        """Run the drain steps in reverse order within one deadline; False if any failed, was
+        cut off or was not reached."""
         deadline = time.monotonic() + self.drain_timeout
         clean = True
         while self._steps:
-            name, step = self._steps.pop()
+            name, step, abort = self._steps.pop()
             started = time.monotonic()
-            # A step that overran leaves the later ones (closing the pool, flushing logs) a
-            # short grace instead of none.
-            timeout = max(deadline - started, 0.5)
-            try:
-                await asyncio.wait_for(step(), timeout)
-            except TimeoutError:
-                self.log.error("drain step timed out", step=name, timeout_s=round(timeout, 2))
+            if started >= deadline:
                 clean = False
-            except Exception:
-                self.log.exception("drain step failed", step=name)
+                self.log.error("drain step skipped: out of time", step=name, aborted=abort is not None)
+                self._abort(name, abort)
+                continue
+            task: asyncio.Future[object] = asyncio.ensure_future(step())
+            if isinstance(task, asyncio.Task):
+                task.set_name(f"drain:{name}")
+            done, _ = await asyncio.wait({task}, timeout=deadline - started)
+            if not done:
+                task.cancel()
+                self._abandoned.append(task)  # its cancellation may never finish: not waited for
+                self.log.error("drain step timed out", step=name, timeout_s=round(deadline - started, 2))
+                self._abort(name, abort)
+                clean = False
+            elif (exc := task.exception()) is not None:
+                self.log.error("drain step failed", step=name, exc_info=exc)
                 clean = False
             else:
                 self.log.info("drained", step=name, ms=round((time.monotonic() - started) * 1000, 1))
         return clean
+
+    def _abort(self, name: str, abort: Abort | None) -> None:
+        if abort is None:
+            return
+        try:
+            abort()
+        except Exception:
+            self.log.exception("drain abort failed", step=name)
 
 
 Main = Callable[[Runtime], Awaitable[None]]
 
 
 def run(name: str, main: Main, settings: Settings, daemon: DaemonSettings) -> int:
-    """Run one daemon to completion under uvloop; returns the process exit code."""
+    """Run one daemon to completion under uvloop; returns the process exit code.
+
+    When the drain had to abandon a step that is still stuck (a query on a hung PostgreSQL),
+    the process exits at once: the event loop's own shutdown would wait for it forever."""
     log.setup(settings.log, name)
-    return uvloop.run(_serve(name, main, settings, daemon))
+    rt = Runtime(name, daemon.drain_timeout)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        code = runner.run(_serve(rt, main, settings, daemon))
+        if any(not task.done() for task in rt._abandoned):
+            rt.log.warning("exiting with drain steps still stuck", steps=[t.get_name() for t in rt._abandoned if isinstance(t, asyncio.Task)])
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    return code
 
 
-async def _serve(name: str, main: Main, settings: Settings, daemon: DaemonSettings) -> int:
+async def _serve(rt: Runtime, main: Main, settings: Settings, daemon: DaemonSettings) -> int:
     from daemons import __version__
 
     loop = asyncio.get_running_loop()
-    rt = Runtime(name, daemon.drain_timeout)
+    name = rt.name
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, rt.stop)
     loop.set_exception_handler(_log_loop_exception)

@@ -1,6 +1,7 @@
 """A daemon built on daemons.runtime, for the runtime tests: three resources with logged drains.
 
-Flags: --slow (a drain step that never ends), --crash (a background task that fails),
+Flags: --slow (a drain step that never ends, and ignores its cancellation as a query on a
+hung PostgreSQL does), --crash (a background task that fails),
 --fail-start (main raises before ready).
 """
 
@@ -20,9 +21,20 @@ async def main(rt: runtime.Runtime) -> None:
             await asyncio.sleep(0.05)
             logger.info("closed", resource=name)
 
-        rt.on_drain(name, close)
+        def abort(name: str = name) -> None:
+            logger.info("aborted", resource=name)
+
+        rt.on_drain(name, close, abort)
     if "--slow" in sys.argv:
-        rt.on_drain("slow", lambda: asyncio.sleep(60))
+
+        async def stuck() -> None:
+            while True:
+                try:
+                    await asyncio.sleep(60)
+                except asyncio.CancelledError:
+                    continue
+
+        rt.on_drain("slow", stuck)
     if "--crash" in sys.argv:
 
         async def crash() -> None:
