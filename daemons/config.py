@@ -140,6 +140,14 @@ class RadiusdSettings(DaemonSettings):
     )
     max_attributes: int = setting(200, "Most attributes a request may carry.", check=is_positive)
     acct_batch: int = setting(500, "Most accounting records committed in one transaction.", check=is_positive)
+    db_deadline: float = setting(
+        1.0,
+        "Seconds radiusd waits for PostgreSQL where a NAS waits for the answer: an accounting commit not done "
+        "by then is spooled and acknowledged (it may still commit later; the replay is then a no-op), and a "
+        "login's Simultaneous-Use check or pool lease is decided from memory. Keep it well below the NAS's "
+        "retransmission timeout.",
+        check=is_positive,
+    )
     spool_dir: str = setting(
         "",
         "Where accounting is spooled while PostgreSQL is away. Empty: `$STATE_DIRECTORY` (systemd) or `var/radiusd`.",

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -36,6 +36,39 @@ LISTEN_CONNECTED = Gauge(
 
 Connection = asyncpg.Connection | PoolConnectionProxy
 """A connection of its own or one borrowed from a pool: the functions here take either."""
+
+DB_DOWN = (
+    OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError, TimeoutError)
+"""Errors that mean "the database is not there (or not answering)", as opposed to a bug or bad data."""
+
+T = TypeVar("T")
+
+
+class Late(TimeoutError):
+    """:func:`bounded`'s work did not finish in time; it goes on as ``task``."""
+
+    def __init__(self, task: asyncio.Future[Any], timeout: float) -> None:
+        super().__init__(f"the database did not answer within {timeout:g} s")
+        self.task = task
+
+
+async def bounded(work: Awaitable[T], timeout: float) -> T:
+    """``await work``, but for at most ``timeout`` seconds: after that raise :class:`Late` and
+    leave the work running, not cancelled. Cancelling a query on a hung PostgreSQL (a stopped
+    server, a partition) waits for the server too, so ``asyncio.wait_for`` would hang with it;
+    the work finishes or fails by itself once the server answers or the pool is terminated."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.add_done_callback(_outcome_not_wanted)
+        raise Late(task, timeout)
+    return task.result()
+
+
+def _outcome_not_wanted(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: no "exception was never retrieved" warning
 
 
 class SchemaError(Exception):

@@ -49,6 +49,8 @@ class Runtime:
         self.failed = False
         self._steps: list[tuple[str, DrainStep, Abort | None]] = []
         self._abandoned: list[asyncio.Future[object]] = []
+        #: Set when the drain ran out of time (a step timed out or was not reached).
+        self.cut_off = False
         self.log = log.get("lastmile.runtime")
 
     def on_drain(self, name: str, step: DrainStep, abort: Abort | None = None) -> None:
@@ -92,6 +94,7 @@ class Runtime:
             started = time.monotonic()
             if started >= deadline:
                 clean = False
+                self.cut_off = True
                 self.log.error("drain step skipped: out of time", step=name, aborted=abort is not None)
                 self._abort(name, abort)
                 continue
@@ -105,6 +108,7 @@ class Runtime:
                 self.log.error("drain step timed out", step=name, timeout_s=round(deadline - started, 2))
                 self._abort(name, abort)
                 clean = False
+                self.cut_off = True
             elif (exc := task.exception()) is not None:
                 self.log.error("drain step failed", step=name, exc_info=exc)
                 clean = False
@@ -127,14 +131,16 @@ Main = Callable[[Runtime], Awaitable[None]]
 def run(name: str, main: Main, settings: Settings, daemon: DaemonSettings) -> int:
     """Run one daemon to completion under uvloop; returns the process exit code.
 
-    When the drain had to abandon a step that is still stuck (a query on a hung PostgreSQL),
-    the process exits at once: the event loop's own shutdown would wait for it forever."""
+    When the drain ran out of time, the process exits at once, without the event loop's own
+    shutdown: that cancels every task left and waits for each, and a task stuck on a hung
+    PostgreSQL (a late commit, an abandoned step) would hold it forever."""
     log.setup(settings.log, name)
     rt = Runtime(name, daemon.drain_timeout)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         code = runner.run(_serve(rt, main, settings, daemon))
-        if any(not task.done() for task in rt._abandoned):
-            rt.log.warning("exiting with drain steps still stuck", steps=[t.get_name() for t in rt._abandoned if isinstance(t, asyncio.Task)])
+        if rt.cut_off:
+            stuck = [t.get_name() for t in rt._abandoned if isinstance(t, asyncio.Task) and not t.done()]
+            rt.log.warning("exiting without waiting for what is stuck", steps=stuck)
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)

@@ -14,6 +14,7 @@ import asyncpg
 
 from daemons import db, log, runtime, udp, workers
 from daemons.config import Settings
+from daemons.db import DB_DOWN
 from daemons.events import EventPublisher
 from radiusd import metrics, policy, store
 from radiusd.cache import NasTable, OnlineSessions, SubscriberCache
@@ -23,7 +24,7 @@ from radiusd.loader import CHANNELS, CacheLoader
 from radiusd.postauth import PostAuthLog
 from radiusd.server import RadiusServer
 from radiusd.spool import Spool
-from radiusd.writer import DB_DOWN, AccountingWriter, notify_changes, own_notification
+from radiusd.writer import AccountingWriter, notify_changes, own_notification
 
 
 def main(settings: Settings) -> int:
@@ -37,7 +38,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     rs = settings.radiusd
     url = db.url_of(settings.database)
     pool = await db.create_pool(settings.database, url)
-    rt.on_drain("database", pool.close)
+    rt.on_drain("database", pool.close, pool.terminate)
     async with pool.acquire() as conn:
         await db.maintain_partitions(conn)
 
@@ -61,9 +62,10 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
 
     lease_ttl = 2 * rs.interim_interval + rs.stale_grace
     postauth = PostAuthLog(pool)
-    rt.on_drain("postauth", postauth.flush)
+    rt.on_drain("postauth", lambda: postauth.close(rs.db_deadline))
     spool = Spool(workers.state_dir(rs.spool_dir, "radiusd"))
-    writer = AccountingWriter(pool, spool, batch=rs.acct_batch, lease_ttl=lease_ttl, origin=instance)
+    writer = AccountingWriter(pool, spool, batch=rs.acct_batch, lease_ttl=lease_ttl, deadline=rs.db_deadline,
+                              origin=instance)
     leases = LeaseBatcher(pool, rs.pool_reserve, lease_ttl=lease_ttl, stock=rs.pool_stock, holder=instance)
     online.on_change = leases.forget
     await leases.load()
@@ -71,7 +73,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
         nas=nas, subscribers=subscribers, online=online, writer=writer, postauth=postauth, pool=pool, events=events,
         leases=leases,
         policy_settings=policy.PolicySettings(rs.blocked_action, rs.blocked_address_list, rs.interim_interval),
-        duplicate_ttl=rs.duplicate_ttl, max_attributes=rs.max_attributes)
+        duplicate_ttl=rs.duplicate_ttl, max_attributes=rs.max_attributes, db_deadline=rs.db_deadline)
     writer.on_changes = server.session_changes
     writer.on_saved = server.acct_saved
     writer.on_unsaved = server.acct_unsaved
@@ -86,7 +88,8 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     rt.spawn("lease-stock", leases.keep())
     rt.spawn("accounting-writer", writer.run())
     rt.on_drain("accounting", writer.drain)
-    rt.on_drain("lease-stock-release", leases.close)  # after the logins in flight (steps run in reverse)
+    # After the logins in flight (steps run in reverse order).
+    rt.on_drain("lease-stock-release", lambda: leases.close(rs.db_deadline))
     rt.on_drain("auth-in-flight", server.wait_in_flight)
 
     reuse = rs.workers > 1

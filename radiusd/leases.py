@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from daemons import log
+from daemons import db, log
 from radiusd import metrics, store
 
 
@@ -76,8 +76,10 @@ class LeaseBatcher:
 
     # -- the hot path (no await) ---------------------------------------------------------------
 
-    def take(self, pool_id: int, service_id: int, single_session: bool) -> str | None:
-        """An address for this login from memory, or None: ask :meth:`lease` (the database)."""
+    def take(self, pool_id: int, service_id: int, single_session: bool, sticky: bool = True) -> str | None:
+        """An address for this login from memory, or None: ask :meth:`lease` (the database).
+        ``sticky=False``: from the stock even if the service may get its previous address back
+        from the database (when the database cannot be asked)."""
         now = time.monotonic()
         if single_session:
             held = self._held.get(service_id)
@@ -85,7 +87,7 @@ class LeaseBatcher:
                 self._count["held"].inc()
                 return held.address
         previous = self._previous.get(service_id)
-        if previous is not None and previous[0] == pool_id:
+        if sticky and previous is not None and previous[0] == pool_id:
             return None  # it may get its previous address back: the database knows
         stock = self._stock.get(pool_id)
         if stock is None:
@@ -122,14 +124,16 @@ class LeaseBatcher:
 
     # -- the database path ---------------------------------------------------------------------
 
-    async def lease(self, pool_id: int, service_id: int, single_session: bool) -> str | None:
+    async def lease(self, pool_id: int, service_id: int, single_session: bool, timeout: float) -> str | None:
         """An address reserved for this login, or None if the pool is full; raises if the
-        database cannot be reached. A ``single_session`` service gets back an address still
-        reserved for its previous, unstarted login."""
+        database cannot be reached, TimeoutError after ``timeout`` seconds (the login is then
+        given up here: a batch still waiting for the database leaves it out, or ignores what
+        it got for it). A ``single_session`` service gets back an address still reserved for
+        its previous, unstarted login."""
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._queue.append(((pool_id, service_id, single_session), future))
         self._wake.set()
-        address = await future
+        address = await asyncio.wait_for(future, timeout)  # a plain future: cancelled at once
         self._count["database"].inc()
         return address
 
@@ -139,6 +143,9 @@ class LeaseBatcher:
             self._wake.clear()
             while self._queue:
                 wants, self._queue = self._queue[: self.batch], self._queue[self.batch:]
+                wants = [w for w in wants if not w[1].done()]  # given up while waiting for their turn
+                if not wants:
+                    continue
                 sent = time.monotonic()
                 try:
                     async with self.pool.acquire() as conn:
@@ -150,7 +157,7 @@ class LeaseBatcher:
                     continue
                 deadline = sent + self.hold_s - self.reserve_s
                 for ((pool_id, service_id, single), future), address in zip(wants, addresses, strict=True):
-                    if address is not None:
+                    if address is not None and not future.done():
                         self._previous[service_id] = (pool_id, address)
                         if single:
                             self._held[service_id] = _Held(pool_id, address, deadline)
@@ -229,12 +236,17 @@ class LeaseBatcher:
             self._stock[pool_id] = deque((a, deadline) for a, _ in stock if a in kept)
         self._renewed_at = sent
 
-    async def close(self) -> None:
-        """On shutdown: record what was handed out and give the rest of the stock back."""
+    async def close(self, timeout: float) -> None:
+        """On shutdown: record what was handed out and give the rest of the stock back, within
+        ``timeout`` seconds (else the stock expires on its own, and hand-outs not recorded yet
+        are bound by their sessions' Accounting-Start or freed by expiry)."""
         try:
-            await self._record()
-            async with self.pool.acquire() as conn:
-                await store.stock_release(conn, self.holder)
-        except Exception as e:  # the stock then expires on its own
+            await db.bounded(self._release(), timeout)
+        except Exception as e:
             self.log.warning("address stock not released", error=str(e) or type(e).__name__)
         self._stock.clear()
+
+    async def _release(self) -> None:
+        await self._record()
+        async with self.pool.acquire() as conn:
+            await store.stock_release(conn, self.holder)

@@ -39,3 +39,8 @@ LEASES = Counter("lastmile_radiusd_pool_addresses_total",
                  "Pool addresses given to logins, by where they came from: held (the service's reservation, "
                  "from memory), stock (this instance's stock), database (a lease call); unrecorded: stock "
                  "addresses whose hand-out could not be recorded in time.", ["source"], registry=REGISTRY)
+DB_DEADLINE = Counter("lastmile_radiusd_db_deadline_total",
+                      "Times PostgreSQL did not answer within db_deadline, by what was waiting: commit (the "
+                      "batch was spooled and acknowledged), simultaneous_use (the login was decided from "
+                      "memory), pool_lease (the login got an address from memory or was dropped).", ["step"],
+                      registry=REGISTRY)

@@ -6,7 +6,7 @@ import asyncio
 
 import asyncpg
 
-from daemons import log
+from daemons import db, log
 from radiusd import metrics, store
 
 
@@ -33,6 +33,14 @@ class PostAuthLog:
         while True:
             await asyncio.sleep(self.interval)
             await self.flush()
+
+    async def close(self, timeout: float) -> None:
+        """Drain step: the last rows, within ``timeout`` seconds (a hung database keeps them)."""
+        waiting = len(self.rows)
+        try:
+            await db.bounded(self.flush(), timeout)
+        except db.Late:
+            self.log.warning("post-auth log not written at shutdown", rows=waiting)
 
     async def flush(self) -> None:
         if not self.rows:

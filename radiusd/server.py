@@ -20,7 +20,8 @@ from typing import Any
 import asyncpg
 import structlog
 
-from daemons import udp
+from daemons import db, udp
+from daemons.db import DB_DOWN
 from daemons.events import EventPublisher
 from radiusd import acct, metrics, policy, store
 from radiusd.cache import Nas, NasTable, OnlineSessions, SubscriberCache
@@ -28,14 +29,14 @@ from radiusd.codec import Code, CodecError, Request, decode_request, encode_repl
 from radiusd.dedup import DuplicateCache
 from radiusd.leases import LeaseBatcher
 from radiusd.postauth import PostAuthLog
-from radiusd.writer import DB_DOWN, AccountingWriter, Item
+from radiusd.writer import AccountingWriter, Item
 
 
 class RadiusServer:
     def __init__(self, *, nas: NasTable, subscribers: SubscriberCache, online: OnlineSessions,
                  writer: AccountingWriter, postauth: PostAuthLog, pool: asyncpg.Pool, events: EventPublisher,
                  leases: LeaseBatcher, policy_settings: policy.PolicySettings, duplicate_ttl: float,
-                 max_attributes: int, max_tasks: int = 1024) -> None:
+                 max_attributes: int, db_deadline: float = 1.0, max_tasks: int = 1024) -> None:
         self.nas = nas
         self.subscribers = subscribers
         self.online = online
@@ -47,6 +48,9 @@ class RadiusServer:
         self.max_attributes = max_attributes
         self.leases = leases
         self.max_tasks = max_tasks
+        #: Seconds a login waits for the database before it is decided from memory.
+        self.db_deadline = db_deadline
+        self._without_db_logged: dict[str, float] = {}
         self.auth_dedup = DuplicateCache(duplicate_ttl)
         self.acct_dedup = DuplicateCache(duplicate_ttl)
         self.auth_endpoint: udp.UdpEndpoint | None = None
@@ -140,33 +144,69 @@ class RadiusServer:
 
     async def _answer_after_db(self, nas: Nas, request: Request, sub: Any, decision: policy.Decision,
                                addr: udp.Address, key: tuple[str, int, int], received: float) -> None:
+        """The database's part of a login, within ``db_deadline``: past it (a hung server) or when
+        the database is away, the login is decided from memory (:meth:`_without_database`)."""
+        deadline = time.monotonic() + self.db_deadline
+        single = sub.simultaneous_use == 1
         try:
-            single = sub.simultaneous_use == 1
             address = None
             if decision.reason == policy.SIMULTANEOUS_USE:
                 # The in-memory count said no; the database has the last word (a Stop may not
                 # have reached this instance yet).
-                async with self.pool.acquire() as conn:
-                    online = await store.count_online(conn, sub.service_id)
+                online = await db.bounded(self._count_online(sub.service_id), deadline - time.monotonic())
                 decision = policy.authorize(request, sub, online, self.policy)
                 if decision.pool_id is not None:  # memory first, as on_auth does for the others
                     address = self.leases.take(decision.pool_id, sub.service_id, single)
             if decision.pool_id is not None:
                 if address is None:
-                    address = await self.leases.lease(decision.pool_id, sub.service_id, single)
+                    address = await self.leases.lease(decision.pool_id, sub.service_id, single,
+                                                      deadline - time.monotonic())
                 if address is None:  # the database found the pool full; the stock may still have one
-                    address = await self.leases.from_stock(decision.pool_id, sub.service_id, single)
+                    address = await db.bounded(self.leases.from_stock(decision.pool_id, sub.service_id, single),
+                                               deadline - time.monotonic())
                 if address is None:
                     decision = policy.reject(policy.POOL_EXHAUSTED)
                 else:
                     decision.attributes.insert(2, ("Framed-IP-Address", address))
         except (*DB_DOWN, asyncpg.PostgresError) as e:
-            self._drop("database_unreachable")
-            self.auth_dedup.forget(key, request.authenticator)
-            self.log.warning("login needs the database, which is unreachable", user=request.user_name,
-                             error=str(e) or type(e).__name__)
-            return
+            answer = self._without_database(request, sub, decision, e)
+            if answer is None:
+                self._drop("database_unreachable")
+                self.auth_dedup.forget(key, request.authenticator)
+                return
+            decision = answer
         self._answer(nas, request, sub, decision, addr, key, received)
+
+    async def _count_online(self, service_id: int) -> int:
+        async with self.pool.acquire() as conn:
+            return await store.count_online(conn, service_id)
+
+    def _without_database(self, request: Request, sub: Any, decision: policy.Decision,
+                          error: BaseException) -> policy.Decision | None:
+        """A login whose database step failed or was too late: a Simultaneous-Use reject stands on
+        the in-memory count; a pool login takes an address from this instance's stock (even when
+        the service could have had its previous address back); None: no answer (dropped, the NAS
+        retries)."""
+        late = isinstance(error, TimeoutError)
+        answer: policy.Decision | None = decision
+        if decision.reason == policy.SIMULTANEOUS_USE:
+            step = "simultaneous_use"
+        else:
+            assert decision.pool_id is not None
+            step = "pool_lease"
+            address = self.leases.take(decision.pool_id, sub.service_id, sub.simultaneous_use == 1, sticky=False)
+            if address is not None:
+                decision.attributes.insert(2, ("Framed-IP-Address", address))
+            answer = decision if address is not None else None
+        if late:
+            metrics.DB_DEADLINE.labels(step).inc()
+        now = time.monotonic()
+        if now - self._without_db_logged.get(step, -10.0) >= 10.0:  # a hang means thousands: a line per 10 s
+            self._without_db_logged[step] = now
+            self.log.warning("login decided without the database" if answer is not None
+                             else "login dropped: needs the database",
+                             step=step, user=request.user_name, late=late, error=str(error) or type(error).__name__)
+        return answer
 
     def _answer(self, nas: Nas, request: Request, sub: Any, decision: policy.Decision, addr: udp.Address,
                 key: tuple[str, int, int], received: float) -> None:

@@ -5,12 +5,15 @@ takes everything queued (up to ``batch`` records), writes it in one transaction,
 COMMIT calls the callbacks: while one transaction is in flight the next batch gathers, so many
 requests share an fsync and throughput follows the load (group commit, no fixed delay).
 
-When PostgreSQL cannot be reached the batch goes to the spool (fsync'ed) and is acknowledged
-from there; while the spool holds anything, new batches are appended behind it so the order is
-kept, and a replay task feeds it to the database as soon as it answers again. If even the spool
-cannot be written (a full disk) nothing is acknowledged: the NAS keeps the records and
-retransmits. Upserts are idempotent, so a batch whose COMMIT outcome was lost with the
-connection is safely written again.
+When PostgreSQL cannot be reached, or a commit does not return within ``deadline`` seconds (a
+hung server answers nothing, and a NAS gives up after a few retransmissions), the batch goes to
+the spool (fsync'ed) and is acknowledged from there; while the spool holds anything, new
+batches are appended behind it so the order is kept, and a replay task feeds it to the database
+as soon as it answers again. A commit that was too late is left to finish on its own: if it
+does, the replay writes the same records again, and the idempotent upserts make that a no-op.
+If even the spool cannot be written (a full disk) nothing is acknowledged: the NAS keeps the
+records and retransmits. Upserts are idempotent, so a batch whose COMMIT outcome was lost with
+the connection is safely written again.
 """
 
 from __future__ import annotations
@@ -24,15 +27,16 @@ from typing import Any
 
 import asyncpg
 
-from daemons import log
+from daemons import db, log
+from daemons.db import DB_DOWN
 from radiusd import acct, metrics, store
 from radiusd.acct import NasEvent, SessionRecord
 from radiusd.codec import AcctStatus
 from radiusd.spool import Entry, Spool
 
-# Errors that mean "the database is not there", as opposed to a bug or bad data.
-DB_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
-           asyncpg.AdminShutdownError, TimeoutError)
+LATE_WAIT_S = 10.0
+"""How long a replay waits for commits that were too late to finish first, so the two do not
+fight over the same rows; past that it goes ahead (the upserts agree either way)."""
 
 
 @dataclass(slots=True)
@@ -52,7 +56,8 @@ class AccountingWriter:
     """``on_saved(items)`` runs once per batch after the commit (or the spool's fsync): the
     Accounting-Responses go out there; ``on_unsaved(items)`` when nothing could be saved."""
 
-    def __init__(self, pool: asyncpg.Pool, spool: Spool, *, batch: int, lease_ttl: int, origin: str = "",
+    def __init__(self, pool: asyncpg.Pool, spool: Spool, *, batch: int, lease_ttl: int, deadline: float = 1.0,
+                 origin: str = "",
                  on_changes: Callable[[list[store.SessionChange]], None] = lambda _: None,
                  on_saved: Callable[[list[Item]], None] = _nobody,
                  on_unsaved: Callable[[list[Item]], None] = _nobody) -> None:
@@ -63,6 +68,9 @@ class AccountingWriter:
         self.spool = spool
         self.batch = batch
         self.lease_ttl = lease_ttl
+        self.deadline = deadline
+        #: Commits that did not return within the deadline and go on in the background.
+        self._late: set[asyncio.Future[None]] = set()
         self.on_changes = on_changes
         self.log = log.get("lastmile.radiusd.acct")
         self._queue: list[Item] = []
@@ -99,7 +107,14 @@ class AccountingWriter:
                 await self._to_spool(entries)
             else:
                 try:
-                    await self.commit(entries)
+                    await db.bounded(self.commit(entries), self.deadline)
+                except db.Late as late:
+                    metrics.DB_DEADLINE.labels("commit").inc()
+                    self._late.add(late.task)
+                    late.task.add_done_callback(self._late_done)
+                    self.log.warning("commit did not return in time: spooling accounting", deadline_s=self.deadline,
+                                     records=len(entries))
+                    await self._to_spool(entries)
                 except DB_DOWN as e:
                     self.log.warning("database unreachable: spooling accounting", error=str(e) or type(e).__name__)
                     await self._to_spool(entries)
@@ -143,12 +158,23 @@ class AccountingWriter:
             return []
         return await store.write_sessions(conn, acct.merge_batch(run), self.lease_ttl)
 
+    def _late_done(self, task: asyncio.Future[None]) -> None:
+        self._late.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is None:
+            self.log.info("a late commit went through; the spool replays its records again (a no-op)")
+        else:
+            self.log.info("a late commit failed; its records are in the spool",
+                          error=str(error) or type(error).__name__)
+
     async def replay(self) -> None:
         """Feed the spool to the database whenever it holds anything and the database answers."""
         while True:
             if not self.spool.depth:
                 self._replay_wake.clear()
                 await self._replay_wake.wait()
+            if self._late:  # let them finish first: the same rows, each waiting for the other's locks
+                await asyncio.wait(set(self._late), timeout=LATE_WAIT_S)
             try:
                 async with self._spool_lock:
                     entries, offset = await asyncio.to_thread(self.spool.read, self.batch * 4)
@@ -160,7 +186,7 @@ class AccountingWriter:
                     metrics.SPOOL_DEPTH.set(self.spool.depth)
                     if not self.spool.depth:
                         self.log.info("spool replayed: accounting goes to the database again")
-            except DB_DOWN:
+            except (*DB_DOWN, asyncpg.TransactionRollbackError):  # away, or a deadlock with a late commit
                 await asyncio.sleep(1.0)
 
 

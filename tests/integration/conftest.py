@@ -7,6 +7,8 @@ import itertools
 import logging
 import os
 import shutil
+import signal
+import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 from daemons import db
 from daemons.pgembed import EmbeddedPostgres
 from tests.conftest import free_port
-from tests.integration.radius_env import add_nas
+from tests.integration.radius_env import Radiusd, add_nas
 
 _databases = itertools.count()
 
@@ -48,6 +50,15 @@ class Broker:
         if self._broker is not None:
             await self._broker.shutdown()  # type: ignore[attr-defined]
             self._broker = None
+
+
+@pytest.fixture
+def radiusds() -> Iterator[list[Radiusd]]:
+    """The radiusd processes a test starts (radius_env.start), stopped after it."""
+    started: list[Radiusd] = []
+    yield started
+    for daemon in started:
+        daemon.stop()
 
 
 @pytest.fixture
@@ -120,6 +131,24 @@ async def own_db(own_pg: EmbeddedPostgres) -> AsyncIterator[str]:
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         await admin.close()
+
+
+def _server_pids(server: EmbeddedPostgres) -> list[int]:
+    postmaster = int((server.datadir / "postmaster.pid").read_text().split()[0])
+    children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False)
+    return [postmaster, *(int(pid) for pid in children.stdout.split())]
+
+
+def freeze(server: EmbeddedPostgres) -> None:
+    """Hang PostgreSQL: SIGSTOP the postmaster and every backend. Connections stay open and
+    new ones are accepted by the kernel, but nothing answers (a stuck disk, a swap storm)."""
+    for pid in _server_pids(server):
+        os.kill(pid, signal.SIGSTOP)
+
+
+def thaw(server: EmbeddedPostgres) -> None:
+    for pid in _server_pids(server):
+        os.kill(pid, signal.SIGCONT)
 
 
 def crash(server: EmbeddedPostgres) -> None:

@@ -74,6 +74,13 @@ def start_radiusd(db_url: str, tmp: Path, extra_env: dict[str, str] | None = Non
     return start_daemon(Radiusd, "radiusd", db_url, tmp, env, auth_port=auth, acct_port=acct, spool_dir=tmp / "spool")
 
 
+async def start(db_url: str, tmp: Path, started: list[Radiusd], **settings: str) -> Radiusd:
+    """``start_radiusd`` off the event loop; the daemon joins ``started`` (the ``radiusds`` fixture)."""
+    daemon = await asyncio.to_thread(lambda: start_radiusd(db_url, tmp, **settings))
+    started.append(daemon)
+    return daemon
+
+
 def client(daemon: Radiusd, secret: bytes = SECRET, timeout: float = 2.0, retries: int = 1) -> Client:
     c = Client(server="127.0.0.1", authport=daemon.auth_port, acctport=daemon.acct_port, secret=secret,
                dict=Dictionary(str(DICTIONARY)))
@@ -95,6 +102,11 @@ def access_request(c: Client, user: str, password: str | None = None, *, ma: boo
 def accounting_request(c: Client, user: str, status: str, session_id: str, **attributes: Any) -> Packet:
     return c.CreateAcctPacket(code=AccountingRequest, User_Name=user, Acct_Status_Type=status,
                               Acct_Session_Id=session_id, NAS_IP_Address="127.0.0.1", **attributes)
+
+
+def attrs(reply: object) -> dict[str, list[object]]:
+    # pyrad overrides keys() to give attribute names; iterating the dict gives raw codes.
+    return {k: reply[k] for k in reply.keys()}  # type: ignore[attr-defined]  # noqa: SIM118
 
 
 async def send(c: Client, req: Packet) -> Packet:

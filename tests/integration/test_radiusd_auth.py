@@ -23,6 +23,7 @@ from tests.integration.radius_env import (
     accounting_request,
     add_nas,
     add_service,
+    attrs,
     client,
     eventually,
     send,
@@ -43,11 +44,6 @@ async def radiusd(db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> Asyn
     daemon = start_radiusd(db_url, tmp_path)
     yield daemon
     assert daemon.stop() == 0, "\n".join(daemon.output)
-
-
-def attrs(reply: object) -> dict[str, list[object]]:
-    # pyrad overrides keys() to give attribute names; iterating the dict gives raw codes.
-    return {k: reply[k] for k in reply.keys()}  # type: ignore[attr-defined]  # noqa: SIM118
 
 
 async def test_pap_accept_carries_the_tariff_and_addresses(radiusd: Radiusd, conn: asyncpg.Connection) -> None:

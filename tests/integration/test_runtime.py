@@ -109,7 +109,7 @@ def test_drain_that_overruns_is_cut_off(tmp_path: Path, notes: Notifications) ->
     assert [e["resource"] for e in events if e["event"] == "aborted"] == ["worker", "listener", "pool"]
     assert not [e for e in events if e["event"] == "drained"]
     assert [e["clean"] for e in events if e["event"] == "stopped"] == [False]
-    assert events[-1]["event"] == "exiting with drain steps still stuck" and events[-1]["steps"] == ["drain:slow"]
+    assert events[-1]["event"] == "exiting without waiting for what is stuck" and events[-1]["steps"] == ["drain:slow"]
 
 
 def test_crashed_task_stops_the_daemon_for_a_restart(tmp_path: Path, notes: Notifications) -> None:
