@@ -41,15 +41,28 @@ def for_worker(settings: S) -> S:
     return replace(settings, metrics_port=settings.metrics_port + i)
 
 
-def state_dir(configured: str, daemon: str) -> Path:
-    """``configured``, else systemd's ``$STATE_DIRECTORY``, else ``var/<daemon>``; per worker."""
+def state_base(configured: str, daemon: str) -> Path:
+    """``configured``, else systemd's ``$STATE_DIRECTORY``, else ``var/<daemon>``: the daemon's
+    state directory, which its workers share."""
     if configured:
-        base = Path(configured)
-    else:
-        state = os.environ.get("STATE_DIRECTORY")
-        base = Path(state.split(":")[0]) if state else Path("var") / daemon
+        return Path(configured)
+    state = os.environ.get("STATE_DIRECTORY")
+    return Path(state.split(":")[0]) if state else Path("var") / daemon
+
+
+def state_dir(configured: str, daemon: str) -> Path:
+    """This process's own part of the state directory: the base, or ``worker-<i>`` under it."""
+    base = state_base(configured, daemon)
     i = index()
     return base / f"worker-{i}" if i else base
+
+
+def layout(base: Path, workers: int) -> set[Path]:
+    """The state directories of every process of a daemon run with ``workers`` processes
+    (what another worker count left elsewhere under ``base`` belongs to nobody now)."""
+    if workers <= 1:
+        return {base}
+    return {base / f"worker-{i}" for i in range(1, workers + 1)}
 
 
 async def supervise(rt: Runtime, daemon: str, workers: int) -> None:

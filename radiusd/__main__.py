@@ -64,6 +64,11 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     postauth = PostAuthLog(pool)
     rt.on_drain("postauth", lambda: postauth.close(rs.db_deadline))
     spool = Spool(workers.state_dir(rs.spool_dir, "radiusd"))
+    spool.claim()
+    base = workers.state_base(rs.spool_dir, "radiusd")
+    adopted = await asyncio.to_thread(spool.adopt, Spool.orphans(base, workers.layout(base, rs.workers)))
+    if adopted:
+        log.get("lastmile.radiusd").info("adopted accounting spooled by another number of workers", records=adopted)
     writer = AccountingWriter(pool, spool, batch=rs.acct_batch, lease_ttl=lease_ttl, deadline=rs.db_deadline,
                               origin=instance)
     leases = LeaseBatcher(pool, rs.pool_reserve, lease_ttl=lease_ttl, stock=rs.pool_stock, holder=instance)

@@ -8,13 +8,20 @@ Replay reads from a read offset kept in ``accounting.spool.offset`` (written ato
 each replayed batch commits), so a long spool is read once, not rewritten per batch; when every
 line is replayed, both files are truncated. A crash between a commit and the offset
 write replays that batch again, which the idempotent upserts absorb.
+
+A running radiusd holds a lock on its spool (``accounting.spool.lock``, flock). A spool that
+belongs to no process of the current layout (written by another number of ``workers``) is
+adopted by whichever process locks it first: its entries are appended to that process's own
+spool, then its files are removed, so every acknowledged record reaches the database whatever
+layout wrote it (a crash in between appends some twice, which the upserts absorb).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -40,13 +47,52 @@ def decode(line: bytes) -> Entry:
     return cls(**data)
 
 
+NAME = "accounting.spool"
+ADOPT_CHUNK = 10_000
+
+
+class SpoolBusy(Exception):
+    """Another process holds this spool."""
+
+
 class Spool:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / "accounting.spool"
-        self.offset_path = directory / "accounting.spool.offset"
+        self.directory = directory
+        self.path = directory / NAME
+        self.offset_path = directory / f"{NAME}.offset"
         self.offset = self._load_offset()
         self.depth = sum(1 for _ in self._lines(self.offset))
+        self._lock_fd: int | None = None
+
+    def claim(self) -> None:
+        """Hold this spool's lock for as long as the process lives; SpoolBusy if another has it."""
+        self._lock_fd = _lock(self.directory)
+        if self._lock_fd is None:
+            raise SpoolBusy(f"{self.directory}: another radiusd process uses this spool")
+
+    def adopt(self, directories: Iterable[Path]) -> int:
+        """Move the entries of the spools in ``directories`` (that no running process holds)
+        into this one; returns how many entries were adopted."""
+        adopted = 0
+        for directory in directories:
+            fd = _lock(directory)
+            if fd is None:
+                continue  # held by a process still running, or adopted by another right now
+            try:
+                other = Spool(directory)
+                while other.depth:
+                    entries, offset = other.read(ADOPT_CHUNK)
+                    if not entries:
+                        break  # only a torn tail is left: never acknowledged
+                    self.append(entries)
+                    other.consume(offset, len(entries))
+                    adopted += len(entries)
+                for path in (other.path, other.offset_path):
+                    path.unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+        return adopted
 
     def append(self, entries: list[Entry]) -> None:
         """Write and fsync; raises OSError (a full disk) without having acknowledged anything."""
@@ -93,6 +139,12 @@ class Spool:
         os.replace(tmp, self.offset_path)
         self.offset = offset
 
+    @staticmethod
+    def orphans(base: Path, layout: set[Path]) -> list[Path]:
+        """Spool directories under ``base`` (itself, or one level down) outside ``layout``."""
+        found = [base, *(p for p in sorted(base.iterdir()) if p.is_dir())] if base.is_dir() else []
+        return [d for d in found if d not in layout and (d / NAME).is_file() and (d / NAME).stat().st_size]
+
     def _load_offset(self) -> int:
         try:
             offset = int(self.offset_path.read_text())
@@ -113,3 +165,14 @@ class Spool:
                     return  # torn: never acknowledged
                 offset += len(line)
                 yield line, offset
+
+
+def _lock(directory: Path) -> int | None:
+    """An exclusive flock on the directory's spool lock file, or None if another holds it."""
+    fd = os.open(directory / f"{NAME}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd

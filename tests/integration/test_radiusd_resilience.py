@@ -22,6 +22,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import asyncpg
@@ -192,6 +193,49 @@ async def test_the_spool_survives_a_restart_and_is_replayed_at_start(
     conn = await db.connect(own_db)
     try:
         assert await assert_recorded_exactly_once(conn, sessions) == 3
+    finally:
+        await conn.close()
+
+
+def ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            return 'lastmile_ready{daemon="radiusd"} 1.0' in response.read().decode()
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+async def test_a_spool_written_by_another_number_of_workers_is_replayed(
+        own_pg: EmbeddedPostgres, own_db: str, tmp_path: Path, radiusds: list[Radiusd]) -> None:
+    two = await start(own_db, tmp_path, radiusds, workers="2")
+    await eventually(lambda: ready(two.metrics_port + 1) and ready(two.metrics_port + 2), timeout=20)
+    await asyncio.to_thread(own_pg.stop)
+    clients = [AcctClient(two.acct_port) for _ in range(20)]  # sources the kernel spreads over both workers
+    sessions = [new_session(n, length=1) for n in range(200)]
+    try:
+        for n, s in enumerate(sessions):
+            packet = clients[n % 20].packet(s.attributes(AcctStatus.START, 0, 0))
+            acked = await asyncio.to_thread(clients[n % 20].exchange, packet, 3.0)
+            s.sent.append(Sent(AcctStatus.START, 0, 0, acked, time.monotonic()))
+    finally:
+        for c in clients:
+            c.close()
+    assert all(m.acked for s in sessions for m in s.sent)
+    spools = [two.spool_dir / f"worker-{i}" / "accounting.spool" for i in (1, 2)]
+    lines = [len(p.read_bytes().splitlines()) for p in spools]
+    assert sum(lines) == 200 and all(lines), lines  # both workers spooled some
+    assert await asyncio.to_thread(two.stop) == 0, "\n".join(two.output)
+
+    await asyncio.to_thread(own_pg.start)
+    one = await start(own_db, tmp_path, radiusds)  # one process now: worker-1 and worker-2 are nobody's
+    adopted = [e for e in one.logs() if e.get("event") == "adopted accounting spooled by another number of workers"]
+    assert adopted and adopted[0]["records"] == 200
+    await eventually(lambda: one.metric("lastmile_radiusd_replayed_total") == 200, timeout=15)
+    assert all(not p.exists() for p in spools)
+    conn = await db.connect(own_db)
+    try:
+        assert await assert_recorded_exactly_once(conn, sessions) == 200
     finally:
         await conn.close()
 

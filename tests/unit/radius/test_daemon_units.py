@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from daemons import workers
 from radiusd.acct import SessionRecord, merge, merge_batch
 from radiusd.cache import mikrotik_rate_limit, normalise_mac
 from radiusd.dedup import IN_FLIGHT, DuplicateCache
-from radiusd.spool import Spool
+from radiusd.spool import Spool, SpoolBusy
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -110,3 +112,26 @@ def test_spool_round_trip_torn_tail_and_consume(tmp_path: Path) -> None:
     rest, end = again.read(10)
     again.consume(end, len(rest))
     assert again.depth == 0 and spool.path.stat().st_size == 0 and not again.offset_path.exists()
+
+
+def test_spools_of_another_layout_are_adopted_once_and_live_ones_never(tmp_path: Path) -> None:
+    base = tmp_path / "radiusd"
+    for name, n in (("worker-1", 3), ("worker-2", 2), ("worker-3", 1)):
+        Spool(base / name).append([rec(1, i, 0) for i in range(n)])
+    (base / "worker-4").mkdir()  # a directory without a spool
+    # Two workers now: worker-3 is nobody's; worker-1 and worker-2 are the live ones.
+    assert Spool.orphans(base, workers.layout(base, 2)) == [base / "worker-3"]
+    # One process now (the base itself): every worker-N spool is an orphan.
+    assert Spool.orphans(base, workers.layout(base, 1)) == [base / "worker-1", base / "worker-2", base / "worker-3"]
+
+    own = Spool(base)
+    own.claim()
+    live = Spool(base / "worker-2")
+    live.claim()  # a process still running holds it: not adopted
+    with pytest.raises(SpoolBusy):
+        Spool(base / "worker-2").claim()
+    assert own.adopt(Spool.orphans(base, workers.layout(base, 1))) == 3 + 1
+    assert own.depth == 4 and len(own.read(10)[0]) == 4
+    assert not (base / "worker-1" / "accounting.spool").exists()
+    assert (base / "worker-2" / "accounting.spool").stat().st_size > 0
+    assert Spool.orphans(base, workers.layout(base, 1)) == [base / "worker-2"]
