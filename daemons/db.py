@@ -117,18 +117,22 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    settings: DatabaseSettings, url: str | None = None, max_size: int | None = None
+    settings: DatabaseSettings, url: str | None = None, max_size: int | None = None, *, connect: bool = True
 ) -> asyncpg.Pool:
-    """A pool with lastmile's codecs; fails if the schema is missing or of another version."""
+    """A pool with lastmile's codecs; fails if the schema is missing or of another version.
+    ``connect=False``: a pool that connects on first use and checks nothing now (a daemon that
+    starts while the database is away; it checks the schema when the database answers)."""
     max_size = max_size or settings.pool_max
     pool = await asyncpg.create_pool(
         url or url_of(settings),
-        min_size=min(settings.pool_min, max_size),
+        min_size=min(settings.pool_min, max_size) if connect else 0,
         max_size=max_size,
         init=init_connection,
         reset=_keep_session,
         timeout=settings.connect_timeout,
     )
+    if not connect:
+        return pool
     try:
         async with pool.acquire() as conn:
             await check_schema(conn)

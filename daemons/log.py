@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
@@ -106,3 +107,36 @@ def setup(settings: LogSettings, daemon: str, stream: TextIO | None = None) -> N
 def get(name: str | None = None) -> Any:
     """A bound structlog logger."""
     return structlog.get_logger(name)
+
+
+class Outage:
+    """One warning when something starts failing, a reminder every ``every`` seconds while it
+    goes on (with how many attempts failed), and one line when it works again: a task that
+    retries every 25 ms while PostgreSQL is away writes three lines, not forty a second."""
+
+    def __init__(self, logger: Any, event: str, every: float = 60.0) -> None:
+        self.logger = logger
+        self.event = event
+        self.every = every
+        self.since: float | None = None
+        self._said = 0.0
+        self._failures = 0
+
+    def failed(self, error: BaseException, now: float | None = None, **fields: Any) -> None:
+        now = time.monotonic() if now is None else now
+        self._failures += 1
+        if self.since is None:
+            self.since = self._said = now
+            self.logger.warning(self.event, error=str(error) or type(error).__name__, **fields)
+        elif now - self._said >= self.every:
+            self._said = now
+            self.logger.warning(f"{self.event} (still)", error=str(error) or type(error).__name__,
+                                failures=self._failures, seconds=round(now - self.since), **fields)
+
+    def ok(self, now: float | None = None) -> None:
+        if self.since is None:
+            return
+        now = time.monotonic() if now is None else now
+        self.logger.info(f"{self.event}: works again", failures=self._failures, seconds=round(now - self.since, 1))
+        self.since = None
+        self._failures = 0

@@ -35,6 +35,11 @@ import uvloop
 from daemons import log, metrics, sdnotify
 from daemons.config import DaemonSettings, Settings
 
+
+class StartError(Exception):
+    """A daemon cannot start, for a reason its message says in full (logged without a traceback)."""
+
+
 DrainStep = Callable[[], Awaitable[object]]
 Abort = Callable[[], object]
 
@@ -58,10 +63,11 @@ class Runtime:
         when the drain's deadline passes before ``step`` is done (or reached)."""
         self._steps.append((name, step, abort))
 
-    def spawn(self, name: str, coro: Coroutine[Any, Any, object]) -> None:
-        """Run ``coro`` until the drain reaches it; its crash stops the daemon."""
+    def spawn(self, name: str, coro: Coroutine[Any, Any, object], *, finite: bool = False) -> None:
+        """Run ``coro`` until the drain reaches it; its crash stops the daemon, and so does its
+        end unless it is ``finite`` (a task with a job to finish, not a loop)."""
         task = asyncio.get_running_loop().create_task(coro, name=name)
-        task.add_done_callback(self._task_done)
+        task.add_done_callback(self._task_done if not finite else self._finite_done)
 
         async def cancel() -> None:
             task.cancel()
@@ -80,6 +86,11 @@ class Runtime:
             self.log.error("task ended unexpectedly", task=task.get_name())
         self.failed = True
         self.stop()
+
+    def _finite_done(self, task: asyncio.Task[object]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        self._task_done(task)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -167,7 +178,7 @@ async def _serve(rt: Runtime, main: Main, settings: Settings, daemon: DaemonSett
             )
         await main(rt)
     except Exception as e:
-        rt.log.error("start failed", error=str(e) or type(e).__name__, exc_info=not isinstance(e, OSError))
+        rt.log.error("start failed", error=str(e) or type(e).__name__, exc_info=not isinstance(e, OSError | StartError))
         await rt.drain()
         return 1
     if not rt.stopping.is_set():

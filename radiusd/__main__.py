@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 import uuid
 
 import asyncpg
@@ -16,7 +17,7 @@ from daemons import db, log, runtime, udp, workers
 from daemons.config import Settings
 from daemons.db import DB_DOWN
 from daemons.events import EventPublisher
-from radiusd import metrics, policy, store
+from radiusd import metrics, policy, snapshot, store
 from radiusd.cache import NasTable, OnlineSessions, SubscriberCache
 from radiusd.coa import CoaClient, CoaWorker
 from radiusd.leases import LeaseBatcher
@@ -37,10 +38,26 @@ def main(settings: Settings) -> int:
 async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     rs = settings.radiusd
     url = db.url_of(settings.database)
-    pool = await db.create_pool(settings.database, url)
+    logger = log.get("lastmile.radiusd")
+    state = workers.state_base(rs.spool_dir, "radiusd")
+    # A start while PostgreSQL is away serves from the last snapshot of the caches (snapshot.py)
+    # and spools accounting; the caches are loaded from the database when it answers.
+    offline: snapshot.Snapshot | None = None
+    try:
+        pool = await db.create_pool(settings.database, url)
+    except DB_DOWN as e:
+        error = str(e) or type(e).__name__
+        try:
+            offline = await asyncio.to_thread(snapshot.read, state / snapshot.NAME)
+        except snapshot.SnapshotError as problem:
+            raise runtime.StartError(f"the database is unreachable ({error}), and {problem}") from None
+        pool = await db.create_pool(settings.database, url, connect=False)
+        logger.warning("database unreachable: serving from the cache snapshot", error=error,
+                       snapshot=str(state / snapshot.NAME), age_s=round(time.time() - offline.written_at))
     rt.on_drain("database", pool.close, pool.terminate)
-    async with pool.acquire() as conn:
-        await db.maintain_partitions(conn)
+    if offline is None:
+        async with pool.acquire() as conn:
+            await db.maintain_partitions(conn)
 
     events = EventPublisher(settings.mqtt, f"lastmile-radiusd-{os.getpid()}")
     events.start()
@@ -57,8 +74,11 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     listener = db.Listener(url, CHANNELS, loader.notified, on_reconnect=loader.reload_everything,
                            skip=own_notification(instance))
     rt.spawn("listen", listener.run())
-    await asyncio.wait_for(listener.connected.wait(), settings.database.connect_timeout)
-    await loader.load_all()
+    if offline is None:
+        await asyncio.wait_for(listener.connected.wait(), settings.database.connect_timeout)
+        await loader.load_all()
+    else:
+        loader.load_snapshot(offline)
 
     lease_ttl = 2 * rs.interim_interval + rs.stale_grace
     postauth = PostAuthLog(pool)
@@ -73,16 +93,41 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
                               origin=instance)
     leases = LeaseBatcher(pool, rs.pool_reserve, lease_ttl=lease_ttl, stock=rs.pool_stock, holder=instance)
     online.on_change = leases.forget
-    await leases.load()
+    if offline is None:
+        await leases.load()
+    else:
+        leases.previous = offline.previous
     server = RadiusServer(
         nas=nas, subscribers=subscribers, online=online, writer=writer, postauth=postauth, pool=pool, events=events,
         leases=leases,
         policy_settings=policy.PolicySettings(rs.blocked_action, rs.blocked_address_list, rs.interim_interval),
         duplicate_ttl=rs.duplicate_ttl, max_attributes=rs.max_attributes, db_deadline=rs.db_deadline)
-    writer.on_changes = server.session_changes
     writer.on_saved = server.acct_saved
     writer.on_unsaved = server.acct_unsaved
     rt.on_drain("sockets", lambda: _close(server, coa_client))
+
+    def snapshot_of_caches() -> snapshot.Snapshot:
+        return snapshot.Snapshot(time.time(), snapshot.nas_rows(nas), list(subscribers.by_id.values()),
+                                 [(s, uid) for s, uids in online.by_service.items() for uid in uids], leases.previous)
+
+    # One snapshot for all the workers: they serve the same caches.
+    keeper = snapshot.SnapshotKeeper(state / snapshot.NAME, snapshot_of_caches) if workers.index() <= 1 else None
+
+    def session_changes(changes: list[store.SessionChange]) -> None:
+        server.session_changes(changes)
+        if keeper is not None:
+            keeper.changed()
+
+    writer.on_changes = session_changes
+    if keeper is not None:
+        loader.on_change = lambda full: keeper.now() if full else keeper.changed()
+        if offline is None:
+            keeper.now()
+        rt.on_drain("snapshot", keeper.save)
+        rt.spawn("snapshot", keeper.run())
+    if offline is not None:
+        metrics.FROM_SNAPSHOT.set(1)
+        rt.spawn("database-return", _database_returns(pool, listener, loader, leases), finite=True)
 
     rt.spawn("cache-refresh", loader.run())
     rt.spawn("postauth-writer", postauth.run())
@@ -107,6 +152,28 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
         "radius listening", auth=f"{rs.bind}:{server.auth_endpoint.address[1]}",
         acct=f"{rs.bind}:{server.acct_endpoint.address[1]}", rcvbuf=server.auth_endpoint.rcvbuf,
         spool=str(writer.spool.path), spooled=writer.spool.depth)
+
+
+async def _database_returns(pool: asyncpg.Pool, listener: db.Listener, loader: CacheLoader,
+                            leases: LeaseBatcher) -> None:
+    """After a start from the snapshot: once the database answers (LISTEN is up, so no change
+    after the load is missed), check its schema and load the caches from it."""
+    logger = log.get("lastmile.radiusd")
+    while True:
+        await listener.connected.wait()
+        try:
+            async with pool.acquire() as conn:
+                await db.check_schema(conn)
+                await db.maintain_partitions(conn)
+            await loader.load_all()
+            await leases.load()
+        except DB_DOWN as e:
+            logger.warning("database not ready yet", error=str(e) or type(e).__name__)
+            await asyncio.sleep(1.0)
+            continue
+        metrics.FROM_SNAPSHOT.set(0)
+        logger.info("database reachable: the caches come from it again")
+        return
 
 
 async def _stop_intake(server: RadiusServer) -> None:

@@ -168,6 +168,11 @@ class SubscriberCache:
         self.by_login = by_login
         self.by_id = {s.service_id: s for s in by_login.values()}
 
+    def replace_subscribers(self, subscribers: list[Subscriber]) -> None:
+        """Everything from a snapshot (radiusd/snapshot.py)."""
+        self.by_login = {s.login: s for s in subscribers}
+        self.by_id = {s.service_id: s for s in self.by_login.values()}
+
     def upsert(self, rows: list[Any], gone: set[int] | None = None) -> None:
         """Put ``rows`` in; drop the services of ``gone`` ids that did not come back."""
         for r in rows:

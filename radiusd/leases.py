@@ -72,6 +72,7 @@ class LeaseBatcher:
         self._exhausted: dict[int, float] = {}
         self._refill_lock = asyncio.Lock()
         self.log = log.get("lastmile.radiusd.leases")
+        self._outage = log.Outage(self.log, "address stock not kept")
         self._count = {k: metrics.LEASES.labels(k) for k in ("held", "stock", "database", "unrecorded")}
 
     # -- the hot path (no await) ---------------------------------------------------------------
@@ -171,6 +172,16 @@ class LeaseBatcher:
         async with self.pool.acquire() as conn:
             self._previous = await store.previous_addresses(conn)
 
+    @property
+    def previous(self) -> dict[int, tuple[int, str]]:
+        """service id → (pool id, address) of its last address as far as this instance knows (a
+        copy, for the cache snapshot); set it at a start without the database."""
+        return dict(self._previous)
+
+    @previous.setter
+    def previous(self, previous: dict[int, tuple[int, str]]) -> None:
+        self._previous = dict(previous)
+
     async def keep(self, interval: float = 1.0) -> None:
         """Record hand-outs, refill and renew the stock; retries while the database is away."""
         while True:
@@ -180,8 +191,10 @@ class LeaseBatcher:
             try:
                 await self.keep_once()
             except Exception as e:  # the database is away: hand-outs stay queued, the stock runs down
-                self.log.warning("address stock not kept", error=str(e) or type(e).__name__)
+                self._outage.failed(e, unrecorded=len(self._handed))
                 await asyncio.sleep(interval)
+            else:
+                self._outage.ok()
 
     async def keep_once(self) -> None:
         await self._record()

@@ -17,6 +17,7 @@ import asyncpg
 from daemons import log
 from radiusd import metrics, store
 from radiusd.cache import NasTable, OnlineSessions, SubscriberCache
+from radiusd.snapshot import Snapshot
 
 TABLES = ("nas", "services", "customers", "tariffs", "ip_pools")
 CHANNELS = [f"lastmile_{t}" for t in TABLES] + ["lastmile_sessions", "lastmile_coa_requests"]
@@ -37,6 +38,8 @@ class CacheLoader:
         self._pending: dict[str, set[int] | None] = {}
         self._wake = asyncio.Event()
         self.applied = asyncio.Event()  # set after each refresh (tests wait on it)
+        #: Called after the caches changed, with True after a full load (the snapshot keeper).
+        self.on_change: Callable[[bool], None] = lambda _full: None
 
     async def load_all(self) -> None:
         started = time.monotonic()
@@ -45,8 +48,16 @@ class CacheLoader:
             self.subscribers.replace_all(await store.load_subscribers(conn))
             self.online.replace_all(await store.load_online(conn))
         self._gauges()
+        self.on_change(True)
         self.log.info("caches loaded", services=len(self.subscribers), nas=len(self.nas),
                       online=self.online.total(), seconds=round(time.monotonic() - started, 2))
+
+    def load_snapshot(self, snap: Snapshot) -> None:
+        """Fill the caches from a snapshot (a start while the database is down)."""
+        self.nas.replace(snap.nas)
+        self.subscribers.replace_subscribers(snap.subscribers)
+        self.online.replace_all([{"service_id": service, "acct_unique_id": uid} for service, uid in snap.online])
+        self._gauges()
 
     def notified(self, channel: str, payload: Any) -> None:
         if channel == "lastmile_sessions":
@@ -57,6 +68,7 @@ class CacheLoader:
                     self.online.opened(s["service"], s["uid"])
                 else:
                     self.online.closed(s["service"], s["uid"])
+            self.on_change(False)
             return
         if channel == "lastmile_coa_requests":
             self.on_coa(channel, payload)
@@ -94,6 +106,7 @@ class CacheLoader:
                 self._wake.set()
                 continue
             self._gauges()
+            self.on_change(False)
             self.applied.set()
             self.applied.clear()
 

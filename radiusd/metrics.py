@@ -44,3 +44,6 @@ DB_DEADLINE = Counter("lastmile_radiusd_db_deadline_total",
                       "batch was spooled and acknowledged), simultaneous_use (the login was decided from "
                       "memory), pool_lease (the login got an address from memory or was dropped).", ["step"],
                       registry=REGISTRY)
+FROM_SNAPSHOT = Gauge("lastmile_radiusd_cache_from_snapshot",
+                      "1 while the caches come from the snapshot on disk: radiusd started while PostgreSQL was "
+                      "unreachable, and it has not answered since.", registry=REGISTRY)

@@ -22,6 +22,7 @@ class PostAuthLog:
         self.limit = limit
         self.rows: list[store.PostAuthRow] = []
         self.log = log.get("lastmile.radiusd.postauth")
+        self.outage = log.Outage(self.log, "post-auth log not written yet")
 
     def add(self, when: float, username: str, service_id: int | None, nas_id: int, accepted: bool, reason: str,
             calling_station_id: str | None, framed_ip: object) -> None:
@@ -55,5 +56,6 @@ class PostAuthLog:
             if excess > 0:
                 del self.rows[:excess]
                 metrics.POSTAUTH_DROPPED.inc(excess)
-            self.log.warning("post-auth log not written yet", error=str(e) or type(e).__name__,
-                             waiting=len(self.rows))
+            self.outage.failed(e, waiting=len(self.rows))
+            return
+        self.outage.ok()

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from pyrad.packet import AccessAccept, AccessReject
 
 from daemons import db
 from daemons.pgembed import EmbeddedPostgres
@@ -41,7 +42,19 @@ from tests.integration.acct_load import (
     run_load,
 )
 from tests.integration.conftest import crash
-from tests.integration.radius_env import SECRET, Radiusd, add_nas, eventually, start, start_radiusd
+from tests.integration.radius_env import (
+    SECRET,
+    Radiusd,
+    access_request,
+    add_nas,
+    add_service,
+    attrs,
+    client,
+    eventually,
+    send,
+    start,
+    start_radiusd,
+)
 
 # -- the tests ----------------------------------------------------------------------------------------
 
@@ -313,3 +326,63 @@ async def test_no_answer_when_the_spool_cannot_be_written(own_pg: EmbeddedPostgr
         await asyncio.to_thread(daemon.stop)
     finally:
         disk.close()
+
+
+@pytest.mark.slow
+async def test_a_start_while_postgresql_is_down_serves_from_the_snapshot(
+        own_pg: EmbeddedPostgres, own_db: str, tmp_path: Path, radiusds: list[Radiusd]) -> None:
+    conn = await db.connect(own_db)
+    try:
+        await add_service(conn, "ann", "pw-ann", ipv4="100.64.0.5")
+        await add_service(conn, "bob", "pw-bob", mac="02:00:00:00:0b:0b")
+    finally:
+        await conn.close()
+    first = await start(own_db, tmp_path, radiusds)
+    snapshot_file = first.spool_dir / "cache.snapshot"
+    await eventually(snapshot_file.exists)
+    assert snapshot_file.stat().st_mode & 0o777 == 0o600  # it holds the NAS secrets and passwords
+    assert await asyncio.to_thread(first.stop) == 0
+    await asyncio.to_thread(own_pg.stop)
+
+    daemon = await start(own_db, tmp_path, radiusds)  # ready although PostgreSQL is down
+    assert any(e.get("event") == "database unreachable: serving from the cache snapshot" for e in daemon.logs())
+    assert daemon.metric("lastmile_radiusd_cache_from_snapshot") == 1
+    c = client(daemon)
+    accept = await send(c, access_request(c, "ann", "pw-ann"))
+    assert accept.code == AccessAccept and attrs(accept)["Framed-IP-Address"] == ["100.64.0.5"]
+    assert (await send(c, access_request(c, "ann", "wrong"))).code == AccessReject
+    assert (await send(c, access_request(c, "bob", "pw-bob", Calling_Station_Id="02-00-00-00-0B-0B"))).code \
+        == AccessAccept  # the MAC binding came through the snapshot too
+    acct = AcctClient(daemon.acct_port)
+    session = new_session(7, length=1)
+    try:
+        acked = await asyncio.to_thread(acct.exchange, acct.packet(session.attributes(AcctStatus.START, 0, 0)), 3.0)
+    finally:
+        acct.close()
+    session.sent.append(Sent(AcctStatus.START, 0, 0, acked, time.monotonic()))
+    assert acked and daemon.metric("lastmile_radiusd_spooled_total") == 1
+
+    await asyncio.to_thread(own_pg.start)
+    try:
+        await eventually(lambda: daemon.metric("lastmile_radiusd_cache_from_snapshot") == 0, timeout=20)
+    except Exception:
+        raise AssertionError("\n".join(daemon.output)) from None
+    await eventually(lambda: daemon.metric("lastmile_radiusd_replayed_total") == 1, timeout=10)
+    conn = await db.connect(own_db)
+    try:
+        assert await assert_recorded_exactly_once(conn, [session]) == 1
+        await conn.execute("UPDATE services SET password = 'new-ann' WHERE login = 'ann'")  # NOTIFY works again
+        await eventually(lambda: send(c, access_request(c, "ann", "new-ann")), timeout=5)
+    finally:
+        await conn.close()
+    assert daemon.proc.poll() is None
+
+
+async def test_a_start_without_database_or_snapshot_fails_in_one_line(
+        own_pg: EmbeddedPostgres, own_db: str, tmp_path: Path) -> None:
+    await asyncio.to_thread(own_pg.stop)
+    with pytest.raises(AssertionError) as failed:
+        await asyncio.to_thread(start_radiusd, own_db, tmp_path)
+    output = str(failed.value)
+    assert "the database is unreachable" in output and "no cache snapshot at" in output, output
+    assert "Traceback" not in output

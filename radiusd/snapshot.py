@@ -1,0 +1,194 @@
+"""What radiusd's caches hold, on disk, so that it can start while PostgreSQL is down.
+
+A restart during an outage would otherwise mean no authentication and no spool at all. The
+snapshot holds what authentication needs: the NAS table (secrets as they are in the database),
+the subscribers, the open sessions and each service's last pool address. It is written to
+``<state directory>/cache.snapshot`` (mode 600: it holds the same secrets as the ``nas`` and
+``services`` tables) after every full load and at most once a ``interval`` when the caches
+changed, and on a clean stop; atomically (a temporary file, fsync, rename), so a crash leaves the
+previous one.
+
+The format is JSON lines: a header (format, when, the subscriber fields in order), then sections
+of at most ``CHUNK`` rows each, so that writing 100,000 subscribers in a thread gives the event
+loop the interpreter back between chunks instead of holding it for the whole file. A snapshot
+of another format, or whose subscriber fields differ from this code's, is refused whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import ipaddress
+import json
+import operator
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from daemons import log
+from radiusd.cache import NasTable, Subscriber
+
+FORMAT = 1
+CHUNK = 1000
+NAME = "cache.snapshot"
+
+_FIELDS = [f.name for f in dataclasses.fields(Subscriber)]
+_values = operator.attrgetter(*_FIELDS)
+_DECODE: dict[str, Callable[[Any], Any]] = {
+    "ipv4": ipaddress.IPv4Address,
+    "ipv6_prefix": ipaddress.IPv6Network,
+    "delegated_ipv6_prefix": ipaddress.IPv6Network,
+    "extra_reply": lambda pairs: tuple((str(name), value) for name, value in pairs),
+}
+
+
+class SnapshotError(Exception):
+    """The snapshot cannot be used (missing, broken, or written by another version)."""
+
+
+@dataclass(slots=True)
+class Snapshot:
+    written_at: float
+    nas: list[dict[str, Any]]
+    subscribers: list[Subscriber]
+    online: list[tuple[int, str]]
+    previous: dict[int, tuple[int, str]]
+
+
+def write(path: Path, snapshot: Snapshot) -> None:
+    """Write ``snapshot`` to ``path`` atomically, readable by its owner only."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for line in _lines(snapshot):
+                f.write(line)
+                f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _lines(s: Snapshot) -> Iterator[str]:
+    dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+    yield dumps({"format": FORMAT, "written_at": s.written_at, "subscriber_fields": _FIELDS,
+                 "counts": {"nas": len(s.nas), "subscribers": len(s.subscribers), "online": len(s.online)}})
+    yield dumps({"nas": s.nas})
+    for i in range(0, len(s.subscribers), CHUNK):
+        yield dumps({"subscribers": [_values(sub) for sub in s.subscribers[i:i + CHUNK]]})
+    for i in range(0, len(s.online), CHUNK * 10):
+        yield dumps({"online": s.online[i:i + CHUNK * 10]})
+    previous = [[service, pool, address] for service, (pool, address) in s.previous.items()]
+    for i in range(0, len(previous), CHUNK * 10):
+        yield dumps({"previous": previous[i:i + CHUNK * 10]})
+
+
+def read(path: Path) -> Snapshot:
+    """The snapshot at ``path``; SnapshotError if there is none or it cannot be used."""
+    try:
+        f = path.open(encoding="utf-8")
+    except FileNotFoundError:
+        raise SnapshotError(f"no cache snapshot at {path}") from None
+    except OSError as e:
+        raise SnapshotError(f"{path}: {e.strerror}") from None
+    with f:
+        try:
+            header = json.loads(f.readline())
+            if header.get("format") != FORMAT or header.get("subscriber_fields") != _FIELDS:
+                raise SnapshotError(f"{path} was written by another version of lastmile")
+            snap = Snapshot(float(header["written_at"]), [], [], [], {})
+            for number, line in enumerate(f, start=2):
+                section = json.loads(line)
+                if "nas" in section:
+                    snap.nas.extend(section["nas"])
+                elif "subscribers" in section:
+                    snap.subscribers.extend(_subscriber(values) for values in section["subscribers"])
+                elif "online" in section:
+                    snap.online.extend((int(service), str(uid)) for service, uid in section["online"])
+                elif "previous" in section:
+                    snap.previous.update((int(s), (int(p), str(a))) for s, p, a in section["previous"])
+                else:
+                    raise SnapshotError(f"{path}:{number}: unknown section")
+        except (ValueError, KeyError, TypeError) as e:  # json.JSONDecodeError is a ValueError
+            raise SnapshotError(f"{path} is damaged: {e}") from None
+    counts = header.get("counts", {})
+    if (len(snap.nas), len(snap.subscribers)) != (counts.get("nas"), counts.get("subscribers")):
+        raise SnapshotError(f"{path} is incomplete")
+    return snap
+
+
+_DECODE_AT = [(_FIELDS.index(name), decode) for name, decode in _DECODE.items()]
+
+
+def _subscriber(values: list[Any]) -> Subscriber:
+    if len(values) != len(_FIELDS):
+        raise ValueError(f"a subscriber of {len(values)} fields, not {len(_FIELDS)}")
+    for i, decode in _DECODE_AT:
+        if values[i] is not None:
+            values[i] = decode(values[i])
+    return Subscriber(*values)
+
+
+class SnapshotKeeper:
+    """Writes the snapshot when the caches changed, at most once an ``interval``.
+
+    ``collect()`` takes the snapshot's contents from the caches on the event loop (shallow
+    copies of immutable entries, cheap); the file is written in a thread."""
+
+    def __init__(self, path: Path, collect: Callable[[], Snapshot], interval: float = 60.0) -> None:
+        self.path = path
+        self.collect = collect
+        self.interval = interval
+        self.dirty = False
+        self._wake = asyncio.Event()
+        self.log = log.get("lastmile.radiusd.snapshot")
+
+    def changed(self, *_: object) -> None:
+        self.dirty = True
+
+    def now(self) -> None:
+        """Write at the next chance (after a full load: the caches are the database's again)."""
+        self.dirty = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+            await self.save()
+
+    async def save(self) -> None:
+        if not self.dirty:
+            return
+        self.dirty = False
+        started = time.monotonic()
+        snap = self.collect()
+        try:
+            await asyncio.to_thread(write, self.path, snap)
+        except OSError as e:
+            self.dirty = True
+            self.log.warning("cache snapshot not written", path=str(self.path), error=str(e))
+            return
+        self.log.debug("cache snapshot written", subscribers=len(snap.subscribers),
+                       seconds=round(time.monotonic() - started, 2))
+
+
+def nas_rows(table: NasTable) -> list[dict[str, Any]]:
+    """The NAS table as rows of the ``nas`` query (what ``NasTable.replace`` takes)."""
+    return [{"id": n.id, "name": n.name, "address": str(n.network), "secret": n.secret.decode(), "type": n.type,
+             "coa_port": n.coa_port, "require_message_authenticator": n.require_ma,
+             "limit_proxy_state": n.limit_proxy_state} for n in table.by_id.values()]
