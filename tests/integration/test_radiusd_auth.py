@@ -110,16 +110,29 @@ async def test_blocked_customer_lands_in_the_address_list(radiusd: Radiusd, db_u
     assert attrs(reply)["Mikrotik-Address-List"] == ["blocked"]
 
 
-async def test_blocked_customer_rejected_when_set_so(conn: asyncpg.Connection, db_url: str, tmp_path: Path) -> None:
+async def test_blocked_customer_or_service_rejected_when_set_so(conn: asyncpg.Connection, db_url: str,
+                                                                 tmp_path: Path) -> None:
+    """The reason names what is blocked: the customer (all their services) or this one service."""
     await add_nas(conn)
     await add_service(conn, "dora", "secret-dora", customer_status="blocked")
+    await add_service(conn, "fred", "secret-fred", status="blocked")  # under an active customer
     daemon = start_radiusd(db_url, tmp_path, blocked_action="reject")
     try:
         c = client(daemon)
         reply = await send(c, access_request(c, "dora", "secret-dora"))
         assert reply.code == AccessReject and attrs(reply)["Reply-Message"] == ["Account blocked"]
+        reply = await send(c, access_request(c, "fred", "secret-fred"))
+        assert reply.code == AccessReject and attrs(reply)["Reply-Message"] == ["Service blocked"]
+        query = "SELECT username, reason FROM radius_postauth ORDER BY at"
+        rows = await eventually(lambda: _rows_when(conn, query, 2))
+        assert [tuple(r) for r in rows] == [("dora", "customer blocked"), ("fred", "service blocked")]
     finally:
         assert daemon.stop() == 0
+
+
+async def _rows_when(conn: asyncpg.Connection, query: str, n: int) -> list[asyncpg.Record] | None:
+    rows = await conn.fetch(query)
+    return rows if len(rows) >= n else None
 
 
 async def test_chap(radiusd: Radiusd) -> None:
