@@ -106,7 +106,7 @@ async def run_disconnect(settings: Settings, login: str) -> int:
                 result = "no-nas"
             else:
                 code, attributes = coa.request_for("disconnect", None, target, "disconnect", "")
-                result = await client.send(entry, code, attributes, coa.destination(entry, target))
+                result = (await client.send(entry, code, attributes, coa.destination(entry, target))).result
             await store.record_coa_on_session(conn, target, result)
             failed += result != "ack"
             where = entry.name if entry else target.nas_id
