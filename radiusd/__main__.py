@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 import uuid
 
 import asyncpg
@@ -110,21 +111,29 @@ async def _close(server: RadiusServer, coa_client: CoaClient) -> None:
     coa_client.close()
 
 
+def sweep_period(stale_after: float) -> float:
+    """Seconds between sweeps for sessions silent ``stale_after`` seconds: a quarter of that, at
+    most 30, so a stale session closes within ``stale_after`` plus a quarter of it."""
+    return min(30.0, stale_after / 4)
+
+
 async def maintenance(pool: asyncpg.Pool, server: RadiusServer, lease_ttl: int, instance: str) -> None:
-    """Every 30 s: close stale sessions and free expired leases; every hour: make partitions."""
+    """Every :func:`sweep_period` of ``lease_ttl`` (the stale threshold, 2 x interim_interval +
+    stale_grace): close stale sessions and free expired leases; every hour: make partitions."""
     logger = log.get("lastmile.radiusd.maintenance")
-    rounds = 0
+    period = sweep_period(lease_ttl)
+    partitions_made = time.monotonic()
     while True:
-        await asyncio.sleep(30)
-        rounds += 1
+        await asyncio.sleep(period)
         try:
             async with pool.acquire() as conn:
                 async with conn.transaction():
                     closed = await store.close_stale(conn, lease_ttl)
                     await notify_changes(conn, closed, instance)
                 freed = await store.expire_leases(conn, lease_ttl)
-                if rounds % 120 == 0:
+                if time.monotonic() - partitions_made >= 3600:
                     await db.maintain_partitions(conn)
+                    partitions_made = time.monotonic()
         except (*DB_DOWN, asyncpg.PostgresError) as e:
             logger.warning("maintenance skipped", error=str(e) or type(e).__name__)
             continue
