@@ -197,6 +197,8 @@ class OnlineSessions:
     by_service: dict[int, set[str]] = field(default_factory=dict)
     #: Called with the service id when one of its sessions opens or closes.
     on_change: Callable[[int], None] | None = None
+    #: Sessions in ``by_service``, kept as they come and go (the gauge reads it at every scrape).
+    _total: int = 0
 
     def replace_all(self, rows: list[Any]) -> None:
         by_service: dict[int, set[str]] = {}
@@ -204,9 +206,13 @@ class OnlineSessions:
             if r["service_id"] is not None:
                 by_service.setdefault(r["service_id"], set()).add(r["acct_unique_id"])
         self.by_service = by_service
+        self._total = sum(len(s) for s in by_service.values())
 
     def opened(self, service_id: int, unique_id: str) -> None:
-        self.by_service.setdefault(service_id, set()).add(unique_id)
+        sessions = self.by_service.setdefault(service_id, set())
+        if unique_id not in sessions:
+            sessions.add(unique_id)
+            self._total += 1
         if self.on_change is not None:
             self.on_change(service_id)
 
@@ -215,7 +221,9 @@ class OnlineSessions:
             self.on_change(service_id)
         sessions = self.by_service.get(service_id)
         if sessions is not None:
-            sessions.discard(unique_id)
+            if unique_id in sessions:
+                sessions.discard(unique_id)
+                self._total -= 1
             if not sessions:
                 del self.by_service[service_id]
 
@@ -224,4 +232,4 @@ class OnlineSessions:
         return len(sessions) if sessions else 0
 
     def total(self) -> int:
-        return sum(len(s) for s in self.by_service.values())
+        return self._total

@@ -37,6 +37,12 @@ class CacheLoader:
         self._pending: dict[str, set[int] | None] = {}
         self._wake = asyncio.Event()
         self.applied = asyncio.Event()  # set after each refresh (tests wait on it)
+        # The gauges read the caches at every scrape, so they follow every change (sessions from
+        # the writer and from other instances' notifications too), at no cost per change; through
+        # ``self``, so that a cache object replaced here is the one read.
+        metrics.CACHE.labels("services").set_function(lambda: len(self.subscribers))
+        metrics.CACHE.labels("nas").set_function(lambda: len(self.nas))
+        metrics.CACHE.labels("online_sessions").set_function(lambda: self.online.total())  # noqa: PLW0108
 
     async def load_all(self) -> None:
         started = time.monotonic()
@@ -44,7 +50,6 @@ class CacheLoader:
             self.nas.replace(await store.load_nas(conn))
             self.subscribers.replace_all(await store.load_subscribers(conn))
             self.online.replace_all(await store.load_online(conn))
-        self._gauges()
         self.log.info("caches loaded", services=len(self.subscribers), nas=len(self.nas),
                       online=self.online.total(), seconds=round(time.monotonic() - started, 2))
 
@@ -93,7 +98,6 @@ class CacheLoader:
                 await asyncio.sleep(1.0)
                 self._wake.set()
                 continue
-            self._gauges()
             self.applied.set()
             self.applied.clear()
 
@@ -110,8 +114,3 @@ class CacheLoader:
                 if ids:
                     rows = await store.load_subscribers(conn, where, list(ids))
                     self.subscribers.upsert(rows, gone=set(ids) if table == "services" else None)
-
-    def _gauges(self) -> None:
-        metrics.CACHE.labels("services").set(len(self.subscribers))
-        metrics.CACHE.labels("nas").set(len(self.nas))
-        metrics.CACHE.labels("online_sessions").set(self.online.total())
