@@ -81,6 +81,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     rt.spawn("cache-refresh", loader.run())
     rt.spawn("postauth-writer", postauth.run())
     rt.spawn("maintenance", maintenance(pool, server, lease_ttl, instance))
+    rt.spawn("log-summaries", server.summarise())  # cancelled (and flushed) after the replies in flight
     rt.spawn("coa", coa_worker.run())
     rt.spawn("spool-replay", writer.replay())
     rt.spawn("leases", leases.run())

@@ -22,13 +22,18 @@ import structlog
 
 from daemons import udp
 from daemons.events import EventPublisher
-from radiusd import acct, metrics, policy, store
+from radiusd import acct, logsummary, metrics, policy, store
 from radiusd.cache import Nas, NasTable, OnlineSessions, SubscriberCache
 from radiusd.codec import Code, CodecError, Request, decode_request, encode_reply
 from radiusd.dedup import DuplicateCache
 from radiusd.leases import LeaseBatcher
+from radiusd.logsummary import LogSummary
 from radiusd.postauth import PostAuthLog
 from radiusd.writer import DB_DOWN, AccountingWriter, Item
+
+#: Codec drop reasons that mean "not from whoever holds the NAS's secret" (a spoofer, or a wrong secret).
+_AUTHENTICATION_FAILURES = frozenset({"bad_message_authenticator", "bad_request_authenticator",
+                                      "missing_message_authenticator", "proxy_state_without_ma"})
 
 
 class RadiusServer:
@@ -56,7 +61,13 @@ class RadiusServer:
         self._counters: dict[tuple[str, str, str], Any] = {}
         self._drops: dict[str, Any] = {}
         self._latency = {t: metrics.LATENCY.labels(t) for t in ("access", "accounting", "status")}
-        self._unknown_logged: dict[str, float] = {}
+        # Repeated log lines: the first in full, then a count a minute (logsummary.py; summarise()).
+        self.unknown_sources = LogSummary(self.log.warning, "request from unknown client dropped", ("source",),
+                                          group=0)
+        self.auth_failures = LogSummary(self.log.warning, "request failed authentication", ("nas", "reason"))
+        self.rejects = LogSummary(self.log.info, "access-reject", ("nas", "reason", "user"), group=2)
+        self.unrecordable = LogSummary(self.log.warning, "accounting request not recordable", ("nas", "problem"),
+                                       group=1)
         #: Cleared by the first drain step: datagrams are then dropped while in-flight work finishes.
         self.accepting = True
 
@@ -82,9 +93,7 @@ class RadiusServer:
         nas = self.nas.lookup(addr[0])
         if nas is None:
             self._drop("unknown_client")
-            now = time.monotonic()
-            if now - self._unknown_logged.get(addr[0], -60.0) >= 60.0:  # one line a minute per source
-                self._unknown_logged[addr[0]] = now
+            if self.unknown_sources.first((addr[0],)):
                 self.log.warning("request from unknown client dropped", source=addr[0])
             return None
         try:
@@ -92,8 +101,7 @@ class RadiusServer:
                                      limit_proxy_state=nas.limit_proxy_state, max_attributes=self.max_attributes)
         except CodecError as e:
             self._drop(e.reason)
-            if e.reason in ("bad_message_authenticator", "bad_request_authenticator",
-                            "missing_message_authenticator", "proxy_state_without_ma"):
+            if e.reason in _AUTHENTICATION_FAILURES and self.auth_failures.first((nas.name, e.reason)):
                 self.log.warning("request failed authentication", nas=nas.name, reason=e.reason)
             return None
         return nas, request
@@ -181,7 +189,7 @@ class RadiusServer:
         framed_ip = next((v for n, v in decision.attributes if n == "Framed-IP-Address"), None)
         self.postauth.add(time.time(), request.user_name or "", service_id, nas.id, decision.accept,
                           decision.reason, request.calling_station_id, framed_ip)
-        if not decision.accept:
+        if not decision.accept and self.rejects.first((nas.name, decision.reason, request.user_name)):
             self.log.info("access-reject", user=request.user_name, nas=nas.name, reason=decision.reason,
                           calling_station_id=request.calling_station_id)
 
@@ -227,7 +235,8 @@ class RadiusServer:
             # RFC 2866 4.1: no reply for what cannot be recorded.
             self._drop("unrecordable_accounting")
             self.acct_dedup.forget(key, request.authenticator)
-            self.log.warning("accounting request not recordable", nas=nas.name, problem=str(e))
+            if self.unrecordable.first((nas.name, str(e))):
+                self.log.warning("accounting request not recordable", nas=nas.name, problem=str(e))
             return
         self.writer.submit(Item(entry, (request, addr, key, received, nas)))
 
@@ -262,6 +271,18 @@ class RadiusServer:
         for endpoint in (self.auth_endpoint, self.acct_endpoint):
             if endpoint:
                 endpoint.close()
+
+    async def summarise(self) -> None:
+        """Every minute, the counts of repeated log lines; a last time when cancelled (the drain)."""
+        summaries = (self.unknown_sources, self.auth_failures, self.rejects, self.unrecordable)
+        try:
+            while True:
+                await asyncio.sleep(logsummary.PERIOD)
+                for summary in summaries:
+                    summary.flush()
+        finally:
+            for summary in summaries:
+                summary.flush()
 
     async def wait_in_flight(self) -> None:
         if self.tasks:
