@@ -162,6 +162,12 @@ class RadiusdSettings(DaemonSettings):
         "(0: every pool login waits for the database).",
         check=is_non_negative,
     )
+    dictionary_dir: str = setting(
+        "",
+        "Directory of extra RADIUS dictionaries in the FreeRADIUS format (a vendor's attributes, for "
+        "`tariffs.radius_reply`, CoA and `lastmile radius test`); every file in it is read. Empty: the shipped "
+        "ones only (RFC, Microsoft, MikroTik). A broken file stops start-up with its name and line.",
+    )
     coa_timeout: float = setting(2.0, "Seconds to wait for a CoA/Disconnect answer before retrying.", check=is_positive)
     coa_retries: int = setting(3, "CoA/Disconnect attempts before giving up.", check=is_positive)
     rcvbuf: int = setting(8 << 20, "Receive buffer asked for each UDP socket (bytes).", check=is_positive)

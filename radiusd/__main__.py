@@ -16,9 +16,10 @@ import asyncpg
 from daemons import db, log, runtime, udp, workers
 from daemons.config import Settings
 from daemons.events import EventPublisher
-from radiusd import metrics, policy, store
+from radiusd import dictionaries, metrics, policy, store
 from radiusd.cache import NasTable, OnlineSessions, SubscriberCache
 from radiusd.coa import CoaClient, CoaWorker
+from radiusd.codec import AttributeTable
 from radiusd.leases import LeaseBatcher
 from radiusd.loader import CHANNELS, CacheLoader
 from radiusd.postauth import PostAuthLog
@@ -29,6 +30,11 @@ from radiusd.writer import DB_DOWN, AccountingWriter, notify_changes, own_notifi
 
 def main(settings: Settings) -> int:
     rs = settings.radiusd
+    try:
+        dictionaries.load(rs.dictionary_dir)  # a broken site dictionary is a bad setting: one line, exit 2
+    except dictionaries.DictionaryError as e:
+        print(f"lastmile: bad settings: {e}", file=sys.stderr)
+        return 2
     if workers.supervising(rs.workers):
         return runtime.run("radiusd", lambda rt: workers.supervise(rt, "radiusd", rs.workers), settings, rs)
     return runtime.run("radiusd", lambda rt: serve(rt, settings), settings, workers.for_worker(rs))
@@ -46,8 +52,9 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     events.start()
     rt.on_drain("events", events.close)
 
-    nas, subscribers, online = NasTable(), SubscriberCache(), OnlineSessions()
-    coa_client = CoaClient(rs.coa_timeout, rs.coa_retries)
+    table = _dictionary(rs.dictionary_dir)
+    nas, subscribers, online = NasTable(), SubscriberCache(table), OnlineSessions()
+    coa_client = CoaClient(rs.coa_timeout, rs.coa_retries, table)
     await coa_client.open()
     coa_worker = CoaWorker(pool, coa_client, nas, events, rs.block_method, rs.blocked_address_list)
     loader = CacheLoader(pool, nas, subscribers, online, coa_worker.notified)
@@ -72,7 +79,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
         nas=nas, subscribers=subscribers, online=online, writer=writer, postauth=postauth, pool=pool, events=events,
         leases=leases,
         policy_settings=policy.PolicySettings(rs.blocked_action, rs.blocked_address_list, rs.interim_interval),
-        duplicate_ttl=rs.duplicate_ttl, max_attributes=rs.max_attributes)
+        duplicate_ttl=rs.duplicate_ttl, max_attributes=rs.max_attributes, table=table)
     writer.on_changes = server.session_changes
     writer.on_saved = server.acct_saved
     writer.on_unsaved = server.acct_unsaved
@@ -101,6 +108,15 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
         "radius listening", auth=f"{rs.bind}:{server.auth_endpoint.address[1]}",
         acct=f"{rs.bind}:{server.acct_endpoint.address[1]}", rcvbuf=server.auth_endpoint.rcvbuf,
         spool=str(writer.spool.path), spooled=writer.spool.depth)
+
+
+def _dictionary(directory: str) -> AttributeTable:
+    """The table main() loaded (and checked) for ``[radiusd] dictionary_dir``."""
+    loaded = dictionaries.load(directory)
+    if loaded.files:
+        log.get("lastmile.radiusd").info("site dictionaries loaded", files=[str(p) for p in loaded.files],
+                                         not_supported=list(loaded.skipped))
+    return loaded.table
 
 
 async def _stop_intake(server: RadiusServer) -> None:

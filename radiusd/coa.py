@@ -22,7 +22,16 @@ from daemons import log, udp
 from daemons.events import EventPublisher
 from radiusd import metrics, store
 from radiusd.cache import Nas, NasTable, Subscriber
-from radiusd.codec import Code, CodecError, InValue, Response, decode_response, encode_request
+from radiusd.codec import (
+    AttributeTable,
+    Code,
+    CodecError,
+    InValue,
+    Response,
+    decode_response,
+    default_table,
+    encode_request,
+)
 
 ERROR_CAUSES = {
     201: "Residual-Session-Context-Removed", 202: "Invalid-EAP-Packet", 401: "Unsupported-Attribute",
@@ -50,9 +59,11 @@ class _Waiter:
 
 
 class CoaClient:
-    def __init__(self, timeout: float, retries: int) -> None:
+    def __init__(self, timeout: float, retries: int, table: AttributeTable | None = None) -> None:
         self.timeout = timeout
         self.retries = retries
+        #: the dictionary requests are encoded, and answers decoded, with
+        self.table = table or default_table()
         self.endpoint: udp.UdpEndpoint | None = None
         self._pending: dict[tuple[str, int], _Waiter] = {}
         self._ids = itertools.count()
@@ -73,7 +84,7 @@ class CoaClient:
             return
         try:
             reply = decode_response(data, waiter.request[4:20], waiter.secret, request_code=waiter.request[0],
-                                    require_ma=False)
+                                    require_ma=False, table=self.table)
         except CodecError as e:
             metrics.DROPPED.labels(f"coa_{e.reason}").inc()
             return
@@ -86,7 +97,7 @@ class CoaClient:
         assert self.endpoint is not None, "open() first"
         address = address or nas.address
         identifier = self._free_identifier(address)
-        packet = encode_request(code, identifier, attributes, nas.secret)
+        packet = encode_request(code, identifier, attributes, nas.secret, table=self.table)
         waiter = _Waiter(asyncio.get_running_loop().create_future(), packet, nas.secret)
         self._pending[(address, identifier)] = waiter
         try:

@@ -39,3 +39,7 @@ LEASES = Counter("lastmile_radiusd_pool_addresses_total",
                  "Pool addresses given to logins, by where they came from: held (the service's reservation, "
                  "from memory), stock (this instance's stock), database (a lease call); unrecorded: stock "
                  "addresses whose hand-out could not be recorded in time.", ["source"], registry=REGISTRY)
+REPLY_SKIPPED = Counter("lastmile_radiusd_reply_attributes_skipped_total",
+                        "Tariff reply attributes left out of Access-Accepts because no dictionary defines them "
+                        "or their value does not fit (counted once per tariff and version of its radius_reply).",
+                        registry=REGISTRY)

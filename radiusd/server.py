@@ -24,7 +24,7 @@ from daemons import udp
 from daemons.events import EventPublisher
 from radiusd import acct, logsummary, metrics, policy, store
 from radiusd.cache import Nas, NasTable, OnlineSessions, SubscriberCache
-from radiusd.codec import Code, CodecError, Request, decode_request, encode_reply
+from radiusd.codec import AttributeTable, Code, CodecError, Request, decode_request, default_table, encode_reply
 from radiusd.dedup import DuplicateCache
 from radiusd.leases import LeaseBatcher
 from radiusd.logsummary import LogSummary
@@ -40,7 +40,7 @@ class RadiusServer:
     def __init__(self, *, nas: NasTable, subscribers: SubscriberCache, online: OnlineSessions,
                  writer: AccountingWriter, postauth: PostAuthLog, pool: asyncpg.Pool, events: EventPublisher,
                  leases: LeaseBatcher, policy_settings: policy.PolicySettings, duplicate_ttl: float,
-                 max_attributes: int, max_tasks: int = 1024) -> None:
+                 max_attributes: int, max_tasks: int = 1024, table: AttributeTable | None = None) -> None:
         self.nas = nas
         self.subscribers = subscribers
         self.online = online
@@ -50,6 +50,8 @@ class RadiusServer:
         self.events = events
         self.policy = policy_settings
         self.max_attributes = max_attributes
+        #: the dictionary requests are decoded with (and so their replies encoded with)
+        self.table = table or default_table()
         self.leases = leases
         self.max_tasks = max_tasks
         self.auth_dedup = DuplicateCache(duplicate_ttl)
@@ -98,7 +100,8 @@ class RadiusServer:
             return None
         try:
             request = decode_request(data, nas.secret, require_ma=nas.require_ma,
-                                     limit_proxy_state=nas.limit_proxy_state, max_attributes=self.max_attributes)
+                                     limit_proxy_state=nas.limit_proxy_state, max_attributes=self.max_attributes,
+                                     table=self.table)
         except CodecError as e:
             self._drop(e.reason)
             if e.reason in _AUTHENTICATION_FAILURES and self.auth_failures.first((nas.name, e.reason)):
