@@ -92,7 +92,8 @@ def authorize(request: Request, sub: Subscriber | None, online: int, settings: P
     if sub.ipv4:
         attributes.append(("Framed-IP-Address", sub.ipv4))
     elif sub.pool_id is not None and sub.pool_managed_by == "lastmile":
-        pool_id = sub.pool_id  # Framed-IP-Address added once leased
+        if not request.is_test_request:  # `lastmile radius test` takes no address out of the pool
+            pool_id = sub.pool_id  # Framed-IP-Address added once leased
     elif sub.pool_name:
         attributes.append(("Framed-Pool", sub.pool_name))
     if sub.ipv6_prefix:

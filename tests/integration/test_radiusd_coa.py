@@ -332,5 +332,5 @@ async def test_radius_test_command(conn: asyncpg.Connection, db_url: str, tmp_pa
 
     code, out = await lastmile(db_url, tmp_path, "radius", "test", LOGIN, "wrong password", *options)
     assert code == 1, out
-    assert out.splitlines() == ["Access-Reject", "  Reply-Message = Login incorrect"]
+    assert out.splitlines() == ["Access-Reject", "  Reply-Message = Login incorrect", "reason: wrong password"]
 
