@@ -40,6 +40,11 @@ def is_port(value: int) -> str | None:
     return None if 0 <= value <= 65535 else "must be a port number from 0 to 65535"
 
 
+def is_listen_port(value: int) -> str | None:
+    """A port a daemon listens on for peers configured with it: 0 (a port the kernel picks) is refused."""
+    return None if 1 <= value <= 65535 else "must be a port number from 1 to 65535"
+
+
 def is_positive(value: float) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
@@ -112,8 +117,8 @@ class DaemonSettings:
 @dataclass(frozen=True, slots=True)
 class RadiusdSettings(DaemonSettings):
     bind: str = setting("0.0.0.0", "Address RADIUS listens on (`::` for IPv6 and IPv4).", check=is_address)
-    auth_port: int = setting(1812, "RADIUS authentication port (UDP).", check=is_port)
-    acct_port: int = setting(1813, "RADIUS accounting port (UDP).", check=is_port)
+    auth_port: int = setting(1812, "RADIUS authentication port (UDP, 1-65535).", check=is_listen_port)
+    acct_port: int = setting(1813, "RADIUS accounting port (UDP, 1-65535).", check=is_listen_port)
     metrics_port: int = setting(9812, "Port of `/metrics` (0: none); worker N of several uses this + N.", check=is_port)
     workers: int = setting(1, "Processes sharing the ports with SO_REUSEPORT.", check=is_positive)
     blocked_action: Literal["address-list", "reject"] = setting(
@@ -132,8 +137,9 @@ class RadiusdSettings(DaemonSettings):
     )
     stale_grace: int = setting(
         120,
-        "A session without an update for 2 x interim_interval + this many seconds is closed as stale.",
-        check=is_positive,
+        "A session without an update for 2 x interim_interval + this many seconds is closed as stale "
+        "(0: right after two missed interims).",
+        check=is_non_negative,
     )
     duplicate_ttl: float = setting(
         10.0, "Seconds a reply is kept to answer retransmissions (RFC 5080).", check=is_positive
@@ -163,6 +169,12 @@ class RadiusdSettings(DaemonSettings):
         "so that a login without a previous address to get back is answered without waiting for a commit "
         "(0: every pool login waits for the database).",
         check=is_non_negative,
+    )
+    dictionary_dir: str = setting(
+        "",
+        "Directory of extra RADIUS dictionaries in the FreeRADIUS format (a vendor's attributes, for "
+        "`tariffs.radius_reply`, CoA and `lastmile radius test`); every file in it is read. Empty: the shipped "
+        "ones only (RFC, Microsoft, MikroTik). A broken file stops start-up with its name and line.",
     )
     coa_timeout: float = setting(2.0, "Seconds to wait for a CoA/Disconnect answer before retrying.", check=is_positive)
     coa_retries: int = setting(3, "CoA/Disconnect attempts before giving up.", check=is_positive)

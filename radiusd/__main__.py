@@ -17,9 +17,10 @@ from daemons import db, log, runtime, udp, workers
 from daemons.config import Settings
 from daemons.db import DB_DOWN
 from daemons.events import EventPublisher
-from radiusd import metrics, policy, snapshot, store
+from radiusd import dictionaries, metrics, policy, snapshot, store
 from radiusd.cache import NasTable, OnlineSessions, SubscriberCache
 from radiusd.coa import CoaClient, CoaWorker
+from radiusd.codec import AttributeTable
 from radiusd.leases import LeaseBatcher
 from radiusd.loader import CHANNELS, CacheLoader
 from radiusd.postauth import PostAuthLog
@@ -30,6 +31,11 @@ from radiusd.writer import AccountingWriter, notify_changes, own_notification
 
 def main(settings: Settings) -> int:
     rs = settings.radiusd
+    try:
+        dictionaries.load(rs.dictionary_dir)  # a broken site dictionary is a bad setting: one line, exit 2
+    except dictionaries.DictionaryError as e:
+        print(f"lastmile: bad settings: {e}", file=sys.stderr)
+        return 2
     if workers.supervising(rs.workers):
         return runtime.run("radiusd", lambda rt: workers.supervise(rt, "radiusd", rs.workers), settings, rs)
     return runtime.run("radiusd", lambda rt: serve(rt, settings), settings, workers.for_worker(rs))
@@ -63,8 +69,9 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     events.start()
     rt.on_drain("events", events.close)
 
-    nas, subscribers, online = NasTable(), SubscriberCache(), OnlineSessions()
-    coa_client = CoaClient(rs.coa_timeout, rs.coa_retries)
+    table = _dictionary(rs.dictionary_dir)
+    nas, subscribers, online = NasTable(), SubscriberCache(table), OnlineSessions()
+    coa_client = CoaClient(rs.coa_timeout, rs.coa_retries, table)
     await coa_client.open()
     coa_worker = CoaWorker(pool, coa_client, nas, events, rs.block_method, rs.blocked_address_list)
     loader = CacheLoader(pool, nas, subscribers, online, coa_worker.notified)
@@ -101,7 +108,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
         nas=nas, subscribers=subscribers, online=online, writer=writer, postauth=postauth, pool=pool, events=events,
         leases=leases,
         policy_settings=policy.PolicySettings(rs.blocked_action, rs.blocked_address_list, rs.interim_interval),
-        duplicate_ttl=rs.duplicate_ttl, max_attributes=rs.max_attributes, db_deadline=rs.db_deadline)
+        duplicate_ttl=rs.duplicate_ttl, max_attributes=rs.max_attributes, db_deadline=rs.db_deadline, table=table)
     writer.on_saved = server.acct_saved
     writer.on_unsaved = server.acct_unsaved
     rt.on_drain("sockets", lambda: _close(server, coa_client))
@@ -132,6 +139,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     rt.spawn("cache-refresh", loader.run())
     rt.spawn("postauth-writer", postauth.run())
     rt.spawn("maintenance", maintenance(pool, server, lease_ttl, instance))
+    rt.spawn("log-summaries", server.summarise())  # cancelled (and flushed) after the replies in flight
     rt.spawn("coa", coa_worker.run())
     rt.spawn("spool-replay", writer.replay())
     rt.spawn("leases", leases.run())
@@ -176,6 +184,15 @@ async def _database_returns(pool: asyncpg.Pool, listener: db.Listener, loader: C
         return
 
 
+def _dictionary(directory: str) -> AttributeTable:
+    """The table main() loaded (and checked) for ``[radiusd] dictionary_dir``."""
+    loaded = dictionaries.load(directory)
+    if loaded.files:
+        log.get("lastmile.radiusd").info("site dictionaries loaded", files=[str(p) for p in loaded.files],
+                                         not_supported=list(loaded.skipped))
+    return loaded.table
+
+
 async def _stop_intake(server: RadiusServer) -> None:
     server.accepting = False
 
@@ -185,21 +202,29 @@ async def _close(server: RadiusServer, coa_client: CoaClient) -> None:
     coa_client.close()
 
 
+def sweep_period(stale_after: float) -> float:
+    """Seconds between sweeps for sessions silent ``stale_after`` seconds: a quarter of that, at
+    most 30, so a stale session closes within ``stale_after`` plus a quarter of it."""
+    return min(30.0, stale_after / 4)
+
+
 async def maintenance(pool: asyncpg.Pool, server: RadiusServer, lease_ttl: int, instance: str) -> None:
-    """Every 30 s: close stale sessions and free expired leases; every hour: make partitions."""
+    """Every :func:`sweep_period` of ``lease_ttl`` (the stale threshold, 2 x interim_interval +
+    stale_grace): close stale sessions and free expired leases; every hour: make partitions."""
     logger = log.get("lastmile.radiusd.maintenance")
-    rounds = 0
+    period = sweep_period(lease_ttl)
+    partitions_made = time.monotonic()
     while True:
-        await asyncio.sleep(30)
-        rounds += 1
+        await asyncio.sleep(period)
         try:
             async with pool.acquire() as conn:
                 async with conn.transaction():
                     closed = await store.close_stale(conn, lease_ttl)
                     await notify_changes(conn, closed, instance)
                 freed = await store.expire_leases(conn, lease_ttl)
-                if rounds % 120 == 0:
+                if time.monotonic() - partitions_made >= 3600:
                     await db.maintain_partitions(conn)
+                    partitions_made = time.monotonic()
         except (*DB_DOWN, asyncpg.PostgresError) as e:
             logger.warning("maintenance skipped", error=str(e) or type(e).__name__)
             continue

@@ -89,7 +89,11 @@ class AttributeTable:
 
     def __init__(self, defs: list[AttrDef], vendors: frozenset[int]) -> None:
         self.by_name: dict[str, AttrDef] = {d.name: d for d in defs}
-        self.by_key: dict[int, AttrDef] = {d.key: d for d in defs}
+        #: an alias (a second name for a number, as FreeRADIUS's dictionaries have) encodes under
+        #: its name, and decodes under the name defined first
+        self.by_key: dict[int, AttrDef] = {}
+        for d in defs:
+            self.by_key.setdefault(d.key, d)
         #: key -> (min length, max length, kind) for every attribute with a size constraint
         self.sizes: dict[int, tuple[int, int, int]] = {d.key: d.size for d in defs if d.size is not None}
         #: the same for standard attributes as a list by type, for the decoder's hot loop: 0 for no
@@ -118,7 +122,7 @@ def load_table(*extra: str | Path) -> AttributeTable:
     """Compile the shipped dictionary, then the site-local dictionary files ``extra``, into a table.
 
     The shipped files come first; site files add vendors and attributes and must not redefine the
-    shipped ones (the typed accessors rely on their RFC types).
+    shipped ones (the typed accessors rely on their RFC types; ``radiusd.dictionaries`` checks).
     Raises ``pyrad.dictionary.ParseError`` or ``OSError`` for a bad or missing file, and
     :class:`ValueError` for an attribute number above 255 (only the RFC 2865 VSA format is
     supported).

@@ -46,6 +46,7 @@ NAS_IPV6_ADDRESS = 95
 FRAMED_IPV6_PREFIX = 97
 ERROR_CAUSE = 101
 DELEGATED_IPV6_PREFIX = 123
+LASTMILE_TEST_REQUEST = 224  # dictionary.lastmile
 MS_CHAP_CHALLENGE = 311 << 8 | 11
 MS_CHAP2_RESPONSE = 311 << 8 | 25
 
@@ -194,6 +195,11 @@ class Packet:
     def service_type(self) -> int | None:
         """Service-Type number (2 Framed-User, 10 Call-Check for MAC authentication, ...)."""
         return self._int(SERVICE_TYPE)
+
+    @property
+    def is_test_request(self) -> bool:
+        """Whether the request carries Lastmile-Test-Request (``lastmile radius test``)."""
+        return LASTMILE_TEST_REQUEST in self._attrs
 
     @property
     def framed_ip_address(self) -> str | None:

@@ -13,6 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from daemons import log
+from radiusd import metrics
+from radiusd.codec import AttributeTable, EncodeError, InValue, check_attribute, default_table
+
+ReplyAttributes = tuple[tuple[str, InValue], ...]
+
 # One query for the subscriber cache: a service with what its customer, tariff and pool add.
 SUBSCRIBER_SQL = """
 SELECT s.id, s.login, s.password, s.status, s.customer_id, c.status AS customer_status,
@@ -115,6 +121,23 @@ def normalise_mac(value: str | None) -> str | None:
     return digits if len(digits) == 12 else None
 
 
+def tariff_reply(pairs: object, table: AttributeTable) -> tuple[ReplyAttributes, list[str]]:
+    """A tariff's ``radius_reply`` (``[["Attr-Name", value], ...]``) as the attributes an
+    Access-Accept can carry, and what was left out, one line each: an entry that is not a
+    [name, value] pair, a name no dictionary defines, a value that does not fit its attribute."""
+    good: list[tuple[str, InValue]] = []
+    problems: list[str] = []
+    for entry in pairs if isinstance(pairs, list) else [pairs]:
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
+            problems.append(f"{entry!r}: not a [name, value] pair")
+            continue
+        try:
+            good.append((entry[0], check_attribute(entry[0], entry[1], table)))
+        except EncodeError as e:
+            problems.append(str(e))
+    return tuple(good), problems
+
+
 @dataclass(frozen=True, slots=True)
 class Subscriber:
     """One service as authentication sees it."""
@@ -135,18 +158,21 @@ class Subscriber:
     simultaneous_use: int
     rate_limit: str
     session_timeout: int | None
-    extra_reply: tuple[tuple[str, str | int], ...]
+    extra_reply: ReplyAttributes
     pool_id: int | None
     pool_name: str | None
     pool_managed_by: str | None
 
     @classmethod
-    def from_row(cls, r: Any) -> Subscriber:
+    def from_row(cls, r: Any, extra_reply: ReplyAttributes | None = None) -> Subscriber:
+        """``extra_reply``: the tariff's reply attributes, checked (by default checked here against
+        the shipped dictionary, silently: :class:`SubscriberCache` checks and reports them)."""
+        if extra_reply is None:
+            extra_reply = tariff_reply(r["radius_reply"], default_table())[0]
         return cls(r["id"], r["login"], r["password"], r["status"], r["customer_id"], r["customer_status"],
                    r["tariff_id"], r["ipv4"], r["ipv6_prefix"], r["delegated_ipv6_prefix"], normalise_mac(r["mac"]),
-                   r["simultaneous_use"], mikrotik_rate_limit(r), r["session_timeout_s"],
-                   tuple((str(a), v) for a, v in r["radius_reply"]), r["pool_id"], r["pool_name"],
-                   r["pool_managed_by"])
+                   r["simultaneous_use"], mikrotik_rate_limit(r), r["session_timeout_s"], extra_reply,
+                   r["pool_id"], r["pool_name"], r["pool_managed_by"])
 
     @property
     def blocked(self) -> bool:
@@ -154,16 +180,36 @@ class Subscriber:
 
 
 class SubscriberCache:
-    """Services by login (and by id), replaced row by row as notifications arrive."""
+    """Services by login (and by id), replaced row by row as notifications arrive.
 
-    def __init__(self) -> None:
+    A tariff's reply attributes are checked against ``table`` (the dictionary radiusd encodes
+    with) once per tariff and version of its ``radius_reply``, not per service: what does not fit
+    is left out of its Access-Accepts, with one warning and a count."""
+
+    def __init__(self, table: AttributeTable | None = None) -> None:
         self.by_login: dict[str, Subscriber] = {}
         self.by_id: dict[int, Subscriber] = {}
+        self.table = table or default_table()
+        #: tariff id -> (its radius_reply as last loaded, the attributes sent for it)
+        self._replies: dict[int, tuple[object, ReplyAttributes]] = {}
+
+    def _reply(self, r: Any) -> ReplyAttributes:
+        raw = r["radius_reply"]
+        known = self._replies.get(r["tariff_id"])
+        if known is not None and known[0] == raw:
+            return known[1]
+        attributes, problems = tariff_reply(raw, self.table)
+        if problems:
+            metrics.REPLY_SKIPPED.inc(len(problems))
+            log.get("lastmile.radiusd.cache").warning("tariff reply attributes skipped", tariff_id=r["tariff_id"],
+                                                      skipped=problems)
+        self._replies[r["tariff_id"]] = (raw, attributes)
+        return attributes
 
     def replace_all(self, rows: list[Any]) -> None:
         by_login: dict[str, Subscriber] = {}
         for r in rows:
-            sub = Subscriber.from_row(r)
+            sub = Subscriber.from_row(r, self._reply(r))
             by_login[sub.login] = sub
         self.by_login = by_login
         self.by_id = {s.service_id: s for s in by_login.values()}
@@ -176,7 +222,7 @@ class SubscriberCache:
     def upsert(self, rows: list[Any], gone: set[int] | None = None) -> None:
         """Put ``rows`` in; drop the services of ``gone`` ids that did not come back."""
         for r in rows:
-            sub = Subscriber.from_row(r)
+            sub = Subscriber.from_row(r, self._reply(r))
             old = self.by_id.get(sub.service_id)
             if old is not None and old.login != sub.login:
                 self.by_login.pop(old.login, None)
@@ -202,6 +248,8 @@ class OnlineSessions:
     by_service: dict[int, set[str]] = field(default_factory=dict)
     #: Called with the service id when one of its sessions opens or closes.
     on_change: Callable[[int], None] | None = None
+    #: Sessions in ``by_service``, kept as they come and go (the gauge reads it at every scrape).
+    _total: int = 0
 
     def replace_all(self, rows: list[Any]) -> None:
         by_service: dict[int, set[str]] = {}
@@ -209,9 +257,13 @@ class OnlineSessions:
             if r["service_id"] is not None:
                 by_service.setdefault(r["service_id"], set()).add(r["acct_unique_id"])
         self.by_service = by_service
+        self._total = sum(len(s) for s in by_service.values())
 
     def opened(self, service_id: int, unique_id: str) -> None:
-        self.by_service.setdefault(service_id, set()).add(unique_id)
+        sessions = self.by_service.setdefault(service_id, set())
+        if unique_id not in sessions:
+            sessions.add(unique_id)
+            self._total += 1
         if self.on_change is not None:
             self.on_change(service_id)
 
@@ -220,7 +272,9 @@ class OnlineSessions:
             self.on_change(service_id)
         sessions = self.by_service.get(service_id)
         if sessions is not None:
-            sessions.discard(unique_id)
+            if unique_id in sessions:
+                sessions.discard(unique_id)
+                self._total -= 1
             if not sessions:
                 del self.by_service[service_id]
 
@@ -229,4 +283,4 @@ class OnlineSessions:
         return len(sessions) if sessions else 0
 
     def total(self) -> int:
-        return sum(len(s) for s in self.by_service.values())
+        return self._total

@@ -14,7 +14,7 @@ import contextlib
 import ipaddress
 import itertools
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import asyncpg
 
@@ -22,7 +22,16 @@ from daemons import log, udp
 from daemons.events import EventPublisher
 from radiusd import metrics, store
 from radiusd.cache import Nas, NasTable, Subscriber
-from radiusd.codec import Code, CodecError, InValue, Response, decode_response, encode_request
+from radiusd.codec import (
+    AttributeTable,
+    Code,
+    CodecError,
+    InValue,
+    Response,
+    decode_response,
+    default_table,
+    encode_request,
+)
 
 ERROR_CAUSES = {
     201: "Residual-Session-Context-Removed", 202: "Invalid-EAP-Packet", 401: "Unsupported-Attribute",
@@ -34,6 +43,14 @@ ERROR_CAUSES = {
 }  # fmt: skip
 
 
+class Sent(NamedTuple):
+    """What became of one request: ``result`` is ``ack``, ``nak:<Error-Cause>``, ``timeout`` (or
+    ``no-nas``), ``sends`` how many datagrams went out for it, retransmissions included."""
+
+    result: str
+    sends: int
+
+
 @dataclass(slots=True)
 class _Waiter:
     future: asyncio.Future[Response]
@@ -42,9 +59,11 @@ class _Waiter:
 
 
 class CoaClient:
-    def __init__(self, timeout: float, retries: int) -> None:
+    def __init__(self, timeout: float, retries: int, table: AttributeTable | None = None) -> None:
         self.timeout = timeout
         self.retries = retries
+        #: the dictionary requests are encoded, and answers decoded, with
+        self.table = table or default_table()
         self.endpoint: udp.UdpEndpoint | None = None
         self._pending: dict[tuple[str, int], _Waiter] = {}
         self._ids = itertools.count()
@@ -65,34 +84,34 @@ class CoaClient:
             return
         try:
             reply = decode_response(data, waiter.request[4:20], waiter.secret, request_code=waiter.request[0],
-                                    require_ma=False)
+                                    require_ma=False, table=self.table)
         except CodecError as e:
             metrics.DROPPED.labels(f"coa_{e.reason}").inc()
             return
         waiter.future.set_result(reply)
 
     async def send(self, nas: Nas, code: int, attributes: list[tuple[str, InValue]],
-                   address: str | None = None) -> str:
-        """Send to ``address`` (default: the NAS's own) and wait; returns ``ack``,
-        ``nak:<Error-Cause>`` or ``timeout``."""
+                   address: str | None = None) -> Sent:
+        """Send to ``address`` (default: the NAS's own) and wait, retransmitting; returns the
+        result (``ack``, ``nak:<Error-Cause>`` or ``timeout``) and the number of sends."""
         assert self.endpoint is not None, "open() first"
         address = address or nas.address
         identifier = self._free_identifier(address)
-        packet = encode_request(code, identifier, attributes, nas.secret)
+        packet = encode_request(code, identifier, attributes, nas.secret, table=self.table)
         waiter = _Waiter(asyncio.get_running_loop().create_future(), packet, nas.secret)
         self._pending[(address, identifier)] = waiter
         try:
-            for _ in range(self.retries):
+            for sends in range(1, self.retries + 1):
                 self.endpoint.send(packet, (address, nas.coa_port))  # the same octets each time (RFC 5176 3.4)
                 try:
                     reply = await asyncio.wait_for(asyncio.shield(waiter.future), self.timeout)
                 except TimeoutError:
                     continue
                 if reply.code in (Code.COA_ACK, Code.DISCONNECT_ACK):
-                    return "ack"
+                    return Sent("ack", sends)
                 cause = reply.error_cause
-                return f"nak:{ERROR_CAUSES.get(cause, cause) if cause is not None else 'no Error-Cause'}"
-            return "timeout"
+                return Sent(f"nak:{ERROR_CAUSES.get(cause, cause) if cause is not None else 'no Error-Cause'}", sends)
+            return Sent("timeout", self.retries)
         finally:
             del self._pending[(address, identifier)]
 
@@ -172,24 +191,27 @@ class CoaWorker:
             rows = await store.load_subscribers(conn, "s.id = $1", request["service_id"])
             targets = await store.coa_targets(conn, request["service_id"])
         sub = Subscriber.from_row(rows[0]) if rows else None
-        results = await asyncio.gather(*(self.send(request["action"], sub, t) for t in targets))
+        sent = await asyncio.gather(*(self.send(request["action"], sub, t) for t in targets))
+        results = [s.result for s in sent]
         ok = all(r == "ack" for r in results)
         summary = ", ".join(results) if results else "no live session"
         async with self.pool.acquire() as conn, conn.transaction():
             for target, result in zip(targets, results, strict=True):
                 await store.record_coa_on_session(conn, target, result)
-            await store.finish_coa(conn, request["id"], "done" if ok else "failed", summary, len(results))
+            # attempts: datagrams sent, to every session's NAS, retransmissions included
+            await store.finish_coa(conn, request["id"], "done" if ok else "failed", summary,
+                                   sum(s.sends for s in sent))
         self.log.info("coa", service_id=request["service_id"], action=request["action"], result=summary)
         self.events.publish("session", "coa", {"service_id": request["service_id"], "action": request["action"],
                                                "result": summary})
         return True
 
-    async def send(self, action: Action, sub: Subscriber | None, target: store.CoaTarget) -> str:
+    async def send(self, action: Action, sub: Subscriber | None, target: store.CoaTarget) -> Sent:
         nas = self.nas.by_id.get(target.nas_id)
         if nas is None:
-            result = "no-nas"
+            sent = Sent("no-nas", 0)
         else:
             code, attributes = request_for(action, sub, target, self.block_method, self.blocked_list)
-            result = await self.client.send(nas, code, attributes, destination(nas, target))
-        metrics.COA.labels(action, result.split(":")[0]).inc()
-        return result
+            sent = await self.client.send(nas, code, attributes, destination(nas, target))
+        metrics.COA.labels(action, sent.result.split(":")[0]).inc()
+        return sent

@@ -65,6 +65,7 @@ __all__ = [
     "Request",
     "Response",
     "Value",
+    "check_attribute",
     "decode_request",
     "decode_response",
     "default_table",
@@ -525,6 +526,39 @@ def encode_request(
     if not random_vector:
         vector = md5(head + _ZERO16 + body + secret)
     return head + vector + body
+
+
+_INTEGER_TYPES = frozenset({"integer", "signed", "short", "byte", "integer64", "date"})
+
+
+def check_attribute(name: str, value: object, table: AttributeTable | None = None) -> InValue:
+    """``value`` as the encoders take it for the attribute ``name``, from text and JSON (a tariff's
+    reply attributes, a command line): integers also as decimal text (``"600"``) or a VALUE
+    name, text also as a number, octets also as ``0x`` hex.  Raises :class:`EncodeError` for a
+    name the dictionary lacks, or a value of the wrong type or size.
+    """
+    table = table or default_table()
+    d = table.by_name.get(name)
+    if d is None:
+        d, _ = _tagged(name, table)
+    if isinstance(value, bool) or not isinstance(value, str | int | bytes):
+        raise EncodeError(f"{name}: {value!r} is neither text nor an integer")
+    checked: InValue = value
+    if isinstance(value, str):
+        if d.datatype in _INTEGER_TYPES and value not in d.names:
+            try:
+                checked = int(value, 10)
+            except ValueError:
+                raise EncodeError(f"{name}: expected an integer or a value name, got {value!r}") from None
+        elif d.datatype == "octets" and value.startswith("0x"):
+            try:
+                checked = bytes.fromhex(value[2:])
+            except ValueError:
+                raise EncodeError(f"{name}: {value!r} is not hexadecimal") from None
+    elif isinstance(value, int) and d.datatype == "string":
+        checked = str(value)
+    _encode_attributes([(name, checked)], table, b"check", _ZERO16, [])  # every size and type rule
+    return checked
 
 
 def _header(code: int, identifier: int, body: bytes) -> bytes:

@@ -40,6 +40,12 @@ class CacheLoader:
         self.applied = asyncio.Event()  # set after each refresh (tests wait on it)
         #: Called after the caches changed, with True after a full load (the snapshot keeper).
         self.on_change: Callable[[bool], None] = lambda _full: None
+        # The gauges read the caches at every scrape, so they follow every change (sessions from
+        # the writer and from other instances' notifications too), at no cost per change; through
+        # ``self``, so that a cache object replaced here is the one read.
+        metrics.CACHE.labels("services").set_function(lambda: len(self.subscribers))
+        metrics.CACHE.labels("nas").set_function(lambda: len(self.nas))
+        metrics.CACHE.labels("online_sessions").set_function(lambda: self.online.total())  # noqa: PLW0108
 
     async def load_all(self) -> None:
         started = time.monotonic()
@@ -47,7 +53,6 @@ class CacheLoader:
             self.nas.replace(await store.load_nas(conn))
             self.subscribers.replace_all(await store.load_subscribers(conn))
             self.online.replace_all(await store.load_online(conn))
-        self._gauges()
         self.on_change(True)
         self.log.info("caches loaded", services=len(self.subscribers), nas=len(self.nas),
                       online=self.online.total(), seconds=round(time.monotonic() - started, 2))
@@ -57,7 +62,6 @@ class CacheLoader:
         self.nas.replace(snap.nas)
         self.subscribers.replace_subscribers(snap.subscribers)
         self.online.replace_all([{"service_id": service, "acct_unique_id": uid} for service, uid in snap.online])
-        self._gauges()
 
     def notified(self, channel: str, payload: Any) -> None:
         if channel == "lastmile_sessions":
@@ -105,7 +109,6 @@ class CacheLoader:
                 await asyncio.sleep(1.0)
                 self._wake.set()
                 continue
-            self._gauges()
             self.on_change(False)
             self.applied.set()
             self.applied.clear()
@@ -123,8 +126,3 @@ class CacheLoader:
                 if ids:
                     rows = await store.load_subscribers(conn, where, list(ids))
                     self.subscribers.upsert(rows, gone=set(ids) if table == "services" else None)
-
-    def _gauges(self) -> None:
-        metrics.CACHE.labels("services").set(len(self.subscribers))
-        metrics.CACHE.labels("nas").set(len(self.nas))
-        metrics.CACHE.labels("online_sessions").set(self.online.total())

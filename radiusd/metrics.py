@@ -47,3 +47,7 @@ DB_DEADLINE = Counter("lastmile_radiusd_db_deadline_total",
 FROM_SNAPSHOT = Gauge("lastmile_radiusd_cache_from_snapshot",
                       "1 while the caches come from the snapshot on disk: radiusd started while PostgreSQL was "
                       "unreachable, and it has not answered since.", registry=REGISTRY)
+REPLY_SKIPPED = Counter("lastmile_radiusd_reply_attributes_skipped_total",
+                        "Tariff reply attributes left out of Access-Accepts because no dictionary defines them "
+                        "or their value does not fit (counted once per tariff and version of its radius_reply).",
+                        registry=REGISTRY)

@@ -25,6 +25,7 @@ CUSTOMER_INACTIVE = "customer not active"
 MAC_MISMATCH = "MAC address does not match the service"
 SIMULTANEOUS_USE = "simultaneous use exceeded"
 BLOCKED = "customer blocked"
+SERVICE_BLOCKED = "service blocked"
 POOL_EXHAUSTED = "address pool exhausted"
 ACCEPTED = "ok"
 ACCEPTED_BLOCKED = "ok, blocked: address list"
@@ -38,6 +39,7 @@ REPLY_MESSAGES = {
     MAC_MISMATCH: "Device not allowed for this account",
     SIMULTANEOUS_USE: "Already logged in",
     BLOCKED: "Account blocked",
+    SERVICE_BLOCKED: "Service blocked",
     POOL_EXHAUSTED: "No address available",
 }
 
@@ -83,13 +85,15 @@ def authorize(request: Request, sub: Subscriber | None, online: int, settings: P
         return reject(SIMULTANEOUS_USE)
     blocked = sub.blocked
     if blocked and settings.blocked_action == "reject":
-        return reject(BLOCKED)
+        # the service's own block first: unblocking the customer would not let it in
+        return reject(SERVICE_BLOCKED if sub.status == "blocked" else BLOCKED)
     attributes: Attributes = [("Service-Type", "Framed-User"), ("Framed-Protocol", "PPP")]
     pool_id = None
     if sub.ipv4:
         attributes.append(("Framed-IP-Address", sub.ipv4))
     elif sub.pool_id is not None and sub.pool_managed_by == "lastmile":
-        pool_id = sub.pool_id  # Framed-IP-Address added once leased
+        if not request.is_test_request:  # `lastmile radius test` takes no address out of the pool
+            pool_id = sub.pool_id  # Framed-IP-Address added once leased
     elif sub.pool_name:
         attributes.append(("Framed-Pool", sub.pool_name))
     if sub.ipv6_prefix:

@@ -23,20 +23,26 @@ import structlog
 from daemons import db, udp
 from daemons.db import DB_DOWN
 from daemons.events import EventPublisher
-from radiusd import acct, metrics, policy, store
+from radiusd import acct, logsummary, metrics, policy, store
 from radiusd.cache import Nas, NasTable, OnlineSessions, SubscriberCache
-from radiusd.codec import Code, CodecError, Request, decode_request, encode_reply
+from radiusd.codec import AttributeTable, Code, CodecError, Request, decode_request, default_table, encode_reply
 from radiusd.dedup import DuplicateCache
 from radiusd.leases import LeaseBatcher
+from radiusd.logsummary import LogSummary
 from radiusd.postauth import PostAuthLog
 from radiusd.writer import AccountingWriter, Item
+
+#: Codec drop reasons that mean "not from whoever holds the NAS's secret" (a spoofer, or a wrong secret).
+_AUTHENTICATION_FAILURES = frozenset({"bad_message_authenticator", "bad_request_authenticator",
+                                      "missing_message_authenticator", "proxy_state_without_ma"})
 
 
 class RadiusServer:
     def __init__(self, *, nas: NasTable, subscribers: SubscriberCache, online: OnlineSessions,
                  writer: AccountingWriter, postauth: PostAuthLog, pool: asyncpg.Pool, events: EventPublisher,
                  leases: LeaseBatcher, policy_settings: policy.PolicySettings, duplicate_ttl: float,
-                 max_attributes: int, db_deadline: float = 1.0, max_tasks: int = 1024) -> None:
+                 max_attributes: int, db_deadline: float = 1.0, max_tasks: int = 1024,
+                 table: AttributeTable | None = None) -> None:
         self.nas = nas
         self.subscribers = subscribers
         self.online = online
@@ -46,11 +52,12 @@ class RadiusServer:
         self.events = events
         self.policy = policy_settings
         self.max_attributes = max_attributes
+        #: the dictionary requests are decoded with (and so their replies encoded with)
+        self.table = table or default_table()
         self.leases = leases
         self.max_tasks = max_tasks
         #: Seconds a login waits for the database before it is decided from memory.
         self.db_deadline = db_deadline
-        self._without_db_logged: dict[str, float] = {}
         self.auth_dedup = DuplicateCache(duplicate_ttl)
         self.acct_dedup = DuplicateCache(duplicate_ttl)
         self.auth_endpoint: udp.UdpEndpoint | None = None
@@ -60,7 +67,14 @@ class RadiusServer:
         self._counters: dict[tuple[str, str, str], Any] = {}
         self._drops: dict[str, Any] = {}
         self._latency = {t: metrics.LATENCY.labels(t) for t in ("access", "accounting", "status")}
-        self._unknown_logged: dict[str, float] = {}
+        # Repeated log lines: the first in full, then a count a minute (logsummary.py; summarise()).
+        self.unknown_sources = LogSummary(self.log.warning, "request from unknown client dropped", ("source",),
+                                          group=0)
+        self.auth_failures = LogSummary(self.log.warning, "request failed authentication", ("nas", "reason"))
+        self.rejects = LogSummary(self.log.info, "access-reject", ("nas", "reason", "user"), group=2)
+        self.without_db = LogSummary(self.log.warning, "login decided without the database", ("step", "answered"))
+        self.unrecordable = LogSummary(self.log.warning, "accounting request not recordable", ("nas", "problem"),
+                                       group=1)
         #: Cleared by the first drain step: datagrams are then dropped while in-flight work finishes.
         self.accepting = True
 
@@ -86,18 +100,16 @@ class RadiusServer:
         nas = self.nas.lookup(addr[0])
         if nas is None:
             self._drop("unknown_client")
-            now = time.monotonic()
-            if now - self._unknown_logged.get(addr[0], -60.0) >= 60.0:  # one line a minute per source
-                self._unknown_logged[addr[0]] = now
+            if self.unknown_sources.first((addr[0],)):
                 self.log.warning("request from unknown client dropped", source=addr[0])
             return None
         try:
             request = decode_request(data, nas.secret, require_ma=nas.require_ma,
-                                     limit_proxy_state=nas.limit_proxy_state, max_attributes=self.max_attributes)
+                                     limit_proxy_state=nas.limit_proxy_state, max_attributes=self.max_attributes,
+                                     table=self.table)
         except CodecError as e:
             self._drop(e.reason)
-            if e.reason in ("bad_message_authenticator", "bad_request_authenticator",
-                            "missing_message_authenticator", "proxy_state_without_ma"):
+            if e.reason in _AUTHENTICATION_FAILURES and self.auth_failures.first((nas.name, e.reason)):
                 self.log.warning("request failed authentication", nas=nas.name, reason=e.reason)
             return None
         return nas, request
@@ -200,12 +212,9 @@ class RadiusServer:
             answer = decision if address is not None else None
         if late:
             metrics.DB_DEADLINE.labels(step).inc()
-        now = time.monotonic()
-        if now - self._without_db_logged.get(step, -10.0) >= 10.0:  # a hang means thousands: a line per 10 s
-            self._without_db_logged[step] = now
-            self.log.warning("login decided without the database" if answer is not None
-                             else "login dropped: needs the database",
-                             step=step, user=request.user_name, late=late, error=str(error) or type(error).__name__)
+        if self.without_db.first((step, answer is not None)):
+            self.log.warning("login decided without the database", step=step, answered=answer is not None,
+                             user=request.user_name, late=late, error=str(error) or type(error).__name__)
         return answer
 
     def _answer(self, nas: Nas, request: Request, sub: Any, decision: policy.Decision, addr: udp.Address,
@@ -221,7 +230,7 @@ class RadiusServer:
         framed_ip = next((v for n, v in decision.attributes if n == "Framed-IP-Address"), None)
         self.postauth.add(time.time(), request.user_name or "", service_id, nas.id, decision.accept,
                           decision.reason, request.calling_station_id, framed_ip)
-        if not decision.accept:
+        if not decision.accept and self.rejects.first((nas.name, decision.reason, request.user_name)):
             self.log.info("access-reject", user=request.user_name, nas=nas.name, reason=decision.reason,
                           calling_station_id=request.calling_station_id)
 
@@ -267,7 +276,8 @@ class RadiusServer:
             # RFC 2866 4.1: no reply for what cannot be recorded.
             self._drop("unrecordable_accounting")
             self.acct_dedup.forget(key, request.authenticator)
-            self.log.warning("accounting request not recordable", nas=nas.name, problem=str(e))
+            if self.unrecordable.first((nas.name, str(e))):
+                self.log.warning("accounting request not recordable", nas=nas.name, problem=str(e))
             return
         self.writer.submit(Item(entry, (request, addr, key, received, nas)))
 
@@ -302,6 +312,18 @@ class RadiusServer:
         for endpoint in (self.auth_endpoint, self.acct_endpoint):
             if endpoint:
                 endpoint.close()
+
+    async def summarise(self) -> None:
+        """Every minute, the counts of repeated log lines; a last time when cancelled (the drain)."""
+        summaries = (self.unknown_sources, self.auth_failures, self.rejects, self.unrecordable, self.without_db)
+        try:
+            while True:
+                await asyncio.sleep(logsummary.PERIOD)
+                for summary in summaries:
+                    summary.flush()
+        finally:
+            for summary in summaries:
+                summary.flush()
 
     async def wait_in_flight(self) -> None:
         if self.tasks:

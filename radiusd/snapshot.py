@@ -42,8 +42,19 @@ _DECODE: dict[str, Callable[[Any], Any]] = {
     "ipv4": ipaddress.IPv4Address,
     "ipv6_prefix": ipaddress.IPv6Network,
     "delegated_ipv6_prefix": ipaddress.IPv6Network,
-    "extra_reply": lambda pairs: tuple((str(name), value) for name, value in pairs),
+    "extra_reply": lambda pairs: tuple((str(name), _value(value)) for name, value in pairs),
 }
+
+
+def _json_default(value: object) -> object:
+    """Addresses as text; octets (a reply attribute's value) as {"hex": ...}, told apart from text."""
+    if isinstance(value, bytes):
+        return {"hex": value.hex()}
+    return str(value)
+
+
+def _value(value: Any) -> Any:
+    return bytes.fromhex(value["hex"]) if isinstance(value, dict) else value
 
 
 class SnapshotError(Exception):
@@ -83,7 +94,7 @@ def write(path: Path, snapshot: Snapshot) -> None:
 
 
 def _lines(s: Snapshot) -> Iterator[str]:
-    dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+    dumps = json.JSONEncoder(separators=(",", ":"), default=_json_default).encode
     yield dumps({"format": FORMAT, "written_at": s.written_at, "subscriber_fields": _FIELDS,
                  "counts": {"nas": len(s.nas), "subscribers": len(s.subscribers), "online": len(s.online)}})
     yield dumps({"nas": s.nas})

@@ -285,6 +285,38 @@ async def write_postauth(conn: Connection, rows: Sequence[PostAuthRow]) -> None:
     await conn.execute(_INSERT_POSTAUTH, at, username, service_id, nas_id, result, reason, calling, framed_ip)
 
 
+async def last_postauth(conn: Connection, username: str, nas_id: int) -> datetime | None:
+    """When the newest post-auth row of ``username`` from the NAS ``nas_id`` was written, if any."""
+    at: datetime | None = await conn.fetchval(
+        "SELECT max(at) FROM radius_postauth WHERE username = $1 AND nas_id = $2", username, nas_id)
+    return at
+
+
+async def postauth_reason(conn: Connection, username: str, nas_id: int, result: str,
+                          after: datetime | None) -> str | None:
+    """The reason of the first post-auth row of ``username`` from ``nas_id`` with ``result``
+    (``accept``/``reject``) newer than ``after``: the row of the request sent after ``after``
+    was read (``lastmile radius test``)."""
+    reason: str | None = await conn.fetchval(
+        "SELECT reason FROM radius_postauth WHERE username = $1 AND nas_id = $2 AND result = $3 "
+        "AND ($4::timestamptz IS NULL OR at > $4) ORDER BY at LIMIT 1", username, nas_id, result, after)
+    return reason
+
+
+async def service_id(conn: Connection, login: str) -> int | None:
+    found: int | None = await conn.fetchval("SELECT id FROM services WHERE login = $1", login)
+    return found
+
+
+async def lastmile_pool_of(conn: Connection, login: str) -> str | None:
+    """The name of the lastmile-managed pool the service ``login`` takes its address from, if any
+    (and it has no static address)."""
+    name: str | None = await conn.fetchval(
+        "SELECT p.name FROM services s JOIN ip_pools p ON p.id = s.pool_id "
+        "WHERE s.login = $1 AND s.ipv4 IS NULL AND p.managed_by = 'lastmile'", login)
+    return name
+
+
 @dataclass(frozen=True, slots=True)
 class CoaTarget:
     """A live session a CoA/Disconnect request goes to."""

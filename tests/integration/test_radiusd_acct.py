@@ -138,6 +138,61 @@ async def test_stale_sessions_are_closed(conn: asyncpg.Connection) -> None:
     assert row["stopped_at"] == row["updated_at"] and row["terminate_cause"] == "Stale"
 
 
+async def test_cache_gauges_follow_every_change(radiusd: Radiusd, conn: asyncpg.Connection) -> None:
+    """lastmile_radiusd_cache_entries follows sessions opened and closed here (the writer) and by
+    another instance (lastmile_sessions), services and NAS added, without waiting for a full reload."""
+    def gauge(cache: str) -> float:
+        return radiusd.metric("lastmile_radiusd_cache_entries", cache=cache)
+
+    async def other_instance(uid: str, stop: float | None) -> None:
+        service = await conn.fetchval("SELECT id FROM services WHERE login = 'ann'")
+        payload = {"by": "radiusd-elsewhere", "sessions": [{"uid": uid, "service": service, "ip": None,
+                                                            "start": 1.0e9, "stop": stop}]}
+        await conn.execute("SELECT pg_notify('lastmile_sessions', $1)", json.dumps(payload))
+
+    assert (gauge("services"), gauge("nas"), gauge("online_sessions")) == (1, 1, 0)
+    c = client(radiusd)
+    await send(c, accounting_request(c, "ann", "Start", "g1"))
+    await eventually(lambda: gauge("online_sessions") == 1)
+    await other_instance("from-elsewhere", None)
+    await eventually(lambda: gauge("online_sessions") == 2)
+    await other_instance("from-elsewhere", 1.0e9 + 60)
+    await eventually(lambda: gauge("online_sessions") == 1)
+    await send(c, accounting_request(c, "ann", "Stop", "g1", Acct_Session_Time=60))
+    await eventually(lambda: gauge("online_sessions") == 0)
+    await add_service(conn, "bob", "secret-bob")
+    await eventually(lambda: gauge("services") == 2)
+    await add_nas(conn, address="127.0.0.2/32", name="nas-2")
+    await eventually(lambda: gauge("nas") == 2)
+
+
+async def test_a_stale_session_closes_within_a_quarter_of_the_threshold_after_it(
+        db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> None:
+    """Threshold 2 x 2 + 1 = 5 s: the sweep runs every 5 / 4 s, so the session closes between 5 and
+    6.25 s after its last record (plus the time a sweep's statement takes on a busy machine)."""
+    await add_nas(conn)
+    await add_service(conn, "ann", "secret-ann", simultaneous_use=0)
+    daemon = start_radiusd(db_url, tmp_path, interim_interval="2", stale_grace="1")
+    try:
+        c = client(daemon)
+        await send(c, accounting_request(c, "ann", "Start", "gone"))
+        last = (await session(conn, "gone"))["updated_at"]
+
+        async def closed_after() -> float | None:
+            row = await conn.fetchrow(
+                "SELECT stopped_at IS NOT NULL AS closed, extract(epoch FROM now() - $1::timestamptz) AS age "
+                "FROM radius_sessions WHERE acct_unique_id = $2", last, unique_id("ann", "gone"))
+            return float(row["age"]) if row["closed"] else None
+
+        age = await eventually(closed_after, timeout=8.0)
+        assert 5.0 <= age <= 5.0 + 1.25 + 1.5, age  # 1.5 s: a sweep statement and a poll on a busy machine
+        row = await session(conn, "gone")
+        assert row["terminate_cause"] == "Stale" and row["stopped_at"] == last
+        assert daemon.metric("lastmile_radiusd_stale_sessions_closed_total") == 1
+    finally:
+        assert daemon.stop() == 0
+
+
 async def test_session_events_on_mqtt(mqtt_broker: Broker, db_url: str, conn: asyncpg.Connection,
                                       tmp_path: Path) -> None:
     await add_nas(conn)

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from pyrad.packet import AccessAccept, AccessReject
 
-from radiusd import authproto
+from radiusd import authproto, logsummary
 from radiusd.codec import Code, encode_request
 from tests.integration.radius_env import (
     SECRET,
@@ -106,16 +106,29 @@ async def test_blocked_customer_lands_in_the_address_list(radiusd: Radiusd, db_u
     assert attrs(reply)["Mikrotik-Address-List"] == ["blocked"]
 
 
-async def test_blocked_customer_rejected_when_set_so(conn: asyncpg.Connection, db_url: str, tmp_path: Path) -> None:
+async def test_blocked_customer_or_service_rejected_when_set_so(conn: asyncpg.Connection, db_url: str,
+                                                                 tmp_path: Path) -> None:
+    """The reason names what is blocked: the customer (all their services) or this one service."""
     await add_nas(conn)
     await add_service(conn, "dora", "secret-dora", customer_status="blocked")
+    await add_service(conn, "fred", "secret-fred", status="blocked")  # under an active customer
     daemon = start_radiusd(db_url, tmp_path, blocked_action="reject")
     try:
         c = client(daemon)
         reply = await send(c, access_request(c, "dora", "secret-dora"))
         assert reply.code == AccessReject and attrs(reply)["Reply-Message"] == ["Account blocked"]
+        reply = await send(c, access_request(c, "fred", "secret-fred"))
+        assert reply.code == AccessReject and attrs(reply)["Reply-Message"] == ["Service blocked"]
+        query = "SELECT username, reason FROM radius_postauth ORDER BY at"
+        rows = await eventually(lambda: _rows_when(conn, query, 2))
+        assert [tuple(r) for r in rows] == [("dora", "customer blocked"), ("fred", "service blocked")]
     finally:
         assert daemon.stop() == 0
+
+
+async def _rows_when(conn: asyncpg.Connection, query: str, n: int) -> list[asyncpg.Record] | None:
+    rows = await conn.fetch(query)
+    return rows if len(rows) >= n else None
 
 
 async def test_chap(radiusd: Radiusd) -> None:
@@ -183,6 +196,56 @@ async def test_unknown_client_is_dropped_and_counted(radiusd: Radiusd) -> None:
     request = encode_request(Code.ACCESS_REQUEST, 3, [("User-Name", "ann"), ("User-Password", "secret-ann")], SECRET)
     assert await send_raw(request, radiusd.auth_port, source="127.0.0.2") is None
     assert radiusd.metric("lastmile_radiusd_dropped_total", reason="unknown_client") == 1
+
+
+async def test_floods_cost_a_line_and_a_summary_not_a_line_per_packet(conn: asyncpg.Connection, db_url: str,
+                                                                       tmp_path: Path) -> None:
+    """1,103 spoofed packets from a known NAS's address and a router retrying a wrong password:
+    each writes its first line and, when the period ends (here: at the drain), one line with the
+    count. Distinct users rejected for one reason are logged one by one up to a limit, then
+    counted together. The post-auth log keeps every reject."""
+    import socket
+
+    await add_nas(conn)
+    await add_service(conn, "ann", "secret-ann")
+    daemon = start_radiusd(db_url, tmp_path)
+    try:
+        request = encode_request(Code.ACCESS_REQUEST, 1, [("User-Name", "ann"), ("User-Password", "x")], SECRET)
+        forged = bytearray(request)
+        forged[30] ^= 0xFF  # a Message-Authenticator that does not verify
+        others = [f"nobody-{i}" for i in range(logsummary.PER_GROUP + 5)]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            s.settimeout(2)
+            for _ in range(1103):
+                s.sendto(bytes(forged), ("127.0.0.1", daemon.auth_port))
+            for n, user in enumerate(["ann"] * 50 + others):
+                s.sendto(encode_request(Code.ACCESS_REQUEST, n % 256, [("User-Name", user), ("User-Password", "nope")],
+                                        SECRET), ("127.0.0.1", daemon.auth_port))
+                assert s.recv(4096)[0] == Code.ACCESS_REJECT
+        await eventually(lambda: daemon.metric("lastmile_radiusd_dropped_total",
+                                               reason="bad_message_authenticator") == 1103)
+        await eventually(lambda: _rows_when(conn, "SELECT 1 FROM radius_postauth WHERE result = 'reject'", 65))
+    finally:
+        assert daemon.stop() == 0
+    logs = daemon.logs()
+
+    def lines(event: str) -> list[dict[str, object]]:
+        return [{k: v for k, v in e.items() if k not in ("timestamp", "level", "daemon", "seconds")}
+                for e in logs if e["event"] == event]
+
+    assert lines("request failed authentication") == [
+        {"event": "request failed authentication", "nas": "nas-1", "reason": "bad_message_authenticator"}]
+    assert lines("request failed authentication repeated") == [
+        {"event": "request failed authentication repeated", "nas": "nas-1", "reason": "bad_message_authenticator",
+         "count": 1102}]
+    rejected = lines("access-reject")
+    assert [(e["user"], e["reason"]) for e in rejected] == [
+        ("ann", "wrong password"), *((u, "unknown user") for u in others[:logsummary.PER_GROUP])]
+    assert sorted(lines("access-reject repeated"), key=str) == sorted([
+        {"event": "access-reject repeated", "nas": "nas-1", "reason": "wrong password", "user": "ann", "count": 49},
+        {"event": "access-reject repeated", "nas": "nas-1", "reason": "unknown user", "others": True, "count": 5},
+    ], key=str)
 
 
 MALFORMED = [  # one packet per class of FreeRADIUS's errors.txt that reaches a server

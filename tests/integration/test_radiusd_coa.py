@@ -162,6 +162,7 @@ async def test_a_silent_nas_gets_the_same_bytes_again_then_a_timeout(
     assert (request["state"], request["result"]) == ("failed", "timeout")
     copies = nas.received
     assert len(copies) == 3  # coa_retries attempts in all
+    assert request["attempts"] == 3  # every send counts, retransmissions included
     # RFC 5176 section 3.4: a retransmission keeps the Identifier and the Event-Timestamp, so the
     # very same octets (and the same Request Authenticator) go out again.
     assert len({c.data for c in copies}) == 1
@@ -180,7 +181,7 @@ async def test_an_answer_to_a_retransmission_counts(conn: asyncpg.Connection, db
     await conn.execute("UPDATE services SET tariff_id = $1 WHERE id = $2", await add_fast_tariff(conn), service_id)
 
     request = await finished(conn, service_id)
-    assert (request["state"], request["result"]) == ("done", "ack")
+    assert (request["state"], request["result"], request["attempts"]) == ("done", "ack", 3)
     copies = nas.received
     assert [c.copy for c in copies] == [1, 2, 3] and len({c.data for c in copies}) == 1
     assert [c.reply is not None for c in copies] == [False, False, True]
@@ -331,5 +332,5 @@ async def test_radius_test_command(conn: asyncpg.Connection, db_url: str, tmp_pa
 
     code, out = await lastmile(db_url, tmp_path, "radius", "test", LOGIN, "wrong password", *options)
     assert code == 1, out
-    assert out.splitlines() == ["Access-Reject", "  Reply-Message = Login incorrect"]
+    assert out.splitlines() == ["Access-Reject", "  Reply-Message = Login incorrect", "reason: wrong password"]
 

@@ -54,7 +54,7 @@ def test_file_and_environment_override(tmp_path: Path) -> None:
         (
             {},
             "[radiusd]\nauth_port = 70000\n",
-            "radiusd.auth_port = 70000 must be a port number from 0 to 65535",
+            "radiusd.auth_port = 70000 must be a port number from 1 to 65535",
         ),
         ({}, "[radiusd]\nauth_prot = 1812\n", "unknown key radiusd.auth_prot"),
         ({}, "[radius]\nauth_port = 1812\n", "unknown section [radius]"),
@@ -68,6 +68,14 @@ def test_file_and_environment_override(tmp_path: Path) -> None:
         ({}, "[radiusd\n", "not valid TOML"),
         ({"LASTMILE_MQTT__QOS": "3"}, "", "mqtt.qos = '3'"),
         ({"LASTMILE_RADIUSD__DRAIN_TIMEOUT": "-1"}, "", "must be greater than 0"),
+        # 0 would bind a port the kernel picks, which no NAS is configured for
+        (
+            {"LASTMILE_RADIUSD__AUTH_PORT": "0"},
+            "",
+            "LASTMILE_RADIUSD__AUTH_PORT: radiusd.auth_port = '0' must be a port number from 1 to 65535",
+        ),
+        ({}, "[radiusd]\nacct_port = 0\n", "radiusd.acct_port = 0 must be a port number from 1 to 65535"),
+        ({"LASTMILE_RADIUSD__STALE_GRACE": "-1"}, "", "radiusd.stale_grace = '-1' must be 0 or more"),
     ],
 )
 def test_bad_settings_name_the_key(tmp_path: Path, env: dict[str, str], file: str, expected: str) -> None:
@@ -79,6 +87,13 @@ def test_bad_settings_name_the_key(tmp_path: Path, env: dict[str, str], file: st
     message = str(info.value)
     assert expected in message
     assert "\n" not in message
+
+
+def test_zero_where_zero_means_something() -> None:
+    """stale_grace = 0 closes a session right after two missed interims; metrics_port = 0 is "no
+    /metrics"; both are taken as they are."""
+    s = config.load({"LASTMILE_RADIUSD__STALE_GRACE": "0", "LASTMILE_RADIUSD__METRICS_PORT": "0"}, path=None)
+    assert (s.radiusd.stale_grace, s.radiusd.metrics_port) == (0, 0)
 
 
 def test_missing_file_named_by_environment(tmp_path: Path) -> None:

@@ -18,8 +18,8 @@ def subscriber(n: int, **changes: object) -> Subscriber:
         service_id=n, login=f"user{n}", password="pässwörd", status="active", customer_id=n, customer_status="active",
         tariff_id=1, ipv4=ipaddress.IPv4Address(0x64400000 + n), ipv6_prefix=ipaddress.IPv6Network("2001:db8:1::/64"),
         delegated_ipv6_prefix=None, mac="02abcd001122", simultaneous_use=1, rate_limit="10M/50M", session_timeout=None,
-        extra_reply=(("Mikrotik-Group", "pppoe"), ("Idle-Timeout", 600)), pool_id=None, pool_name=None,
-        pool_managed_by=None)
+        extra_reply=(("Mikrotik-Group", "pppoe"), ("Idle-Timeout", 600), ("Class", b"\x00tier-1")), pool_id=None,
+        pool_name=None, pool_managed_by=None)
     values.update(changes)
     return Subscriber(**values)  # type: ignore[arg-type]
 
