@@ -89,7 +89,15 @@ class MqttSettings:
     embedded_port: int = setting(1883, "Port of the broker `lastmile up` starts.", check=is_port)
     topic_prefix: str = setting("lastmile", "First level of every topic.")
     queue_size: int = setting(
-        10000, "Events held while the broker is away; more are dropped and counted.", check=is_positive
+        50000,
+        "Events held while the broker is away or slower than the daemon (about 400 bytes each); more "
+        "are dropped and counted.",
+        check=is_positive,
+    )
+    max_inflight: int = setting(
+        256,
+        "Events sent and not yet acknowledged by the broker at once (QoS 1 and 2); order is kept.",
+        check=lambda v: None if 1 <= v <= 65535 else "must be from 1 to 65535",
     )
     qos: int = setting(
         1,
