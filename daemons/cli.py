@@ -184,7 +184,7 @@ def _demo(settings: config.Settings, args: argparse.Namespace) -> int:
 
 
 def _config(settings: config.Settings, args: argparse.Namespace) -> int:
-    print(config.describe() if args.markdown else config.as_toml(settings), end="")
+    print(config.describe() + "\n" if args.markdown else config.as_toml(settings), end="")
     return 0
 
 
