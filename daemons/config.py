@@ -234,7 +234,9 @@ class Settings:
     provisiond: ProvisiondSettings = field(default_factory=ProvisiondSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     source: str = field(default="defaults", compare=False)
-    """Which file the settings came from (for the start-up log line)."""
+    """Where the settings came from, for the start-up log line: the file (or ``defaults``) and
+    the environment overrides in force with their values, secrets shown as ``***``
+    (``/etc/lastmile/lastmile.toml + env LASTMILE_DATABASE__URL=postgresql://lm:***@db/lastmile``)."""
 
 
 SECTIONS: dict[str, type[Any]] = {
@@ -261,7 +263,26 @@ def load(environ: Mapping[str, str] | None = None, path: Path | None = None) -> 
         }
         values.update(overrides.get(section, {}))
         sections[section] = _build(cls, section, values)
-    return Settings(**sections, source=str(path) if path else "defaults")
+    return Settings(**sections, source=_source(path, env))
+
+
+SECRET_WORDS = ("password", "secret", "token", "api_key")
+
+
+def _source(path: Path | None, env: Mapping[str, str]) -> str:
+    """The file and the environment overrides in force (see ``Settings.source``)."""
+    shown = [f"{key}={_shown(key, env[key])}" for key in sorted(env) if key.startswith(ENV_PREFIX) and "__" in key]
+    origin = str(path) if path else "defaults"
+    return f"{origin} + env {', '.join(shown)}" if shown else origin
+
+
+def _shown(key: str, value: str) -> str:
+    """An environment value as logs may show it: secrets as ``***``, URLs without their password."""
+    if any(word in key.lower() for word in SECRET_WORDS):
+        return "***"
+    if "://" in value:
+        return redact_url(value.partition("?")[0] + ("?***" if "?" in value else ""))
+    return value
 
 
 def _read_file(env: Mapping[str, str], path: Path | None) -> tuple[Path | None, dict[str, Any]]:
@@ -398,7 +419,7 @@ def _type_name(hint: Any) -> str:
 
 def as_toml(settings: Settings) -> str:
     """The settings in force, as TOML (secrets shown as ***)."""
-    out: list[str] = [f"# from {settings.source} and the environment"]
+    out: list[str] = [f"# from {settings.source}"]
     for section in SECTIONS:
         out.append(f"\n[{section}]")
         for f in dataclasses.fields(getattr(settings, section)):

@@ -35,7 +35,32 @@ def test_file_and_environment_override(tmp_path: Path) -> None:
     assert s.database.pool_max == 3
     assert s.radiusd.drain_timeout == 2.5
     assert s.log.level == "debug"
-    assert s.source == str(path)
+    assert s.source == (
+        f"{path} + env LASTMILE_DATABASE__POOL_MAX=3, LASTMILE_RADIUSD__ACCT_PORT=21813, "
+        "LASTMILE_RADIUSD__DRAIN_TIMEOUT=2.5"
+    )
+
+
+def test_source_names_the_file_and_environment_without_secrets(tmp_path: Path) -> None:
+    """The start-up line's `settings=` tells what is in force (it said `defaults` under overrides)."""
+    s = config.load(
+        {
+            "LASTMILE_DATABASE__URL": "postgresql://lm:s3cret@db:5432/lastmile?sslpassword=k3y",
+            "LASTMILE_MQTT__URL": "mqtts://events:t0ken@broker:8883",
+            "LASTMILE_FLOWCOLLECTOR__METRICS_PORT": "19855",
+            "LASTMILE_CONFIG": str(write(tmp_path, "")),
+            "PATH": "/usr/bin",
+        }
+    )
+    assert s.source == (
+        f"{tmp_path / 'lastmile.toml'} + env LASTMILE_DATABASE__URL=postgresql://lm:***@db:5432/lastmile?***, "
+        "LASTMILE_FLOWCOLLECTOR__METRICS_PORT=19855, LASTMILE_MQTT__URL=mqtts://events:***@broker:8883"
+    )
+    for secret in ("s3cret", "k3y", "t0ken"):
+        assert secret not in s.source
+    assert config.load({"LASTMILE_RADIUSD__AUTH_PORT": "11812"}, path=None).source.startswith(
+        "defaults + env LASTMILE_RADIUSD__AUTH_PORT=11812"
+    )
 
 
 @pytest.mark.parametrize(
