@@ -55,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # one line for what a user can fix: the database is away or off-version
         import asyncpg
 
-        from daemons import db
+        from daemons import db, pgembed
 
-        if isinstance(e, OSError | db.SchemaError | asyncpg.PostgresError):
+        if isinstance(e, OSError | db.SchemaError | asyncpg.PostgresError | pgembed.EmbeddedError):
             print(f"lastmile: {_describe(e, settings)}", file=sys.stderr)
             return 1
         raise

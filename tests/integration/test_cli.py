@@ -73,3 +73,11 @@ def test_db_init_and_demo_against_a_database(db_url: str, tmp_path: Path) -> Non
     demo = lastmile("demo", "--customers", "300", env=env, cwd=tmp_path)
     assert demo.returncode == 0, demo.stderr
     assert "300 customers loaded" in demo.stdout
+
+
+def test_config_shows_the_ports_a_port_offset_gives(tmp_path: Path) -> None:
+    result = lastmile("config", env={"LASTMILE_PORT_OFFSET": "100"}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for line in ("auth_port = 1912", "acct_port = 1913", "netflow_port = 2155", "embedded_port = 5539",
+                 "embedded_port = 1983", "metrics_port = 9912", "# port_offset = 100"):
+        assert line in result.stdout, line
