@@ -106,7 +106,8 @@ def test_db_start_leaves_the_embedded_server_running_and_db_stop_stops_it(tmp_pa
         assert started.returncode == 0, started.stderr
         assert "PostgreSQL started" in started.stdout and url in started.stdout
         # The command has returned; the server is still there, and the psql line it printed reaches it.
-        (psql_line,) = [line.split(None, 1)[1] for line in started.stdout.splitlines() if line.strip().startswith("psql")]
+        lines = started.stdout.splitlines()
+        (psql_line,) = [line.split(None, 1)[1] for line in lines if line.strip().startswith("psql")]
         psql = subprocess.run([*psql_line.split(), "-XAtc", "SELECT current_database()"],
                               capture_output=True, text=True, timeout=30)
         assert psql.stdout.strip() == "lastmile", psql.stderr
