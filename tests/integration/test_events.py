@@ -6,6 +6,7 @@ import json
 import struct
 
 import aiomqtt
+import pytest
 
 from daemons import events, mqtt
 from daemons.config import MqttSettings
@@ -46,6 +47,25 @@ async def test_events_reach_a_subscriber(mqtt_broker: Broker) -> None:
         assert got[0][0] == "lastmile/session/start" and got[0][1]["login"] == "ann"
         assert got[1][0] == "lastmile/customer/blocked" and got[1][1]["customer_id"] == 7
         assert isinstance(got[0][1]["time"], float)
+    finally:
+        await publisher.close()
+        await cancel(sub)
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+async def test_every_qos_delivers_in_order_and_settles(mqtt_broker: Broker, qos: int) -> None:
+    """QoS 0 (nothing acknowledged), 1 (PUBACK), 2 (PUBREC, PUBREL, PUBCOMP)."""
+    got: list[tuple[str, dict[str, object]]] = []
+    sub = await subscribe(mqtt_broker, got)
+    publisher = events.EventPublisher(MqttSettings(url=mqtt_broker.url, qos=qos, max_inflight=8), "test-qos")
+    publisher.start()
+    try:
+        await asyncio.wait_for(publisher.connected.wait(), 5)
+        for n in range(50):
+            publisher.publish("cpe", "inform", {"n": n})
+        await eventually(lambda: len(got) == 50, timeout=15)
+        assert [m[1]["n"] for m in got] == list(range(50))
+        await eventually(lambda: publisher.waiting == 0)
     finally:
         await publisher.close()
         await cancel(sub)
