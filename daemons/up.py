@@ -155,7 +155,7 @@ async def supervise(child: Child, env: dict[str, str], stop: asyncio.Event, sett
             return
         code = child.proc.returncode
         ran = time.monotonic() - child.started
-        how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"code {code}"
+        how = _exit_status(code)
         if code == 0:
             _say(f"{child.name} exited with code 0 after {ran:.1f} s: not restarted (the others keep running)")
             return
@@ -189,6 +189,16 @@ async def supervise(child: Child, env: dict[str, str], stop: asyncio.Event, sett
             return
         if back.result():
             _say(f"{child.name} is back (pid {child.proc.pid}, ready in {time.monotonic() - child.started:.1f} s)")
+
+
+def _exit_status(code: int | None) -> str:
+    """``code 3`` or ``signal SIGKILL`` (asyncio gives a death by signal N as -N)."""
+    if code is None or code >= 0:
+        return f"code {code}"
+    try:
+        return f"signal {signal.Signals(-code).name}"
+    except ValueError:
+        return f"signal {-code}"
 
 
 async def _wait_back(settings: config.Settings, child: Child) -> bool:
