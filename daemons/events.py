@@ -223,12 +223,12 @@ class EventPublisher:
     async def _send(self, connection: _Connection) -> None:
         """Write events in queue order, at most ``max_inflight`` unacknowledged, each wake-up's in one write."""
         qos = self.settings.qos
-        window = self.settings.max_inflight if qos else 1 << 30
+        window = self.settings.max_inflight
         queue, retry, inflight = self._queue, self._retry, self._inflight
         while True:
             if connection.lost_reason is not None:
                 raise MqttError(f"connection lost: {connection.lost_reason}")
-            room = window - len(inflight)
+            room = window - len(inflight)  # QoS 0: nothing waits for an answer, `window` per write
             if room <= 0 or (not queue and not retry) or connection.paused:
                 self._wake.clear()
                 await self._wake.wait()
@@ -253,6 +253,8 @@ class EventPublisher:
             for subject, n in sent.items():
                 PUBLISHED.labels(subject).inc(n)
             self._check_idle()
+            if not qos:
+                await asyncio.sleep(0)  # a long queue goes out in slices, the daemon's loop runs between them
 
     def _packet_id(self) -> int:
         """The next packet id (1-65535) not in flight."""
