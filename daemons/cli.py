@@ -55,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # one line for what a user can fix: the database is away or off-version
         import asyncpg
 
-        from daemons import db
+        from daemons import db, pgembed
 
-        if isinstance(e, OSError | db.SchemaError | asyncpg.PostgresError):
+        if isinstance(e, OSError | db.SchemaError | asyncpg.PostgresError | pgembed.EmbeddedError):
             print(f"lastmile: {_describe(e, settings)}", file=sys.stderr)
             return 1
         raise
@@ -85,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database commands").add_subparsers(metavar="action")
     init = db.add_parser("init", help="apply schema.sql (idempotent) and create partitions")
     init.set_defaults(run=_db_init)
+    start = db.add_parser("start", help="start the embedded PostgreSQL and leave it running")
+    start.set_defaults(run=_db_start)
+    stop = db.add_parser("stop", help="stop the embedded PostgreSQL")
+    stop.set_defaults(run=_db_stop)
 
     demo = sub.add_parser("demo", help="load demo customers, tariffs, a NAS and a router")
     demo.add_argument("--customers", type=int, default=1000)
@@ -165,6 +169,51 @@ def _db_init(settings: config.Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def _db_start(settings: config.Settings, _: argparse.Namespace) -> int:
+    """Start the embedded server (``[database] embedded_dir`` on ``embedded_port``) and return,
+    leaving it running; say how to reach it."""
+    import shutil
+
+    from daemons.pgembed import EmbeddedPostgres, bin_dir
+
+    if settings.database.url:
+        return _not_embedded("start", settings)
+    server = EmbeddedPostgres(settings.database.embedded_dir, settings.database.embedded_port)
+    was_running = server.is_running()
+    url = server.start()
+    psql = "psql" if shutil.which("psql") else str(bin_dir() / "psql")
+    state = "was already running" if was_running else "started"
+    print(f"lastmile db start: PostgreSQL {state} in {server.datadir}, on 127.0.0.1:{server.port}")
+    print(f"  url   {url}")
+    print(f"  psql  {psql} {url}")
+    print("  stop  lastmile db stop")
+    return 0
+
+
+def _db_stop(settings: config.Settings, _: argparse.Namespace) -> int:
+    from daemons.pgembed import EmbeddedPostgres
+
+    if settings.database.url:
+        return _not_embedded("stop", settings)
+    server = EmbeddedPostgres(settings.database.embedded_dir, settings.database.embedded_port)
+    if not server.is_running():
+        print(f"lastmile db stop: PostgreSQL in {server.datadir} is not running")
+        return 0
+    server.stop()
+    print(f"lastmile db stop: PostgreSQL in {server.datadir} stopped")
+    return 0
+
+
+def _not_embedded(action: str, settings: config.Settings) -> int:
+    where = config.redact_url(settings.database.url)
+    print(
+        f"lastmile db {action}: [database] url is set ({where}); db {action} is for the embedded server, "
+        "used when it is empty",
+        file=sys.stderr,
+    )
+    return 2
+
+
 def _demo(settings: config.Settings, args: argparse.Namespace) -> int:
     from daemons import db, demo
 
@@ -184,7 +233,7 @@ def _demo(settings: config.Settings, args: argparse.Namespace) -> int:
 
 
 def _config(settings: config.Settings, args: argparse.Namespace) -> int:
-    print(config.describe() if args.markdown else config.as_toml(settings), end="")
+    print(config.describe() + "\n" if args.markdown else config.as_toml(settings), end="")
     return 0
 
 

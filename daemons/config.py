@@ -31,9 +31,19 @@ class SettingsError(Exception):
     """A setting is wrong; ``str(error)`` is the one line shown to the user."""
 
 
-def setting(default: Any, doc: str, *, check: Callable[[Any], str | None] | None = None) -> Any:
-    """A dataclass field with its documentation and an optional check returning an error text."""
-    return field(default=default, metadata={"doc": doc, "check": check})
+def setting(
+    default: Any, doc: str, *, check: Callable[[Any], str | None] | None = None, shifted: bool = False
+) -> Any:
+    """A dataclass field with its documentation and an optional check returning an error text.
+
+    ``shifted``: a port lastmile listens on (or the embedded servers do), moved by ``port_offset``."""
+    return field(default=default, metadata={"doc": doc, "check": check, "shifted": shifted})
+
+
+def listen_port(default: int, doc: str, *, check: Callable[[Any], str | None] | None = None) -> Any:
+    """A port lastmile listens on (or an embedded server does): checked (by default 0-65535, 0
+    meaning off where the doc says so), and moved by ``port_offset``."""
+    return setting(default, doc, check=check or is_port, shifted=True)
 
 
 def is_port(value: int) -> str | None:
@@ -69,7 +79,7 @@ class DatabaseSettings:
         "`embedded_dir`, started by `lastmile up`.",
     )
     embedded_dir: Path = setting(Path("var/pg"), "Data directory of the embedded PostgreSQL.")  # noqa: RUF009
-    embedded_port: int = setting(5439, "TCP port of the embedded PostgreSQL on 127.0.0.1.", check=is_port)
+    embedded_port: int = listen_port(5439, "TCP port of the embedded PostgreSQL on 127.0.0.1.")
     pool_min: int = setting(2, "Connections each daemon keeps open.", check=is_positive)
     pool_max: int = setting(10, "Most connections one daemon process opens.", check=is_positive)
     connect_timeout: float = setting(10.0, "Seconds to wait for a connection.", check=is_positive)
@@ -91,10 +101,18 @@ class MqttSettings:
         "Broker URL (mqtt://user:pass@host:1883, mqtts:// for TLS). Empty: events are off, except "
         "under `lastmile up`, which starts an embedded broker on 127.0.0.1:`embedded_port`.",
     )
-    embedded_port: int = setting(1883, "Port of the broker `lastmile up` starts.", check=is_port)
+    embedded_port: int = listen_port(1883, "Port of the broker `lastmile up` starts.")
     topic_prefix: str = setting("lastmile", "First level of every topic.")
     queue_size: int = setting(
-        10000, "Events held while the broker is away; more are dropped and counted.", check=is_positive
+        50000,
+        "Events held while the broker is away or slower than the daemon (about 400 bytes each); more "
+        "are dropped and counted.",
+        check=is_positive,
+    )
+    max_inflight: int = setting(
+        256,
+        "Events sent and not yet acknowledged by the broker at once (QoS 1 and 2); order is kept.",
+        check=lambda v: None if 1 <= v <= 65535 else "must be from 1 to 65535",
     )
     qos: int = setting(
         1,
@@ -108,7 +126,7 @@ class DaemonSettings:
     """What every daemon section has."""
 
     metrics_bind: str = setting("127.0.0.1", "Address of the Prometheus `/metrics` listener.", check=is_address)
-    metrics_port: int = setting(0, "Port of `/metrics` (0: none).", check=is_port)
+    metrics_port: int = listen_port(0, "Port of `/metrics` (0: none).")
     drain_timeout: float = setting(
         10.0, "Seconds a SIGTERM drain may take before the rest is abandoned.", check=is_positive
     )
@@ -117,9 +135,9 @@ class DaemonSettings:
 @dataclass(frozen=True, slots=True)
 class RadiusdSettings(DaemonSettings):
     bind: str = setting("0.0.0.0", "Address RADIUS listens on (`::` for IPv6 and IPv4).", check=is_address)
-    auth_port: int = setting(1812, "RADIUS authentication port (UDP, 1-65535).", check=is_listen_port)
-    acct_port: int = setting(1813, "RADIUS accounting port (UDP, 1-65535).", check=is_listen_port)
-    metrics_port: int = setting(9812, "Port of `/metrics` (0: none); worker N of several uses this + N.", check=is_port)
+    auth_port: int = listen_port(1812, "RADIUS authentication port (UDP, 1-65535).", check=is_listen_port)
+    acct_port: int = listen_port(1813, "RADIUS accounting port (UDP, 1-65535).", check=is_listen_port)
+    metrics_port: int = listen_port(9812, "Port of `/metrics` (0: none); worker N of several uses this + N.")
     workers: int = setting(1, "Processes sharing the ports with SO_REUSEPORT.", check=is_positive)
     blocked_action: Literal["address-list", "reject"] = setting(
         "address-list",
@@ -184,9 +202,9 @@ class RadiusdSettings(DaemonSettings):
 @dataclass(frozen=True, slots=True)
 class FlowcollectorSettings(DaemonSettings):
     bind: str = setting("0.0.0.0", "Address the flow listeners bind (`::` for IPv6 and IPv4).", check=is_address)
-    netflow_port: int = setting(2055, "NetFlow v5/v9 port (UDP); takes IPFIX too.", check=is_port)
-    ipfix_port: int = setting(4739, "IPFIX port (UDP); takes NetFlow too.", check=is_port)
-    metrics_port: int = setting(9855, "Port of `/metrics` (0: none); worker N of several uses this + N.", check=is_port)
+    netflow_port: int = listen_port(2055, "NetFlow v5/v9 port (UDP); takes IPFIX too.")
+    ipfix_port: int = listen_port(4739, "IPFIX port (UDP); takes NetFlow too.")
+    metrics_port: int = listen_port(9855, "Port of `/metrics` (0: none); worker N of several uses this + N.")
     workers: int = setting(1, "Processes sharing the ports with SO_REUSEPORT.", check=is_positive)
     flush_interval: float = setting(
         5.0, "Seconds between writes of the per-minute counters to PostgreSQL.", check=is_positive
@@ -215,13 +233,13 @@ class FlowcollectorSettings(DaemonSettings):
 @dataclass(frozen=True, slots=True)
 class AcsSettings(DaemonSettings):
     bind: str = setting("0.0.0.0", "Address of the CWMP listener.", check=is_address)
-    port: int = setting(7547, "CWMP port (TCP, HTTP).", check=is_port)
-    metrics_port: int = setting(9547, "Port of `/metrics` (0: none).", check=is_port)
+    port: int = listen_port(7547, "CWMP port (TCP, HTTP).")
+    metrics_port: int = listen_port(9547, "Port of `/metrics` (0: none).")
 
 
 @dataclass(frozen=True, slots=True)
 class ProvisiondSettings(DaemonSettings):
-    metrics_port: int = setting(9728, "Port of `/metrics` (0: none).", check=is_port)
+    metrics_port: int = listen_port(9728, "Port of `/metrics` (0: none).")
     reconcile_interval: float = setting(
         300.0, "Seconds between full reconciliations of every router.", check=is_positive
     )
@@ -230,9 +248,7 @@ class ProvisiondSettings(DaemonSettings):
 @dataclass(frozen=True, slots=True)
 class AdminSettings(DaemonSettings):
     bind: str = setting("127.0.0.1", "Address of the web admin, portal and API.", check=is_address)
-    port: int = setting(
-        8080, "HTTP port of the web admin, portal and API; `/metrics` is served there too.", check=is_port
-    )
+    port: int = listen_port(8080, "HTTP port of the web admin, portal and API; `/metrics` is served there too.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,13 +261,25 @@ class Settings:
     acs: AcsSettings = field(default_factory=AcsSettings)
     provisiond: ProvisiondSettings = field(default_factory=ProvisiondSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
+    port_offset: int = 0
+    """Added to every port lastmile listens on (see ``PORT_OFFSET_DOC``); already applied to the sections."""
     source: str = field(default="defaults", compare=False)
-    """Which file the settings came from (for the start-up log line)."""
+    """Where the settings came from, for the start-up log line: the file (or ``defaults``) and
+    the environment overrides in force with their values, secrets shown as ``***``
+    (``/etc/lastmile/lastmile.toml + env LASTMILE_DATABASE__URL=postgresql://lm:***@db/lastmile``)."""
 
 
 SECTIONS: dict[str, type[Any]] = {
-    name: hint for name, hint in typing.get_type_hints(Settings).items() if name != "source"
+    name: hint for name, hint in typing.get_type_hints(Settings).items() if name not in ("port_offset", "source")
 }
+PORT_OFFSET_ENV = "LASTMILE_PORT_OFFSET"
+PORT_OFFSET_DOC = (
+    "Added to every port lastmile listens on — RADIUS, NetFlow/IPFIX, CWMP, admin, every `metrics_port`, "
+    "and the embedded PostgreSQL's and MQTT broker's `embedded_port` — whether it is a default or set, so a "
+    "second copy runs beside the first with one setting (`LASTMILE_PORT_OFFSET=100 lastmile up`, from another "
+    "directory: each copy keeps its `./var`). Ports set to 0 stay 0; ports lastmile connects to (a NAS's "
+    "`coa_port`, the database and broker in `url`) do not move. `lastmile config` shows the ports in force."
+)
 
 T = TypeVar("T")
 
@@ -261,8 +289,11 @@ def load(environ: Mapping[str, str] | None = None, path: Path | None = None) -> 
     env = os.environ if environ is None else environ
     path, data = _read_file(env, path)
     overrides = _env_overrides(env)
+    offset = _port_offset(data, env, path)
     sections: dict[str, Any] = {}
     for name in data:
+        if name == "port_offset":
+            continue
         if name not in SECTIONS:
             raise SettingsError(f"{path}: unknown section [{name}] (known: {', '.join(SECTIONS)})")
         if not isinstance(data[name], dict):
@@ -272,8 +303,63 @@ def load(environ: Mapping[str, str] | None = None, path: Path | None = None) -> 
             k: (v, f"{path}: [{section}] {k}", False) for k, v in data.get(section, {}).items()
         }
         values.update(overrides.get(section, {}))
-        sections[section] = _build(cls, section, values)
-    return Settings(**sections, source=str(path) if path else "defaults")
+        sections[section] = _shift(_build(cls, section, values), section, offset)
+    return Settings(**sections, port_offset=offset[0], source=_source(path, env))
+
+
+def _port_offset(data: dict[str, Any], env: Mapping[str, str], path: Path | None) -> tuple[int, str]:
+    """``port_offset`` (the environment's over the file's) and where it came from."""
+    raw: Any = 0
+    origin = "port_offset"
+    if "port_offset" in data:
+        raw, origin = data["port_offset"], f"{path}: port_offset"
+    if PORT_OFFSET_ENV in env:
+        raw, origin = env[PORT_OFFSET_ENV], PORT_OFFSET_ENV
+    value = _coerce(raw, int, "port_offset", origin, origin == PORT_OFFSET_ENV)
+    if not 0 <= value <= 65535:
+        raise SettingsError(f"{origin}: port_offset = {raw!r} must be from 0 to 65535")
+    return value, origin
+
+
+def _shift(section: T, name: str, offset: tuple[int, str]) -> T:
+    """The section with ``offset`` added to its listening ports (0 stays 0: off or any port)."""
+    amount, origin = offset
+    if not amount:
+        return section
+    changes: dict[str, int] = {}
+    for f in dataclasses.fields(section):  # type: ignore[arg-type]
+        port = getattr(section, f.name)
+        if f.metadata.get("shifted") and port:
+            if port + amount > 65535:
+                raise SettingsError(
+                    f"{origin}: port_offset = {amount} moves {name}.{f.name} from {port} to {port + amount}, "
+                    "past 65535"
+                )
+            changes[f.name] = port + amount
+    return dataclasses.replace(section, **changes)  # type: ignore[type-var]
+
+
+SECRET_WORDS = ("password", "secret", "token", "api_key")
+
+
+def _source(path: Path | None, env: Mapping[str, str]) -> str:
+    """The file and the environment overrides in force (see ``Settings.source``)."""
+    shown = [
+        f"{key}={_shown(key, env[key])}"
+        for key in sorted(env)
+        if key.startswith(ENV_PREFIX) and ("__" in key or key == PORT_OFFSET_ENV)
+    ]
+    origin = str(path) if path else "defaults"
+    return f"{origin} + env {', '.join(shown)}" if shown else origin
+
+
+def _shown(key: str, value: str) -> str:
+    """An environment value as logs may show it: secrets as ``***``, URLs without their password."""
+    if any(word in key.lower() for word in SECRET_WORDS):
+        return "***"
+    if "://" in value:
+        return redact_url(value.partition("?")[0] + ("?***" if "?" in value else ""))
+    return value
 
 
 def _read_file(env: Mapping[str, str], path: Path | None) -> tuple[Path | None, dict[str, Any]]:
@@ -387,6 +473,12 @@ def describe() -> str:
         "unknown section or key, or a broken file stops start-up with one line naming the key, and",
         "exit code 2. `lastmile config` prints the settings in force.",
         "",
+        "## Top level",
+        "",
+        "| key | type | default | meaning |",
+        "| --- | --- | --- | --- |",
+        f"| `port_offset` | integer | `0` | {PORT_OFFSET_DOC} Environment: `{PORT_OFFSET_ENV}`. |",
+        "",
     ]
     for section, cls in SECTIONS.items():
         lines += [f"## [{section}]", "", "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
@@ -410,7 +502,9 @@ def _type_name(hint: Any) -> str:
 
 def as_toml(settings: Settings) -> str:
     """The settings in force, as TOML (secrets shown as ***)."""
-    out: list[str] = [f"# from {settings.source} and the environment"]
+    out: list[str] = [f"# from {settings.source}"]
+    if settings.port_offset:
+        out.append(f"# port_offset = {settings.port_offset}: already added to the ports below")
     for section in SECTIONS:
         out.append(f"\n[{section}]")
         for f in dataclasses.fields(getattr(settings, section)):

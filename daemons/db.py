@@ -22,7 +22,16 @@ from daemons import log
 from daemons.config import DatabaseSettings
 from daemons.metrics import REGISTRY
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
+
+def _schema_path() -> Path:
+    """schema.sql: inside the package in an installed wheel (setup.py copies it there), else at
+    the top of the checkout (a checkout or an editable install)."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "schema.sql"
+    return packaged if packaged.is_file() else here.parent / "schema.sql"
+
+
+SCHEMA_PATH = _schema_path()
 _VERSION_RE = re.compile(r"^-- lastmile schema version (\d+)$", re.MULTILINE)
 LISTEN_RECONNECTS = Counter(
     "lastmile_db_listen_reconnects_total",

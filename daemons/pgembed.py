@@ -34,6 +34,10 @@ def bin_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
+class EmbeddedError(RuntimeError):
+    """The embedded server cannot be used as asked; ``str()`` is one line for the user."""
+
+
 class EmbeddedPostgres:
     """One PostgreSQL cluster in ``datadir`` serving 127.0.0.1:``port``."""
 
@@ -57,11 +61,29 @@ class EmbeddedPostgres:
         result = self._pg_ctl("status", check=False)
         return result.returncode == 0
 
+    def running_port(self) -> int | None:
+        """The port a running server of this data directory listens on (its postmaster.pid says),
+        None if it does not run or does not say."""
+        return self._pid_port() if self.is_running() else None
+
+    def _pid_port(self) -> int | None:
+        try:
+            return int((self.datadir / "postmaster.pid").read_text().splitlines()[3])
+        except (OSError, ValueError, IndexError):
+            return None
+
     def start(self) -> str:
         """Create the cluster if needed, start it unless it runs, create the database; return its URL."""
         if not (self.datadir / "PG_VERSION").exists():
             self._initdb()
-        if not self.is_running():
+        running = self.is_running()
+        port = self._pid_port() if running else None
+        if port is not None and port != self.port:
+            raise EmbeddedError(
+                f"{self.datadir} is already served on port {port}, not {self.port} (another lastmile with "
+                "another port_offset?): run this one from its own directory or set [database] embedded_dir"
+            )
+        if not running:
             options = f"-h 127.0.0.1 -p {self.port} -k {self.datadir}"
             log_file = self.datadir / "postgresql.log"
             self._pg_ctl("start", "-w", "-t", "60", "-l", str(log_file), "-o", options)

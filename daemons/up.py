@@ -5,8 +5,15 @@ loads demo data on the first start, starts the embedded MQTT broker (unless ``[m
 is set), then runs every daemon that exists as its own child process, exactly as systemd
 would run it (``lastmile <daemon>``), with each line of its output prefixed by its name. It
 prints the addresses once everything is up. Ctrl-C (or SIGTERM) stops the daemons (they
-drain), then the broker, then PostgreSQL; anything still running after the grace is killed.
-``./var`` keeps the database between runs.
+drain), then the broker, then PostgreSQL (unless it was running before, e.g. from
+`lastmile db start`); anything still running after the grace is killed. ``./var`` keeps the
+database between runs.
+
+Like systemd's ``Restart=on-failure``, a child that exits with an error (a non-zero code or a
+signal) is started again, after 1 s, then 2, 4, ... up to 30 s while it keeps failing soon
+after its start; a child that stayed up for a minute starts the count afresh. After 5 failures
+in a row, each within a minute of its start, it is left stopped (the others keep running).
+Each restart, each return to ready and each giving-up is a line of output.
 """
 
 from __future__ import annotations
@@ -33,6 +40,29 @@ COLOURS = ("36", "33", "35", "32", "34", "31", "96")
 
 
 @dataclass
+class Backoff:
+    """When to restart a child that failed: systemd's ``Restart=on-failure`` with a growing delay.
+
+    Pure (the caller says how long the child ran), so its arithmetic is tested without processes."""
+
+    first: float = 1.0  # seconds before the first restart
+    maximum: float = 30.0  # the delay doubles up to this
+    stable: float = 60.0  # a child that ran this long failed "afresh": the delay starts again at `first`
+    limit: int = 5  # failures in a row, each within `stable` of its start, before giving up
+    failures: int = 0  # rapid failures in a row so far
+
+    def failed(self, ran_for: float) -> float | None:
+        """The child failed after ``ran_for`` seconds: seconds to wait before restarting it, or
+        None to give up."""
+        if ran_for >= self.stable:
+            self.failures = 0
+        self.failures += 1
+        if self.failures >= self.limit and ran_for < self.stable:
+            return None
+        return float(min(self.first * 2 ** (self.failures - 1), self.maximum))
+
+
+@dataclass
 class Child:
     name: str
     argv: list[str]
@@ -40,6 +70,8 @@ class Child:
     pump: asyncio.Task[None] | None = None
     colour: str = "0"
     expected_exit: bool = field(default=False)
+    started: float = 0.0  # time.monotonic() of the last start
+    backoff: Backoff = field(default_factory=Backoff)
 
 
 def run(settings: config.Settings, demo: bool, customers: int) -> int:
@@ -56,9 +88,13 @@ async def _up(settings: config.Settings, load_demo: bool, customers: int) -> int
     if settings.database.url:
         url = settings.database.url
     else:
-        pg = EmbeddedPostgres(settings.database.embedded_dir, settings.database.embedded_port)
-        _say(f"starting PostgreSQL in {pg.datadir} ...")
-        url = await asyncio.to_thread(pg.start)
+        server = EmbeddedPostgres(settings.database.embedded_dir, settings.database.embedded_port)
+        if await asyncio.to_thread(server.is_running):
+            _say(f"PostgreSQL in {server.datadir} is running already: using it (and leaving it running)")
+        else:
+            pg = server  # ours to stop at the end
+            _say(f"starting PostgreSQL in {server.datadir} ...")
+        url = await asyncio.to_thread(server.start)
     children: list[Child] = []
     try:
         await _prepare_database(url, load_demo, customers)
@@ -81,18 +117,10 @@ async def _up(settings: config.Settings, load_demo: bool, customers: int) -> int
             await _wait_broker(settings.mqtt.embedded_port, 10)
         await _wait_ready(settings, [c for c in children if c.name in daemons])
         _print_addresses(settings, url, mqtt_url, daemons, time.monotonic() - started)
-        waiters = [asyncio.ensure_future(c.proc.wait()) for c in children if c.proc]
-        stop_task = asyncio.ensure_future(stop.wait())
-        pending = {stop_task, *waiters}
-        while not stop.is_set():
-            _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for child in children:
-                if child.proc and child.proc.returncode is not None and not child.expected_exit:
-                    child.expected_exit = True
-                    _say(f"{child.name} exited with code {child.proc.returncode} (the others keep running)")
-        for task in pending:
-            task.cancel()
+        supervisors = [asyncio.ensure_future(supervise(child, env, stop, settings)) for child in children]
+        await stop.wait()
         _say("stopping ...")
+        await asyncio.gather(*supervisors)  # each returns at once when `stop` is set
     finally:
         await _stop_children(children)
         if pg is not None:
@@ -114,7 +142,80 @@ async def _prepare_database(url: str, load_demo: bool, customers: int) -> None:
         await conn.close()
 
 
+async def supervise(child: Child, env: dict[str, str], stop: asyncio.Event, settings: config.Settings) -> None:
+    """Restart ``child`` whenever it fails (see the module docstring), until ``stop`` is set."""
+    while True:
+        assert child.proc is not None
+        exited = asyncio.ensure_future(child.proc.wait())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        exited.cancel()
+        stopping.cancel()
+        if stop.is_set() or child.expected_exit:
+            return
+        code = child.proc.returncode
+        ran = time.monotonic() - child.started
+        how = _exit_status(code)
+        if code == 0:
+            _say(f"{child.name} exited with code 0 after {ran:.1f} s: not restarted (the others keep running)")
+            return
+        delay = child.backoff.failed(ran)
+        if delay is None:
+            _say(
+                f"{child.name} exited with {how} after {ran:.1f} s: it failed {child.backoff.failures} times in "
+                f"a row, each within {child.backoff.stable:g} s of its start; not restarting it (the others "
+                "keep running)"
+            )
+            return
+        _say(f"{child.name} exited with {how} after {ran:.1f} s; restarting it in {delay:g} s")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        if stop.is_set():
+            return
+        if child.pump:
+            with contextlib.suppress(asyncio.CancelledError):
+                await child.pump  # the rest of the old process's output first
+        try:
+            await _start(child, env)
+        except OSError as e:
+            _say(f"{child.name} could not be started again: {e}")
+            return
+        back = asyncio.ensure_future(_wait_back(settings, child))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({back, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not back.done():
+            back.cancel()
+            return
+        if back.result():
+            _say(f"{child.name} is back (pid {child.proc.pid}, ready in {time.monotonic() - child.started:.1f} s)")
+
+
+def _exit_status(code: int | None) -> str:
+    """``code 3`` or ``signal SIGKILL`` (asyncio gives a death by signal N as -N)."""
+    if code is None or code >= 0:
+        return f"code {code}"
+    try:
+        return f"signal {signal.Signals(-code).name}"
+    except ValueError:
+        return f"signal {-code}"
+
+
+async def _wait_back(settings: config.Settings, child: Child) -> bool:
+    """Wait until a restarted child serves again; False if it exited first."""
+    assert child.proc is not None
+    if child.name == "mqtt":
+        try:
+            await _wait_broker(settings.mqtt.embedded_port, 30, child.proc)
+        except RuntimeError:
+            return False
+    elif child.name in DAEMONS:
+        await _wait_ready(settings, [child])
+    return child.proc.returncode is None
+
+
 async def _start(child: Child, env: dict[str, str]) -> None:
+    child.started = time.monotonic()
     child.proc = await asyncio.create_subprocess_exec(
         *child.argv,
         env=env,
@@ -168,10 +269,10 @@ async def _stop_children(children: list[Child]) -> None:
                     await child.pump
 
 
-async def _wait_broker(port: int, timeout: float) -> None:
-    """Return once an MQTT client can connect to the embedded broker."""
+async def _wait_broker(port: int, timeout: float, proc: asyncio.subprocess.Process | None = None) -> None:
+    """Return once an MQTT client can connect to the embedded broker (while ``proc`` runs)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (proc is None or proc.returncode is None):
         with contextlib.suppress(aiomqtt.MqttError):
             async with aiomqtt.Client("127.0.0.1", port, identifier="lastmile-up", timeout=2):
                 return

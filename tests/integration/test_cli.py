@@ -1,14 +1,20 @@
 """The `lastmile` command as a user runs it."""
 
+import asyncio
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from daemons import db
 from daemons.cli import DAEMONS, built
+from daemons.pgembed import EmbeddedPostgres
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +58,7 @@ def test_unbuilt_daemons_say_so() -> None:
 def test_config_markdown_is_the_docs() -> None:
     result = lastmile("config", "--markdown")
     assert result.returncode == 0
-    assert result.stdout + "\n" == (ROOT / "docs" / "configuration.md").read_text()
+    assert result.stdout == (ROOT / "docs" / "configuration.md").read_text()  # `> docs/configuration.md` makes it
 
 
 def test_config_shows_settings_in_force(tmp_path: Path) -> None:
@@ -73,3 +79,69 @@ def test_db_init_and_demo_against_a_database(db_url: str, tmp_path: Path) -> Non
     demo = lastmile("demo", "--customers", "300", env=env, cwd=tmp_path)
     assert demo.returncode == 0, demo.stderr
     assert "300 customers loaded" in demo.stdout
+
+
+def test_config_shows_the_ports_a_port_offset_gives(tmp_path: Path) -> None:
+    result = lastmile("config", env={"LASTMILE_PORT_OFFSET": "100"}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for line in ("auth_port = 1912", "acct_port = 1913", "netflow_port = 2155", "embedded_port = 5539",
+                 "embedded_port = 1983", "metrics_port = 9912", "# port_offset = 100"):
+        assert line in result.stdout, line
+
+
+def test_db_start_leaves_the_embedded_server_running_and_db_stop_stops_it(tmp_path: Path) -> None:
+    # Outside pytest's tmp_path (as tests/conftest.py does): another pytest session starting resets
+    # /tmp/pytest-of-<user> to 0700, which locks the server's user (`pgserver` under root) out.
+    base = Path(tempfile.mkdtemp(prefix="lastmile-db-start-"))
+    port = free_port()
+    env = {
+        "LASTMILE_DATABASE__URL": "",
+        "LASTMILE_DATABASE__EMBEDDED_DIR": str(base / "pg"),
+        "LASTMILE_DATABASE__EMBEDDED_PORT": str(port),
+    }
+    url = f"postgresql://postgres@127.0.0.1:{port}/lastmile"
+    server = EmbeddedPostgres(base / "pg", port)
+    try:
+        started = lastmile("db", "start", env=env, cwd=tmp_path)
+        assert started.returncode == 0, started.stderr
+        assert "PostgreSQL started" in started.stdout and url in started.stdout
+        # The command has returned; the server is still there, and the psql line it printed reaches it.
+        lines = started.stdout.splitlines()
+        (psql_line,) = [line.split(None, 1)[1] for line in lines if line.strip().startswith("psql")]
+        psql = subprocess.run([*psql_line.split(), "-XAtc", "SELECT current_database()"],
+                              capture_output=True, text=True, timeout=30)
+        assert psql.stdout.strip() == "lastmile", psql.stderr
+        assert asyncio.run(_select_one(url)) == 1
+
+        again = lastmile("db", "start", env=env, cwd=tmp_path)
+        assert again.returncode == 0 and "was already running" in again.stdout
+        init = lastmile("db", "init", env=env, cwd=tmp_path)  # uses the running server and leaves it running
+        assert init.returncode == 0, init.stderr
+        assert server.is_running()
+        elsewhere = lastmile("db", "start", env={**env, "LASTMILE_PORT_OFFSET": "1"}, cwd=tmp_path)
+        assert elsewhere.returncode == 1
+        assert elsewhere.stderr.count("\n") == 1 and f"already served on port {port}" in elsewhere.stderr
+
+        stopped = lastmile("db", "stop", env=env, cwd=tmp_path)
+        assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stderr
+        assert not server.is_running()
+        with pytest.raises(OSError):
+            asyncio.run(_select_one(url))
+        assert "is not running" in lastmile("db", "stop", env=env, cwd=tmp_path).stdout
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_db_start_refuses_when_a_database_url_is_set(tmp_path: Path) -> None:
+    result = lastmile("db", "start", env={"LASTMILE_DATABASE__URL": "postgresql://lm:pw@db.example/x"}, cwd=tmp_path)
+    assert result.returncode == 2 and "url is set" in result.stderr and "pw" not in result.stderr
+
+
+async def _select_one(url: str) -> int:
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        value: int = await conn.fetchval("SELECT 1")
+        return value
+    finally:
+        await conn.close()

@@ -5,12 +5,15 @@ import asyncio
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiomqtt
@@ -118,6 +121,32 @@ async def check_serving(up: Up, pg_port: int, mqtt_port: int) -> int:
     return customers
 
 
+def child_of(parent: int, marker: str) -> int:
+    """The PID of ``parent``'s child whose command line contains ``marker``."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == parent and marker in cmdline:
+                return int(entry.name)
+    raise AssertionError(f"no child of {parent} runs {marker!r}")
+
+
+def kill_and_see_it_come_back(up: Up, name: str) -> None:
+    """SIGKILL a daemon `up` started: `up` says so, starts it again after 1 s, and it serves."""
+    old = child_of(up.proc.pid, f"daemons.cli {name}")
+    os.kill(old, signal.SIGKILL)
+    up.wait_for(rf"{name} exited with signal SIGKILL after [\d.]+ s; restarting it in 1 s", 10)
+    back = up.wait_for(rf"{name} is back \(pid \d+", 60)
+    new = int(re.search(r"pid (\d+)", back).group(1))  # type: ignore[union-attr]
+    assert new != old and child_of(up.proc.pid, f"daemons.cli {name}") == new
+    url = re.search(rf"{name} metrics\s+(http://\S+/metrics)", up.text()).group(1)  # type: ignore[union-attr]
+    assert f'lastmile_ready{{daemon="{name}"}} 1.0' in urllib.request.urlopen(url, timeout=5).read().decode()
+
+
 def stop(up: Up) -> float:
     t = time.monotonic()
     up.proc.send_signal(signal.SIGINT)
@@ -125,7 +154,18 @@ def stop(up: Up) -> float:
     return time.monotonic() - t
 
 
-def test_up_serves_stops_clean_and_reuses_var(tmp_path: Path) -> None:
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """`up`'s directory, outside pytest's tmp_path (as tests/conftest.py does): another pytest
+    session starting resets /tmp/pytest-of-<user> to 0700, locking the server's user
+    (`pgserver` under root) out of ./var/pg."""
+    path = Path(tempfile.mkdtemp(prefix="lastmile-up-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_up_serves_stops_clean_and_reuses_var(workdir: Path) -> None:
+    tmp_path = workdir
     pg_port, mqtt_port = free_port(), free_port()
     datadir = str(tmp_path / "var" / "pg")
 
@@ -137,6 +177,7 @@ def test_up_serves_stops_clean_and_reuses_var(tmp_path: Path) -> None:
         assert f"mqtt://127.0.0.1:{mqtt_port}" in first.text()
         assert "loaded demo data: 200 customers" in first.text()
         assert asyncio.run(check_serving(first, pg_port, mqtt_port)) == 200
+        kill_and_see_it_come_back(first, "radiusd")
         took = stop(first)
     finally:
         first.close()

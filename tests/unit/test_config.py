@@ -35,7 +35,32 @@ def test_file_and_environment_override(tmp_path: Path) -> None:
     assert s.database.pool_max == 3
     assert s.radiusd.drain_timeout == 2.5
     assert s.log.level == "debug"
-    assert s.source == str(path)
+    assert s.source == (
+        f"{path} + env LASTMILE_DATABASE__POOL_MAX=3, LASTMILE_RADIUSD__ACCT_PORT=21813, "
+        "LASTMILE_RADIUSD__DRAIN_TIMEOUT=2.5"
+    )
+
+
+def test_source_names_the_file_and_environment_without_secrets(tmp_path: Path) -> None:
+    """The start-up line's `settings=` tells what is in force (it said `defaults` under overrides)."""
+    s = config.load(
+        {
+            "LASTMILE_DATABASE__URL": "postgresql://lm:s3cret@db:5432/lastmile?sslpassword=k3y",
+            "LASTMILE_MQTT__URL": "mqtts://events:t0ken@broker:8883",
+            "LASTMILE_FLOWCOLLECTOR__METRICS_PORT": "19855",
+            "LASTMILE_CONFIG": str(write(tmp_path, "")),
+            "PATH": "/usr/bin",
+        }
+    )
+    assert s.source == (
+        f"{tmp_path / 'lastmile.toml'} + env LASTMILE_DATABASE__URL=postgresql://lm:***@db:5432/lastmile?***, "
+        "LASTMILE_FLOWCOLLECTOR__METRICS_PORT=19855, LASTMILE_MQTT__URL=mqtts://events:***@broker:8883"
+    )
+    for secret in ("s3cret", "k3y", "t0ken"):
+        assert secret not in s.source
+    assert config.load({"LASTMILE_RADIUSD__AUTH_PORT": "11812"}, path=None).source.startswith(
+        "defaults + env LASTMILE_RADIUSD__AUTH_PORT=11812"
+    )
 
 
 @pytest.mark.parametrize(
@@ -129,3 +154,62 @@ def test_as_toml_round_trips_and_hides_passwords(tmp_path: Path) -> None:
     assert "s3cret" not in text and "lm:***@db" in text
     again = config.load({}, path=write(tmp_path, text.replace("lm:***@", "lm:x@")))
     assert again.radiusd == s.radiusd
+
+
+def listening_ports(s: config.Settings) -> dict[str, int]:
+    """Every port setting lastmile listens on, by section.key (named here, not read from metadata)."""
+    return {
+        "database.embedded_port": s.database.embedded_port,
+        "mqtt.embedded_port": s.mqtt.embedded_port,
+        "radiusd.auth_port": s.radiusd.auth_port,
+        "radiusd.acct_port": s.radiusd.acct_port,
+        "radiusd.metrics_port": s.radiusd.metrics_port,
+        "flowcollector.netflow_port": s.flowcollector.netflow_port,
+        "flowcollector.ipfix_port": s.flowcollector.ipfix_port,
+        "flowcollector.metrics_port": s.flowcollector.metrics_port,
+        "acs.port": s.acs.port,
+        "acs.metrics_port": s.acs.metrics_port,
+        "provisiond.metrics_port": s.provisiond.metrics_port,
+        "admin.port": s.admin.port,
+    }
+
+
+def test_port_offset_moves_every_listening_port(tmp_path: Path) -> None:
+    path = write(tmp_path, "port_offset = 7\n[radiusd]\nauth_port = 11812\n[acs]\nmetrics_port = 0\n")
+    base = config.load({"LASTMILE_CONFIG": str(write(tmp_path / "..", "[radiusd]\nauth_port = 11812\n"))})
+    s = config.load(
+        {
+            "LASTMILE_CONFIG": str(path),
+            "LASTMILE_PORT_OFFSET": "100",  # the environment's wins over the file's 7
+            "LASTMILE_FLOWCOLLECTOR__IPFIX_PORT": "14739",
+            "LASTMILE_DATABASE__URL": "postgresql://db:5432/lastmile",
+        }
+    )
+    assert s.port_offset == 100
+    shifted, plain = listening_ports(s), listening_ports(base)
+    plain["flowcollector.ipfix_port"] = 14739
+    plain["acs.metrics_port"] = 0
+    assert shifted == {key: port + 100 if port else 0 for key, port in plain.items()}
+    assert shifted["radiusd.auth_port"] == 11912 and shifted["acs.metrics_port"] == 0
+    assert s.database.url == "postgresql://db:5432/lastmile"  # where lastmile connects to does not move
+    assert s.radiusd.interim_interval == base.radiusd.interim_interval
+    assert "LASTMILE_PORT_OFFSET=100" in s.source
+
+
+def test_port_offset_from_the_file_and_its_errors(tmp_path: Path) -> None:
+    assert config.load({}, path=write(tmp_path, "port_offset = 2\n")).radiusd.acct_port == 1815
+    with pytest.raises(config.SettingsError, match=r"LASTMILE_PORT_OFFSET: port_offset = 'x' is not an integer"):
+        config.load({"LASTMILE_PORT_OFFSET": "x"})
+    with pytest.raises(
+        config.SettingsError, match=r"port_offset = 60000 moves radiusd.auth_port from 1812 to 61812|past 65535"
+    ):
+        config.load({"LASTMILE_PORT_OFFSET": "60000"})
+
+
+def test_as_toml_shows_the_ports_in_force_and_round_trips_with_an_offset(tmp_path: Path) -> None:
+    s = config.load({"LASTMILE_PORT_OFFSET": "100"})
+    text = config.as_toml(s)
+    assert "auth_port = 1912" in text and "embedded_port = 5539" in text
+    assert "# port_offset = 100" in text
+    again = config.load({}, path=write(tmp_path, text))
+    assert listening_ports(again) == listening_ports(s)
