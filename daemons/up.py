@@ -28,9 +28,8 @@ import time
 from dataclasses import dataclass, field
 
 import aiohttp
-import aiomqtt
 
-from daemons import config, db, demo
+from daemons import config, db, demo, mqtt
 from daemons.cli import DAEMONS, built
 from daemons.pgembed import EmbeddedPostgres
 
@@ -270,14 +269,32 @@ async def _stop_children(children: list[Child]) -> None:
 
 
 async def _wait_broker(port: int, timeout: float, proc: asyncio.subprocess.Process | None = None) -> None:
-    """Return once an MQTT client can connect to the embedded broker (while ``proc`` runs)."""
+    """Return once the embedded broker accepts an MQTT connection (while ``proc`` runs)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and (proc is None or proc.returncode is None):
-        with contextlib.suppress(aiomqtt.MqttError):
-            async with aiomqtt.Client("127.0.0.1", port, identifier="lastmile-up", timeout=2):
-                return
+        if await _broker_accepts(port):
+            return
         await asyncio.sleep(0.1)
     raise RuntimeError(f"the embedded MQTT broker did not come up on port {port}")
+
+
+async def _broker_accepts(port: int) -> bool:
+    """One CONNECT to 127.0.0.1:``port``: True when a CONNACK accepts it."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 2)
+    except (OSError, TimeoutError):
+        return False
+    try:
+        writer.write(mqtt.encode_connect("lastmile-up", keepalive=10))
+        packets = mqtt.Reader().feed(await asyncio.wait_for(reader.read(64), 2))
+        accepted = bool(packets) and packets[0][0] == mqtt.PacketType.CONNACK and \
+            mqtt.connack_error(packets[0][2]) is None
+        writer.write(mqtt.DISCONNECT)
+        return accepted
+    except (OSError, TimeoutError, mqtt.ProtocolError):
+        return False
+    finally:
+        writer.close()
 
 
 async def _wait_ready(settings: config.Settings, children: list[Child], timeout: float = 60) -> None:
