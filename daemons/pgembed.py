@@ -7,16 +7,22 @@ on 127.0.0.1:``port`` (so FreeRADIUS in the benchmark and a psql by hand can rea
 its life is the caller's: started by ``start()``, stopped by ``stop()``, reused when a
 previous run left it running.
 
-PostgreSQL refuses to run as root, so under root the cluster belongs to the system user
-``pgserver`` (the one pgserver itself creates), and the data directory's parents are made
-traversable for it.
+PostgreSQL refuses to run as root. Under root every server binary runs in a user namespace of
+its own (``unshare --user``) where it is the system user ``pgserver`` (the one pgserver itself
+creates), while the kernel still checks its file access as root's: so a checkout in a private
+directory (``mktemp -d``, root's home) works, the cluster's files belong to root, and nothing
+outside the data directory has its permissions changed. Where user namespaces are not
+allowed, the binaries run as ``pgserver`` itself, which then must be able to reach the data
+directory and the binaries; if it cannot, ``start()`` says so in one line instead.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import pwd
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -47,6 +53,8 @@ class EmbeddedPostgres:
         self.durable = durable
         self.bin = bin_dir()
         self.user: pwd.struct_passwd | None = _system_user() if os.geteuid() == 0 else None
+        #: Under root: run the binaries in a user namespace (True), or as the pgserver user itself.
+        self.userns = self.user is not None and _userns_works(self.user)
 
     @property
     def url(self) -> str:
@@ -74,6 +82,7 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Create the cluster if needed, start it unless it runs, create the database; return its URL."""
+        self._check_reachable()
         if not (self.datadir / "PG_VERSION").exists():
             self._initdb()
         running = self.is_running()
@@ -127,11 +136,40 @@ class EmbeddedPostgres:
             raise RuntimeError(f"psql failed: {result.stderr.strip()}")
         return result.stdout
 
+    def _owner(self) -> tuple[int, int]:
+        """Who the cluster's files must belong to for the server to accept them."""
+        if self.user is None or self.userns:
+            return os.geteuid(), os.getegid()
+        return self.user.pw_uid, self.user.pw_gid
+
+    def _check_reachable(self) -> None:
+        """Without a user namespace, the pgserver user must be able to reach what it runs and writes."""
+        if self.user is None or self.userns:
+            return
+        for path in (self.bin, self.datadir.parent):
+            blocked = next((p for p in (path, *path.parents) if p.exists() and not p.stat().st_mode & stat.S_IXOTH),
+                           None)
+            if blocked is not None:
+                raise EmbeddedError(
+                    f"the embedded PostgreSQL runs as user {self.user.pw_name}, which cannot reach {path} "
+                    f"({blocked} is private) and user namespaces are not allowed here: move the checkout, "
+                    "or set [database] url")
+
+    def _adopt_datadir(self) -> None:
+        """A cluster made by an earlier lastmile for another owner (the pgserver user) becomes ours."""
+        if not self.datadir.exists():
+            return
+        uid, gid = self._owner()
+        if self.datadir.stat().st_uid == uid:
+            return
+        for root, dirs, files in os.walk(self.datadir):
+            for name in (*dirs, *files):
+                os.lchown(os.path.join(root, name), uid, gid)
+        os.chown(self.datadir, uid, gid)
+
     def _initdb(self) -> None:
         self.datadir.mkdir(parents=True, exist_ok=True)
-        if self.user is not None:
-            _make_traversable(self.datadir)
-            os.chown(self.datadir, self.user.pw_uid, self.user.pw_gid)
+        os.chown(self.datadir, *self._owner())
         self.datadir.chmod(0o700)
         self._run(
             [
@@ -159,9 +197,14 @@ class EmbeddedPostgres:
             f.write("\n# lastmile\n" + "\n".join(settings) + "\n")
 
     def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        self._adopt_datadir()
         return self._run([str(self.bin / "pg_ctl"), "-D", str(self.datadir), *args], check=check)
 
     def _run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+        name = Path(argv[0]).name
+        switch = self.user is not None and not self.userns
+        if self.user is not None and self.userns:
+            argv = [*_unshare(self.user), *argv]
         # Drop root's groups too: with gid 0 a root-owned parent's group bits would apply.
         with open(os.devnull, "w") as devnull:
             result = subprocess.run(
@@ -172,12 +215,12 @@ class EmbeddedPostgres:
                 check=False,
                 timeout=120,
                 cwd="/",
-                user=self.user.pw_uid if self.user else None,
-                group=self.user.pw_gid if self.user else None,
-                extra_groups=[] if self.user else None,
+                user=self.user.pw_uid if self.user and switch else None,
+                group=self.user.pw_gid if self.user and switch else None,
+                extra_groups=[] if self.user and switch else None,
             )
         if check and result.returncode != 0:
-            raise RuntimeError(f"{Path(argv[0]).name} failed: {result.stderr.strip()[-500:]}")
+            raise RuntimeError(f"{name} failed: {result.stderr.strip()[-500:]}")
         return result
 
 
@@ -193,9 +236,15 @@ def _system_user() -> pwd.struct_passwd:
         return pwd.getpwnam(RUN_AS)
 
 
-def _make_traversable(path: Path) -> None:
-    """Give others search permission on each parent that lacks it (the server user must reach it)."""
-    for parent in path.parents:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            parent.chmod(mode | stat.S_IXOTH)
+def _unshare(user: pwd.struct_passwd) -> list[str]:
+    """The command prefix that runs a binary as ``user`` in a user namespace of its own, mapped to root."""
+    return [shutil.which("unshare") or "/usr/bin/unshare", "--user", f"--map-user={user.pw_uid}",
+            f"--map-group={user.pw_gid}", "--"]
+
+
+@functools.cache
+def _userns_works(user: pwd.struct_passwd) -> bool:
+    try:
+        return subprocess.run([*_unshare(user), "true"], capture_output=True, check=False, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
