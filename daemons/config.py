@@ -164,8 +164,14 @@ class RadiusdSettings(DaemonSettings):
 @dataclass(frozen=True, slots=True)
 class FlowcollectorSettings(DaemonSettings):
     bind: str = setting("0.0.0.0", "Address the flow listeners bind (`::` for IPv6 and IPv4).", check=is_address)
-    netflow_port: int = setting(2055, "NetFlow v5/v9 port (UDP); takes IPFIX too.", check=is_port)
-    ipfix_port: int = setting(4739, "IPFIX port (UDP); takes NetFlow too.", check=is_port)
+    netflow_port: int = setting(
+        2055, "NetFlow v5/v9 port (UDP); takes IPFIX too. 0 is refused: exporters send to a fixed port.",
+        check=lambda v: None if 1 <= v <= 65535 else "must be a port number from 1 to 65535 (exporters need one)",
+    )
+    ipfix_port: int = setting(
+        4739, "IPFIX port (UDP); takes NetFlow too. 0 is refused, as for `netflow_port`.",
+        check=lambda v: None if 1 <= v <= 65535 else "must be a port number from 1 to 65535 (exporters need one)",
+    )
     metrics_port: int = setting(9855, "Port of `/metrics` (0: none); worker N of several uses this + N.", check=is_port)
     workers: int = setting(1, "Processes sharing the ports with SO_REUSEPORT.", check=is_positive)
     flush_interval: float = setting(
