@@ -119,9 +119,7 @@ async def maintenance(pool: asyncpg.Pool, decoder: Decoder, services: ServiceMap
         await asyncio.sleep(10)
         tick += 1
         now = time.time()
-        report = decoder.expire(now)
-        if report.events:
-            collector.count_events("*", report.events)
+        collector.expire(now)
         if tick % 6 == 0:
             services.prune(now - HISTORY_S)
             templates.save(decoder)

@@ -198,8 +198,8 @@ class FlowBatch:
 class Report:
     """What happened besides decoding: counts by fixed label, for metrics.
 
-    ``dropped`` counts what was skipped, by reason: data sets as ``no_template`` (the
-    template never came: held too long, or pushed out of the hold queue), ``bad_record``
+    ``dropped`` counts what was skipped, by reason: data sets as ``no_template`` (no
+    template and holding disabled; held ones are in ``dropped_held``), ``bad_record``
     (records overrun their set), ``not_flow`` (a template without addresses and octets)
     and ``reserved_set`` (set IDs the RFCs reserve); a ``bad_template`` is a template
     record refused (zero-length field, zero fields, record longer than any datagram,
@@ -210,13 +210,22 @@ class Report:
     ``template_evicted``, ``held`` / ``released`` (data waiting for its template),
     ``exporter_restart`` (sequence number went back: the exporter rebooted, its
     templates are forgotten) and ``clock_corrected``.
+
+    ``dropped_held`` counts data sets that waited for a template and were dropped as
+    ``no_template`` (held past ``hold_seconds``, pushed out of the full hold queue, or
+    their domain forgotten), by the exporter that sent them: any exporter's, since the
+    hold queue is shared, and found by ``expire()`` as well as by ``decode()``.
     """
 
     dropped: dict[str, int] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)
+    dropped_held: dict[str, int] = field(default_factory=dict)
 
     def _drop(self, reason: str, n: int = 1) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + n
+
+    def _drop_held(self, exporter: str) -> None:
+        self.dropped_held[exporter] = self.dropped_held.get(exporter, 0) + 1
 
     def _event(self, name: str, n: int = 1) -> None:
         self.events[name] = self.events.get(name, 0) + n
@@ -234,6 +243,13 @@ class Decoded(Report):
     estimate for v9, whose sequence counts datagrams (lost datagrams x data records in the
     last datagram).  Loss is counted once a gap has stayed open for ``reorder_window``
     datagrams, so a late datagram is not loss; an exporter restart is not loss.
+
+    Accounting of data sets (a v5 datagram with records is one): ``data_sets`` arrived in
+    this datagram, ``sets_decoded`` were decoded now (this datagram's, or held ones its
+    templates released).  Every data set is decoded, dropped (``no_template``,
+    ``bad_record``, ``not_flow`` in ``dropped``, or later in some ``dropped_held``), or still
+    held (``gauges()["held_sets"]``): over a decoder's life, data_sets = sets_decoded +
+    those drops + held.
     """
 
     version: int = 0
@@ -241,6 +257,8 @@ class Decoded(Report):
     batches: list[FlowBatch] = field(default_factory=list)
     records: int = 0
     lost: int = 0
+    data_sets: int = 0
+    sets_decoded: int = 0
 
 
 class _Sequence:
@@ -476,7 +494,7 @@ class Decoder:
         cutoff = now - self.settings.template_timeout
         loaded = []
         for key, rate, samplers, init_ms, templates in parsed:
-            dom = self._domain(key)
+            dom = self._domain(key, Report())  # nothing is held yet: nothing to drop
             dom.rate, dom.init_ms = rate, init_ms
             dom.samplers.update(samplers)
             loaded += [(seen, dom, t) for t, seen in templates if seen >= cutoff]
@@ -494,7 +512,7 @@ class Decoder:
         _, count, uptime, secs, nsecs, seq, engine_type, engine_id, sampling = V5_HDR.unpack_from(dg)
         if n != V5_HDR.size + 48 * count:
             raise CodecError("length", f"{n} bytes for {count} records")
-        dom = self._domain((exporter, 5, engine_type << 8 | engine_id))
+        dom = self._domain((exporter, 5, engine_type << 8 | engine_id), out)
         out.domain = engine_type << 8 | engine_id
         ctx = self._ctx(dom, secs * 1000 + nsecs // 1_000_000, uptime, now, out)
         lost = 0
@@ -510,6 +528,7 @@ class Decoder:
                 clock=_clock(_time_params(T_UPTIME, ctx, uptime)), times="corrected" if ctx.shift else "exporter",
                 arrival_ms=ctx.now_ms))
             out.records = count
+            out.data_sets = out.sets_decoded = 1
         # v5 flow_sequence counts flows (Cisco format: "sequence counter of total flows seen").
         out.lost = lost + dom.seq.advance(seq, count, self.settings.reorder_window)
 
@@ -546,7 +565,7 @@ class Decoder:
             off += set_len
 
         out.domain = domain_id
-        dom = self._domain((exporter, version, domain_id))
+        dom = self._domain((exporter, version, domain_id), out)
         window = self.settings.reorder_window
         lost = 0
         if dom.seq.restarted(seq, window):
@@ -561,6 +580,7 @@ class Decoder:
         timeout = now - self.settings.template_timeout
         for set_id, start, end in sets:
             if set_id >= 256:
+                out.data_sets += 1
                 slot = dom.templates.get(set_id)
                 if slot is not None and slot.seen < timeout:
                     self._forget(dom, set_id)
@@ -647,6 +667,7 @@ class Decoder:
                 out._drop("bad_record")
                 return None
             self._apply_options(dom, recs, out)
+            out.sets_decoded += 1
             return len(recs)
         plan = t.plan
         if plan is None:
@@ -659,6 +680,7 @@ class Decoder:
         if batch is None:
             out._drop("bad_record")
             return None
+        out.sets_decoded += 1
         if batch.count:
             out.batches.append(batch)
             out.records += batch.count
@@ -751,7 +773,7 @@ class Decoder:
 
     # ------------------------------------------------------------------ state keeping
 
-    def _domain(self, key: tuple[str, int, int]) -> _Domain:
+    def _domain(self, key: tuple[str, int, int], out: Report) -> _Domain:
         domains = self._domains
         dom = domains.pop(key, None)  # re-inserted at the end: least recently heard first
         if dom is None:
@@ -762,6 +784,7 @@ class Decoder:
                 for waiting in list(old.held.values()):
                     for h in list(waiting):
                         self._unhold(h)
+                        out._drop_held(h.ctx.exporter)
                 del domains[old.key]
             dom = _Domain(key)
         domains[key] = dom
@@ -829,7 +852,7 @@ class Decoder:
             old = self._held.popleft()
             if old.live:
                 self._unhold(old)
-                out._drop("no_template")
+                out._drop_held(old.ctx.exporter)
         if len(self._held) > 2 * limit:  # forget entries already released
             self._held = deque(h for h in self._held if h.live)
         h = _Held(dom, tid, data, ctx)
@@ -854,7 +877,7 @@ class Decoder:
             h = held.popleft()
             if h.live:
                 self._unhold(h)
-                out._drop("no_template")
+                out._drop_held(h.ctx.exporter)
 
 
 def _time_params(kind: int, ctx: _Ctx, uptime: int) -> tuple[int, int, int, int]:

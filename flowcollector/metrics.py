@@ -22,6 +22,8 @@ class ExporterStats:
     datagrams: int = 0
     records: int = 0
     lost: int = 0
+    data_sets: int = 0
+    sets_decoded: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)
 
@@ -44,12 +46,18 @@ class FlowCollector(Collector):
                                    "(from sequence numbers), by exporter.", labels=["exporter"])
         dropped = CounterMetricFamily("lastmile_flow_dropped", "Datagrams, sets or records skipped, by exporter "
                                       "and reason.", labels=["exporter", "reason"])
+        sets = CounterMetricFamily("lastmile_flow_data_sets", "Data sets received (a v5 datagram with records is "
+                                   "one), by exporter.", labels=["exporter"])
+        sets_decoded = CounterMetricFamily("lastmile_flow_data_sets_decoded", "Data sets decoded (on arrival or "
+                                           "released from the hold queue), by exporter.", labels=["exporter"])
         events = CounterMetricFamily("lastmile_flow_template_events", "Template and exporter events, by exporter.",
                                      labels=["exporter", "event"])
         for exporter, s in self.stats.items():
             datagrams.add_metric([exporter], s.datagrams)
             records.add_metric([exporter], s.records)
             lost.add_metric([exporter], s.lost)
+            sets.add_metric([exporter], s.data_sets)
+            sets_decoded.add_metric([exporter], s.sets_decoded)
             for reason, n in s.dropped.items():
                 dropped.add_metric([exporter, reason], n)
             for event, n in s.events.items():
@@ -60,7 +68,7 @@ class FlowCollector(Collector):
         kernel = CounterMetricFamily("lastmile_flow_kernel_drops", "Datagrams the kernel dropped on our sockets "
                                      "(receive buffer full), from /proc/net/udp.")
         kernel.add_metric([], self.kernel_drops())
-        yield from (datagrams, records, lost, dropped, events, state, kernel)
+        yield from (datagrams, records, lost, sets, sets_decoded, dropped, events, state, kernel)
 
 
 UNKNOWN_EXPORTER = Counter("lastmile_flow_unknown_exporter_datagrams_total",
