@@ -60,6 +60,7 @@ M64: Final = (1 << 64) - 1
 NTP_EPOCH_MS: Final = 2_208_988_800_000  # 1900-01-01 to 1970-01-01: the NTP epoch (RFC 7011 §6.1)
 MAX_SAMPLERS: Final = 256  # sampler table entries kept per domain
 MAX_GAPS: Final = 64  # pending sequence gaps kept per domain
+RATE_WINDOW: Final = 10.0  # seconds over which an exporter's sequence rate is measured
 
 V5_HDR = struct.Struct("!HHIIIIBBH")
 V9_HDR = struct.Struct("!HHIIII")
@@ -243,6 +244,10 @@ class Decoded(Report):
     estimate for v9, whose sequence counts datagrams (lost datagrams x data records in the
     last datagram).  Loss is counted once a gap has stayed open for ``reorder_window``
     datagrams, so a late datagram is not loss; an exporter restart is not loss.
+    ``lost_restart`` is, in the same units, what the exporter sent while this collector was
+    away: the gap between the sequence saved in the state (``dump_state``) and the first
+    datagram of the domain after ``load_state``; it is not loss when the exporter itself
+    restarted meanwhile (sysUptime or sequence went back, or an implausibly large gap).
 
     Accounting of data sets (a v5 datagram with records is one): ``data_sets`` arrived in
     this datagram, ``sets_decoded`` were decoded now (this datagram's, or held ones its
@@ -257,14 +262,21 @@ class Decoded(Report):
     batches: list[FlowBatch] = field(default_factory=list)
     records: int = 0
     lost: int = 0
+    lost_restart: int = 0
     data_sets: int = 0
     sets_decoded: int = 0
 
 
 class _Sequence:
-    """Export loss from sequence numbers of one domain (N-7), modulo 2^32."""
+    """Export loss from sequence numbers of one domain (N-7), modulo 2^32.
 
-    __slots__ = ("datagrams", "gaps", "last_units", "next", "per_datagram")
+    Also what a restart of the collector needs to tell the datagrams it missed while it was
+    away from an exporter that restarted meanwhile (``dump``/``load``, ``resumed``): when the
+    last datagram came, the exporter's sysUptime then, and how many units a second it sends.
+    """
+
+    __slots__ = ("count", "datagrams", "gaps", "last_units", "next", "pending", "per_datagram", "rate", "resume",
+                 "seen", "since", "uptime")
 
     def __init__(self) -> None:
         self.next: int | None = None
@@ -272,6 +284,62 @@ class _Sequence:
         self.datagrams = 0
         self.last_units = 1
         self.per_datagram = 1  # v9: data records per datagram, to turn lost datagrams into records
+        self.seen = 0.0  # `now` of the last datagram
+        self.uptime = -1  # its sysUptime (v5/v9)
+        self.since = 0.0  # start of the current rate window
+        self.count = 0  # units since then
+        self.rate = 0.0  # units a second in the last full window (0: not known)
+        self.resume: tuple[float, int] | None = None  # loaded: (seen, uptime) before the collector stopped
+        self.pending = 0  # loaded: units of gaps still open when it stopped
+
+    def dump(self) -> dict[str, int | float] | None:
+        if self.next is None:
+            return None
+        span = self.seen - self.since
+        rate = max(self.rate, self.count / span if span >= 1.0 else 0.0)
+        return {"next": self.next, "seen": self.seen, "uptime": self.uptime, "rate": round(rate, 3),
+                "last_units": self.last_units, "per_datagram": self.per_datagram,
+                "pending": sum(g[1] for g in self.gaps)}
+
+    def load(self, saved: dict[str, int | float]) -> None:
+        self.next = int(saved["next"])
+        self.seen = float(saved["seen"])
+        self.uptime = int(saved["uptime"])
+        self.rate = float(saved["rate"])
+        self.last_units = int(saved["last_units"])
+        self.per_datagram = int(saved["per_datagram"])
+        self.pending = int(saved["pending"])
+        self.resume = (self.seen, self.uptime)
+        self.gaps = []
+
+    def resumed(self, seq: int, uptime: int, now: float, window: int) -> tuple[int, int, bool]:
+        """The first datagram of the domain since the state was loaded: (units the exporter
+        sent while the collector was away, units of gaps open when it stopped, whether the
+        exporter itself restarted meanwhile).
+
+        The exporter restarted when its sysUptime (v5/v9) grew less than the time that passed,
+        or when the gap is more than it could have sent: beyond 2^31 (the sequence went
+        back, which ``restarted`` handles) or ten times its rate over the downtime.  A
+        datagram a little behind the saved sequence is one from before the stop, late: the
+        next one is asked again.
+        """
+        assert self.resume is not None and self.next is not None
+        seen, saved_uptime = self.resume
+        ahead = (seq - self.next) & M32
+        if ahead >= HALF and (self.next - seq) & M32 <= window * self.last_units:
+            return 0, 0, False
+        self.resume = None
+        pending, self.pending = self.pending, 0
+        if ahead >= HALF:
+            return 0, pending, False  # far behind: ``restarted`` says so
+        elapsed = max(now - seen, 0.0)
+        if uptime >= 0 and saved_uptime >= 0 and (uptime - saved_uptime) & M32 > elapsed * 1010 + 60_000:
+            return 0, pending, True
+        limit = max(window * self.last_units, 10 * self.rate * (elapsed + 10)) if self.rate else HALF
+        if ahead > limit:
+            return 0, pending, True
+        self.next = seq
+        return ahead, pending, False
 
     def restarted(self, seq: int, window: int) -> bool:
         """Did the exporter start over?  A jump back further than a reorder could explain."""
@@ -290,9 +358,17 @@ class _Sequence:
         self.gaps = []
         return lost
 
-    def advance(self, seq: int, units: int | None, window: int) -> int:
+    def advance(self, seq: int, units: int | None, window: int, now: float, uptime: int) -> int:
         """Account one datagram carrying ``units`` (None: unknown, resync on the next one)."""
         self.datagrams += 1
+        self.seen = now
+        self.uptime = uptime
+        if units:
+            self.count += units
+        span = now - self.since
+        if span >= RATE_WINDOW:
+            self.rate = self.count / span if self.since else 0.0
+            self.since, self.count = now, 0
         nxt = self.next
         if nxt is not None:
             ahead = (seq - nxt) & M32
@@ -459,14 +535,17 @@ class Decoder:
         return {"domains": len(self._domains), "templates": len(self._order), "held_sets": self._held_live}
 
     def dump_state(self) -> str:
-        """Templates and announced sampling/clock facts as JSON, to survive a restart.
+        """Templates, announced sampling/clock facts and sequence numbers as JSON, to survive
+        a restart.
 
-        Sequence numbers and held data are not kept: after a restart the first datagram of
-        each domain resynchronises.
+        With the sequence numbers, the first datagram of each domain after ``load_state``
+        tells what was sent while the collector was away (``Decoded.lost_restart``).  Held
+        data is not kept.
         """
         domains = []
         for dom in self._domains.values():
-            if not dom.templates and dom.rate is None and not dom.samplers and dom.init_ms is None:
+            seq = dom.seq.dump()
+            if not dom.templates and dom.rate is None and not dom.samplers and dom.init_ms is None and seq is None:
                 continue
             exporter, version, domain_id = dom.key
             domains.append({
@@ -475,6 +554,7 @@ class Decoder:
                 "templates": [{"id": s.template.tid, "options": s.template.options, "scope": s.template.scope,
                                "fields": [list(f) for f in s.template.fields], "seen": s.seen}
                               for s in dom.templates.values()],
+                "seq": seq,
             })
         return json.dumps({"format": STATE_FORMAT, "domains": domains}, separators=(",", ":"))
 
@@ -493,10 +573,12 @@ class Decoder:
             raise CodecError("bad_state", repr(exc)) from exc
         cutoff = now - self.settings.template_timeout
         loaded = []
-        for key, rate, samplers, init_ms, templates in parsed:
+        for key, rate, samplers, init_ms, templates, seq in parsed:
             dom = self._domain(key, Report())  # nothing is held yet: nothing to drop
             dom.rate, dom.init_ms = rate, init_ms
             dom.samplers.update(samplers)
+            if seq is not None:
+                dom.seq.load(seq)
             loaded += [(seen, dom, t) for t, seen in templates if seen >= cutoff]
         loaded.sort(key=itemgetter(0))
         for seen, dom, t in loaded:
@@ -515,10 +597,14 @@ class Decoder:
         dom = self._domain((exporter, 5, engine_type << 8 | engine_id), out)
         out.domain = engine_type << 8 | engine_id
         ctx = self._ctx(dom, secs * 1000 + nsecs // 1_000_000, uptime, now, out)
+        window = self.settings.reorder_window
         lost = 0
-        if dom.seq.restarted(seq, self.settings.reorder_window):
+        restarted = False
+        if dom.seq.resume is not None:
+            out.lost_restart, lost, restarted = dom.seq.resumed(seq, uptime, now, window)
+        if restarted or dom.seq.restarted(seq, window):
             out._event("exporter_restart")
-            lost = dom.seq.reset()
+            lost += dom.seq.reset()
         if count:
             # Low 14 bits: the interval; top two bits: the sampling mode (Cisco v5 format).
             interval = sampling & 0x3FFF
@@ -530,7 +616,7 @@ class Decoder:
             out.records = count
             out.data_sets = out.sets_decoded = 1
         # v5 flow_sequence counts flows (Cisco format: "sequence counter of total flows seen").
-        out.lost = lost + dom.seq.advance(seq, count, self.settings.reorder_window)
+        out.lost = lost + dom.seq.advance(seq, count, window, now, uptime)
 
     # ------------------------------------------------------------------ v9 / IPFIX
 
@@ -567,12 +653,16 @@ class Decoder:
         out.domain = domain_id
         dom = self._domain((exporter, version, domain_id), out)
         window = self.settings.reorder_window
-        lost = 0
-        if dom.seq.restarted(seq, window):
+        seq_state = dom.seq
+        lost = restart_lost = 0
+        restarted = False
+        if seq_state.resume is not None:
+            restart_lost, lost, restarted = seq_state.resumed(seq, uptime, now, window)
+        if restarted or seq_state.restarted(seq, window):
             # Template IDs are only meaningful within one exporter run: after a reboot the same
             # ID may describe another layout (pmacct #439/#726), so wait for fresh templates.
             out._event("exporter_restart")
-            lost = dom.seq.reset()
+            lost += seq_state.reset()
             for tid in list(dom.templates):
                 self._forget(dom, tid)
         ctx = self._ctx(dom, secs * 1000, uptime, now, out)
@@ -599,14 +689,15 @@ class Decoder:
                 self._template_set(dom, dg, start, end, options=set_id == options_set, now=now, out=out)
             else:
                 out._drop("reserved_set")
-        seq_state = dom.seq
         if version == 9:
             # RFC 3954 §5.1: the v9 sequence counts export packets, not records.
+            out.lost_restart = restart_lost * seq_state.per_datagram  # as many as the last ones had
             if units:
                 seq_state.per_datagram = units
-            out.lost = (lost + seq_state.advance(seq, 1, window)) * seq_state.per_datagram
+            out.lost = (lost + seq_state.advance(seq, 1, window, now, uptime)) * seq_state.per_datagram
         else:
-            out.lost = lost + seq_state.advance(seq, units, window)
+            out.lost_restart = restart_lost
+            out.lost = lost + seq_state.advance(seq, units, window, now, uptime)
 
     def _template_set(self, dom: _Domain, dg: bytes, pos: int, end: int, *, options: bool, now: float,
                       out: Decoded) -> None:

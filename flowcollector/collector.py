@@ -57,6 +57,8 @@ class Collector:
             add(batch)
         stats.records += result.records
         stats.lost += result.lost
+        if result.lost_restart:
+            stats.lost_restart += result.lost_restart
         stats.data_sets += result.data_sets
         stats.sets_decoded += result.sets_decoded
         if result.dropped:

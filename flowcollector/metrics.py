@@ -22,6 +22,7 @@ class ExporterStats:
     datagrams: int = 0
     records: int = 0
     lost: int = 0
+    lost_restart: int = 0
     data_sets: int = 0
     sets_decoded: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
@@ -43,7 +44,9 @@ class FlowCollector(Collector):
         records = CounterMetricFamily("lastmile_flow_records", "Flow records decoded, by exporter.",
                                       labels=["exporter"])
         lost = CounterMetricFamily("lastmile_flow_records_lost", "Records the exporter sent that never arrived "
-                                   "(from sequence numbers), by exporter.", labels=["exporter"])
+                                   "(from sequence numbers), by exporter and reason: network (between exporter "
+                                   "and collector), restart (sent while the collector was stopped).",
+                                   labels=["exporter", "reason"])
         dropped = CounterMetricFamily("lastmile_flow_dropped", "Datagrams, sets or records skipped, by exporter "
                                       "and reason.", labels=["exporter", "reason"])
         sets = CounterMetricFamily("lastmile_flow_data_sets", "Data sets received (a v5 datagram with records is "
@@ -55,7 +58,8 @@ class FlowCollector(Collector):
         for exporter, s in self.stats.items():
             datagrams.add_metric([exporter], s.datagrams)
             records.add_metric([exporter], s.records)
-            lost.add_metric([exporter], s.lost)
+            lost.add_metric([exporter, "network"], s.lost)
+            lost.add_metric([exporter, "restart"], s.lost_restart)
             sets.add_metric([exporter], s.data_sets)
             sets_decoded.add_metric([exporter], s.sets_decoded)
             for reason, n in s.dropped.items():

@@ -210,6 +210,37 @@ async def test_templates_survive_a_restart(db_url: str, services: dict[str, int]
     assert await totals(conn) == {services["100.64.0.2"]: (4242, 0, 4, 0)}
 
 
+async def test_records_sent_while_stopped_are_counted_as_lost_on_restart(db_url: str, services: dict[str, int],
+                                                                         tmp_path: Path) -> None:
+    """Issue 8: v9 flowing, SIGTERM, datagrams sent while nobody listens, start again: the gap is
+    counted from the saved sequence, as restart loss (not network loss), datagrams x records."""
+    uptime, secs = 50_000_000, int(time.time())
+    data = [fb.record(V9_FIELDS, {8: "1.1.1.1", 12: "100.64.0.2", 1: 100, 2: 1, 22: uptime - 2000,
+                                  21: uptime - 1000})] * 3
+
+    def datagram(seq: int) -> bytes:
+        sets = [fb.template_set(9, [(256, V9_FIELDS)])] if seq == 0 else []
+        return fb.v9([*sets, fb.data_set(256, data)], uptime=uptime + seq * 20, secs=secs, seq=seq)
+
+    first = start(db_url, tmp_path)
+    try:
+        for seq in range(60):  # 1.2 s at 50 datagrams a second
+            send(first.port, [datagram(seq)])
+            time.sleep(0.02)
+        await eventually(lambda: first.metric("lastmile_flow_records_total") == 180)
+        assert first.metric("lastmile_flow_records_lost_total") == 0
+    finally:
+        assert first.stop() == 0
+    second = start(db_url, tmp_path)  # datagrams 60..99 went to a closed port meanwhile
+    try:
+        send(second.port, [datagram(100), datagram(101)])
+        await eventually(lambda: second.metric("lastmile_flow_records_total") == 6)
+        assert second.metric("lastmile_flow_records_lost_total", reason="restart") == 40 * 3
+        assert second.metric("lastmile_flow_records_lost_total", reason="network") == 0
+    finally:
+        assert second.stop() == 0
+
+
 async def test_counters_wait_while_postgresql_is_down(own_pg: EmbeddedPostgres, own_db: str,
                                                       tmp_path: Path) -> None:
     """PostgreSQL crashes between receipt and flush: the counters wait and are written when it is back."""
