@@ -196,6 +196,12 @@ class FlowcollectorSettings(DaemonSettings):
     rollup_interval: float = setting(
         300.0, "Seconds between hourly/daily rollups of the traffic tables.", check=is_positive
     )
+    max_sampling_rate: int = setting(
+        65535,
+        "Highest sampling rate (1 in N) an exporter may announce and be believed; a higher one is "
+        "dropped and counted (`sampling_too_high`). `flow_exporters.sampling_rate` is not capped by it.",
+        check=lambda v: None if 1 <= v <= 1 << 20 else "must be from 1 to 1048576",
+    )
 
 
 @dataclass(frozen=True, slots=True)

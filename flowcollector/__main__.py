@@ -63,7 +63,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     async with pool.acquire() as conn:
         await db.maintain_partitions(conn)
 
-    decoder = Decoder(DecoderSettings(template_timeout=fs.template_timeout))
+    decoder = Decoder(DecoderSettings(template_timeout=fs.template_timeout, max_sampling_rate=fs.max_sampling_rate))
     templates = TemplateFile(workers.state_dir(fs.state_dir, "flowcollector") / "templates.json")
     loaded = templates.load(decoder)
     rt.on_drain("templates", _step(lambda: templates.save(decoder)))

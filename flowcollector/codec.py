@@ -61,6 +61,7 @@ NTP_EPOCH_MS: Final = 2_208_988_800_000  # 1900-01-01 to 1970-01-01: the NTP epo
 MAX_SAMPLERS: Final = 256  # sampler table entries kept per domain
 MAX_GAPS: Final = 64  # pending sequence gaps kept per domain
 RATE_WINDOW: Final = 10.0  # seconds over which an exporter's sequence rate is measured
+MOVED: Final = {"corrected": "clock_corrected", "arrival": "no_clock", "estimated": "estimated"}
 
 V5_HDR = struct.Struct("!HHIIIIBBH")
 V9_HDR = struct.Struct("!HHIIII")
@@ -101,6 +102,14 @@ class DecoderSettings:
     max_clock_skew: float = 300.0
     """Seconds an exporter's clock may differ from ``now`` before its times are shifted onto
     the collector's clock (a router without NTP still gets usable flow times)."""
+    max_sampling_rate: int = 65_535
+    """Highest sampling rate an exporter may announce (v5 header, options data) and be
+    believed; a higher one is dropped as ``sampling_too_high`` and the rate known before
+    stays.  Rates configured with ``set_sampling`` may go up to ``MAX_RATE``."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_sampling_rate <= MAX_RATE:
+            raise ValueError(f"max_sampling_rate must be within 1..{MAX_RATE}")
 
 
 class Flow(NamedTuple):
@@ -205,7 +214,8 @@ class Report:
     and ``reserved_set`` (set IDs the RFCs reserve); a ``bad_template`` is a template
     record refused (zero-length field, zero fields, record longer than any datagram,
     fields overflowing the set, …; the rest of its set is skipped too) and
-    ``bad_options`` an options record announcing a sampling rate above 2^20.
+    ``sampling_too_high`` an announced sampling rate (options record, v5 header) above
+    ``max_sampling_rate``, not believed.
     ``events`` counts ``template_added``, ``template_changed`` (same ID, new layout: the
     old one is replaced), ``template_withdrawn``, ``template_expired``,
     ``template_evicted``, ``held`` / ``released`` (data waiting for its template),
@@ -249,6 +259,12 @@ class Decoded(Report):
     datagram of the domain after ``load_state``; it is not loss when the exporter itself
     restarted meanwhile (sysUptime or sequence went back, or an implausibly large gap).
 
+    ``moved`` counts records whose times are not the exporter's, by reason (and so does every
+    batch's ``times``): ``clock_corrected`` (its clock was off by more than
+    ``max_clock_skew``: shifted onto ours), ``no_clock`` (no time fields: the arrival
+    time), ``estimated`` (IPFIX sysUpTime without systemInitTime: the newest end in the
+    set taken as the export time).
+
     Accounting of data sets (a v5 datagram with records is one): ``data_sets`` arrived in
     this datagram, ``sets_decoded`` were decoded now (this datagram's, or held ones its
     templates released).  Every data set is decoded, dropped (``no_template``,
@@ -260,6 +276,7 @@ class Decoded(Report):
     version: int = 0
     domain: int = 0
     batches: list[FlowBatch] = field(default_factory=list)
+    moved: dict[str, int] = field(default_factory=dict)
     records: int = 0
     lost: int = 0
     lost_restart: int = 0
@@ -575,8 +592,9 @@ class Decoder:
         loaded = []
         for key, rate, samplers, init_ms, templates, seq in parsed:
             dom = self._domain(key, Report())  # nothing is held yet: nothing to drop
-            dom.rate, dom.init_ms = rate, init_ms
-            dom.samplers.update(samplers)
+            cap = self.settings.max_sampling_rate  # it may have been lowered since
+            dom.rate, dom.init_ms = (rate if rate is None or rate <= cap else None), init_ms
+            dom.samplers.update((k, v) for k, v in samplers.items() if v <= cap)
             if seq is not None:
                 dom.seq.load(seq)
             loaded += [(seen, dom, t) for t, seen in templates if seen >= cutoff]
@@ -608,6 +626,9 @@ class Decoder:
         if count:
             # Low 14 bits: the interval; top two bits: the sampling mode (Cisco v5 format).
             interval = sampling & 0x3FFF
+            if interval > self.settings.max_sampling_rate:
+                out._drop("sampling_too_high")
+                interval = 0
             rate, source = self._rate(exporter, interval or None)
             out.batches.append(FlowBatch(
                 exporter, _V5_PLAN, dg[V5_HDR.size:], rows=None, count=count, rate=rate, sampling=source,
@@ -615,6 +636,8 @@ class Decoder:
                 arrival_ms=ctx.now_ms))
             out.records = count
             out.data_sets = out.sets_decoded = 1
+            if ctx.shift:
+                out.moved["clock_corrected"] = count
         # v5 flow_sequence counts flows (Cisco format: "sequence counter of total flows seen").
         out.lost = lost + dom.seq.advance(seq, count, window, now, uptime)
 
@@ -775,6 +798,9 @@ class Decoder:
         if batch.count:
             out.batches.append(batch)
             out.records += batch.count
+            if batch.times != "exporter":
+                reason = MOVED[batch.times]
+                out.moved[reason] = out.moved.get(reason, 0) + batch.count
         return batch.count
 
     def _batch(self, dom: _Domain, t: Template, plan: FlowPlan, data: bytes, ctx: _Ctx) -> FlowBatch | None:
@@ -853,8 +879,8 @@ class Decoder:
                 rate = values.get(SAMPLING_INTERVAL, values.get(SAMPLER_RANDOM_INTERVAL, 0))
             if not rate:
                 continue
-            if rate > MAX_RATE:
-                out._drop("bad_options")
+            if rate > self.settings.max_sampling_rate:
+                out._drop("sampling_too_high")
                 continue
             sampler = values.get(SAMPLER_ID, values.get(SELECTOR_ID))
             if sampler is None:

@@ -66,6 +66,9 @@ class Collector:
                 stats.dropped[reason] = stats.dropped.get(reason, 0) + n
         if result.dropped_held:
             self._count_held(result.dropped_held)
+        if result.moved:
+            for reason, n in result.moved.items():
+                stats.moved[reason] = stats.moved.get(reason, 0) + n
         if result.events:
             self.count_events(exporter, result.events)
 

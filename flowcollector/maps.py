@@ -79,7 +79,10 @@ class Maps:
                 for exporter in self._rates.keys() - rates.keys():
                     self.decoder.set_sampling(exporter, None)
                 for exporter, rate in rates.items():
-                    self.decoder.set_sampling(exporter, rate)
+                    try:
+                        self.decoder.set_sampling(exporter, rate)
+                    except ValueError as e:  # the database allows any rate >= 1
+                        self.log.warning("exporter sampling rate ignored", exporter=exporter, error=str(e))
                 self._rates = rates
             if "static" in what:
                 static = await store.load_static(conn)

@@ -27,16 +27,19 @@ class ExporterStats:
     sets_decoded: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)
+    moved: dict[str, int] = field(default_factory=dict)
 
 
 class FlowCollector(Collector):
     """Samples from the per-exporter integers and the decoder's state sizes."""
 
     def __init__(self, stats: dict[str, ExporterStats], gauges: Callable[[], dict[str, int]],
-                 kernel_drops: Callable[[], int]) -> None:
+                 kernel_drops: Callable[[], int],
+                 moved: Callable[[], dict[tuple[str, str], int]] = dict) -> None:
         self.stats = stats
         self.gauges = gauges
         self.kernel_drops = kernel_drops
+        self.moved = moved  # the aggregator's (exporter, reason) -> records
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         datagrams = CounterMetricFamily("lastmile_flow_datagrams", "Datagrams received, by exporter.",
@@ -55,6 +58,9 @@ class FlowCollector(Collector):
                                            "released from the hold queue), by exporter.", labels=["exporter"])
         events = CounterMetricFamily("lastmile_flow_template_events", "Template and exporter events, by exporter.",
                                      labels=["exporter", "event"])
+        moved = CounterMetricFamily("lastmile_flow_records_moved", "Records not booked at the times they carry, "
+                                    "by exporter and reason.", labels=["exporter", "reason"])
+        moves: dict[tuple[str, str], int] = dict(self.moved())
         for exporter, s in self.stats.items():
             datagrams.add_metric([exporter], s.datagrams)
             records.add_metric([exporter], s.records)
@@ -66,13 +72,17 @@ class FlowCollector(Collector):
                 dropped.add_metric([exporter, reason], n)
             for event, n in s.events.items():
                 events.add_metric([exporter, event], n)
+            for reason, n in s.moved.items():
+                moves[exporter, reason] = moves.get((exporter, reason), 0) + n
+        for (exporter, reason), n in moves.items():
+            moved.add_metric([exporter, reason], n)
         state = GaugeMetricFamily("lastmile_flow_decoder_state", "Decoder state sizes.", labels=["kind"])
         for kind, n in self.gauges().items():
             state.add_metric([kind], n)
         kernel = CounterMetricFamily("lastmile_flow_kernel_drops", "Datagrams the kernel dropped on our sockets "
                                      "(receive buffer full), from /proc/net/udp.")
         kernel.add_metric([], self.kernel_drops())
-        yield from (datagrams, records, lost, sets, sets_decoded, dropped, events, state, kernel)
+        yield from (datagrams, records, lost, sets, sets_decoded, dropped, events, moved, state, kernel)
 
 
 UNKNOWN_EXPORTER = Counter("lastmile_flow_unknown_exporter_datagrams_total",

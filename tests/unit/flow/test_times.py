@@ -146,3 +146,20 @@ def test_aggregator_clamps_implausible_times() -> None:
 def test_ipfix_uptime_start_without_reference_falls_back_to_arrival() -> None:
     (flow,), times = _ipfix_flows([(22, 4), (153, 8)], {22: 1_000, 153: MS - 1_000}, now=NOW + 0.5)
     assert (flow.start_ms, flow.end_ms, times) == (MS + 500, MS + 500, "arrival")
+
+
+def test_records_not_at_their_own_times_are_counted_by_reason() -> None:
+    """Issue 8: nfreplay's datagrams were all clock-corrected without a count of the records moved."""
+    dec = Decoder(DecoderSettings(max_clock_skew=300))
+    fields = [*IPFIX_CORE, (152, 8), (153, 8)]
+    dec.decode(ipfix([template_set(10, [(256, fields), (257, IPFIX_CORE)])], export=1_000), "192.0.2.1", NOW)
+    recs = [record(fields, {**V, 152: 1_000_000 - 60_000, 153: 1_000_000 - 1_000})] * 3
+    result = dec.decode(ipfix([data_set(256, recs), data_set(257, [record(IPFIX_CORE, V)] * 2)], export=1_000),
+                        "192.0.2.1", NOW)
+    assert result.moved == {"clock_corrected": 3, "no_clock": 2}
+    v5_result = Decoder().decode(v5([{"src": "10.0.0.1", "dst": "10.0.0.2", "packets": 1, "octets": 1, "first": 0,
+                                      "last": 1}] * 4, uptime=10_000, secs=NOW - 3600), "192.0.2.1", NOW)
+    assert v5_result.moved == {"clock_corrected": 4}
+    fine = Decoder().decode(v5([{"src": "10.0.0.1", "dst": "10.0.0.2", "packets": 1, "octets": 1, "first": 0,
+                                 "last": 1}], uptime=10_000, secs=NOW), "192.0.2.1", NOW)
+    assert fine.moved == {}
