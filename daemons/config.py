@@ -196,6 +196,12 @@ class FlowcollectorSettings(DaemonSettings):
     rollup_interval: float = setting(
         300.0, "Seconds between hourly/daily rollups of the traffic tables.", check=is_positive
     )
+    late_window: float = setting(
+        86400.0,
+        "Flows that ended up to this many seconds ago are late traffic, booked at the start of their own hour "
+        "(rollups then see it); older ones at arrival, counted. Ended sessions are kept this long for them.",
+        check=is_positive,
+    )
     max_sampling_rate: int = setting(
         65535,
         "Highest sampling rate (1 in N) an exporter may announce and be believed; a higher one is "

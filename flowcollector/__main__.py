@@ -68,9 +68,10 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     loaded = templates.load(decoder)
     rt.on_drain("templates", _step(lambda: templates.save(decoder)))
     services = ServiceMap()
-    aggregator = Aggregator(services, max_age=HISTORY_S)
+    aggregator = Aggregator(services, max_age=HISTORY_S, late_window=fs.late_window)
     collector = Collector(decoder, aggregator, AllowList())
-    maps = Maps(pool, services, decoder, collector, HISTORY_S)
+    history = max(HISTORY_S, fs.late_window)  # sessions are kept for late flows too
+    maps = Maps(pool, services, decoder, collector, history)
     # Subscribe before loading, so no change between the two is missed.
     listener = db.Listener(url, CHANNELS, maps.notified, on_reconnect=maps.reload_everything)
     rt.spawn("listen", listener.run())
@@ -81,7 +82,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     writer = UsageWriter(pool, aggregator, fs.flush_interval, fs.max_backlog_rows)
     rt.on_drain("flush", writer.flush)
     rt.spawn("writer", writer.run())
-    rt.spawn("maintenance", maintenance(pool, decoder, services, collector, templates, fs.rollup_interval))
+    rt.spawn("maintenance", maintenance(pool, decoder, services, collector, templates, fs.rollup_interval, history))
 
     ports = sorted({fs.netflow_port, fs.ipfix_port})
     reuse = fs.workers > 1
@@ -89,7 +90,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
                  for port in ports]
     rt.on_drain("sockets", _step(lambda: _close(endpoints)))
     REGISTRY.register(metrics.FlowCollector(collector.stats, decoder.gauges,
-                                            lambda: sum(e.kernel_drops() for e in endpoints)))
+                                            lambda: sum(e.kernel_drops() for e in endpoints), lambda: aggregator.moved))
     metrics.RCVBUF.set(min(e.rcvbuf for e in endpoints))
     log.get("lastmile.flowcollector").info(
         "flow listening", ports=[e.address[1] for e in endpoints], bind=fs.bind, rcvbuf=endpoints[0].rcvbuf,
@@ -109,7 +110,7 @@ def _step(fn: object) -> runtime.DrainStep:
 
 
 async def maintenance(pool: asyncpg.Pool, decoder: Decoder, services: ServiceMap, collector: Collector,
-                      templates: TemplateFile, rollup_interval: float) -> None:
+                      templates: TemplateFile, rollup_interval: float, history: float) -> None:
     """Expire templates (10 s); prune ended sessions and save templates (60 s); roll up traffic;
     make partitions (hourly)."""
     logger = log.get("lastmile.flowcollector.maintenance")
@@ -121,7 +122,7 @@ async def maintenance(pool: asyncpg.Pool, decoder: Decoder, services: ServiceMap
         now = time.time()
         collector.expire(now)
         if tick % 6 == 0:
-            services.prune(now - HISTORY_S)
+            services.prune(now - history)
             templates.save(decoder)
         try:
             if time.monotonic() >= next_rollup:

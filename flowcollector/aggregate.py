@@ -37,6 +37,7 @@ from .codec import FlowBatch
 __all__ = ["Aggregator", "ServiceMap", "Usage"]
 
 FOREVER: Final = 1 << 62  # the end of a session not ended yet
+HOUR_MS: Final = 3_600_000  # late traffic is booked by the hour
 MAX_DIRTY: Final = 256  # /32 sessions changed before the bulk path's snapshot is taken anew
 
 Entry = tuple[int, int, int, "Entry | None"]
@@ -318,8 +319,8 @@ class Usage:
     rate: (service_id, bucket start in Unix seconds) -> [bytes_down, bytes_up, packets_down,
     packets_up].  ``unknown``: (exporter, bucket start) -> [bytes, packets] of flows whose
     addresses match no service.  ``records`` is the number of flow records folded;
-    ``clamped`` how many had implausible times (end outside [arrival - max_age, arrival +
-    max_lead]: moved to the arrival time; start before that window: cut to it).
+    ``clamped`` how many were not booked at the minutes they carry (``Aggregator.moved``
+    says why).
     """
 
     bucket_seconds: int
@@ -356,12 +357,21 @@ class Usage:
 class Aggregator:
     """Folds flow batches into per-service, per-bucket counters until ``drain()``.
 
+    A flow is booked at the minutes it spans when it ended within [arrival - ``max_age``,
+    arrival + ``max_lead``] (a start before that window is cut to it: ``start_cut``).  One
+    that ended earlier but within ``late_window`` is late traffic (an exporter that sent it
+    late, a replay): attributed at its own time and booked at the start of its hour (of its
+    hours, in proportion, when it spans several), so a late burst makes one counter per
+    service and hour, not per minute.  Anything else has no usable time and is booked at
+    the arrival time: ``too_old`` or ``too_far_ahead``.  ``moved`` counts these records
+    (``late`` too) by (exporter, reason), from the start; ``Usage.clamped`` per drain.
+
     ``bulk``: IPv4 records queued for the NumPy path before it runs (0: every record takes
     the per-record loop, the reference the bulk path is tested against).
     """
 
     def __init__(self, services: ServiceMap, *, bucket_seconds: int = 60, max_age: float = 7200.0,
-                 max_lead: float = 300.0, bulk: int = 8192) -> None:
+                 max_lead: float = 300.0, late_window: float = 86_400.0, bulk: int = 8192) -> None:
         if bucket_seconds <= 0:
             raise ValueError("bucket_seconds must be positive")
         if not 0 <= bulk <= 1 << 14:  # Bulk4's overflow bounds assume at most 2^15 records a fold
@@ -371,6 +381,8 @@ class Aggregator:
         self._bucket_ms = bucket_seconds * 1000
         self._max_age_ms = int(max_age * 1000)
         self._max_lead_ms = int(max_lead * 1000)
+        self._late_ms = max(int(late_window * 1000), self._max_age_ms)
+        self.moved: dict[tuple[str, str], int] = {}
         # Counters are kept per sampling rate and multiplied once, in Usage.services(): the
         # hot loop then adds raw counts.  A slot is service_id * 2 (+ 1 for upload).
         self._groups: dict[tuple[int, int], dict[int, dict[int, list[int]]]] = {}
@@ -425,8 +437,10 @@ class Aggregator:
         if bulk.index is not index:
             self._spill_tables()
             bulk.index = index
-        clamped, left = bulk.fold(batches, index, dirty, self._spill)
+        clamped, left, moved = bulk.fold(batches, index, dirty, self._spill)
         self._clamped += clamped
+        for key, n in moved.items():
+            self.moved[key] = self.moved.get(key, 0) + n
         for rates in {(b.rate, b.packet_rate) for b in batches}:  # as the per-record loop makes them
             if rates not in self._groups:
                 self._groups[rates] = {}
@@ -488,8 +502,15 @@ class Aggregator:
             e = ((re + add) & mask) + base
             s = e - ((re - rs) & mask)
             if s < oldest or e > newest:
-                s, e = _clamp(s, e, oldest, newest, arrival)
+                s, e = self._retime(batch, s, e, oldest, newest)
                 clamped += 1
+                if e < oldest:
+                    slot = self._resolve4(src, dst, nsrc, ndst, e)
+                    if slot < 0:
+                        self._add_unknown(batch, s, e, octets, packets, HOUR_MS)
+                    else:
+                        self._spread(buckets, slot, s, e, (octets, packets), HOUR_MS)
+                    continue
             v = exact(dst)
             if v is not None and v[0] <= e < v[1]:
                 slot = v[2]
@@ -504,7 +525,7 @@ class Aggregator:
                 else:
                     slot = self._resolve4(src, dst, nsrc, ndst, e)
                     if slot < 0:
-                        self._add_unknown(batch, s, e, octets, packets)
+                        self._add_unknown(batch, s, e, octets, packets, width)
                         continue
             if s < blo or e >= bhi:
                 k = s // width
@@ -551,8 +572,15 @@ class Aggregator:
             e = ((re + add) & mask) + base
             s = e - ((re - rs) & mask)
             if s < oldest or e > newest:
-                s, e = _clamp(s, e, oldest, newest, arrival)
+                s, e = self._retime(batch, s, e, oldest, newest)
                 self._clamped += 1
+                if e < oldest:
+                    owner = self._resolve6(sh, sl, dh, dl, nsh, nsl, ndh, ndl, e)
+                    if owner < 0:
+                        self._add_unknown(batch, s, e, octets, packets, HOUR_MS)
+                    else:
+                        self._spread(buckets, owner, s, e, (octets, packets), HOUR_MS)
+                    continue
             slot = look(dh, dl, e) if (dh >> cshift) in coarse else None
             if slot is None:
                 slot = look(sh, sl, e) if (sh >> cshift) in coarse else None
@@ -561,7 +589,7 @@ class Aggregator:
                 else:
                     slot = self._resolve6_nat((nsh, nsl, ndh, ndl), (sh, sl, dh, dl), e)
                     if slot < 0:
-                        self._add_unknown(batch, s, e, octets, packets)
+                        self._add_unknown(batch, s, e, octets, packets, width)
                         continue
             k = s // width
             if e // width != k:
@@ -576,6 +604,17 @@ class Aggregator:
             else:
                 c[0] += octets
                 c[1] += packets
+
+    def _resolve6(self, sh: int, sl: int, dh: int, dl: int, nsh: int, nsl: int, ndh: int, ndl: int, t: int) -> int:
+        """``_add6``'s attribution in one call (for the rare records that leave its loop)."""
+        look = self.services.lookup6
+        down = look(dh, dl, t)
+        if down is not None:
+            return down
+        up = look(sh, sl, t)
+        if up is not None:
+            return up + 1
+        return self._resolve6_nat((nsh, nsl, ndh, ndl), (sh, sl, dh, dl), t)
 
     def _resolve6_nat(self, nat: tuple[int, int, int, int], plain: tuple[int, int, int, int], t: int) -> int:
         """``_resolve4``'s post-NAT step for IPv6 rows (post-NAT destination, then source)."""
@@ -595,10 +634,36 @@ class Aggregator:
             group = self._groups[rates] = {}
         return group
 
+    def _retime(self, batch: FlowBatch, s: int, e: int, oldest: int, newest: int) -> tuple[int, int]:
+        """Usable times for a flow outside [oldest, newest], and why, counted (see the class
+        docstring); an end still before ``oldest`` means late traffic, booked by the hour."""
+        arrival = batch.arrival_ms
+        if e > newest:
+            reason = "too_far_ahead"
+            s = e = arrival
+        elif e >= oldest:
+            reason = "start_cut"
+            s = oldest
+        elif e >= arrival - self._late_ms:
+            reason = "late"
+            s = max(s, arrival - self._late_ms)
+        else:
+            reason = "too_old"
+            s = e = arrival
+        key = (batch.exporter, reason)
+        self.moved[key] = self.moved.get(key, 0) + 1
+        return s, e
+
     def _spread(self, buckets: dict[int, dict[int, list[int]]], slot: int, s: int, e: int,
-                counts: tuple[int, int]) -> None:
-        """Count a flow that spans buckets, each getting its share of the time."""
+                counts: tuple[int, int], step: int = 0) -> None:
+        """Count a flow that spans buckets, each getting its share of the time; with a
+        ``step`` other than the bucket width (late traffic: an hour), in shares of steps, each
+        booked at the bucket where its step starts."""
         width = self._bucket_ms
+        if step and step != width:
+            for k, b, p in _apportion(s, e, *counts, step):
+                self._count(buckets, k * step // width, slot, b, p)
+            return
         first = s // width
         if e // width == first + 1:  # the common case: across one boundary
             b, p = counts
@@ -611,32 +676,30 @@ class Aggregator:
             parts = _apportion(s, e, *counts, width)
         for k, b, p in parts:
             if b or p:
-                d = buckets.get(k)
-                if d is None:
-                    d = buckets[k] = {}
-                c = d.get(slot)
-                if c is None:
-                    c = d[slot] = [0, 0]
-                c[0] += b
-                c[1] += p
+                self._count(buckets, k, slot, b, p)
 
-    def _add_unknown(self, batch: FlowBatch, s: int, e: int, octets: int, packets: int) -> None:
+    @staticmethod
+    def _count(buckets: dict[int, dict[int, list[int]]], k: int, slot: int, b: int, p: int) -> None:
+        d = buckets.get(k)
+        if d is None:
+            d = buckets[k] = {}
+        c = d.get(slot)
+        if c is None:
+            c = d[slot] = [0, 0]
+        c[0] += b
+        c[1] += p
+
+    def _add_unknown(self, batch: FlowBatch, s: int, e: int, octets: int, packets: int, step: int) -> None:
         unknown = self._unknown
         exporter = batch.exporter
-        for k, b, p in _apportion(s, e, octets * batch.rate, packets * batch.packet_rate, self._bucket_ms):
+        width = self._bucket_ms
+        for h, b, p in _apportion(s, e, octets * batch.rate, packets * batch.packet_rate, step):
+            k = h if step == width else h * step // width
             c = unknown.get((exporter, k))
             if c is None:
                 c = unknown[(exporter, k)] = [0, 0]
             c[0] += b
             c[1] += p
-
-
-def _clamp(s: int, e: int, oldest: int, newest: int, arrival: int) -> tuple[int, int]:
-    """Make implausible flow times usable: an end outside the window means the times are
-    garbage (arrival time instead); a start before the window is cut to it."""
-    if e > newest or e < oldest:
-        return arrival, arrival
-    return oldest, e
 
 
 def _apportion(s: int, e: int, b: int, p: int, width: int) -> list[tuple[int, int, int]]:

@@ -163,6 +163,22 @@ async def test_long_flow_is_spread_over_its_minutes(collector: Flowcollector, se
     assert max(r["b"] for r in rows) - min(r["b"] for r in rows if r["b"]) <= 60_000_000 // 30 + 2
 
 
+async def test_late_flow_is_booked_in_its_own_hour_and_counted(collector: Flowcollector, services: dict[str, int],
+                                                                conn: asyncpg.Connection) -> None:
+    """Issue 8: a flow from 5 h ago (beyond max_age, within late_window) is booked at the start of
+    its hour, not at the arrival minute, and counted as moved (late)."""
+    end = now_ms() - 5 * 3_600_000
+    records = [fb.record(IPFIX_FIELDS, {8: "1.1.1.1", 12: "100.64.0.1", 1: 5000, 2: 5, 152: end - 1000, 153: end})]
+    send(collector.port, [fb.ipfix([fb.template_set(10, [(300, IPFIX_FIELDS)]), fb.data_set(300, records)],
+                                   export=int(time.time()))])
+    await eventually(lambda: collector.metric("lastmile_flow_records_total") == 1)
+    await eventually(lambda: collector.metric("lastmile_flow_records_moved_total", reason="late") == 1)
+    assert collector.stop() == 0
+    row = await conn.fetchrow("SELECT minute, bytes_down FROM traffic_usage")
+    assert row["bytes_down"] == 5000
+    assert int(row["minute"].timestamp()) == end // 3_600_000 * 3600
+
+
 async def test_unknown_exporter_is_dropped_without_state(collector: Flowcollector, services: dict[str, int],
                                                           conn: asyncpg.Connection) -> None:
     v9 = fb.v9([fb.template_set(9, [(256, V9_FIELDS)])], uptime=1000, secs=int(time.time()))
