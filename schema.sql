@@ -1,4 +1,4 @@
--- lastmile schema version 4
+-- lastmile schema version 5
 --
 -- The whole database, applied by `lastmile db init` (and `lastmile up`). It is idempotent:
 -- applying it twice changes nothing, so it also upgrades a database in place. Conventions:
@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS schema_version (
     version integer NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO schema_version (version) VALUES (4)
+INSERT INTO schema_version (version) VALUES (5)
 ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version, applied_at = now()
 WHERE schema_version.version <> EXCLUDED.version;
 
@@ -515,32 +515,74 @@ CREATE TABLE IF NOT EXISTS traffic_rollup_state (
 );
 INSERT INTO traffic_rollup_state (rolled_until) VALUES ('-infinity') ON CONFLICT DO NOTHING;
 
--- Recompute the hours from `since` to the last complete hour, and their days; move the mark.
--- Flows can arrive late (long flows are exported when they end), so callers pass a `since`
--- some hours back.
+-- Hours before the rollup mark that got minute rows after they were rolled up (late traffic):
+-- until the next rollup recomputes them, readers take their minute rows instead of the
+-- hourly row, so totals are exact at any time and nothing is counted twice.
+CREATE TABLE IF NOT EXISTS traffic_rollup_dirty (
+    hour timestamptz CONSTRAINT traffic_rollup_dirty_pk PRIMARY KEY
+);
+
+-- Whoever writes traffic_usage rows calls this in the same transaction, with the minutes
+-- written: the hours already rolled up among them are marked dirty. It takes the rollup's
+-- lock shared, so a rollup waits for writes in flight and no write slips between a rollup's
+-- reading of the minute rows and its moving of the mark. Returns the hours marked.
+CREATE OR REPLACE FUNCTION lastmile_traffic_written(minutes timestamptz[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    marked integer;
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(hashtext('lastmile traffic rollup'));
+    INSERT INTO traffic_rollup_dirty
+    SELECT DISTINCT date_trunc('hour', m) FROM unnest(minutes) m, traffic_rollup_state s WHERE m < s.rolled_until
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS marked = ROW_COUNT;
+    RETURN marked;
+END $$;
+
+-- Recompute the hours from `since` (or from the mark, if it is behind) to the last complete
+-- hour, the dirty hours, and their days; move the mark. Flows can arrive late (long flows are
+-- exported when they end), so callers pass a `since` some hours back; older late traffic is
+-- found through traffic_rollup_dirty.
 CREATE OR REPLACE FUNCTION lastmile_rollup_traffic(since timestamptz) RETURNS timestamptz
 LANGUAGE plpgsql AS $$
 DECLARE
-    from_hour timestamptz := date_trunc('hour', since);
+    from_hour timestamptz;
     until timestamptz := date_trunc('hour', now());
+    late timestamptz[];
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('lastmile traffic rollup'));
-    DELETE FROM traffic_usage_hourly WHERE hour >= from_hour AND hour < until;
+    -- Never past hours not rolled yet (the mark is where the last rollup ended).
+    SELECT LEAST(date_trunc('hour', since), rolled_until) INTO from_hour FROM traffic_rollup_state;
+    WITH taken AS (DELETE FROM traffic_rollup_dirty RETURNING hour)
+    SELECT coalesce(array_agg(hour) FILTER (WHERE hour < from_hour OR hour >= until), '{}') INTO late FROM taken;
+    DELETE FROM traffic_usage_hourly WHERE (hour >= from_hour AND hour < until) OR hour = ANY (late);
     INSERT INTO traffic_usage_hourly
     SELECT service_id, date_trunc('hour', minute), sum(bytes_down), sum(bytes_up), sum(packets_down), sum(packets_up)
     FROM traffic_usage WHERE minute >= from_hour AND minute < until
     GROUP BY 1, 2;
-    DELETE FROM traffic_usage_daily WHERE day >= (from_hour AT TIME ZONE 'UTC')::date;
+    INSERT INTO traffic_usage_hourly
+    SELECT u.service_id, h, sum(u.bytes_down), sum(u.bytes_up), sum(u.packets_down), sum(u.packets_up)
+    FROM unnest(late) h JOIN traffic_usage u ON u.minute >= h AND u.minute < h + interval '1 hour'
+    GROUP BY 1, 2;
+    DELETE FROM traffic_usage_daily WHERE day >= (from_hour AT TIME ZONE 'UTC')::date
+        OR day IN (SELECT (h AT TIME ZONE 'UTC')::date FROM unnest(late) h);
     INSERT INTO traffic_usage_daily
     SELECT service_id, (hour AT TIME ZONE 'UTC')::date, sum(bytes_down), sum(bytes_up), sum(packets_down), sum(packets_up)
     FROM traffic_usage_hourly WHERE hour >= date_trunc('day', from_hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+    GROUP BY 1, 2;
+    INSERT INTO traffic_usage_daily
+    SELECT t.service_id, d, sum(t.bytes_down), sum(t.bytes_up), sum(t.packets_down), sum(t.packets_up)
+    FROM (SELECT DISTINCT (h AT TIME ZONE 'UTC')::date AS d FROM unnest(late) h) days
+    JOIN traffic_usage_hourly t ON t.hour >= days.d AT TIME ZONE 'UTC' AND t.hour < (days.d + 1) AT TIME ZONE 'UTC'
+    WHERE days.d < (from_hour AT TIME ZONE 'UTC')::date
     GROUP BY 1, 2;
     UPDATE traffic_rollup_state SET rolled_until = GREATEST(rolled_until, until);
     RETURN until;
 END $$;
 
 -- The rows of a service's traffic in [from_ts, to_ts): with `rolled`, whole hours before the
--- rollup mark come from the hourly table and the rest from the minute table.
+-- rollup mark come from the hourly table (the minute rows of dirty ones, until they are rolled
+-- up again) and the rest from the minute table.
 CREATE OR REPLACE FUNCTION traffic_rows(service bigint, from_ts timestamptz, to_ts timestamptz, rolled boolean)
 RETURNS TABLE (at timestamptz, bytes_down bigint, bytes_up bigint, packets_down bigint, packets_up bigint)
 LANGUAGE sql STABLE AS $$
@@ -548,10 +590,16 @@ LANGUAGE sql STABLE AS $$
     SELECT h.hour, h.bytes_down, h.bytes_up, h.packets_down, h.packets_up
     FROM traffic_usage_hourly h, mark
     WHERE h.service_id = service AND h.hour >= from_ts AND h.hour < LEAST(to_ts, mark.t)
+      AND NOT EXISTS (SELECT 1 FROM traffic_rollup_dirty d WHERE d.hour = h.hour)
     UNION ALL
     SELECT u.minute, u.bytes_down, u.bytes_up, u.packets_down, u.packets_up
     FROM traffic_usage u, mark
     WHERE u.service_id = service AND u.minute >= GREATEST(from_ts, mark.t) AND u.minute < to_ts
+    UNION ALL
+    SELECT u.minute, u.bytes_down, u.bytes_up, u.packets_down, u.packets_up
+    FROM traffic_rollup_dirty d, mark, traffic_usage u
+    WHERE d.hour >= from_ts AND d.hour < LEAST(to_ts, mark.t)
+      AND u.service_id = service AND u.minute >= d.hour AND u.minute < d.hour + interval '1 hour'
 $$;
 
 -- The traffic of a service over [from_ts, to_ts) in buckets of `step` (at most a day): graph

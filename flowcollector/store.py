@@ -88,12 +88,14 @@ def _minute(start: int, cache: dict[int, datetime]) -> datetime:
 
 async def write_usage(conn: Connection, services: dict[tuple[int, int], list[int]],
                       unknown: dict[tuple[str, int], list[int]]) -> None:
-    """COPY the counters (call inside a transaction: both tables or neither)."""
+    """COPY the counters (call inside a transaction: both tables or neither).  Minutes of hours
+    already rolled up (late traffic) are marked for the next rollup, under its lock, so the
+    readers' totals stay exact (schema.sql, lastmile_traffic_written)."""
     minutes: dict[int, datetime] = {}
     if services:
-        await conn.copy_records_to_table(
-            "traffic_usage", columns=USAGE_COLUMNS,
-            records=[(sid, _minute(start, minutes), *c) for (sid, start), c in services.items()])
+        records = [(sid, _minute(start, minutes), *c) for (sid, start), c in services.items()]
+        await conn.execute("SELECT lastmile_traffic_written($1::timestamptz[])", list(minutes.values()))
+        await conn.copy_records_to_table("traffic_usage", columns=USAGE_COLUMNS, records=records)
     if unknown:
         await conn.copy_records_to_table(
             "traffic_unknown", columns=UNKNOWN_COLUMNS,
