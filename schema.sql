@@ -482,6 +482,22 @@ CREATE TABLE IF NOT EXISTS traffic_unknown (
 CREATE INDEX IF NOT EXISTS traffic_unknown_exporter_minute_idx ON traffic_unknown (exporter, minute);
 CREATE TABLE IF NOT EXISTS traffic_unknown_default PARTITION OF traffic_unknown DEFAULT;
 INSERT INTO partitioned_tables VALUES ('traffic_unknown', 'day', 7) ON CONFLICT DO NOTHING;
+-- Version 5: the subscriber-side address, when it is in the ISP's own prefixes (NULL: it is
+-- not, the row counts per exporter only). flowcollector records at most max_unknown_addresses
+-- addresses per flush; the rest are folded into 0.0.0.0/0 or ::/0 ("other addresses").
+ALTER TABLE traffic_unknown ADD COLUMN IF NOT EXISTS address inet;
+CREATE INDEX IF NOT EXISTS traffic_unknown_address_minute_idx ON traffic_unknown (minute) WHERE address IS NOT NULL;
+
+-- Version 5: what billing said of the service when its traffic was written, NULL when the
+-- service and its customer are active (the status of the service, else of its customer):
+-- traffic that passed while nobody was paying for it.
+ALTER TABLE traffic_usage ADD COLUMN IF NOT EXISTS billing text
+    CONSTRAINT traffic_usage_billing_valid CHECK (billing IN (
+        'service_blocked', 'service_disabled', 'service_archived',
+        'customer_new', 'customer_blocked', 'customer_disabled', 'customer_archived'));
+CREATE INDEX IF NOT EXISTS traffic_usage_billing_minute_idx ON traffic_usage (minute) WHERE billing IS NOT NULL;
+-- The leak report looks addresses up in services' delegated prefixes too.
+CREATE INDEX IF NOT EXISTS services_delegated_prefix_idx ON services USING gist (delegated_ipv6_prefix inet_ops);
 
 -- Rollups for long history: one row per service and hour / day, recomputed from the finer table
 -- (so late flows and repeated runs give the same result).
@@ -619,6 +635,58 @@ LANGUAGE sql STABLE AS $$
     SELECT coalesce(sum(r.bytes_down), 0), coalesce(sum(r.bytes_up), 0)
     FROM traffic_rows(service, date_trunc('month', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
                       (date_trunc('month', at AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC', true) r
+$$;
+
+-- Traffic billing gets nothing for, since `since`, most bytes first (the revenue-leak report):
+-- addresses of the ISP's own prefixes that passed traffic while no service held them
+-- (traffic_unknown.address), and services that passed traffic while they or their customer
+-- were not active (traffic_usage.billing). `billing` says what billing says of each row:
+-- no_service, other_addresses (more own addresses than flowcollector's max_unknown_addresses
+-- in a flush), service_<status> / customer_<status> of the service holding the address now
+-- (service_active: it holds it now, but did not then), or the flag the traffic was written
+-- with. `lastmile flows leaks` and the admin's revenue-leak report read this.
+CREATE OR REPLACE FUNCTION traffic_leaks(since timestamptz, top integer DEFAULT 100)
+RETURNS TABLE (address inet, service_id bigint, login text, customer text, billing text, bytes numeric,
+               packets numeric, first_seen timestamptz, last_seen timestamptz)
+LANGUAGE sql STABLE AS $$
+    WITH unknown AS (
+        SELECT u.address AS address, sum(u.bytes) AS bytes, sum(u.packets) AS packets,
+               min(u.minute) AS first_seen, max(u.minute) AS last_seen
+        FROM traffic_unknown u WHERE u.minute >= since AND u.address IS NOT NULL GROUP BY u.address
+    ), flagged AS (
+        SELECT t.service_id AS service_id, t.billing AS billing, sum(t.bytes_down + t.bytes_up) AS bytes,
+               sum(t.packets_down + t.packets_up) AS packets, min(t.minute) AS first_seen,
+               max(t.minute) AS last_seen
+        FROM traffic_usage t WHERE t.minute >= since AND t.billing IS NOT NULL GROUP BY 1, 2
+    )
+    SELECT l.* FROM (
+        SELECT un.address AS address, s.id AS service_id, s.login AS login, c.name AS customer,
+               CASE WHEN masklen(un.address) < CASE family(un.address) WHEN 4 THEN 32 ELSE 128 END
+                        THEN 'other_addresses'
+                    WHEN s.id IS NULL THEN 'no_service'
+                    WHEN s.status <> 'active' THEN 'service_' || s.status
+                    WHEN c.status <> 'active' THEN 'customer_' || c.status
+                    ELSE 'service_active' END AS billing,
+               un.bytes AS bytes, un.packets AS packets, un.first_seen AS first_seen, un.last_seen AS last_seen
+        FROM unknown un
+        LEFT JOIN LATERAL (
+            SELECT s4.id, s4.login, s4.status, s4.customer_id FROM services s4
+            WHERE family(un.address) = 4 AND masklen(un.address) = 32 AND s4.ipv4 = un.address
+            UNION ALL
+            SELECT s6.id, s6.login, s6.status, s6.customer_id FROM services s6
+            WHERE family(un.address) = 6 AND masklen(un.address) = 128 AND un.address <<= s6.ipv6_prefix
+            UNION ALL
+            SELECT sd.id, sd.login, sd.status, sd.customer_id FROM services sd
+            WHERE family(un.address) = 6 AND masklen(un.address) = 128 AND un.address <<= sd.delegated_ipv6_prefix
+            LIMIT 1) s ON true
+        LEFT JOIN customers c ON c.id = s.customer_id
+        UNION ALL
+        SELECT coalesce(s.ipv4, (SELECT r.framed_ip FROM radius_sessions r
+                                 WHERE r.service_id = f.service_id AND r.stopped_at IS NULL LIMIT 1)),
+               f.service_id, s.login, c.name, f.billing, f.bytes, f.packets, f.first_seen, f.last_seen
+        FROM flagged f LEFT JOIN services s ON s.id = f.service_id LEFT JOIN customers c ON c.id = s.customer_id
+    ) l
+    ORDER BY l.bytes DESC, l.address LIMIT top
 $$;
 
 -- The services moving the most bytes in the last `window`: "who is filling the uplink now".

@@ -163,6 +163,15 @@ class RadiusdSettings(DaemonSettings):
 
 @dataclass(frozen=True, slots=True)
 class FlowcollectorSettings(DaemonSettings):
+    @staticmethod
+    def _are_prefixes(value: tuple[str, ...]) -> str | None:
+        for prefix in value:
+            try:
+                ipaddress.ip_network(prefix)
+            except ValueError as e:
+                return f"must be IPv4/IPv6 prefixes ({e})"
+        return None
+
     bind: str = setting("0.0.0.0", "Address the flow listeners bind (`::` for IPv6 and IPv4).", check=is_address)
     netflow_port: int = setting(
         2055, "NetFlow v5/v9 port (UDP); takes IPFIX too. 0 is refused: exporters send to a fixed port.",
@@ -200,6 +209,19 @@ class FlowcollectorSettings(DaemonSettings):
         86400.0,
         "Flows that ended up to this many seconds ago are late traffic, booked at the start of their own hour "
         "(rollups then see it); older ones at arrival, counted. Ended sessions are kept this long for them.",
+        check=is_positive,
+    )
+    own_prefixes: tuple[str, ...] = setting(
+        (),
+        "The ISP's own address space (prefixes): unknown traffic whose subscriber side is in it is recorded "
+        "per address, for `lastmile flows leaks`. Empty: the networks of `ip_pools` and the addresses and "
+        "prefixes of all services, kept current from the database.",
+        check=_are_prefixes,
+    )
+    max_unknown_addresses: int = setting(
+        10000,
+        "Distinct own addresses of unknown traffic recorded per flush; the rest are folded into "
+        "0.0.0.0/0 or ::/0 (\"other addresses\") and counted.",
         check=is_positive,
     )
     max_sampling_rate: int = setting(

@@ -68,10 +68,11 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     loaded = templates.load(decoder)
     rt.on_drain("templates", _step(lambda: templates.save(decoder)))
     services = ServiceMap()
-    aggregator = Aggregator(services, max_age=HISTORY_S, late_window=fs.late_window)
+    aggregator = Aggregator(services, max_age=HISTORY_S, late_window=fs.late_window,
+                            max_unknown_addresses=fs.max_unknown_addresses)
     collector = Collector(decoder, aggregator, AllowList())
     history = max(HISTORY_S, fs.late_window)  # sessions are kept for late flows too
-    maps = Maps(pool, services, decoder, collector, history)
+    maps = Maps(pool, services, decoder, collector, history, fs.own_prefixes)
     # Subscribe before loading, so no change between the two is missed.
     listener = db.Listener(url, CHANNELS, maps.notified, on_reconnect=maps.reload_everything)
     rt.spawn("listen", listener.run())
@@ -79,7 +80,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     await maps.load_all()
     rt.spawn("map-refresh", maps.run())
 
-    writer = UsageWriter(pool, aggregator, fs.flush_interval, fs.max_backlog_rows)
+    writer = UsageWriter(pool, aggregator, fs.flush_interval, fs.max_backlog_rows, lambda: maps.billing)
     rt.on_drain("flush", writer.flush)
     rt.spawn("writer", writer.run())
     rt.spawn("maintenance", maintenance(pool, decoder, services, collector, templates, fs.rollup_interval, history))
@@ -90,7 +91,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
                  for port in ports]
     rt.on_drain("sockets", _step(lambda: _close(endpoints)))
     REGISTRY.register(metrics.FlowCollector(collector.stats, decoder.gauges,
-                                            lambda: sum(e.kernel_drops() for e in endpoints), lambda: aggregator.moved))
+                                            lambda: sum(e.kernel_drops() for e in endpoints), aggregator))
     metrics.RCVBUF.set(min(e.rcvbuf for e in endpoints))
     log.get("lastmile.flowcollector").info(
         "flow listening", ports=[e.address[1] for e in endpoints], bind=fs.bind, rcvbuf=endpoints[0].rcvbuf,

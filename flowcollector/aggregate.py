@@ -9,7 +9,8 @@ prefix wins.
 ``Aggregator`` folds ``codec.FlowBatch`` es into ``(service_id, bucket_start)`` counters
 ``[bytes_down, bytes_up, packets_down, packets_up]``, the subscriber side of a flow deciding
 the direction (a subscriber destination is download; otherwise a subscriber source is
-upload), and traffic no service owns into per-exporter ``unknown`` counters (revenue leaks).
+upload), and traffic no service owns into ``unknown`` counters per exporter and, for the
+ISP's own addresses (``OwnPrefixes``), per subscriber-side address (revenue leaks).
 A flow spanning several buckets is spread over them in proportion to time, in integers whose
 sum is exactly the flow's bytes and packets (pmacct's ``nfacctd_pro_rating``).  The writer
 takes the counters with ``drain()`` every N seconds (STYLE.md §10).
@@ -34,10 +35,14 @@ import numpy as np
 from .bulk import Bulk4, Index4, Ints, Table, TableKey
 from .codec import FlowBatch
 
-__all__ = ["Aggregator", "ServiceMap", "Usage"]
+__all__ = ["OTHER4", "OTHER6", "Aggregator", "OwnPrefixes", "ServiceMap", "Usage"]
 
 FOREVER: Final = 1 << 62  # the end of a session not ended yet
 HOUR_MS: Final = 3_600_000  # late traffic is booked by the hour
+OTHER4: Final = "0.0.0.0/0"  # own IPv4 addresses of unknown traffic past max_unknown_addresses
+OTHER6: Final = "::/0"
+_NOT_OWN, _OTHER4, _OTHER6 = -1, -2, -3  # address codes of unknown counters; an IPv6 one has bit 128 set
+_V6: Final = 1 << 128
 MAX_DIRTY: Final = 256  # /32 sessions changed before the bulk path's snapshot is taken anew
 
 Entry = tuple[int, int, int, "Entry | None"]
@@ -311,14 +316,50 @@ def _parse(prefix: Network) -> tuple[int, int, int]:
     return net.version, net.prefixlen, int(net.network_address) >> (net.max_prefixlen - net.prefixlen)
 
 
+class OwnPrefixes:
+    """The ISP's own address space (pools, services' addresses and prefixes, or a setting):
+    unknown traffic whose subscriber side is in it is counted per address.  Any prefix that
+    contains an address will do (no longest match), so lookups are one set probe per prefix
+    length in use."""
+
+    def __init__(self, prefixes: Iterable[Network] = ()) -> None:
+        by_length: dict[tuple[int, int], set[int]] = {}
+        for prefix in prefixes:
+            family, length, key = _parse(prefix)
+            by_length.setdefault((family, length), set()).add(key)
+        self.count = sum(len(keys) for keys in by_length.values())
+        self._v4 = [(32 - ln, keys) for (f, ln), keys in sorted(by_length.items()) if f == 4]
+        self._v6 = [(128 - ln, keys) for (f, ln), keys in sorted(by_length.items()) if f == 6]
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def owns4(self, addr: int) -> bool:
+        return any(addr >> shift in keys for shift, keys in self._v4)
+
+    def owns6(self, addr: int) -> bool:
+        return any(addr >> shift in keys for shift, keys in self._v6)
+
+
+def _address(code: int) -> str | None:
+    """The text of an unknown counter's address code (None: outside own prefixes)."""
+    if code >= _V6:
+        return str(ipaddress.IPv6Address(code - _V6))
+    if code >= 0:
+        return str(ipaddress.IPv4Address(code))
+    return {_OTHER4: OTHER4, _OTHER6: OTHER6}.get(code)
+
+
 @dataclass(slots=True)
 class Usage:
     """What ``Aggregator.drain`` hands to the writer.
 
     ``services()`` / ``rows()`` give the per-service counters, renormalised by the sampling
     rate: (service_id, bucket start in Unix seconds) -> [bytes_down, bytes_up, packets_down,
-    packets_up].  ``unknown``: (exporter, bucket start) -> [bytes, packets] of flows whose
-    addresses match no service.  ``records`` is the number of flow records folded;
+    packets_up].  ``unknown``: (exporter, bucket start, address) -> [bytes, packets] of flows
+    whose addresses match no service; ``address`` is the subscriber side when it is one of
+    the ISP's own (``OTHER4``/``OTHER6`` for those past ``max_unknown_addresses``), None
+    otherwise.  ``records`` is the number of flow records folded;
     ``clamped`` how many were not booked at the minutes they carry (``Aggregator.moved``
     says why).
     """
@@ -327,7 +368,7 @@ class Usage:
     groups: dict[tuple[int, int], dict[int, dict[int, list[int]]]]
     """Raw counters as the aggregator keeps them: (rate, packet rate) -> bucket index ->
     slot (service_id * 2, + 1 for upload) -> [bytes, packets] before renormalising."""
-    unknown: dict[tuple[str, int], list[int]]
+    unknown: dict[tuple[str, int, str | None], list[int]]
     records: int
     clamped: int
 
@@ -366,12 +407,18 @@ class Aggregator:
     the arrival time: ``too_old`` or ``too_far_ahead``.  ``moved`` counts these records
     (``late`` too) by (exporter, reason), from the start; ``Usage.clamped`` per drain.
 
+    Unknown traffic (no service owns either side) is counted per exporter; when a side is
+    in ``own`` (destination, source, then the post-NAT ones), per that address too, for at
+    most ``max_unknown_addresses`` distinct addresses between drains: the rest go to
+    ``OTHER4``/``OTHER6`` and are counted in ``unknown_overflow`` (records, from the start).
+
     ``bulk``: IPv4 records queued for the NumPy path before it runs (0: every record takes
     the per-record loop, the reference the bulk path is tested against).
     """
 
     def __init__(self, services: ServiceMap, *, bucket_seconds: int = 60, max_age: float = 7200.0,
-                 max_lead: float = 300.0, late_window: float = 86_400.0, bulk: int = 8192) -> None:
+                 max_lead: float = 300.0, late_window: float = 86_400.0, own: OwnPrefixes | None = None,
+                 max_unknown_addresses: int = 10_000, bulk: int = 8192) -> None:
         if bucket_seconds <= 0:
             raise ValueError("bucket_seconds must be positive")
         if not 0 <= bulk <= 1 << 14:  # Bulk4's overflow bounds assume at most 2^15 records a fold
@@ -383,10 +430,14 @@ class Aggregator:
         self._max_lead_ms = int(max_lead * 1000)
         self._late_ms = max(int(late_window * 1000), self._max_age_ms)
         self.moved: dict[tuple[str, str], int] = {}
+        self.own = own or OwnPrefixes()
+        self.max_unknown_addresses = max_unknown_addresses
+        self.unknown_overflow = 0
+        self._addresses: set[int] = set()  # address codes counted since the last drain
         # Counters are kept per sampling rate and multiplied once, in Usage.services(): the
         # hot loop then adds raw counts.  A slot is service_id * 2 (+ 1 for upload).
         self._groups: dict[tuple[int, int], dict[int, dict[int, list[int]]]] = {}
-        self._unknown: dict[tuple[str, int], list[int]] = {}
+        self._unknown: dict[tuple[str, int, int], list[int]] = {}
         self._records = 0
         self._clamped = 0
         self._bulk_at = bulk
@@ -405,10 +456,11 @@ class Aggregator:
         """Return the counters gathered so far and start afresh (O(1): a swap)."""
         self._settle()
         step = self.bucket_seconds
-        unknown = {(exporter, k * step): c for (exporter, k), c in self._unknown.items()}
+        unknown = {(exporter, k * step, _address(code)): c for (exporter, k, code), c in self._unknown.items()}
         usage = Usage(step, self._groups, unknown, self._records, self._clamped)
         self._groups = {}
         self._unknown = {}
+        self._addresses = set()
         self._records = 0
         self._clamped = 0
         return usage
@@ -507,7 +559,7 @@ class Aggregator:
                 if e < oldest:
                     slot = self._resolve4(src, dst, nsrc, ndst, e)
                     if slot < 0:
-                        self._add_unknown(batch, s, e, octets, packets, HOUR_MS)
+                        self._add_unknown(batch, s, e, octets, packets, HOUR_MS, self._side4(src, dst, nsrc, ndst))
                     else:
                         self._spread(buckets, slot, s, e, (octets, packets), HOUR_MS)
                     continue
@@ -525,7 +577,7 @@ class Aggregator:
                 else:
                     slot = self._resolve4(src, dst, nsrc, ndst, e)
                     if slot < 0:
-                        self._add_unknown(batch, s, e, octets, packets, width)
+                        self._add_unknown(batch, s, e, octets, packets, width, self._side4(src, dst, nsrc, ndst))
                         continue
             if s < blo or e >= bhi:
                 k = s // width
@@ -577,7 +629,8 @@ class Aggregator:
                 if e < oldest:
                     owner = self._resolve6(sh, sl, dh, dl, nsh, nsl, ndh, ndl, e)
                     if owner < 0:
-                        self._add_unknown(batch, s, e, octets, packets, HOUR_MS)
+                        self._add_unknown(batch, s, e, octets, packets, HOUR_MS,
+                                          self._side6(sh, sl, dh, dl, nsh, nsl, ndh, ndl))
                     else:
                         self._spread(buckets, owner, s, e, (octets, packets), HOUR_MS)
                     continue
@@ -589,7 +642,8 @@ class Aggregator:
                 else:
                     slot = self._resolve6_nat((nsh, nsl, ndh, ndl), (sh, sl, dh, dl), e)
                     if slot < 0:
-                        self._add_unknown(batch, s, e, octets, packets, width)
+                        self._add_unknown(batch, s, e, octets, packets, width,
+                                          self._side6(sh, sl, dh, dl, nsh, nsl, ndh, ndl))
                         continue
             k = s // width
             if e // width != k:
@@ -689,15 +743,45 @@ class Aggregator:
         c[0] += b
         c[1] += p
 
-    def _add_unknown(self, batch: FlowBatch, s: int, e: int, octets: int, packets: int, step: int) -> None:
+    def _side4(self, src: int, dst: int, nsrc: int, ndst: int) -> int:
+        """The address code of an unknown IPv4 flow's subscriber side."""
+        own = self.own
+        if own:
+            for addr in (dst, src, ndst, nsrc):
+                if own.owns4(addr):
+                    return self._bounded(addr, _OTHER4)
+        return _NOT_OWN
+
+    def _side6(self, sh: int, sl: int, dh: int, dl: int, nsh: int, nsl: int, ndh: int, ndl: int) -> int:
+        own = self.own
+        if own:
+            for hi, lo in ((dh, dl), (sh, sl), (ndh, ndl), (nsh, nsl)):
+                addr = hi << 64 | lo
+                if own.owns6(addr):
+                    return self._bounded(addr | _V6, _OTHER6)
+        return _NOT_OWN
+
+    def _bounded(self, code: int, other: int) -> int:
+        seen = self._addresses
+        if code in seen:
+            return code
+        if len(seen) < self.max_unknown_addresses:
+            seen.add(code)
+            return code
+        self.unknown_overflow += 1
+        return other
+
+    def _add_unknown(self, batch: FlowBatch, s: int, e: int, octets: int, packets: int, step: int,
+                     address: int) -> None:
         unknown = self._unknown
         exporter = batch.exporter
         width = self._bucket_ms
         for h, b, p in _apportion(s, e, octets * batch.rate, packets * batch.packet_rate, step):
             k = h if step == width else h * step // width
-            c = unknown.get((exporter, k))
+            key = (exporter, k, address)
+            c = unknown.get(key)
             if c is None:
-                c = unknown[(exporter, k)] = [0, 0]
+                c = unknown[key] = [0, 0]
             c[0] += b
             c[1] += p
 

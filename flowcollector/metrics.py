@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from daemons.metrics import REGISTRY
+
+if TYPE_CHECKING:
+    from flowcollector.aggregate import Aggregator
 
 
 @dataclass
@@ -34,12 +38,11 @@ class FlowCollector(Collector):
     """Samples from the per-exporter integers and the decoder's state sizes."""
 
     def __init__(self, stats: dict[str, ExporterStats], gauges: Callable[[], dict[str, int]],
-                 kernel_drops: Callable[[], int],
-                 moved: Callable[[], dict[tuple[str, str], int]] = dict) -> None:
+                 kernel_drops: Callable[[], int], aggregator: Aggregator | None = None) -> None:
         self.stats = stats
         self.gauges = gauges
         self.kernel_drops = kernel_drops
-        self.moved = moved  # the aggregator's (exporter, reason) -> records
+        self.aggregator = aggregator  # its counts since the start: moved records, unknown overflow
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         datagrams = CounterMetricFamily("lastmile_flow_datagrams", "Datagrams received, by exporter.",
@@ -60,7 +63,7 @@ class FlowCollector(Collector):
                                      labels=["exporter", "event"])
         moved = CounterMetricFamily("lastmile_flow_records_moved", "Records not booked at the times they carry, "
                                     "by exporter and reason.", labels=["exporter", "reason"])
-        moves: dict[tuple[str, str], int] = dict(self.moved())
+        moves: dict[tuple[str, str], int] = dict(self.aggregator.moved) if self.aggregator else {}
         for exporter, s in self.stats.items():
             datagrams.add_metric([exporter], s.datagrams)
             records.add_metric([exporter], s.records)
@@ -82,7 +85,10 @@ class FlowCollector(Collector):
         kernel = CounterMetricFamily("lastmile_flow_kernel_drops", "Datagrams the kernel dropped on our sockets "
                                      "(receive buffer full), from /proc/net/udp.")
         kernel.add_metric([], self.kernel_drops())
-        yield from (datagrams, records, lost, sets, sets_decoded, dropped, events, moved, state, kernel)
+        overflow = CounterMetricFamily("lastmile_flow_unknown_overflow_records", "Unknown-traffic records of own "
+                                       "addresses folded into 0.0.0.0/0 or ::/0 (over max_unknown_addresses).")
+        overflow.add_metric([], self.aggregator.unknown_overflow if self.aggregator else 0)
+        yield from (datagrams, records, lost, sets, sets_decoded, dropped, events, moved, state, kernel, overflow)
 
 
 UNKNOWN_EXPORTER = Counter("lastmile_flow_unknown_exporter_datagrams_total",

@@ -83,3 +83,31 @@ async def test_a_rollup_never_skips_hours_it_did_not_roll(conn: asyncpg.Connecti
     await write(conn, {(4, gap): [321, 0, 1, 0]})
     await conn.execute("SELECT lastmile_rollup_traffic(now() - interval '3 hours')")
     assert await conn.fetchval("SELECT bytes_down FROM traffic_usage_hourly WHERE service_id = 4") == 321
+
+
+async def test_traffic_leaks_says_what_billing_says(conn: asyncpg.Connection) -> None:
+    """The query `lastmile flows leaks` and the admin's revenue-leak report read."""
+    from tests.integration.radius_env import add_service
+
+    v6 = await add_service(conn, "six", "x", ipv6_prefix="2001:db8:1::/64", status="disabled")
+    await add_service(conn, "pd", "x", delegated_ipv6_prefix="2001:db8:2::/56", customer_status="blocked")
+    await add_service(conn, "now", "x", ipv4="100.64.0.5")
+    dynamic = await add_service(conn, "dyn", "x", status="blocked")
+    await conn.execute("INSERT INTO radius_sessions (acct_unique_id, started_at, service_id, username, "
+                       "acct_session_id, framed_ip, updated_at) VALUES ('u1', now(), $1, 'dyn', 's1', "
+                       "'100.64.0.77', now())", dynamic)
+    now = int(time.time()) // 60 * 60
+    unknown = {("192.0.2.1", now, "2001:db8:1::9"): [600, 6], ("192.0.2.1", now, "2001:db8:2:ff::1"): [500, 5],
+               ("192.0.2.1", now, "100.64.0.5"): [400, 4], ("192.0.2.1", now, "0.0.0.0/0"): [300, 3],
+               ("192.0.2.1", now, "100.64.0.200"): [200, 2], ("192.0.2.1", now, None): [10_000, 1],
+               ("192.0.2.1", now - 3 * HOUR, "100.64.0.201"): [9_999, 1]}
+    async with conn.transaction():
+        await store.write_usage(conn, {(dynamic, now): [50, 50, 1, 1], (v6, now): [1, 0, 1, 0]}, unknown,
+                                {dynamic: "service_blocked"})
+    rows = await store.leaks(conn, datetime.fromtimestamp(now - HOUR, UTC), 100)
+    got = [(str(r["address"]), r["login"], r["billing"], int(r["bytes"])) for r in rows]
+    assert got == [("2001:db8:1::9", "six", "service_disabled", 600),
+                   ("2001:db8:2:ff::1", "pd", "customer_blocked", 500),
+                   ("100.64.0.5", "now", "service_active", 400), ("0.0.0.0/0", None, "other_addresses", 300),
+                   ("100.64.0.200", None, "no_service", 200), ("100.64.0.77", "dyn", "service_blocked", 100)]
+    assert len(await store.leaks(conn, datetime.fromtimestamp(now - HOUR, UTC), 2)) == 2  # the limit

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +24,7 @@ import pytest
 from daemons.pgembed import EmbeddedPostgres
 from tests.conftest import free_port
 from tests.integration.conftest import crash
-from tests.integration.daemon import Daemon, start_daemon
+from tests.integration.daemon import ROOT, Daemon, start_daemon
 from tests.integration.radius_env import add_service, eventually
 from tests.unit.flow import flowbuild as fb
 
@@ -284,3 +287,75 @@ async def test_counters_wait_while_postgresql_is_down(own_pg: EmbeddedPostgres, 
         assert await totals(conn) == {service: (999, 0, 9, 0)}
     finally:
         await conn.close()
+
+
+def lastmile(*args: str, db_url: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LASTMILE_")}
+    env.update(PYTHONPATH=str(ROOT), LASTMILE_DATABASE__URL=db_url)
+    return subprocess.run([sys.executable, "-m", "daemons.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=60)
+
+
+async def test_leaks_are_recorded_per_address_and_flagged_by_billing(db_url: str, conn: asyncpg.Connection,
+                                                                     tmp_path: Path) -> None:
+    """Issue 8: unknown traffic of the ISP's own addresses (here: derived from its pool) is kept per
+    address, traffic of blocked, disabled and archived services is flagged, and `lastmile flows
+    leaks` lists both with what billing says; an active service's traffic and foreign addresses
+    are no leak."""
+    await conn.execute("INSERT INTO flow_exporters (name, address) VALUES ('bras', '127.0.0.1')")
+    await conn.execute("INSERT INTO ip_pools (name, network, managed_by) VALUES ('cgnat', '100.64.0.0/24', 'nas')")
+    await add_service(conn, "paid", "x", ipv4="100.64.0.1")
+    await add_service(conn, "blocked", "x", ipv4="100.64.0.2", status="blocked")
+    await add_service(conn, "gone", "x", ipv4="100.64.0.3", status="archived")
+    await add_service(conn, "unpaid", "x", ipv4="100.64.0.4", customer_status="disabled")
+    daemon = start(db_url, tmp_path)
+    try:
+        end = now_ms() - 1000
+        octets = {"100.64.0.1": 1000, "100.64.0.2": 2000, "100.64.0.3": 3000, "100.64.0.4": 4000,
+                  "100.64.0.9": 9000, "9.9.9.9": 99}
+        records = [fb.record(IPFIX_FIELDS, {8: "8.8.8.8", 12: dst, 1: n, 2: 1, 152: end - 10, 153: end})
+                   for dst, n in octets.items()]
+        send(daemon.port, [fb.ipfix([fb.template_set(10, [(300, IPFIX_FIELDS)]), fb.data_set(300, records)],
+                                    export=int(time.time()))])
+        await eventually(lambda: daemon.metric("lastmile_flow_records_total") == 6)
+        assert daemon.metric("lastmile_flow_service_map_entries", kind="own_prefixes") == 5  # pool + 4 services
+    finally:
+        assert daemon.stop() == 0
+    unknown = {r["address"] and str(r["address"]): r["b"] for r in await conn.fetch(
+        "SELECT address, sum(bytes)::bigint AS b FROM traffic_unknown GROUP BY 1")}
+    assert unknown == {"100.64.0.3": 3000, "100.64.0.9": 9000, None: 99}
+    flags = {r["login"]: r["billing"] for r in await conn.fetch(
+        "SELECT s.login, u.billing FROM traffic_usage u JOIN services s ON s.id = u.service_id")}
+    assert flags == {"paid": None, "blocked": "service_blocked", "unpaid": "customer_disabled"}
+
+    result = lastmile("flows", "leaks", "--since", "1h", db_url=db_url)
+    assert result.returncode == 0, result.stderr
+    header, *lines = result.stdout.splitlines()
+    assert header.split()[:3] == ["ADDRESS", "SERVICE", "CUSTOMER"]
+    got = [(line.split()[0], line.split()[1], line.split("  ")[-1].strip()) for line in lines]
+    assert got == [("100.64.0.9", "-", "no service"), ("100.64.0.4", "unpaid", "customer disabled"),
+                   ("100.64.0.3", "gone", "service archived"), ("100.64.0.2", "blocked", "service blocked")]
+
+
+async def test_flows_leaks_in_a_pipe_and_with_nothing_to_say(db_url: str, conn: asyncpg.Connection) -> None:
+    """`lastmile flows leaks | head -1`: the pipe closes early, no traceback."""
+    quiet = lastmile("flows", "leaks", db_url=db_url)
+    assert quiet.returncode == 0 and quiet.stdout.startswith("no leaks since ") and quiet.stderr == ""
+    await conn.execute("INSERT INTO traffic_unknown (exporter, minute, address, bytes, packets) "
+                       "SELECT '192.0.2.1', now(), '100.64.0.0'::inet + g, g, 1 FROM generate_series(1, 5000) g")
+    first, code, errors = head_1("flows", "leaks", "--limit", "5000", db_url=db_url)
+    assert first.startswith("ADDRESS") and code == 0 and errors == ""
+
+
+def head_1(*args: str, db_url: str) -> tuple[str, int, str]:
+    """Run `lastmile ARGS | head -1`: (the line read, exit code, stderr)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LASTMILE_")}
+    env.update(PYTHONPATH=str(ROOT), LASTMILE_DATABASE__URL=db_url)
+    proc = subprocess.Popen([sys.executable, "-m", "daemons.cli", *args], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout and proc.stderr
+    line = proc.stdout.readline()
+    proc.stdout.close()  # as `head -1` does, long before the output ends
+    errors = proc.stderr.read()
+    proc.stderr.close()
+    return line, proc.wait(60), errors

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowcollector.aggregate import Aggregator, ServiceMap
+from flowcollector.aggregate import OTHER4, OTHER6, Aggregator, OwnPrefixes, ServiceMap
 from flowcollector.codec import Decoder
 from tests.unit.flow.flowbuild import FieldSpec, data_set, ipfix, record, template_set
 
@@ -21,20 +21,29 @@ V4: list[FieldSpec] = [(8, 4), (12, 4), (1, 8), (2, 8), (152, 8), (153, 8), (225
 V6: list[FieldSpec] = [(27, 16), (28, 16), (1, 8), (2, 8), (152, 8), (153, 8)]
 
 
-def fold(smap: ServiceMap, flows: list[dict[int, Any]], *, six: bool = False, rate: int = 1,
-         exporter: str = "192.0.2.1", **kwargs: Any) -> Any:
-    """Decode IPFIX flows ({element: value}) and aggregate them; return the drained usage."""
+def _batches(flows: list[dict[int, Any]], *, six: bool = False, rate: int = 1,
+             exporter: str = "192.0.2.1") -> list[Any]:
+    """Decode IPFIX flows ({element: value}) into batches."""
     fields = V6 if six else V4
     dec = Decoder()
     if rate != 1:
         dec.set_sampling(exporter, rate)
     dec.decode(ipfix([template_set(10, [(256, fields)])], export=NOW), exporter, NOW)
-    agg = Aggregator(smap, **kwargs)
+    out = []
     for i in range(0, len(flows), 20):
         dg = ipfix([data_set(256, [record(fields, f) for f in flows[i:i + 20]])], export=NOW, seq=i)
-        for batch in dec.decode(dg, exporter, NOW).batches:
-            agg.add(batch)
-    return agg.drain()
+        out += dec.decode(dg, exporter, NOW).batches
+    return out
+
+
+def fold(smap: ServiceMap, flows: list[dict[int, Any]], *, six: bool = False, rate: int = 1,
+         exporter: str = "192.0.2.1", keep: bool = False, **kwargs: Any) -> Any:
+    """Decode IPFIX flows ({element: value}) and aggregate them; return the drained usage
+    (and the aggregator, with ``keep``)."""
+    agg = Aggregator(smap, **kwargs)
+    for batch in _batches(flows, six=six, rate=rate, exporter=exporter):
+        agg.add(batch)
+    return (agg.drain(), agg) if keep else agg.drain()
 
 
 def flow(src: str, dst: str, octets: int = 1000, packets: int = 10, start: int = MS - 5000, end: int = MS - 1000,
@@ -142,9 +151,48 @@ def test_post_nat_addresses_are_tried_last() -> None:
 
 def test_unknown_traffic_per_exporter_and_minute() -> None:
     usage = fold(ServiceMap(), [flow("198.51.100.1", "198.51.100.2", 700, 7)], exporter="10.9.9.9")
-    assert usage.unknown == {("10.9.9.9", MINUTE): [700, 7]} and usage.services() == {}
+    assert usage.unknown == {("10.9.9.9", MINUTE, None): [700, 7]} and usage.services() == {}
     usage6 = fold(ServiceMap(), [flow("2001:db8::1", "2001:db8::2", 70, 1)], six=True)
-    assert usage6.unknown == {("192.0.2.1", MINUTE): [70, 1]}
+    assert usage6.unknown == {("192.0.2.1", MINUTE, None): [70, 1]}
+
+
+def test_unknown_traffic_of_own_addresses_is_per_address() -> None:
+    """Issue 8: nobody could see which address passes traffic without a service.  The
+    subscriber side (destination, source, post-NAT) in the own prefixes is kept; the rest
+    stays per exporter."""
+    smap = ServiceMap()
+    smap.add_session("100.64.0.1", 1, NOW - 60)
+    own = OwnPrefixes(["100.64.0.0/24", "2001:db8:1::/48", "192.0.2.7/32"])
+    usage = fold(smap, [flow("198.51.100.1", "100.64.0.9", 100, 1),          # download of .9
+                        flow("100.64.0.9", "198.51.100.1", 10, 1),           # its upload
+                        flow("100.64.0.1", "100.64.0.9", 5, 1),              # on-net: .9's download, attributed to 1
+                        flow("198.51.100.1", "203.0.113.5", 70, 1,           # post-NAT destination .8
+                             nat=("198.51.100.1", "100.64.0.8")),
+                        flow("198.51.100.1", "198.51.100.2", 3, 1)],         # not ours
+                 own=own)
+    assert usage.unknown == {("192.0.2.1", MINUTE, "100.64.0.9"): [110, 2],
+                             ("192.0.2.1", MINUTE, "100.64.0.8"): [70, 1],
+                             ("192.0.2.1", MINUTE, None): [3, 1]}
+    six = fold(ServiceMap(), [flow("2001:db8:ffff::1", "2001:db8:1:5::9", 40, 1)], six=True, own=own)
+    assert six.unknown == {("192.0.2.1", MINUTE, "2001:db8:1:5::9"): [40, 1]}
+    assert own.count == 3 and own.owns4(int(ipaddress.ip_address("192.0.2.7")))
+    assert not own.owns4(int(ipaddress.ip_address("192.0.2.8"))) and not OwnPrefixes()
+
+
+def test_unknown_addresses_are_bounded_and_the_rest_folded_and_counted() -> None:
+    own = OwnPrefixes(["100.64.0.0/16", "2001:db8::/32"])
+    agg_flows = [flow("198.51.100.1", f"100.64.1.{i}", 10, 1) for i in range(10)]
+    usage, agg = fold(ServiceMap(), agg_flows, own=own, max_unknown_addresses=4, keep=True)
+    addresses = {k[2]: c for k, c in usage.unknown.items()}
+    assert len(addresses) == 5 and addresses[OTHER4] == [60, 6]
+    assert sum(c[0] for c in addresses.values()) == 100 and agg.unknown_overflow == 6
+    # Bounded per drain: the next interval starts afresh.
+    for batch in _batches(agg_flows[:2]):
+        agg.add(batch)
+    assert {k[2] for k in agg.drain().unknown} == {"100.64.1.0", "100.64.1.1"}
+    six, agg6 = fold(ServiceMap(), [flow("2001:db9::1", f"2001:db8::{i}", 1, 1) for i in range(3)], six=True,
+                     own=own, max_unknown_addresses=1, keep=True)
+    assert {k[2] for k in six.unknown} == {"2001:db8::", OTHER6} and agg6.unknown_overflow == 2
 
 
 def test_long_flow_is_spread_in_proportion_exactly() -> None:

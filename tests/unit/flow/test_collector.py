@@ -47,9 +47,9 @@ def test_moved_records_reach_the_stats_and_the_metric() -> None:
     tpl = v9([template_set(9, [(300, FIELDS)]), data_set(300, [rec] * 2)], uptime=10_000_000, secs=1000, seq=0)
     collector.on_datagram(tpl, EXPORTER)  # no time fields, and a clock in 1970
     assert collector.stats[EXPORTER[0]].moved == {"no_clock": 2}
+    collector.aggregator.moved.update({(EXPORTER[0], "late"): 3, (EXPORTER[0], "no_clock"): 1})
     registry = CollectorRegistry()
-    registry.register(metrics.FlowCollector(collector.stats, dict, lambda: 0,
-                                            lambda: {(EXPORTER[0], "late"): 3, (EXPORTER[0], "no_clock"): 1}))
+    registry.register(metrics.FlowCollector(collector.stats, dict, lambda: 0, collector.aggregator))
     value = registry.get_sample_value
     assert value("lastmile_flow_records_moved_total", {"exporter": EXPORTER[0], "reason": "no_clock"}) == 3
     assert value("lastmile_flow_records_moved_total", {"exporter": EXPORTER[0], "reason": "late"}) == 3

@@ -209,4 +209,4 @@ def test_late_traffic_spanning_hours_is_shared_exactly_and_unknown_late_is_by_th
     assert sum(c[0] for c in parts.values()) == 1_000_001
     assert all(minute % 3600 == 0 for _, minute in parts) and 1 <= len(parts) <= 2
     assert sum(c[0] for c in usage.unknown.values()) == 999
-    assert all(minute % 3600 == 0 for _, minute in usage.unknown)
+    assert all(minute % 3600 == 0 for _, minute, _ in usage.unknown)
