@@ -62,6 +62,14 @@ def _at(chain: Entry | None, t: int) -> int | None:
     return None
 
 
+def _length(chain: Entry | None) -> int:
+    n = 0
+    while chain is not None:
+        n += 1
+        chain = chain[3]
+    return n
+
+
 def _unchain(chain: Entry | None) -> list[tuple[int, int, int]]:
     out = []
     while chain is not None:
@@ -113,6 +121,10 @@ class ServiceMap:
         self._watchers: list[weakref.WeakMethod[Callable[[], None]]] = []
         self._index4: Index4 | None = None  # the bulk path's snapshot, taken when first asked for
         self._dirty4: set[int] = set()  # /32 session keys changed since that snapshot
+        #: Sessions held (open, and ended but kept for late flows) and static prefixes, for metrics:
+        #: kept by every change, so a gauge reading them is never stale.
+        self.sessions = 0
+        self.static = 0
 
     def before_change(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (a bound method, held weakly) before every change: an aggregator
@@ -158,10 +170,12 @@ class ServiceMap:
         known = (family == 4 and length == 32) or (family, length) in self._sessions
         table = self._session_table(family, length)
         begin = int(start * 1000)
-        items = [i for i in _unchain(table.get(key)) if i[0] != begin]
+        old = table.get(key)
+        items = [i for i in _unchain(old) if i[0] != begin]
         items.append((begin, FOREVER if end is None else int(end * 1000), service_id << 1))
         items.sort(reverse=True)
         chain = _chain(items)
+        self.sessions += _length(chain) - _length(old)
         if chain is None:
             table.pop(key, None)
         else:
@@ -182,6 +196,7 @@ class ServiceMap:
             if start <= end_ms < old_end:
                 items[i] = (start, end_ms, service)
                 chain = _chain(items)
+                self.sessions += _length(chain) - len(items)
                 if chain is None:
                     del table[key]
                 else:
@@ -202,6 +217,7 @@ class ServiceMap:
                 removed += len(items) - len(kept)
                 if len(kept) != len(items):
                     pruned = _chain(kept)
+                    self.sessions += _length(pruned) - len(items)
                     if pruned is None:
                         del table[key]
                     else:
@@ -220,6 +236,7 @@ class ServiceMap:
             family, length, key = _parse(prefix)
             static.setdefault((family, length), {})[key] = service_id << 1
         self._static = static
+        self.static = sum(len(t) for t in static.values())
         self._rebuild()
 
     def _session_table(self, family: int, length: int) -> dict[int, Entry]:

@@ -42,18 +42,20 @@ class Maps:
         self.history_s = history_s
         self.own_prefixes = own_prefixes  # from the settings; empty: derived from the database
         self.billing: dict[int, str] = {}
+        # Read at every scrape, so they follow every change (a session added, ended, pruned).
+        metrics.SERVICE_MAP.labels("sessions").set_function(lambda: services.sessions)
+        metrics.SERVICE_MAP.labels("static").set_function(lambda: services.static)
+        metrics.SERVICE_MAP.labels("own_prefixes").set_function(lambda: self.aggregator.own.count)
         self.log = log.get("lastmile.flowcollector.maps")
         self._pending: set[str] = set()
         self._wake = asyncio.Event()
         self._rates: dict[str, int] = {}
-        self.static_count = 0
-        self.session_count = 0
 
     async def load_all(self) -> None:
         started = time.monotonic()
         await self._refresh(EVERYTHING)
-        self.log.info("maps loaded", exporters=len(self.collector.allow), static_prefixes=self.static_count,
-                      sessions=self.session_count, own_prefixes=self.aggregator.own.count,
+        self.log.info("maps loaded", exporters=len(self.collector.allow), static_prefixes=self.services.static,
+                      sessions=self.services.sessions, own_prefixes=self.aggregator.own.count,
                       services_not_active=len(self.billing), seconds=round(time.monotonic() - started, 2))
 
     def notified(self, channel: str, payload: Any) -> None:
@@ -99,7 +101,6 @@ class Maps:
             if "static" in what:
                 static = await store.load_static(conn)
                 self.services.replace_static(static)
-                self.static_count = len(static)
             if "own" in what:
                 own = self.own_prefixes or await store.load_own_prefixes(conn)
                 self.aggregator.fold_queue()  # what is queued was counted with the old prefixes
@@ -111,7 +112,3 @@ class Maps:
                 for r in rows:
                     stopped = r["stopped_at"].timestamp() if r["stopped_at"] else None
                     self.services.add_session(f"{r['ip']}/32", r["service_id"], r["started_at"].timestamp(), stopped)
-                self.session_count = len(rows)
-        metrics.SERVICE_MAP.labels("static").set(self.static_count)
-        metrics.SERVICE_MAP.labels("sessions").set(self.session_count)
-        metrics.SERVICE_MAP.labels("own_prefixes").set(self.aggregator.own.count)

@@ -150,6 +150,27 @@ async def test_sessions_attribute_by_time_when_an_address_changes_hands(collecto
     assert await totals(conn) == {a: (1000, 0, 1, 0), b: (2000, 0, 2, 0)}
 
 
+async def test_service_map_gauges_follow_every_change(collector: Flowcollector, services: dict[str, int],
+                                                      conn: asyncpg.Connection) -> None:
+    """Issue 8: the sessions gauge changed only on a full reload; it follows each session
+    announced, ended or replaced, and the static one each change of the services."""
+    a, b = services["100.64.0.1"], services["100.64.0.2"]
+    assert collector.metric("lastmile_flow_service_map_entries", kind="sessions") == 0
+    assert collector.metric("lastmile_flow_service_map_entries", kind="static") == 3
+    t0 = time.time() - 60
+    started = [{"uid": "sa", "service": a, "ip": "100.96.0.1", "start": t0, "stop": None},
+               {"uid": "sb", "service": b, "ip": "100.96.0.2", "start": t0, "stop": None}]
+    await conn.execute("SELECT pg_notify('lastmile_sessions', $1)", json.dumps({"sessions": started}))
+    await eventually(lambda: collector.metric("lastmile_flow_service_map_entries", kind="sessions") == 2)
+    stopped = [{**started[0], "stop": t0 + 30}]  # a Stop: the session is kept (late flows), still one
+    await conn.execute("SELECT pg_notify('lastmile_sessions', $1)", json.dumps({"sessions": stopped}))
+    moved = [{"uid": "sc", "service": a, "ip": "100.96.0.2", "start": t0 + 40, "stop": None}]  # address reused
+    await conn.execute("SELECT pg_notify('lastmile_sessions', $1)", json.dumps({"sessions": moved}))
+    await eventually(lambda: collector.metric("lastmile_flow_service_map_entries", kind="sessions") == 3)
+    await add_service(conn, "d", "x", ipv4="100.64.0.4")
+    await eventually(lambda: collector.metric("lastmile_flow_service_map_entries", kind="static") == 4)
+
+
 async def test_long_flow_is_spread_over_its_minutes(collector: Flowcollector, services: dict[str, int],
                                                     conn: asyncpg.Connection) -> None:
     """A 30-minute flow (MikroTik's active timeout) lands in 30-31 minutes, exactly summing up."""

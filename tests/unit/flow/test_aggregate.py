@@ -286,3 +286,28 @@ def test_sessions_added_one_by_one_pass_the_coarse_filter() -> None:
     smap.add_session("2001:db8:2:200::/64", 4, NOW - 60)  # same length, another /48
     assert [smap.lookup(a, NOW) for a in ("10.7.0.9", "2001:db8:2:200::1", "2001:db8:3::1", "10.8.0.1")] == [
         2, 4, None, None]
+
+
+def test_counts_follow_every_change() -> None:
+    """Issue 8: the sessions gauge changed only on a full reload; the map's own counts follow
+    every add, end, replacement and prune."""
+    smap = ServiceMap()
+    smap.add_session("100.64.0.1", 1, NOW - 3600)
+    smap.add_session("100.64.0.2", 2, NOW - 3600)
+    smap.add_session("2001:db8:1::/64", 3, NOW - 3600)
+    assert smap.sessions == 3
+    smap.add_session("100.64.0.1", 4, NOW - 60)  # the address changes hands: both kept
+    assert smap.sessions == 4
+    smap.add_session("100.64.0.1", 5, NOW - 60)  # same start again: replaced
+    assert smap.sessions == 4
+    assert smap.end_session("100.64.0.2", NOW - 1800)
+    assert smap.sessions == 4
+    smap.add_session("100.64.0.3", 6, NOW, NOW - 10)  # ends before it starts: nothing
+    assert smap.sessions == 4
+    assert smap.prune(NOW - 600) == 1 and smap.sessions == 3
+    assert smap.end_session("2001:db8:1::/64", NOW - 3600)  # ended at its start: gone
+    assert smap.sessions == 2
+    smap.replace_static([("10.0.0.0/8", 1), ("10.1.0.0/16", 2), ("2001:db8::/32", 3)])
+    assert smap.static == 3
+    smap.replace_static([])
+    assert smap.static == 0
