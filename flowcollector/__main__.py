@@ -33,7 +33,8 @@ def main(settings: Settings) -> int:
 
 
 class TemplateFile:
-    """Templates and announced sampling survive a restart here (data right after it decodes)."""
+    """Templates, announced sampling and sequence numbers survive a restart here (data right after
+    it decodes, and what was sent while the collector was away is counted)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -48,11 +49,14 @@ class TemplateFile:
             self.log.warning("saved templates not loaded", path=str(self.path), error=str(e))
             return 0
 
-    def save(self, decoder: Decoder) -> None:
+    def save(self, decoder: Decoder, *, stopping: bool = False) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(decoder.dump_state())
         os.replace(tmp, self.path)
+        held = decoder.gauges()["held_sets"]
+        if stopping and held:  # neither decoded nor dropped by this process: say so
+            self.log.warning("data sets waiting for their templates are not kept across a restart", held_sets=held)
 
 
 async def serve(rt: runtime.Runtime, settings: Settings) -> None:
@@ -66,7 +70,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     decoder = Decoder(DecoderSettings(template_timeout=fs.template_timeout, max_sampling_rate=fs.max_sampling_rate))
     templates = TemplateFile(workers.state_dir(fs.state_dir, "flowcollector") / "templates.json")
     loaded = templates.load(decoder)
-    rt.on_drain("templates", _step(lambda: templates.save(decoder)))
+    rt.on_drain("templates", _step(lambda: templates.save(decoder, stopping=True)))
     services = ServiceMap()
     aggregator = Aggregator(services, max_age=HISTORY_S, late_window=fs.late_window,
                             max_unknown_addresses=fs.max_unknown_addresses)

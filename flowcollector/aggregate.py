@@ -336,8 +336,9 @@ def _parse(prefix: Network) -> tuple[int, int, int]:
 class OwnPrefixes:
     """The ISP's own address space (pools, services' addresses and prefixes, or a setting):
     unknown traffic whose subscriber side is in it is counted per address.  Any prefix that
-    contains an address will do (no longest match), so lookups are one set probe per prefix
-    length in use."""
+    contains an address will do (no longest match): a lookup is one probe of a coarse filter
+    (the first 16 / 48 bits of every prefix, fewer if a prefix is shorter), which settles
+    foreign addresses, then one set probe per prefix length in use."""
 
     def __init__(self, prefixes: Iterable[Network] = ()) -> None:
         by_length: dict[tuple[int, int], set[int]] = {}
@@ -347,14 +348,26 @@ class OwnPrefixes:
         self.count = sum(len(keys) for keys in by_length.values())
         self._v4 = [(32 - ln, keys) for (f, ln), keys in sorted(by_length.items()) if f == 4]
         self._v6 = [(128 - ln, keys) for (f, ln), keys in sorted(by_length.items()) if f == 6]
+        self._coarse4, self._cshift4 = self._coarse(self._v4, 32, 16)
+        self._coarse6, self._cshift6 = self._coarse(self._v6, 128, 48)
+
+    @staticmethod
+    def _coarse(tables: list[tuple[int, set[int]]], bits: int, top: int) -> tuple[set[int], int]:
+        width = min([top, *(bits - shift for shift, _ in tables)])
+        cshift = bits - width
+        return {key >> (cshift - shift) for shift, keys in tables for key in keys}, cshift
 
     def __bool__(self) -> bool:
         return self.count > 0
 
     def owns4(self, addr: int) -> bool:
+        if addr >> self._cshift4 not in self._coarse4:
+            return False
         return any(addr >> shift in keys for shift, keys in self._v4)
 
     def owns6(self, addr: int) -> bool:
+        if addr >> self._cshift6 not in self._coarse6:
+            return False
         return any(addr >> shift in keys for shift, keys in self._v6)
 
 

@@ -311,3 +311,18 @@ def test_counts_follow_every_change() -> None:
     assert smap.static == 3
     smap.replace_static([])
     assert smap.static == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(prefixes=st.lists(st.tuples(st.booleans(), st.integers(0, 2**128 - 1), st.integers(0, 128)), max_size=8),
+       probes=st.lists(st.integers(0, 2**128 - 1), max_size=20))
+def test_own_prefixes_match_like_ipaddress(prefixes: list[tuple[bool, int, int]], probes: list[int]) -> None:
+    """The coarse filter never hides an address a prefix contains (any length, /0 included)."""
+    nets = [ipaddress.ip_network((a, n), strict=False) if six else
+            ipaddress.ip_network((a >> 96, min(n, 32)), strict=False) for six, a, n in prefixes]
+    own = OwnPrefixes(nets)
+    inside = [int(n.network_address) + p % n.num_addresses for n in nets for p in probes[:3]]
+    for addr in [*inside, *probes, *(p >> 96 for p in probes)]:
+        v4, v6 = ipaddress.IPv4Address(addr % 2**32), ipaddress.IPv6Address(addr)
+        assert own.owns4(int(v4)) == any(n.version == 4 and v4 in n for n in nets)
+        assert own.owns6(int(v6)) == any(n.version == 6 and v6 in n for n in nets)
