@@ -61,6 +61,7 @@ NTP_EPOCH_MS: Final = 2_208_988_800_000  # 1900-01-01 to 1970-01-01: the NTP epo
 MAX_SAMPLERS: Final = 256  # sampler table entries kept per domain
 MAX_GAPS: Final = 64  # pending sequence gaps kept per domain
 RATE_WINDOW: Final = 10.0  # seconds over which an exporter's sequence rate is measured
+MAX_DOWNTIME: Final = 7 * 86_400.0  # a sequence saved longer ago than this is not compared (a new start)
 MOVED: Final = {"corrected": "clock_corrected", "arrival": "no_clock", "estimated": "estimated"}
 
 V5_HDR = struct.Struct("!HHIIIIBBH")
@@ -338,7 +339,7 @@ class _Sequence:
         or when the gap is more than it could have sent: beyond 2^31 (the sequence went
         back, which ``restarted`` handles) or ten times its rate over the downtime.  A
         datagram a little behind the saved sequence is one from before the stop, late: the
-        next one is asked again.
+        next one is asked again.  After more than ``MAX_DOWNTIME`` nothing is compared.
         """
         assert self.resume is not None and self.next is not None
         seen, saved_uptime = self.resume
@@ -350,6 +351,9 @@ class _Sequence:
         if ahead >= HALF:
             return 0, pending, False  # far behind: ``restarted`` says so
         elapsed = max(now - seen, 0.0)
+        if elapsed > MAX_DOWNTIME:
+            self.next = None  # resynchronise on this datagram
+            return 0, 0, False
         if uptime >= 0 and saved_uptime >= 0 and (uptime - saved_uptime) & M32 > elapsed * 1010 + 60_000:
             return 0, pending, True
         limit = max(window * self.last_units, 10 * self.rate * (elapsed + 10)) if self.rate else HALF

@@ -129,3 +129,13 @@ def test_state_of_version_1_still_loads_and_bad_sequences_are_refused() -> None:
         broken["domains"][0]["seq"].update(bad)
         with pytest.raises(CodecError, match="bad_state"):
             Decoder().load_state(json.dumps(broken), NOW)
+
+
+def test_a_sequence_saved_too_long_ago_is_not_compared() -> None:
+    dec = Decoder()
+    _run_v9(dec, 0, 100, NOW, 100)
+    later = NOW + 8 * 86_400
+    fresh = _restart(dec, later)
+    result = fresh.decode(_v9(100 + 5000, later, template=True), EXPORTER, later)  # its templates expired
+    assert (result.lost_restart, result.lost, result.records) == (0, 0, 29)
+    assert fresh.decode(_v9(100 + 5001, later), EXPORTER, later).lost == 0
