@@ -1,4 +1,4 @@
--- lastmile schema version 4
+-- lastmile schema version 5
 --
 -- The whole database, applied by `lastmile db init` (and `lastmile up`). It is idempotent:
 -- applying it twice changes nothing, so it also upgrades a database in place. Conventions:
@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS schema_version (
     version integer NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO schema_version (version) VALUES (4)
+INSERT INTO schema_version (version) VALUES (5)
 ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version, applied_at = now()
 WHERE schema_version.version <> EXCLUDED.version;
 
@@ -482,6 +482,22 @@ CREATE TABLE IF NOT EXISTS traffic_unknown (
 CREATE INDEX IF NOT EXISTS traffic_unknown_exporter_minute_idx ON traffic_unknown (exporter, minute);
 CREATE TABLE IF NOT EXISTS traffic_unknown_default PARTITION OF traffic_unknown DEFAULT;
 INSERT INTO partitioned_tables VALUES ('traffic_unknown', 'day', 7) ON CONFLICT DO NOTHING;
+-- Version 5: the subscriber-side address, when it is in the ISP's own prefixes (NULL: it is
+-- not, the row counts per exporter only). flowcollector records at most max_unknown_addresses
+-- addresses per flush; the rest are folded into 0.0.0.0/0 or ::/0 ("other addresses").
+ALTER TABLE traffic_unknown ADD COLUMN IF NOT EXISTS address inet;
+CREATE INDEX IF NOT EXISTS traffic_unknown_address_minute_idx ON traffic_unknown (minute) WHERE address IS NOT NULL;
+
+-- Version 5: what billing said of the service when its traffic was written, NULL when the
+-- service and its customer are active (the status of the service, else of its customer):
+-- traffic that passed while nobody was paying for it.
+ALTER TABLE traffic_usage ADD COLUMN IF NOT EXISTS billing text
+    CONSTRAINT traffic_usage_billing_valid CHECK (billing IN (
+        'service_blocked', 'service_disabled', 'service_archived',
+        'customer_new', 'customer_blocked', 'customer_disabled', 'customer_archived'));
+CREATE INDEX IF NOT EXISTS traffic_usage_billing_minute_idx ON traffic_usage (minute) WHERE billing IS NOT NULL;
+-- The leak report looks addresses up in services' delegated prefixes too.
+CREATE INDEX IF NOT EXISTS services_delegated_prefix_idx ON services USING gist (delegated_ipv6_prefix inet_ops);
 
 -- Rollups for long history: one row per service and hour / day, recomputed from the finer table
 -- (so late flows and repeated runs give the same result).
@@ -515,32 +531,74 @@ CREATE TABLE IF NOT EXISTS traffic_rollup_state (
 );
 INSERT INTO traffic_rollup_state (rolled_until) VALUES ('-infinity') ON CONFLICT DO NOTHING;
 
--- Recompute the hours from `since` to the last complete hour, and their days; move the mark.
--- Flows can arrive late (long flows are exported when they end), so callers pass a `since`
--- some hours back.
+-- Hours before the rollup mark that got minute rows after they were rolled up (late traffic):
+-- until the next rollup recomputes them, readers take their minute rows instead of the
+-- hourly row, so totals are exact at any time and nothing is counted twice.
+CREATE TABLE IF NOT EXISTS traffic_rollup_dirty (
+    hour timestamptz CONSTRAINT traffic_rollup_dirty_pk PRIMARY KEY
+);
+
+-- Whoever writes traffic_usage rows calls this in the same transaction, with the minutes
+-- written: the hours already rolled up among them are marked dirty. It takes the rollup's
+-- lock shared, so a rollup waits for writes in flight and no write slips between a rollup's
+-- reading of the minute rows and its moving of the mark. Returns the hours marked.
+CREATE OR REPLACE FUNCTION lastmile_traffic_written(minutes timestamptz[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    marked integer;
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(hashtext('lastmile traffic rollup'));
+    INSERT INTO traffic_rollup_dirty
+    SELECT DISTINCT date_trunc('hour', m) FROM unnest(minutes) m, traffic_rollup_state s WHERE m < s.rolled_until
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS marked = ROW_COUNT;
+    RETURN marked;
+END $$;
+
+-- Recompute the hours from `since` (or from the mark, if it is behind) to the last complete
+-- hour, the dirty hours, and their days; move the mark. Flows can arrive late (long flows are
+-- exported when they end), so callers pass a `since` some hours back; older late traffic is
+-- found through traffic_rollup_dirty.
 CREATE OR REPLACE FUNCTION lastmile_rollup_traffic(since timestamptz) RETURNS timestamptz
 LANGUAGE plpgsql AS $$
 DECLARE
-    from_hour timestamptz := date_trunc('hour', since);
+    from_hour timestamptz;
     until timestamptz := date_trunc('hour', now());
+    late timestamptz[];
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('lastmile traffic rollup'));
-    DELETE FROM traffic_usage_hourly WHERE hour >= from_hour AND hour < until;
+    -- Never past hours not rolled yet (the mark is where the last rollup ended).
+    SELECT LEAST(date_trunc('hour', since), rolled_until) INTO from_hour FROM traffic_rollup_state;
+    WITH taken AS (DELETE FROM traffic_rollup_dirty RETURNING hour)
+    SELECT coalesce(array_agg(hour) FILTER (WHERE hour < from_hour OR hour >= until), '{}') INTO late FROM taken;
+    DELETE FROM traffic_usage_hourly WHERE (hour >= from_hour AND hour < until) OR hour = ANY (late);
     INSERT INTO traffic_usage_hourly
     SELECT service_id, date_trunc('hour', minute), sum(bytes_down), sum(bytes_up), sum(packets_down), sum(packets_up)
     FROM traffic_usage WHERE minute >= from_hour AND minute < until
     GROUP BY 1, 2;
-    DELETE FROM traffic_usage_daily WHERE day >= (from_hour AT TIME ZONE 'UTC')::date;
+    INSERT INTO traffic_usage_hourly
+    SELECT u.service_id, h, sum(u.bytes_down), sum(u.bytes_up), sum(u.packets_down), sum(u.packets_up)
+    FROM unnest(late) h JOIN traffic_usage u ON u.minute >= h AND u.minute < h + interval '1 hour'
+    GROUP BY 1, 2;
+    DELETE FROM traffic_usage_daily WHERE day >= (from_hour AT TIME ZONE 'UTC')::date
+        OR day IN (SELECT (h AT TIME ZONE 'UTC')::date FROM unnest(late) h);
     INSERT INTO traffic_usage_daily
     SELECT service_id, (hour AT TIME ZONE 'UTC')::date, sum(bytes_down), sum(bytes_up), sum(packets_down), sum(packets_up)
     FROM traffic_usage_hourly WHERE hour >= date_trunc('day', from_hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+    GROUP BY 1, 2;
+    INSERT INTO traffic_usage_daily
+    SELECT t.service_id, d, sum(t.bytes_down), sum(t.bytes_up), sum(t.packets_down), sum(t.packets_up)
+    FROM (SELECT DISTINCT (h AT TIME ZONE 'UTC')::date AS d FROM unnest(late) h) days
+    JOIN traffic_usage_hourly t ON t.hour >= days.d AT TIME ZONE 'UTC' AND t.hour < (days.d + 1) AT TIME ZONE 'UTC'
+    WHERE days.d < (from_hour AT TIME ZONE 'UTC')::date
     GROUP BY 1, 2;
     UPDATE traffic_rollup_state SET rolled_until = GREATEST(rolled_until, until);
     RETURN until;
 END $$;
 
 -- The rows of a service's traffic in [from_ts, to_ts): with `rolled`, whole hours before the
--- rollup mark come from the hourly table and the rest from the minute table.
+-- rollup mark come from the hourly table (the minute rows of dirty ones, until they are rolled
+-- up again) and the rest from the minute table.
 CREATE OR REPLACE FUNCTION traffic_rows(service bigint, from_ts timestamptz, to_ts timestamptz, rolled boolean)
 RETURNS TABLE (at timestamptz, bytes_down bigint, bytes_up bigint, packets_down bigint, packets_up bigint)
 LANGUAGE sql STABLE AS $$
@@ -548,10 +606,16 @@ LANGUAGE sql STABLE AS $$
     SELECT h.hour, h.bytes_down, h.bytes_up, h.packets_down, h.packets_up
     FROM traffic_usage_hourly h, mark
     WHERE h.service_id = service AND h.hour >= from_ts AND h.hour < LEAST(to_ts, mark.t)
+      AND NOT EXISTS (SELECT 1 FROM traffic_rollup_dirty d WHERE d.hour = h.hour)
     UNION ALL
     SELECT u.minute, u.bytes_down, u.bytes_up, u.packets_down, u.packets_up
     FROM traffic_usage u, mark
     WHERE u.service_id = service AND u.minute >= GREATEST(from_ts, mark.t) AND u.minute < to_ts
+    UNION ALL
+    SELECT u.minute, u.bytes_down, u.bytes_up, u.packets_down, u.packets_up
+    FROM traffic_rollup_dirty d, mark, traffic_usage u
+    WHERE d.hour >= from_ts AND d.hour < LEAST(to_ts, mark.t)
+      AND u.service_id = service AND u.minute >= d.hour AND u.minute < d.hour + interval '1 hour'
 $$;
 
 -- The traffic of a service over [from_ts, to_ts) in buckets of `step` (at most a day): graph
@@ -571,6 +635,58 @@ LANGUAGE sql STABLE AS $$
     SELECT coalesce(sum(r.bytes_down), 0), coalesce(sum(r.bytes_up), 0)
     FROM traffic_rows(service, date_trunc('month', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
                       (date_trunc('month', at AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC', true) r
+$$;
+
+-- Traffic billing gets nothing for, since `since`, most bytes first (the revenue-leak report):
+-- addresses of the ISP's own prefixes that passed traffic while no service held them
+-- (traffic_unknown.address), and services that passed traffic while they or their customer
+-- were not active (traffic_usage.billing). `billing` says what billing says of each row:
+-- no_service, other_addresses (more own addresses than flowcollector's max_unknown_addresses
+-- in a flush), service_<status> / customer_<status> of the service holding the address now
+-- (service_active: it holds it now, but did not then), or the flag the traffic was written
+-- with. `lastmile flows leaks` and the admin's revenue-leak report read this.
+CREATE OR REPLACE FUNCTION traffic_leaks(since timestamptz, top integer DEFAULT 100)
+RETURNS TABLE (address inet, service_id bigint, login text, customer text, billing text, bytes numeric,
+               packets numeric, first_seen timestamptz, last_seen timestamptz)
+LANGUAGE sql STABLE AS $$
+    WITH unknown AS (
+        SELECT u.address AS address, sum(u.bytes) AS bytes, sum(u.packets) AS packets,
+               min(u.minute) AS first_seen, max(u.minute) AS last_seen
+        FROM traffic_unknown u WHERE u.minute >= since AND u.address IS NOT NULL GROUP BY u.address
+    ), flagged AS (
+        SELECT t.service_id AS service_id, t.billing AS billing, sum(t.bytes_down + t.bytes_up) AS bytes,
+               sum(t.packets_down + t.packets_up) AS packets, min(t.minute) AS first_seen,
+               max(t.minute) AS last_seen
+        FROM traffic_usage t WHERE t.minute >= since AND t.billing IS NOT NULL GROUP BY 1, 2
+    )
+    SELECT l.* FROM (
+        SELECT un.address AS address, s.id AS service_id, s.login AS login, c.name AS customer,
+               CASE WHEN masklen(un.address) < CASE family(un.address) WHEN 4 THEN 32 ELSE 128 END
+                        THEN 'other_addresses'
+                    WHEN s.id IS NULL THEN 'no_service'
+                    WHEN s.status <> 'active' THEN 'service_' || s.status
+                    WHEN c.status <> 'active' THEN 'customer_' || c.status
+                    ELSE 'service_active' END AS billing,
+               un.bytes AS bytes, un.packets AS packets, un.first_seen AS first_seen, un.last_seen AS last_seen
+        FROM unknown un
+        LEFT JOIN LATERAL (
+            SELECT s4.id, s4.login, s4.status, s4.customer_id FROM services s4
+            WHERE family(un.address) = 4 AND masklen(un.address) = 32 AND s4.ipv4 = un.address
+            UNION ALL
+            SELECT s6.id, s6.login, s6.status, s6.customer_id FROM services s6
+            WHERE family(un.address) = 6 AND masklen(un.address) = 128 AND un.address <<= s6.ipv6_prefix
+            UNION ALL
+            SELECT sd.id, sd.login, sd.status, sd.customer_id FROM services sd
+            WHERE family(un.address) = 6 AND masklen(un.address) = 128 AND un.address <<= sd.delegated_ipv6_prefix
+            LIMIT 1) s ON true
+        LEFT JOIN customers c ON c.id = s.customer_id
+        UNION ALL
+        SELECT coalesce(s.ipv4, (SELECT r.framed_ip FROM radius_sessions r
+                                 WHERE r.service_id = f.service_id AND r.stopped_at IS NULL LIMIT 1)),
+               f.service_id, s.login, c.name, f.billing, f.bytes, f.packets, f.first_seen, f.last_seen
+        FROM flagged f LEFT JOIN services s ON s.id = f.service_id LEFT JOIN customers c ON c.id = s.customer_id
+    ) l
+    ORDER BY l.bytes DESC, l.address LIMIT top
 $$;
 
 -- The services moving the most bytes in the last `window`: "who is filling the uplink now".

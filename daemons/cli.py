@@ -109,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     radius = sub.add_parser("radius", help="RADIUS tools: test a login, disconnect a subscriber")
     radius.add_argument("args", nargs=argparse.REMAINDER, help="`test LOGIN PASSWORD` or `disconnect LOGIN`")
     radius.set_defaults(run=_tool("radiusd.tool", "#3"))
+    flows = sub.add_parser("flows", help="flow tools: who passes traffic nobody pays for")
+    flows.add_argument("args", nargs=argparse.REMAINDER, help="`leaks [--since DURATION] [--limit N]`")
+    flows.set_defaults(run=_tool("flowcollector.tool", "#4"))
     admin = sub.add_parser("create-admin", help="create the first administrator")
     admin.set_defaults(run=_not_built("create-admin", "the admin issue"))
     return p

@@ -21,7 +21,6 @@ systemd's ``Restart=on-failure`` restarts it rather than leaving a half-working 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import os
 import signal
@@ -34,6 +33,9 @@ import uvloop
 
 from daemons import log, metrics, sdnotify
 from daemons.config import DaemonSettings, Settings
+
+CANCEL_GRACE = 0.2
+"""Seconds a cancelled background task gets to stop before the drain goes on without it."""
 
 
 class StartError(Exception):
@@ -71,8 +73,13 @@ class Runtime:
 
         async def cancel() -> None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=CANCEL_GRACE)
+            if not task.done():  # stuck where a cancellation waits too (a query on a hung server)
+                self._abandoned.append(task)
+                self.cut_off = True
+                self.log.warning("task left behind: it did not stop when cancelled", task=name)
+            elif not task.cancelled() and (exc := task.exception()) is not None:
+                self.log.error("task failed while stopping", task=name, exc_info=exc)
 
         self.on_drain(name, cancel, task.cancel)
 

@@ -12,6 +12,7 @@ import asyncpg
 
 from daemons import db, log, runtime, udp, workers
 from daemons.config import Settings
+from daemons.db import DB_DOWN
 from daemons.metrics import REGISTRY
 from flowcollector import metrics
 from flowcollector.aggregate import Aggregator, ServiceMap
@@ -19,7 +20,7 @@ from flowcollector.codec import CodecError, Decoder, DecoderSettings
 from flowcollector.collector import Collector
 from flowcollector.maps import CHANNELS, Maps
 from flowcollector.store import AllowList
-from flowcollector.writer import DB_DOWN, UsageWriter
+from flowcollector.writer import UsageWriter
 
 HISTORY_S = 7200.0  # flows may end this long before they are exported (long flows, late exports)
 
@@ -33,7 +34,8 @@ def main(settings: Settings) -> int:
 
 
 class TemplateFile:
-    """Templates and announced sampling survive a restart here (data right after it decodes)."""
+    """Templates, announced sampling and sequence numbers survive a restart here (data right after
+    it decodes, and what was sent while the collector was away is counted)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -48,29 +50,34 @@ class TemplateFile:
             self.log.warning("saved templates not loaded", path=str(self.path), error=str(e))
             return 0
 
-    def save(self, decoder: Decoder) -> None:
+    def save(self, decoder: Decoder, *, stopping: bool = False) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(decoder.dump_state())
         os.replace(tmp, self.path)
+        held = decoder.gauges()["held_sets"]
+        if stopping and held:  # neither decoded nor dropped by this process: say so
+            self.log.warning("data sets waiting for their templates are not kept across a restart", held_sets=held)
 
 
 async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     fs = settings.flowcollector
     url = db.url_of(settings.database)
     pool = await db.create_pool(settings.database, url, max_size=min(settings.database.pool_max, 4))
-    rt.on_drain("database", pool.close)
+    rt.on_drain("database", pool.close, pool.terminate)
     async with pool.acquire() as conn:
         await db.maintain_partitions(conn)
 
-    decoder = Decoder(DecoderSettings(template_timeout=fs.template_timeout))
+    decoder = Decoder(DecoderSettings(template_timeout=fs.template_timeout, max_sampling_rate=fs.max_sampling_rate))
     templates = TemplateFile(workers.state_dir(fs.state_dir, "flowcollector") / "templates.json")
     loaded = templates.load(decoder)
-    rt.on_drain("templates", _step(lambda: templates.save(decoder)))
+    rt.on_drain("templates", _step(lambda: templates.save(decoder, stopping=True)))
     services = ServiceMap()
-    aggregator = Aggregator(services, max_age=HISTORY_S)
+    aggregator = Aggregator(services, max_age=HISTORY_S, late_window=fs.late_window,
+                            max_unknown_addresses=fs.max_unknown_addresses)
     collector = Collector(decoder, aggregator, AllowList())
-    maps = Maps(pool, services, decoder, collector, HISTORY_S)
+    history = max(HISTORY_S, fs.late_window)  # sessions are kept for late flows too
+    maps = Maps(pool, services, decoder, collector, history, fs.own_prefixes)
     # Subscribe before loading, so no change between the two is missed.
     listener = db.Listener(url, CHANNELS, maps.notified, on_reconnect=maps.reload_everything)
     rt.spawn("listen", listener.run())
@@ -78,10 +85,10 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     await maps.load_all()
     rt.spawn("map-refresh", maps.run())
 
-    writer = UsageWriter(pool, aggregator, fs.flush_interval, fs.max_backlog_rows)
-    rt.on_drain("flush", writer.flush)
+    writer = UsageWriter(pool, aggregator, fs.flush_interval, fs.max_backlog_rows, lambda: maps.billing)
+    rt.on_drain("flush", lambda: writer.close(fs.drain_timeout / 2))  # leaves time for the templates
     rt.spawn("writer", writer.run())
-    rt.spawn("maintenance", maintenance(pool, decoder, services, collector, templates, fs.rollup_interval))
+    rt.spawn("maintenance", maintenance(pool, decoder, services, collector, templates, fs.rollup_interval, history))
 
     ports = sorted({fs.netflow_port, fs.ipfix_port})
     reuse = fs.workers > 1
@@ -89,7 +96,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
                  for port in ports]
     rt.on_drain("sockets", _step(lambda: _close(endpoints)))
     REGISTRY.register(metrics.FlowCollector(collector.stats, decoder.gauges,
-                                            lambda: sum(e.kernel_drops() for e in endpoints)))
+                                            lambda: sum(e.kernel_drops() for e in endpoints), aggregator))
     metrics.RCVBUF.set(min(e.rcvbuf for e in endpoints))
     log.get("lastmile.flowcollector").info(
         "flow listening", ports=[e.address[1] for e in endpoints], bind=fs.bind, rcvbuf=endpoints[0].rcvbuf,
@@ -109,7 +116,7 @@ def _step(fn: object) -> runtime.DrainStep:
 
 
 async def maintenance(pool: asyncpg.Pool, decoder: Decoder, services: ServiceMap, collector: Collector,
-                      templates: TemplateFile, rollup_interval: float) -> None:
+                      templates: TemplateFile, rollup_interval: float, history: float) -> None:
     """Expire templates (10 s); prune ended sessions and save templates (60 s); roll up traffic;
     make partitions (hourly)."""
     logger = log.get("lastmile.flowcollector.maintenance")
@@ -119,11 +126,9 @@ async def maintenance(pool: asyncpg.Pool, decoder: Decoder, services: ServiceMap
         await asyncio.sleep(10)
         tick += 1
         now = time.time()
-        report = decoder.expire(now)
-        if report.events:
-            collector.count_events("*", report.events)
+        collector.expire(now)
         if tick % 6 == 0:
-            services.prune(now - HISTORY_S)
+            services.prune(now - history)
             templates.save(decoder)
         try:
             if time.monotonic() >= next_rollup:

@@ -9,7 +9,8 @@ prefix wins.
 ``Aggregator`` folds ``codec.FlowBatch`` es into ``(service_id, bucket_start)`` counters
 ``[bytes_down, bytes_up, packets_down, packets_up]``, the subscriber side of a flow deciding
 the direction (a subscriber destination is download; otherwise a subscriber source is
-upload), and traffic no service owns into per-exporter ``unknown`` counters (revenue leaks).
+upload), and traffic no service owns into ``unknown`` counters per exporter and, for the
+ISP's own addresses (``OwnPrefixes``), per subscriber-side address (revenue leaks).
 A flow spanning several buckets is spread over them in proportion to time, in integers whose
 sum is exactly the flow's bytes and packets (pmacct's ``nfacctd_pro_rating``).  The writer
 takes the counters with ``drain()`` every N seconds (STYLE.md §10).
@@ -34,9 +35,14 @@ import numpy as np
 from .bulk import Bulk4, Index4, Ints, Table, TableKey
 from .codec import FlowBatch
 
-__all__ = ["Aggregator", "ServiceMap", "Usage"]
+__all__ = ["OTHER4", "OTHER6", "Aggregator", "OwnPrefixes", "ServiceMap", "Usage"]
 
 FOREVER: Final = 1 << 62  # the end of a session not ended yet
+HOUR_MS: Final = 3_600_000  # late traffic is booked by the hour
+OTHER4: Final = "0.0.0.0/0"  # own IPv4 addresses of unknown traffic past max_unknown_addresses
+OTHER6: Final = "::/0"
+_NOT_OWN, _OTHER4, _OTHER6 = -1, -2, -3  # address codes of unknown counters; an IPv6 one has bit 128 set
+_V6: Final = 1 << 128
 MAX_DIRTY: Final = 256  # /32 sessions changed before the bulk path's snapshot is taken anew
 
 Entry = tuple[int, int, int, "Entry | None"]
@@ -54,6 +60,14 @@ def _at(chain: Entry | None, t: int) -> int | None:
             return chain[2] if t < chain[1] else None
         chain = chain[3]
     return None
+
+
+def _length(chain: Entry | None) -> int:
+    n = 0
+    while chain is not None:
+        n += 1
+        chain = chain[3]
+    return n
 
 
 def _unchain(chain: Entry | None) -> list[tuple[int, int, int]]:
@@ -107,6 +121,10 @@ class ServiceMap:
         self._watchers: list[weakref.WeakMethod[Callable[[], None]]] = []
         self._index4: Index4 | None = None  # the bulk path's snapshot, taken when first asked for
         self._dirty4: set[int] = set()  # /32 session keys changed since that snapshot
+        #: Sessions held (open, and ended but kept for late flows) and static prefixes, for metrics:
+        #: kept by every change, so a gauge reading them is never stale.
+        self.sessions = 0
+        self.static = 0
 
     def before_change(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (a bound method, held weakly) before every change: an aggregator
@@ -152,10 +170,12 @@ class ServiceMap:
         known = (family == 4 and length == 32) or (family, length) in self._sessions
         table = self._session_table(family, length)
         begin = int(start * 1000)
-        items = [i for i in _unchain(table.get(key)) if i[0] != begin]
+        old = table.get(key)
+        items = [i for i in _unchain(old) if i[0] != begin]
         items.append((begin, FOREVER if end is None else int(end * 1000), service_id << 1))
         items.sort(reverse=True)
         chain = _chain(items)
+        self.sessions += _length(chain) - _length(old)
         if chain is None:
             table.pop(key, None)
         else:
@@ -176,6 +196,7 @@ class ServiceMap:
             if start <= end_ms < old_end:
                 items[i] = (start, end_ms, service)
                 chain = _chain(items)
+                self.sessions += _length(chain) - len(items)
                 if chain is None:
                     del table[key]
                 else:
@@ -196,6 +217,7 @@ class ServiceMap:
                 removed += len(items) - len(kept)
                 if len(kept) != len(items):
                     pruned = _chain(kept)
+                    self.sessions += _length(pruned) - len(items)
                     if pruned is None:
                         del table[key]
                     else:
@@ -214,6 +236,7 @@ class ServiceMap:
             family, length, key = _parse(prefix)
             static.setdefault((family, length), {})[key] = service_id << 1
         self._static = static
+        self.static = sum(len(t) for t in static.values())
         self._rebuild()
 
     def _session_table(self, family: int, length: int) -> dict[int, Entry]:
@@ -310,23 +333,72 @@ def _parse(prefix: Network) -> tuple[int, int, int]:
     return net.version, net.prefixlen, int(net.network_address) >> (net.max_prefixlen - net.prefixlen)
 
 
+class OwnPrefixes:
+    """The ISP's own address space (pools, services' addresses and prefixes, or a setting):
+    unknown traffic whose subscriber side is in it is counted per address.  Any prefix that
+    contains an address will do (no longest match): a lookup is one probe of a coarse filter
+    (the first 16 / 48 bits of every prefix, fewer if a prefix is shorter), which settles
+    foreign addresses, then one set probe per prefix length in use."""
+
+    def __init__(self, prefixes: Iterable[Network] = ()) -> None:
+        by_length: dict[tuple[int, int], set[int]] = {}
+        for prefix in prefixes:
+            family, length, key = _parse(prefix)
+            by_length.setdefault((family, length), set()).add(key)
+        self.count = sum(len(keys) for keys in by_length.values())
+        self._v4 = [(32 - ln, keys) for (f, ln), keys in sorted(by_length.items()) if f == 4]
+        self._v6 = [(128 - ln, keys) for (f, ln), keys in sorted(by_length.items()) if f == 6]
+        self._coarse4, self._cshift4 = self._coarse(self._v4, 32, 16)
+        self._coarse6, self._cshift6 = self._coarse(self._v6, 128, 48)
+
+    @staticmethod
+    def _coarse(tables: list[tuple[int, set[int]]], bits: int, top: int) -> tuple[set[int], int]:
+        width = min([top, *(bits - shift for shift, _ in tables)])
+        cshift = bits - width
+        return {key >> (cshift - shift) for shift, keys in tables for key in keys}, cshift
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def owns4(self, addr: int) -> bool:
+        if addr >> self._cshift4 not in self._coarse4:
+            return False
+        return any(addr >> shift in keys for shift, keys in self._v4)
+
+    def owns6(self, addr: int) -> bool:
+        if addr >> self._cshift6 not in self._coarse6:
+            return False
+        return any(addr >> shift in keys for shift, keys in self._v6)
+
+
+def _address(code: int) -> str | None:
+    """The text of an unknown counter's address code (None: outside own prefixes)."""
+    if code >= _V6:
+        return str(ipaddress.IPv6Address(code - _V6))
+    if code >= 0:
+        return str(ipaddress.IPv4Address(code))
+    return {_OTHER4: OTHER4, _OTHER6: OTHER6}.get(code)
+
+
 @dataclass(slots=True)
 class Usage:
     """What ``Aggregator.drain`` hands to the writer.
 
     ``services()`` / ``rows()`` give the per-service counters, renormalised by the sampling
     rate: (service_id, bucket start in Unix seconds) -> [bytes_down, bytes_up, packets_down,
-    packets_up].  ``unknown``: (exporter, bucket start) -> [bytes, packets] of flows whose
-    addresses match no service.  ``records`` is the number of flow records folded;
-    ``clamped`` how many had implausible times (end outside [arrival - max_age, arrival +
-    max_lead]: moved to the arrival time; start before that window: cut to it).
+    packets_up].  ``unknown``: (exporter, bucket start, address) -> [bytes, packets] of flows
+    whose addresses match no service; ``address`` is the subscriber side when it is one of
+    the ISP's own (``OTHER4``/``OTHER6`` for those past ``max_unknown_addresses``), None
+    otherwise.  ``records`` is the number of flow records folded;
+    ``clamped`` how many were not booked at the minutes they carry (``Aggregator.moved``
+    says why).
     """
 
     bucket_seconds: int
     groups: dict[tuple[int, int], dict[int, dict[int, list[int]]]]
     """Raw counters as the aggregator keeps them: (rate, packet rate) -> bucket index ->
     slot (service_id * 2, + 1 for upload) -> [bytes, packets] before renormalising."""
-    unknown: dict[tuple[str, int], list[int]]
+    unknown: dict[tuple[str, int, str | None], list[int]]
     records: int
     clamped: int
 
@@ -356,12 +428,27 @@ class Usage:
 class Aggregator:
     """Folds flow batches into per-service, per-bucket counters until ``drain()``.
 
+    A flow is booked at the minutes it spans when it ended within [arrival - ``max_age``,
+    arrival + ``max_lead``] (a start before that window is cut to it: ``start_cut``).  One
+    that ended earlier but within ``late_window`` is late traffic (an exporter that sent it
+    late, a replay): attributed at its own time and booked at the start of its hour (of its
+    hours, in proportion, when it spans several), so a late burst makes one counter per
+    service and hour, not per minute.  Anything else has no usable time and is booked at
+    the arrival time: ``too_old`` or ``too_far_ahead``.  ``moved`` counts these records
+    (``late`` too) by (exporter, reason), from the start; ``Usage.clamped`` per drain.
+
+    Unknown traffic (no service owns either side) is counted per exporter; when a side is
+    in ``own`` (destination, source, then the post-NAT ones), per that address too, for at
+    most ``max_unknown_addresses`` distinct addresses between drains: the rest go to
+    ``OTHER4``/``OTHER6`` and are counted in ``unknown_overflow`` (records, from the start).
+
     ``bulk``: IPv4 records queued for the NumPy path before it runs (0: every record takes
     the per-record loop, the reference the bulk path is tested against).
     """
 
     def __init__(self, services: ServiceMap, *, bucket_seconds: int = 60, max_age: float = 7200.0,
-                 max_lead: float = 300.0, bulk: int = 8192) -> None:
+                 max_lead: float = 300.0, late_window: float = 86_400.0, own: OwnPrefixes | None = None,
+                 max_unknown_addresses: int = 10_000, bulk: int = 8192) -> None:
         if bucket_seconds <= 0:
             raise ValueError("bucket_seconds must be positive")
         if not 0 <= bulk <= 1 << 14:  # Bulk4's overflow bounds assume at most 2^15 records a fold
@@ -371,10 +458,16 @@ class Aggregator:
         self._bucket_ms = bucket_seconds * 1000
         self._max_age_ms = int(max_age * 1000)
         self._max_lead_ms = int(max_lead * 1000)
+        self._late_ms = max(int(late_window * 1000), self._max_age_ms)
+        self.moved: dict[tuple[str, str], int] = {}
+        self.own = own or OwnPrefixes()
+        self.max_unknown_addresses = max_unknown_addresses
+        self.unknown_overflow = 0
+        self._addresses: set[int] = set()  # address codes counted since the last drain
         # Counters are kept per sampling rate and multiplied once, in Usage.services(): the
         # hot loop then adds raw counts.  A slot is service_id * 2 (+ 1 for upload).
         self._groups: dict[tuple[int, int], dict[int, dict[int, list[int]]]] = {}
-        self._unknown: dict[tuple[str, int], list[int]] = {}
+        self._unknown: dict[tuple[str, int, int], list[int]] = {}
         self._records = 0
         self._clamped = 0
         self._bulk_at = bulk
@@ -393,10 +486,11 @@ class Aggregator:
         """Return the counters gathered so far and start afresh (O(1): a swap)."""
         self._settle()
         step = self.bucket_seconds
-        unknown = {(exporter, k * step): c for (exporter, k), c in self._unknown.items()}
+        unknown = {(exporter, k * step, _address(code)): c for (exporter, k, code), c in self._unknown.items()}
         usage = Usage(step, self._groups, unknown, self._records, self._clamped)
         self._groups = {}
         self._unknown = {}
+        self._addresses = set()
         self._records = 0
         self._clamped = 0
         return usage
@@ -425,8 +519,10 @@ class Aggregator:
         if bulk.index is not index:
             self._spill_tables()
             bulk.index = index
-        clamped, left = bulk.fold(batches, index, dirty, self._spill)
+        clamped, left, moved = bulk.fold(batches, index, dirty, self._spill)
         self._clamped += clamped
+        for key, n in moved.items():
+            self.moved[key] = self.moved.get(key, 0) + n
         for rates in {(b.rate, b.packet_rate) for b in batches}:  # as the per-record loop makes them
             if rates not in self._groups:
                 self._groups[rates] = {}
@@ -488,8 +584,15 @@ class Aggregator:
             e = ((re + add) & mask) + base
             s = e - ((re - rs) & mask)
             if s < oldest or e > newest:
-                s, e = _clamp(s, e, oldest, newest, arrival)
+                s, e = self._retime(batch, s, e, oldest, newest)
                 clamped += 1
+                if e < oldest:
+                    slot = self._resolve4(src, dst, nsrc, ndst, e)
+                    if slot < 0:
+                        self._add_unknown(batch, s, e, octets, packets, HOUR_MS, self._side4(src, dst, nsrc, ndst))
+                    else:
+                        self._spread(buckets, slot, s, e, (octets, packets), HOUR_MS)
+                    continue
             v = exact(dst)
             if v is not None and v[0] <= e < v[1]:
                 slot = v[2]
@@ -504,7 +607,7 @@ class Aggregator:
                 else:
                     slot = self._resolve4(src, dst, nsrc, ndst, e)
                     if slot < 0:
-                        self._add_unknown(batch, s, e, octets, packets)
+                        self._add_unknown(batch, s, e, octets, packets, width, self._side4(src, dst, nsrc, ndst))
                         continue
             if s < blo or e >= bhi:
                 k = s // width
@@ -551,8 +654,16 @@ class Aggregator:
             e = ((re + add) & mask) + base
             s = e - ((re - rs) & mask)
             if s < oldest or e > newest:
-                s, e = _clamp(s, e, oldest, newest, arrival)
+                s, e = self._retime(batch, s, e, oldest, newest)
                 self._clamped += 1
+                if e < oldest:
+                    owner = self._resolve6(sh, sl, dh, dl, nsh, nsl, ndh, ndl, e)
+                    if owner < 0:
+                        self._add_unknown(batch, s, e, octets, packets, HOUR_MS,
+                                          self._side6(sh, sl, dh, dl, nsh, nsl, ndh, ndl))
+                    else:
+                        self._spread(buckets, owner, s, e, (octets, packets), HOUR_MS)
+                    continue
             slot = look(dh, dl, e) if (dh >> cshift) in coarse else None
             if slot is None:
                 slot = look(sh, sl, e) if (sh >> cshift) in coarse else None
@@ -561,7 +672,8 @@ class Aggregator:
                 else:
                     slot = self._resolve6_nat((nsh, nsl, ndh, ndl), (sh, sl, dh, dl), e)
                     if slot < 0:
-                        self._add_unknown(batch, s, e, octets, packets)
+                        self._add_unknown(batch, s, e, octets, packets, width,
+                                          self._side6(sh, sl, dh, dl, nsh, nsl, ndh, ndl))
                         continue
             k = s // width
             if e // width != k:
@@ -576,6 +688,17 @@ class Aggregator:
             else:
                 c[0] += octets
                 c[1] += packets
+
+    def _resolve6(self, sh: int, sl: int, dh: int, dl: int, nsh: int, nsl: int, ndh: int, ndl: int, t: int) -> int:
+        """``_add6``'s attribution in one call (for the rare records that leave its loop)."""
+        look = self.services.lookup6
+        down = look(dh, dl, t)
+        if down is not None:
+            return down
+        up = look(sh, sl, t)
+        if up is not None:
+            return up + 1
+        return self._resolve6_nat((nsh, nsl, ndh, ndl), (sh, sl, dh, dl), t)
 
     def _resolve6_nat(self, nat: tuple[int, int, int, int], plain: tuple[int, int, int, int], t: int) -> int:
         """``_resolve4``'s post-NAT step for IPv6 rows (post-NAT destination, then source)."""
@@ -595,10 +718,36 @@ class Aggregator:
             group = self._groups[rates] = {}
         return group
 
+    def _retime(self, batch: FlowBatch, s: int, e: int, oldest: int, newest: int) -> tuple[int, int]:
+        """Usable times for a flow outside [oldest, newest], and why, counted (see the class
+        docstring); an end still before ``oldest`` means late traffic, booked by the hour."""
+        arrival = batch.arrival_ms
+        if e > newest:
+            reason = "too_far_ahead"
+            s = e = arrival
+        elif e >= oldest:
+            reason = "start_cut"
+            s = oldest
+        elif e >= arrival - self._late_ms:
+            reason = "late"
+            s = max(s, arrival - self._late_ms)
+        else:
+            reason = "too_old"
+            s = e = arrival
+        key = (batch.exporter, reason)
+        self.moved[key] = self.moved.get(key, 0) + 1
+        return s, e
+
     def _spread(self, buckets: dict[int, dict[int, list[int]]], slot: int, s: int, e: int,
-                counts: tuple[int, int]) -> None:
-        """Count a flow that spans buckets, each getting its share of the time."""
+                counts: tuple[int, int], step: int = 0) -> None:
+        """Count a flow that spans buckets, each getting its share of the time; with a
+        ``step`` other than the bucket width (late traffic: an hour), in shares of steps, each
+        booked at the bucket where its step starts."""
         width = self._bucket_ms
+        if step and step != width:
+            for k, b, p in _apportion(s, e, *counts, step):
+                self._count(buckets, k * step // width, slot, b, p)
+            return
         first = s // width
         if e // width == first + 1:  # the common case: across one boundary
             b, p = counts
@@ -611,32 +760,60 @@ class Aggregator:
             parts = _apportion(s, e, *counts, width)
         for k, b, p in parts:
             if b or p:
-                d = buckets.get(k)
-                if d is None:
-                    d = buckets[k] = {}
-                c = d.get(slot)
-                if c is None:
-                    c = d[slot] = [0, 0]
-                c[0] += b
-                c[1] += p
+                self._count(buckets, k, slot, b, p)
 
-    def _add_unknown(self, batch: FlowBatch, s: int, e: int, octets: int, packets: int) -> None:
+    @staticmethod
+    def _count(buckets: dict[int, dict[int, list[int]]], k: int, slot: int, b: int, p: int) -> None:
+        d = buckets.get(k)
+        if d is None:
+            d = buckets[k] = {}
+        c = d.get(slot)
+        if c is None:
+            c = d[slot] = [0, 0]
+        c[0] += b
+        c[1] += p
+
+    def _side4(self, src: int, dst: int, nsrc: int, ndst: int) -> int:
+        """The address code of an unknown IPv4 flow's subscriber side."""
+        own = self.own
+        if own:
+            for addr in (dst, src, ndst, nsrc):
+                if own.owns4(addr):
+                    return self._bounded(addr, _OTHER4)
+        return _NOT_OWN
+
+    def _side6(self, sh: int, sl: int, dh: int, dl: int, nsh: int, nsl: int, ndh: int, ndl: int) -> int:
+        own = self.own
+        if own:
+            for hi, lo in ((dh, dl), (sh, sl), (ndh, ndl), (nsh, nsl)):
+                addr = hi << 64 | lo
+                if own.owns6(addr):
+                    return self._bounded(addr | _V6, _OTHER6)
+        return _NOT_OWN
+
+    def _bounded(self, code: int, other: int) -> int:
+        seen = self._addresses
+        if code in seen:
+            return code
+        if len(seen) < self.max_unknown_addresses:
+            seen.add(code)
+            return code
+        self.unknown_overflow += 1
+        return other
+
+    def _add_unknown(self, batch: FlowBatch, s: int, e: int, octets: int, packets: int, step: int,
+                     address: int) -> None:
         unknown = self._unknown
         exporter = batch.exporter
-        for k, b, p in _apportion(s, e, octets * batch.rate, packets * batch.packet_rate, self._bucket_ms):
-            c = unknown.get((exporter, k))
+        width = self._bucket_ms
+        for h, b, p in _apportion(s, e, octets * batch.rate, packets * batch.packet_rate, step):
+            k = h if step == width else h * step // width
+            key = (exporter, k, address)
+            c = unknown.get(key)
             if c is None:
-                c = unknown[(exporter, k)] = [0, 0]
+                c = unknown[key] = [0, 0]
             c[0] += b
             c[1] += p
-
-
-def _clamp(s: int, e: int, oldest: int, newest: int, arrival: int) -> tuple[int, int]:
-    """Make implausible flow times usable: an end outside the window means the times are
-    garbage (arrival time instead); a start before the window is cut to it."""
-    if e > newest or e < oldest:
-        return arrival, arrival
-    return oldest, e
 
 
 def _apportion(s: int, e: int, b: int, p: int, width: int) -> list[tuple[int, int, int]]:

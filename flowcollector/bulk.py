@@ -125,12 +125,15 @@ class Bulk4:
         self._dtypes: dict[tuple[str, tuple[int, ...]], np.dtype[np.void]] = {}
 
     def fold(self, batches: list[FlowBatch], index: Index4, dirty: Ints,
-             spill: Callable[[TableKey, Table], None]) -> tuple[int, list[tuple[FlowBatch, list[int] | None]]]:
+             spill: Callable[[TableKey, Table], None]
+             ) -> tuple[int, list[tuple[FlowBatch, list[int] | None]], dict[tuple[str, str], int]]:
         """Count what this path settles; return (records clamped here, records left over as
-        (batch, row numbers, None for all)).  ``dirty``: sorted /32 keys changed since
-        ``index`` was taken (their records are left over); ``spill`` takes a table out."""
+        (batch, row numbers, None for all), records clamped by (exporter, reason)).
+        ``dirty``: sorted /32 keys changed since ``index`` was taken (their records are left
+        over); ``spill`` takes a table out."""
         assert index is self.index
         left: list[tuple[FlowBatch, list[int] | None]] = []
+        moved: dict[tuple[str, str], int] = {}
         by_plan: dict[int, list[FlowBatch]] = {}
         params: list[tuple[int, int, int, int, int, tuple[int, int]]] = []
         order: list[FlowBatch] = []
@@ -153,7 +156,7 @@ class Bulk4:
                 params.append((b.count, add, MASKS[mask], base, b.arrival_ms, (b.rate, b.packet_rate)))
                 order.append(b)
         if not order:
-            return 0, left
+            return 0, left, moved
         src, dst, octets, packets, rs, re_ = (c[0] if len(c) == 1 else np.concatenate(c) for c in cols)
         fb = wild[0] if len(wild) == 1 else np.concatenate(wild)
         counts = np.array([p[0] for p in params], dtype=np.int64)
@@ -163,7 +166,7 @@ class Bulk4:
         per = np.array([p[1:5] for p in params], dtype=np.int64)
         add_r, mask_r, base_r, arrival = (rep(per[:, i], counts) for i in range(4))
 
-        # Flow times, as Aggregator._add4 computes them.
+        # Flow times, as Aggregator._fold4 computes them.
         fb |= (octets >= self.limit) | (packets >= self.limit)
         end = ((re_ + add_r) & mask_r) + base_r
         dur = (re_ - rs) & mask_r
@@ -171,7 +174,8 @@ class Bulk4:
         start = end - dur
         oldest = arrival - self.max_age
         newest = arrival + self.max_lead
-        garbage = (end > newest) | (end < oldest)
+        fb |= end < oldest  # late or too old: the per-record loop books it by the hour, or at arrival
+        garbage = end > newest
         cut = (start < oldest) & ~garbage
         start = np.where(garbage, arrival, np.where(cut, oldest, start))
         end = np.where(garbage, arrival, end)
@@ -206,6 +210,14 @@ class Bulk4:
         fb |= ~(one | two)
         ok = ~fb
         clamped = int(np.count_nonzero((garbage | cut) & ok))
+        offsets = np.cumsum(counts) - counts
+        if clamped:  # rare: which batches (exporters) they came from
+            for reason, which in (("too_far_ahead", garbage & ok), ("start_cut", cut & ok)):
+                owners, n = np.unique(np.searchsorted(offsets, np.flatnonzero(which), side="right") - 1,
+                                      return_counts=True)
+                for o, m in zip(owners.tolist(), n.tolist(), strict=True):
+                    key = (order[o].exporter, reason)
+                    moved[key] = moved.get(key, 0) + m
 
         gid = rep(np.array(gids, dtype=np.int64), counts)
         pairs = list(groups)
@@ -240,13 +252,12 @@ class Bulk4:
 
         if fb.any():
             where = np.flatnonzero(fb)
-            offsets = np.cumsum(counts) - counts
             owner = np.searchsorted(offsets, where, side="right") - 1
             rows: dict[int, list[int]] = {}
             for i, o in zip(where.tolist(), owner.tolist(), strict=True):
                 rows.setdefault(o, []).append(i - int(offsets[o]))
             left += [(order[o], r) for o, r in rows.items()]
-        return clamped, left
+        return clamped, left, moved
 
     def _add(self, spill: Callable[[TableKey, Table], None], key: TableKey, width: int, dense: Ints,
              octets: Ints, packets: Ints) -> None:

@@ -60,6 +60,9 @@ M64: Final = (1 << 64) - 1
 NTP_EPOCH_MS: Final = 2_208_988_800_000  # 1900-01-01 to 1970-01-01: the NTP epoch (RFC 7011 §6.1)
 MAX_SAMPLERS: Final = 256  # sampler table entries kept per domain
 MAX_GAPS: Final = 64  # pending sequence gaps kept per domain
+RATE_WINDOW: Final = 10.0  # seconds over which an exporter's sequence rate is measured
+MAX_DOWNTIME: Final = 7 * 86_400.0  # a sequence saved longer ago than this is not compared (a new start)
+MOVED: Final = {"corrected": "clock_corrected", "arrival": "no_clock", "estimated": "estimated"}
 
 V5_HDR = struct.Struct("!HHIIIIBBH")
 V9_HDR = struct.Struct("!HHIIII")
@@ -100,6 +103,14 @@ class DecoderSettings:
     max_clock_skew: float = 300.0
     """Seconds an exporter's clock may differ from ``now`` before its times are shifted onto
     the collector's clock (a router without NTP still gets usable flow times)."""
+    max_sampling_rate: int = 65_535
+    """Highest sampling rate an exporter may announce (v5 header, options data) and be
+    believed; a higher one is dropped as ``sampling_too_high`` and the rate known before
+    stays.  Rates configured with ``set_sampling`` may go up to ``MAX_RATE``."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_sampling_rate <= MAX_RATE:
+            raise ValueError(f"max_sampling_rate must be within 1..{MAX_RATE}")
 
 
 class Flow(NamedTuple):
@@ -198,25 +209,35 @@ class FlowBatch:
 class Report:
     """What happened besides decoding: counts by fixed label, for metrics.
 
-    ``dropped`` counts what was skipped, by reason: data sets as ``no_template`` (the
-    template never came: held too long, or pushed out of the hold queue), ``bad_record``
+    ``dropped`` counts what was skipped, by reason: data sets as ``no_template`` (no
+    template and holding disabled; held ones are in ``dropped_held``), ``bad_record``
     (records overrun their set), ``not_flow`` (a template without addresses and octets)
     and ``reserved_set`` (set IDs the RFCs reserve); a ``bad_template`` is a template
     record refused (zero-length field, zero fields, record longer than any datagram,
     fields overflowing the set, …; the rest of its set is skipped too) and
-    ``bad_options`` an options record announcing a sampling rate above 2^20.
+    ``sampling_too_high`` an announced sampling rate (options record, v5 header) above
+    ``max_sampling_rate``, not believed.
     ``events`` counts ``template_added``, ``template_changed`` (same ID, new layout: the
     old one is replaced), ``template_withdrawn``, ``template_expired``,
     ``template_evicted``, ``held`` / ``released`` (data waiting for its template),
     ``exporter_restart`` (sequence number went back: the exporter rebooted, its
     templates are forgotten) and ``clock_corrected``.
+
+    ``dropped_held`` counts data sets that waited for a template and were dropped as
+    ``no_template`` (held past ``hold_seconds``, pushed out of the full hold queue, or
+    their domain forgotten), by the exporter that sent them: any exporter's, since the
+    hold queue is shared, and found by ``expire()`` as well as by ``decode()``.
     """
 
     dropped: dict[str, int] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)
+    dropped_held: dict[str, int] = field(default_factory=dict)
 
     def _drop(self, reason: str, n: int = 1) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + n
+
+    def _drop_held(self, exporter: str) -> None:
+        self.dropped_held[exporter] = self.dropped_held.get(exporter, 0) + 1
 
     def _event(self, name: str, n: int = 1) -> None:
         self.events[name] = self.events.get(name, 0) + n
@@ -234,19 +255,46 @@ class Decoded(Report):
     estimate for v9, whose sequence counts datagrams (lost datagrams x data records in the
     last datagram).  Loss is counted once a gap has stayed open for ``reorder_window``
     datagrams, so a late datagram is not loss; an exporter restart is not loss.
+    ``lost_restart`` is, in the same units, what the exporter sent while this collector was
+    away: the gap between the sequence saved in the state (``dump_state``) and the first
+    datagram of the domain after ``load_state``; it is not loss when the exporter itself
+    restarted meanwhile (sysUptime or sequence went back, or an implausibly large gap).
+
+    ``moved`` counts records whose times are not the exporter's, by reason (and so does every
+    batch's ``times``): ``clock_corrected`` (its clock was off by more than
+    ``max_clock_skew``: shifted onto ours), ``no_clock`` (no time fields: the arrival
+    time), ``estimated`` (IPFIX sysUpTime without systemInitTime: the newest end in the
+    set taken as the export time).
+
+    Accounting of data sets (a v5 datagram with records is one): ``data_sets`` arrived in
+    this datagram, ``sets_decoded`` were decoded now (this datagram's, or held ones its
+    templates released).  Every data set is decoded, dropped (``no_template``,
+    ``bad_record``, ``not_flow`` in ``dropped``, or later in some ``dropped_held``), or still
+    held (``gauges()["held_sets"]``): over a decoder's life, data_sets = sets_decoded +
+    those drops + held.
     """
 
     version: int = 0
     domain: int = 0
     batches: list[FlowBatch] = field(default_factory=list)
+    moved: dict[str, int] = field(default_factory=dict)
     records: int = 0
     lost: int = 0
+    lost_restart: int = 0
+    data_sets: int = 0
+    sets_decoded: int = 0
 
 
 class _Sequence:
-    """Export loss from sequence numbers of one domain (N-7), modulo 2^32."""
+    """Export loss from sequence numbers of one domain (N-7), modulo 2^32.
 
-    __slots__ = ("datagrams", "gaps", "last_units", "next", "per_datagram")
+    Also what a restart of the collector needs to tell the datagrams it missed while it was
+    away from an exporter that restarted meanwhile (``dump``/``load``, ``resumed``): when the
+    last datagram came, the exporter's sysUptime then, and how many units a second it sends.
+    """
+
+    __slots__ = ("count", "datagrams", "gaps", "last_units", "next", "pending", "per_datagram", "rate", "resume",
+                 "seen", "since", "uptime")
 
     def __init__(self) -> None:
         self.next: int | None = None
@@ -254,6 +302,65 @@ class _Sequence:
         self.datagrams = 0
         self.last_units = 1
         self.per_datagram = 1  # v9: data records per datagram, to turn lost datagrams into records
+        self.seen = 0.0  # `now` of the last datagram
+        self.uptime = -1  # its sysUptime (v5/v9)
+        self.since = 0.0  # start of the current rate window
+        self.count = 0  # units since then
+        self.rate = 0.0  # units a second in the last full window (0: not known)
+        self.resume: tuple[float, int] | None = None  # loaded: (seen, uptime) before the collector stopped
+        self.pending = 0  # loaded: units of gaps still open when it stopped
+
+    def dump(self) -> dict[str, int | float] | None:
+        if self.next is None:
+            return None
+        span = self.seen - self.since
+        rate = max(self.rate, self.count / span if span >= 1.0 else 0.0)
+        return {"next": self.next, "seen": self.seen, "uptime": self.uptime, "rate": round(rate, 3),
+                "last_units": self.last_units, "per_datagram": self.per_datagram,
+                "pending": sum(g[1] for g in self.gaps)}
+
+    def load(self, saved: dict[str, int | float]) -> None:
+        self.next = int(saved["next"])
+        self.seen = float(saved["seen"])
+        self.uptime = int(saved["uptime"])
+        self.rate = float(saved["rate"])
+        self.last_units = int(saved["last_units"])
+        self.per_datagram = int(saved["per_datagram"])
+        self.pending = int(saved["pending"])
+        self.resume = (self.seen, self.uptime)
+        self.gaps = []
+
+    def resumed(self, seq: int, uptime: int, now: float, window: int) -> tuple[int, int, bool]:
+        """The first datagram of the domain since the state was loaded: (units the exporter
+        sent while the collector was away, units of gaps open when it stopped, whether the
+        exporter itself restarted meanwhile).
+
+        The exporter restarted when its sysUptime (v5/v9) grew less than the time that passed,
+        or when the gap is more than it could have sent: beyond 2^31 (the sequence went
+        back, which ``restarted`` handles) or ten times its rate over the downtime.  A
+        datagram a little behind the saved sequence is one from before the stop, late: the
+        next one is asked again.  After more than ``MAX_DOWNTIME`` nothing is compared.
+        """
+        assert self.resume is not None and self.next is not None
+        seen, saved_uptime = self.resume
+        ahead = (seq - self.next) & M32
+        if ahead >= HALF and (self.next - seq) & M32 <= window * self.last_units:
+            return 0, 0, False
+        self.resume = None
+        pending, self.pending = self.pending, 0
+        if ahead >= HALF:
+            return 0, pending, False  # far behind: ``restarted`` says so
+        elapsed = max(now - seen, 0.0)
+        if elapsed > MAX_DOWNTIME:
+            self.next = None  # resynchronise on this datagram
+            return 0, 0, False
+        if uptime >= 0 and saved_uptime >= 0 and (uptime - saved_uptime) & M32 > elapsed * 1010 + 60_000:
+            return 0, pending, True
+        limit = max(window * self.last_units, 10 * self.rate * (elapsed + 10)) if self.rate else HALF
+        if ahead > limit:
+            return 0, pending, True
+        self.next = seq
+        return ahead, pending, False
 
     def restarted(self, seq: int, window: int) -> bool:
         """Did the exporter start over?  A jump back further than a reorder could explain."""
@@ -272,9 +379,17 @@ class _Sequence:
         self.gaps = []
         return lost
 
-    def advance(self, seq: int, units: int | None, window: int) -> int:
+    def advance(self, seq: int, units: int | None, window: int, now: float, uptime: int) -> int:
         """Account one datagram carrying ``units`` (None: unknown, resync on the next one)."""
         self.datagrams += 1
+        self.seen = now
+        self.uptime = uptime
+        if units:
+            self.count += units
+        span = now - self.since
+        if span >= RATE_WINDOW:
+            self.rate = self.count / span if self.since else 0.0
+            self.since, self.count = now, 0
         nxt = self.next
         if nxt is not None:
             ahead = (seq - nxt) & M32
@@ -441,14 +556,17 @@ class Decoder:
         return {"domains": len(self._domains), "templates": len(self._order), "held_sets": self._held_live}
 
     def dump_state(self) -> str:
-        """Templates and announced sampling/clock facts as JSON, to survive a restart.
+        """Templates, announced sampling/clock facts and sequence numbers as JSON, to survive
+        a restart.
 
-        Sequence numbers and held data are not kept: after a restart the first datagram of
-        each domain resynchronises.
+        With the sequence numbers, the first datagram of each domain after ``load_state``
+        tells what was sent while the collector was away (``Decoded.lost_restart``).  Held
+        data is not kept.
         """
         domains = []
         for dom in self._domains.values():
-            if not dom.templates and dom.rate is None and not dom.samplers and dom.init_ms is None:
+            seq = dom.seq.dump()
+            if not dom.templates and dom.rate is None and not dom.samplers and dom.init_ms is None and seq is None:
                 continue
             exporter, version, domain_id = dom.key
             domains.append({
@@ -457,6 +575,7 @@ class Decoder:
                 "templates": [{"id": s.template.tid, "options": s.template.options, "scope": s.template.scope,
                                "fields": [list(f) for f in s.template.fields], "seen": s.seen}
                               for s in dom.templates.values()],
+                "seq": seq,
             })
         return json.dumps({"format": STATE_FORMAT, "domains": domains}, separators=(",", ":"))
 
@@ -475,10 +594,13 @@ class Decoder:
             raise CodecError("bad_state", repr(exc)) from exc
         cutoff = now - self.settings.template_timeout
         loaded = []
-        for key, rate, samplers, init_ms, templates in parsed:
-            dom = self._domain(key)
-            dom.rate, dom.init_ms = rate, init_ms
-            dom.samplers.update(samplers)
+        for key, rate, samplers, init_ms, templates, seq in parsed:
+            dom = self._domain(key, Report())  # nothing is held yet: nothing to drop
+            cap = self.settings.max_sampling_rate  # it may have been lowered since
+            dom.rate, dom.init_ms = (rate if rate is None or rate <= cap else None), init_ms
+            dom.samplers.update((k, v) for k, v in samplers.items() if v <= cap)
+            if seq is not None:
+                dom.seq.load(seq)
             loaded += [(seen, dom, t) for t, seen in templates if seen >= cutoff]
         loaded.sort(key=itemgetter(0))
         for seen, dom, t in loaded:
@@ -494,24 +616,34 @@ class Decoder:
         _, count, uptime, secs, nsecs, seq, engine_type, engine_id, sampling = V5_HDR.unpack_from(dg)
         if n != V5_HDR.size + 48 * count:
             raise CodecError("length", f"{n} bytes for {count} records")
-        dom = self._domain((exporter, 5, engine_type << 8 | engine_id))
+        dom = self._domain((exporter, 5, engine_type << 8 | engine_id), out)
         out.domain = engine_type << 8 | engine_id
         ctx = self._ctx(dom, secs * 1000 + nsecs // 1_000_000, uptime, now, out)
+        window = self.settings.reorder_window
         lost = 0
-        if dom.seq.restarted(seq, self.settings.reorder_window):
+        restarted = False
+        if dom.seq.resume is not None:
+            out.lost_restart, lost, restarted = dom.seq.resumed(seq, uptime, now, window)
+        if restarted or dom.seq.restarted(seq, window):
             out._event("exporter_restart")
-            lost = dom.seq.reset()
+            lost += dom.seq.reset()
         if count:
             # Low 14 bits: the interval; top two bits: the sampling mode (Cisco v5 format).
             interval = sampling & 0x3FFF
+            if interval > self.settings.max_sampling_rate:
+                out._drop("sampling_too_high")
+                interval = 0
             rate, source = self._rate(exporter, interval or None)
             out.batches.append(FlowBatch(
                 exporter, _V5_PLAN, dg[V5_HDR.size:], rows=None, count=count, rate=rate, sampling=source,
                 clock=_clock(_time_params(T_UPTIME, ctx, uptime)), times="corrected" if ctx.shift else "exporter",
                 arrival_ms=ctx.now_ms))
             out.records = count
+            out.data_sets = out.sets_decoded = 1
+            if ctx.shift:
+                out.moved["clock_corrected"] = count
         # v5 flow_sequence counts flows (Cisco format: "sequence counter of total flows seen").
-        out.lost = lost + dom.seq.advance(seq, count, self.settings.reorder_window)
+        out.lost = lost + dom.seq.advance(seq, count, window, now, uptime)
 
     # ------------------------------------------------------------------ v9 / IPFIX
 
@@ -546,14 +678,18 @@ class Decoder:
             off += set_len
 
         out.domain = domain_id
-        dom = self._domain((exporter, version, domain_id))
+        dom = self._domain((exporter, version, domain_id), out)
         window = self.settings.reorder_window
-        lost = 0
-        if dom.seq.restarted(seq, window):
+        seq_state = dom.seq
+        lost = restart_lost = 0
+        restarted = False
+        if seq_state.resume is not None:
+            restart_lost, lost, restarted = seq_state.resumed(seq, uptime, now, window)
+        if restarted or seq_state.restarted(seq, window):
             # Template IDs are only meaningful within one exporter run: after a reboot the same
             # ID may describe another layout (pmacct #439/#726), so wait for fresh templates.
             out._event("exporter_restart")
-            lost = dom.seq.reset()
+            lost += seq_state.reset()
             for tid in list(dom.templates):
                 self._forget(dom, tid)
         ctx = self._ctx(dom, secs * 1000, uptime, now, out)
@@ -561,6 +697,7 @@ class Decoder:
         timeout = now - self.settings.template_timeout
         for set_id, start, end in sets:
             if set_id >= 256:
+                out.data_sets += 1
                 slot = dom.templates.get(set_id)
                 if slot is not None and slot.seen < timeout:
                     self._forget(dom, set_id)
@@ -579,14 +716,15 @@ class Decoder:
                 self._template_set(dom, dg, start, end, options=set_id == options_set, now=now, out=out)
             else:
                 out._drop("reserved_set")
-        seq_state = dom.seq
         if version == 9:
             # RFC 3954 §5.1: the v9 sequence counts export packets, not records.
+            out.lost_restart = restart_lost * seq_state.per_datagram  # as many as the last ones had
             if units:
                 seq_state.per_datagram = units
-            out.lost = (lost + seq_state.advance(seq, 1, window)) * seq_state.per_datagram
+            out.lost = (lost + seq_state.advance(seq, 1, window, now, uptime)) * seq_state.per_datagram
         else:
-            out.lost = lost + seq_state.advance(seq, units, window)
+            out.lost_restart = restart_lost
+            out.lost = lost + seq_state.advance(seq, units, window, now, uptime)
 
     def _template_set(self, dom: _Domain, dg: bytes, pos: int, end: int, *, options: bool, now: float,
                       out: Decoded) -> None:
@@ -647,6 +785,7 @@ class Decoder:
                 out._drop("bad_record")
                 return None
             self._apply_options(dom, recs, out)
+            out.sets_decoded += 1
             return len(recs)
         plan = t.plan
         if plan is None:
@@ -659,9 +798,13 @@ class Decoder:
         if batch is None:
             out._drop("bad_record")
             return None
+        out.sets_decoded += 1
         if batch.count:
             out.batches.append(batch)
             out.records += batch.count
+            if batch.times != "exporter":
+                reason = MOVED[batch.times]
+                out.moved[reason] = out.moved.get(reason, 0) + batch.count
         return batch.count
 
     def _batch(self, dom: _Domain, t: Template, plan: FlowPlan, data: bytes, ctx: _Ctx) -> FlowBatch | None:
@@ -740,8 +883,8 @@ class Decoder:
                 rate = values.get(SAMPLING_INTERVAL, values.get(SAMPLER_RANDOM_INTERVAL, 0))
             if not rate:
                 continue
-            if rate > MAX_RATE:
-                out._drop("bad_options")
+            if rate > self.settings.max_sampling_rate:
+                out._drop("sampling_too_high")
                 continue
             sampler = values.get(SAMPLER_ID, values.get(SELECTOR_ID))
             if sampler is None:
@@ -751,7 +894,7 @@ class Decoder:
 
     # ------------------------------------------------------------------ state keeping
 
-    def _domain(self, key: tuple[str, int, int]) -> _Domain:
+    def _domain(self, key: tuple[str, int, int], out: Report) -> _Domain:
         domains = self._domains
         dom = domains.pop(key, None)  # re-inserted at the end: least recently heard first
         if dom is None:
@@ -762,6 +905,7 @@ class Decoder:
                 for waiting in list(old.held.values()):
                     for h in list(waiting):
                         self._unhold(h)
+                        out._drop_held(h.ctx.exporter)
                 del domains[old.key]
             dom = _Domain(key)
         domains[key] = dom
@@ -829,7 +973,7 @@ class Decoder:
             old = self._held.popleft()
             if old.live:
                 self._unhold(old)
-                out._drop("no_template")
+                out._drop_held(old.ctx.exporter)
         if len(self._held) > 2 * limit:  # forget entries already released
             self._held = deque(h for h in self._held if h.live)
         h = _Held(dom, tid, data, ctx)
@@ -854,7 +998,7 @@ class Decoder:
             h = held.popleft()
             if h.live:
                 self._unhold(h)
-                out._drop("no_template")
+                out._drop_held(h.ctx.exporter)
 
 
 def _time_params(kind: int, ctx: _Ctx, uptime: int) -> tuple[int, int, int, int]:

@@ -57,11 +57,34 @@ class Collector:
             add(batch)
         stats.records += result.records
         stats.lost += result.lost
+        if result.lost_restart:
+            stats.lost_restart += result.lost_restart
+        stats.data_sets += result.data_sets
+        stats.sets_decoded += result.sets_decoded
         if result.dropped:
             for reason, n in result.dropped.items():
                 stats.dropped[reason] = stats.dropped.get(reason, 0) + n
+        if result.dropped_held:
+            self._count_held(result.dropped_held)
+        if result.moved:
+            for reason, n in result.moved.items():
+                stats.moved[reason] = stats.moved.get(reason, 0) + n
         if result.events:
             self.count_events(exporter, result.events)
+
+    def expire(self, now: float) -> None:
+        """The decoder's timer (templates and held data past their time), counted."""
+        report = self.decoder.expire(now)
+        if report.events:
+            self.count_events("*", report.events)
+        if report.dropped_held:
+            self._count_held(report.dropped_held)
+
+    def _count_held(self, dropped: dict[str, int]) -> None:
+        """Held data sets dropped as no_template, charged to the exporters that sent them."""
+        for exporter, n in dropped.items():
+            stats = self.stats.setdefault(exporter, metrics.ExporterStats())
+            stats.dropped["no_template"] = stats.dropped.get("no_template", 0) + n
 
     def count_events(self, exporter: str, events: dict[str, int]) -> None:
         stats = self.stats.setdefault(exporter, metrics.ExporterStats())

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from daemons.db import Connection
 
-USAGE_COLUMNS = ["service_id", "minute", "bytes_down", "bytes_up", "packets_down", "packets_up"]
-UNKNOWN_COLUMNS = ["exporter", "minute", "bytes", "packets"]
+USAGE_COLUMNS = ["service_id", "minute", "bytes_down", "bytes_up", "packets_down", "packets_up", "billing"]
+UNKNOWN_COLUMNS = ["exporter", "minute", "address", "bytes", "packets"]
 
 
 class AllowList:
@@ -71,12 +71,42 @@ async def load_static(conn: Connection) -> list[tuple[str, int]]:
     return out
 
 
+async def load_own_prefixes(conn: Connection) -> list[str]:
+    """The ISP's own address space when no setting gives it: the networks of its address
+    pools and the fixed addresses and prefixes of every service, archived ones too (their
+    traffic is exactly what the leak report is for)."""
+    rows = await conn.fetch(
+        "SELECT network::text AS p FROM ip_pools "
+        "UNION SELECT host(ipv4) || '/32' FROM services WHERE ipv4 IS NOT NULL "
+        "UNION SELECT ipv6_prefix::text FROM services WHERE ipv6_prefix IS NOT NULL "
+        "UNION SELECT delegated_ipv6_prefix::text FROM services WHERE delegated_ipv6_prefix IS NOT NULL")
+    return [r["p"] for r in rows]
+
+
+BILLING_SQL = """
+SELECT s.id, CASE WHEN s.status <> 'active' THEN 'service_' || s.status ELSE 'customer_' || c.status END AS flag
+FROM services s JOIN customers c ON c.id = s.customer_id
+WHERE s.status <> 'active' OR c.status <> 'active'
+"""
+
+
+async def load_billing(conn: Connection) -> dict[int, str]:
+    """What billing says of every service that is not simply active (its status, else its
+    customer's): service id -> ``traffic_usage.billing``."""
+    return {r["id"]: r["flag"] for r in await conn.fetch(BILLING_SQL)}
+
+
 async def load_sessions(conn: Connection, history_s: float) -> list[Any]:
     """Sessions with an address that are open, or ended within ``history_s`` (late flows)."""
     return list(await conn.fetch(
         "SELECT service_id, host(framed_ip) AS ip, started_at, stopped_at FROM radius_sessions "
         "WHERE framed_ip IS NOT NULL AND service_id IS NOT NULL "
         "AND (stopped_at IS NULL OR stopped_at > now() - make_interval(secs => $1))", history_s))
+
+
+async def leaks(conn: Connection, since: datetime, limit: int) -> list[Any]:
+    """Traffic billing gets nothing for since ``since`` (schema.sql, traffic_leaks)."""
+    return list(await conn.fetch("SELECT * FROM traffic_leaks($1, $2)", since, limit))
 
 
 def _minute(start: int, cache: dict[int, datetime]) -> datetime:
@@ -87,15 +117,20 @@ def _minute(start: int, cache: dict[int, datetime]) -> datetime:
 
 
 async def write_usage(conn: Connection, services: dict[tuple[int, int], list[int]],
-                      unknown: dict[tuple[str, int], list[int]]) -> None:
-    """COPY the counters (call inside a transaction: both tables or neither)."""
+                      unknown: dict[tuple[str, int, str | None], list[int]],
+                      billing: Mapping[int, str] | None = None) -> None:
+    """COPY the counters (call inside a transaction: both tables or neither).  ``billing`` flags
+    the rows of services that are not active (service id -> ``traffic_usage.billing``).
+    Minutes of hours already rolled up (late traffic) are marked for the next rollup, under
+    its lock, so the readers' totals stay exact (schema.sql, lastmile_traffic_written)."""
     minutes: dict[int, datetime] = {}
+    flag = (billing or {}).get
     if services:
-        await conn.copy_records_to_table(
-            "traffic_usage", columns=USAGE_COLUMNS,
-            records=[(sid, _minute(start, minutes), *c) for (sid, start), c in services.items()])
+        records = [(sid, _minute(start, minutes), *c, flag(sid)) for (sid, start), c in services.items()]
+        await conn.execute("SELECT lastmile_traffic_written($1::timestamptz[])", list(minutes.values()))
+        await conn.copy_records_to_table("traffic_usage", columns=USAGE_COLUMNS, records=records)
     if unknown:
         await conn.copy_records_to_table(
             "traffic_unknown", columns=UNKNOWN_COLUMNS,
-            records=[(ipaddress.ip_address(exporter), _minute(start, minutes), *c)
-                     for (exporter, start), c in unknown.items()])
+            records=[(ipaddress.ip_address(exporter), _minute(start, minutes), address, *c)
+                     for (exporter, start, address), c in unknown.items()])

@@ -23,6 +23,7 @@ from typing import Any, Final
 __all__ = [
     "MAX_RATE",
     "STATE_FORMAT",
+    "STATE_FORMATS",
     "VARLEN",
     "CodecError",
     "Field",
@@ -66,8 +67,9 @@ it is refused."""
 MAX_RATE: Final = 1 << 20
 """Highest sampling rate believed; a larger announced rate is taken as garbage."""
 
-STATE_FORMAT: Final = "lastmile-flow-state/1"
-"""Marks the JSON ``Decoder.dump_state`` writes."""
+STATE_FORMAT: Final = "lastmile-flow-state/2"
+"""Marks the JSON ``Decoder.dump_state`` writes (``/1``, without sequence numbers, is read too)."""
+STATE_FORMATS: Final = frozenset({"lastmile-flow-state/1", STATE_FORMAT})
 
 _V9_FIELD = struct.Struct("!HH")
 _PEN = struct.Struct("!I")
@@ -363,21 +365,25 @@ def read_fields(dg: bytes, pos: int, end: int, count: int, version: int) -> tupl
     return tuple(out), pos
 
 
-def parse_state(obj: Any) -> list[tuple[tuple[str, int, int], int | None, dict[int, int], int | None,
-                                         list[tuple[Template, float]]]]:
+SavedState = list[tuple[tuple[str, int, int], int | None, dict[int, int], int | None, list[tuple["Template", float]],
+                        dict[str, int | float] | None]]
+
+
+def parse_state(obj: Any) -> SavedState:
     """Validate a ``Decoder.dump_state`` document and build its templates: a list of
-    ((exporter, version, domain), rate, samplers, init_ms, [(template, seen)]).  Raises
-    ``CodecError`` (or a ``ValueError``/``TypeError``/``KeyError`` from a shape the checks do
-    not name) on anything unexpected; the caller turns all of them into ``bad_state``."""
-    if not isinstance(obj, dict) or obj.get("format") != STATE_FORMAT:
+    ((exporter, version, domain), rate, samplers, init_ms, [(template, seen)], sequence or
+    None).  Raises ``CodecError`` (or a ``ValueError``/``TypeError``/``KeyError`` from a
+    shape the checks do not name) on anything unexpected; the caller turns all of them into
+    ``bad_state``."""
+    if not isinstance(obj, dict) or obj.get("format") not in STATE_FORMATS:
         raise CodecError("bad_state", "not a lastmile flow state")
-    out = []
+    out: SavedState = []
     for d in obj["domains"]:
         exporter = d["exporter"]
         if not isinstance(exporter, str):
             raise CodecError("bad_state", "exporter")
         version = d["version"]
-        if version not in (9, 10) or isinstance(version, bool):
+        if version not in (5, 9, 10) or isinstance(version, bool):
             raise CodecError("bad_state", f"version {version!r}")
         key = (exporter, version, _int(d["domain"], 0, _M32))
         rate = None if d["rate"] is None else _int(d["rate"], 1, MAX_RATE)
@@ -391,10 +397,29 @@ def parse_state(obj: Any) -> list[tuple[tuple[str, int, int], int | None, dict[i
             seen = t["seen"]
             if not isinstance(options, bool) or not isinstance(seen, int | float):
                 raise CodecError("bad_state", "template")
+            if version == 5:
+                raise CodecError("bad_state", "v5 has no templates")
             templates.append((Template.build(_int(t["id"], 0, 0xFFFF), fields, _int(t["scope"], 0, 0xFFFF),
                                              options, version), float(seen)))
-        out.append((key, rate, samplers, init_ms, templates))
+        out.append((key, rate, samplers, init_ms, templates, _sequence(d.get("seq"))))
     return out
+
+
+def _sequence(seq: Any) -> dict[str, int | float] | None:
+    """A domain's saved sequence state (``codec._Sequence.dump``), checked."""
+    if seq is None:
+        return None
+    if not isinstance(seq, dict):
+        raise CodecError("bad_state", "seq")
+    return {"next": _int(seq["next"], 0, _M32), "seen": _number(seq["seen"]), "uptime": _int(seq["uptime"], -1, _M32),
+            "rate": _number(seq["rate"]), "last_units": _int(seq["last_units"], 1, _M32),
+            "per_datagram": _int(seq["per_datagram"], 1, _M32), "pending": _int(seq["pending"], 0, _M64)}
+
+
+def _number(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1e12:
+        raise CodecError("bad_state", f"{v!r} not a number in 0..1e12")
+    return float(v)
 
 
 def _int(v: Any, lo: int, hi: int) -> int:

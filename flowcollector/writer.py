@@ -3,31 +3,34 @@
 While PostgreSQL is away the counters wait in a backlog (merged by key, so it grows with
 services x minutes, not with traffic); past ``max_backlog_rows`` the oldest minutes are
 dropped and counted. A flush writes the usage and the unknown-traffic rows in one transaction.
+Usage rows of services that billing does not count as active carry what it says of them
+(``billing``: service id -> flag, read when the rows are written).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Mapping
 
 import asyncpg
 
-from daemons import log
+from daemons import db, log
+from daemons.db import DB_DOWN
 from flowcollector import metrics, store
 from flowcollector.aggregate import Aggregator
 
-DB_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
-           asyncpg.AdminShutdownError, TimeoutError)
-
 
 class UsageWriter:
-    def __init__(self, pool: asyncpg.Pool, aggregator: Aggregator, interval: float, max_backlog: int) -> None:
+    def __init__(self, pool: asyncpg.Pool, aggregator: Aggregator, interval: float, max_backlog: int,
+                 billing: Callable[[], Mapping[int, str]] = dict) -> None:
         self.pool = pool
         self.aggregator = aggregator
         self.interval = interval
         self.max_backlog = max_backlog
+        self.billing = billing
         self.services: dict[tuple[int, int], list[int]] = {}
-        self.unknown: dict[tuple[str, int], list[int]] = {}
+        self.unknown: dict[tuple[str, int, str | None], list[int]] = {}
         self.log = log.get("lastmile.flowcollector.writer")
 
     async def run(self) -> None:
@@ -52,6 +55,14 @@ class UsageWriter:
                 uhave[0] += u[0]
                 uhave[1] += u[1]
 
+    async def close(self, timeout: float) -> None:
+        """Drain step: the last flush, within ``timeout`` seconds (a hung database keeps it)."""
+        try:
+            await db.bounded(self.flush(), timeout)
+        except db.Late:
+            self.log.error("traffic not written at shutdown: the database did not answer",
+                           rows=len(self.services) + len(self.unknown))
+
     async def flush(self) -> bool:
         """Write what has been gathered; False if PostgreSQL could not take it (it waits)."""
         self._take()
@@ -60,7 +71,7 @@ class UsageWriter:
         started = time.perf_counter()
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                await store.write_usage(conn, self.services, self.unknown)
+                await store.write_usage(conn, self.services, self.unknown, self.billing())
         except DB_DOWN as e:
             self._bound()
             metrics.BACKLOG.set(len(self.services) + len(self.unknown))

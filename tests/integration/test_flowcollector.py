@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +24,7 @@ import pytest
 from daemons.pgembed import EmbeddedPostgres
 from tests.conftest import free_port
 from tests.integration.conftest import crash
-from tests.integration.daemon import Daemon, start_daemon
+from tests.integration.daemon import ROOT, Daemon, start_daemon
 from tests.integration.radius_env import add_service, eventually
 from tests.unit.flow import flowbuild as fb
 
@@ -147,6 +150,27 @@ async def test_sessions_attribute_by_time_when_an_address_changes_hands(collecto
     assert await totals(conn) == {a: (1000, 0, 1, 0), b: (2000, 0, 2, 0)}
 
 
+async def test_service_map_gauges_follow_every_change(collector: Flowcollector, services: dict[str, int],
+                                                      conn: asyncpg.Connection) -> None:
+    """Issue 8: the sessions gauge changed only on a full reload; it follows each session
+    announced, ended or replaced, and the static one each change of the services."""
+    a, b = services["100.64.0.1"], services["100.64.0.2"]
+    assert collector.metric("lastmile_flow_service_map_entries", kind="sessions") == 0
+    assert collector.metric("lastmile_flow_service_map_entries", kind="static") == 3
+    t0 = time.time() - 60
+    started = [{"uid": "sa", "service": a, "ip": "100.96.0.1", "start": t0, "stop": None},
+               {"uid": "sb", "service": b, "ip": "100.96.0.2", "start": t0, "stop": None}]
+    await conn.execute("SELECT pg_notify('lastmile_sessions', $1)", json.dumps({"sessions": started}))
+    await eventually(lambda: collector.metric("lastmile_flow_service_map_entries", kind="sessions") == 2)
+    stopped = [{**started[0], "stop": t0 + 30}]  # a Stop: the session is kept (late flows), still one
+    await conn.execute("SELECT pg_notify('lastmile_sessions', $1)", json.dumps({"sessions": stopped}))
+    moved = [{"uid": "sc", "service": a, "ip": "100.96.0.2", "start": t0 + 40, "stop": None}]  # address reused
+    await conn.execute("SELECT pg_notify('lastmile_sessions', $1)", json.dumps({"sessions": moved}))
+    await eventually(lambda: collector.metric("lastmile_flow_service_map_entries", kind="sessions") == 3)
+    await add_service(conn, "d", "x", ipv4="100.64.0.4")
+    await eventually(lambda: collector.metric("lastmile_flow_service_map_entries", kind="static") == 4)
+
+
 async def test_long_flow_is_spread_over_its_minutes(collector: Flowcollector, services: dict[str, int],
                                                     conn: asyncpg.Connection) -> None:
     """A 30-minute flow (MikroTik's active timeout) lands in 30-31 minutes, exactly summing up."""
@@ -161,6 +185,22 @@ async def test_long_flow_is_spread_over_its_minutes(collector: Flowcollector, se
     assert 30 <= len(rows) <= 31
     assert sum(r["b"] for r in rows) == 1_800_000_007
     assert max(r["b"] for r in rows) - min(r["b"] for r in rows if r["b"]) <= 60_000_000 // 30 + 2
+
+
+async def test_late_flow_is_booked_in_its_own_hour_and_counted(collector: Flowcollector, services: dict[str, int],
+                                                                conn: asyncpg.Connection) -> None:
+    """Issue 8: a flow from 5 h ago (beyond max_age, within late_window) is booked at the start of
+    its hour, not at the arrival minute, and counted as moved (late)."""
+    end = now_ms() - 5 * 3_600_000
+    records = [fb.record(IPFIX_FIELDS, {8: "1.1.1.1", 12: "100.64.0.1", 1: 5000, 2: 5, 152: end - 1000, 153: end})]
+    send(collector.port, [fb.ipfix([fb.template_set(10, [(300, IPFIX_FIELDS)]), fb.data_set(300, records)],
+                                   export=int(time.time()))])
+    await eventually(lambda: collector.metric("lastmile_flow_records_total") == 1)
+    await eventually(lambda: collector.metric("lastmile_flow_records_moved_total", reason="late") == 1)
+    assert collector.stop() == 0
+    row = await conn.fetchrow("SELECT minute, bytes_down FROM traffic_usage")
+    assert row["bytes_down"] == 5000
+    assert int(row["minute"].timestamp()) == end // 3_600_000 * 3600
 
 
 async def test_unknown_exporter_is_dropped_without_state(collector: Flowcollector, services: dict[str, int],
@@ -210,6 +250,37 @@ async def test_templates_survive_a_restart(db_url: str, services: dict[str, int]
     assert await totals(conn) == {services["100.64.0.2"]: (4242, 0, 4, 0)}
 
 
+async def test_records_sent_while_stopped_are_counted_as_lost_on_restart(db_url: str, services: dict[str, int],
+                                                                         tmp_path: Path) -> None:
+    """Issue 8: v9 flowing, SIGTERM, datagrams sent while nobody listens, start again: the gap is
+    counted from the saved sequence, as restart loss (not network loss), datagrams x records."""
+    uptime, secs = 50_000_000, int(time.time())
+    data = [fb.record(V9_FIELDS, {8: "1.1.1.1", 12: "100.64.0.2", 1: 100, 2: 1, 22: uptime - 2000,
+                                  21: uptime - 1000})] * 3
+
+    def datagram(seq: int) -> bytes:
+        sets = [fb.template_set(9, [(256, V9_FIELDS)])] if seq == 0 else []
+        return fb.v9([*sets, fb.data_set(256, data)], uptime=uptime + seq * 20, secs=secs, seq=seq)
+
+    first = start(db_url, tmp_path)
+    try:
+        for seq in range(60):  # 1.2 s at 50 datagrams a second
+            send(first.port, [datagram(seq)])
+            time.sleep(0.02)
+        await eventually(lambda: first.metric("lastmile_flow_records_total") == 180)
+        assert first.metric("lastmile_flow_records_lost_total") == 0
+    finally:
+        assert first.stop() == 0
+    second = start(db_url, tmp_path)  # datagrams 60..99 went to a closed port meanwhile
+    try:
+        send(second.port, [datagram(100), datagram(101)])
+        await eventually(lambda: second.metric("lastmile_flow_records_total") == 6)
+        assert second.metric("lastmile_flow_records_lost_total", reason="restart") == 40 * 3
+        assert second.metric("lastmile_flow_records_lost_total", reason="network") == 0
+    finally:
+        assert second.stop() == 0
+
+
 async def test_counters_wait_while_postgresql_is_down(own_pg: EmbeddedPostgres, own_db: str,
                                                       tmp_path: Path) -> None:
     """PostgreSQL crashes between receipt and flush: the counters wait and are written when it is back."""
@@ -237,3 +308,75 @@ async def test_counters_wait_while_postgresql_is_down(own_pg: EmbeddedPostgres, 
         assert await totals(conn) == {service: (999, 0, 9, 0)}
     finally:
         await conn.close()
+
+
+def lastmile(*args: str, db_url: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LASTMILE_")}
+    env.update(PYTHONPATH=str(ROOT), LASTMILE_DATABASE__URL=db_url)
+    return subprocess.run([sys.executable, "-m", "daemons.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=60)
+
+
+async def test_leaks_are_recorded_per_address_and_flagged_by_billing(db_url: str, conn: asyncpg.Connection,
+                                                                     tmp_path: Path) -> None:
+    """Issue 8: unknown traffic of the ISP's own addresses (here: derived from its pool) is kept per
+    address, traffic of blocked, disabled and archived services is flagged, and `lastmile flows
+    leaks` lists both with what billing says; an active service's traffic and foreign addresses
+    are no leak."""
+    await conn.execute("INSERT INTO flow_exporters (name, address) VALUES ('bras', '127.0.0.1')")
+    await conn.execute("INSERT INTO ip_pools (name, network, managed_by) VALUES ('cgnat', '100.64.0.0/24', 'nas')")
+    await add_service(conn, "paid", "x", ipv4="100.64.0.1")
+    await add_service(conn, "blocked", "x", ipv4="100.64.0.2", status="blocked")
+    await add_service(conn, "gone", "x", ipv4="100.64.0.3", status="archived")
+    await add_service(conn, "unpaid", "x", ipv4="100.64.0.4", customer_status="disabled")
+    daemon = start(db_url, tmp_path)
+    try:
+        end = now_ms() - 1000
+        octets = {"100.64.0.1": 1000, "100.64.0.2": 2000, "100.64.0.3": 3000, "100.64.0.4": 4000,
+                  "100.64.0.9": 9000, "9.9.9.9": 99}
+        records = [fb.record(IPFIX_FIELDS, {8: "8.8.8.8", 12: dst, 1: n, 2: 1, 152: end - 10, 153: end})
+                   for dst, n in octets.items()]
+        send(daemon.port, [fb.ipfix([fb.template_set(10, [(300, IPFIX_FIELDS)]), fb.data_set(300, records)],
+                                    export=int(time.time()))])
+        await eventually(lambda: daemon.metric("lastmile_flow_records_total") == 6)
+        assert daemon.metric("lastmile_flow_service_map_entries", kind="own_prefixes") == 5  # pool + 4 services
+    finally:
+        assert daemon.stop() == 0
+    unknown = {r["address"] and str(r["address"]): r["b"] for r in await conn.fetch(
+        "SELECT address, sum(bytes)::bigint AS b FROM traffic_unknown GROUP BY 1")}
+    assert unknown == {"100.64.0.3": 3000, "100.64.0.9": 9000, None: 99}
+    flags = {r["login"]: r["billing"] for r in await conn.fetch(
+        "SELECT s.login, u.billing FROM traffic_usage u JOIN services s ON s.id = u.service_id")}
+    assert flags == {"paid": None, "blocked": "service_blocked", "unpaid": "customer_disabled"}
+
+    result = lastmile("flows", "leaks", "--since", "1h", db_url=db_url)
+    assert result.returncode == 0, result.stderr
+    header, *lines = result.stdout.splitlines()
+    assert header.split()[:3] == ["ADDRESS", "SERVICE", "CUSTOMER"]
+    got = [(line.split()[0], line.split()[1], line.split("  ")[-1].strip()) for line in lines]
+    assert got == [("100.64.0.9", "-", "no service"), ("100.64.0.4", "unpaid", "customer disabled"),
+                   ("100.64.0.3", "gone", "service archived"), ("100.64.0.2", "blocked", "service blocked")]
+
+
+async def test_flows_leaks_in_a_pipe_and_with_nothing_to_say(db_url: str, conn: asyncpg.Connection) -> None:
+    """`lastmile flows leaks | head -1`: the pipe closes early, no traceback."""
+    quiet = lastmile("flows", "leaks", db_url=db_url)
+    assert quiet.returncode == 0 and quiet.stdout.startswith("no leaks since ") and quiet.stderr == ""
+    await conn.execute("INSERT INTO traffic_unknown (exporter, minute, address, bytes, packets) "
+                       "SELECT '192.0.2.1', now(), '100.64.0.0'::inet + g, g, 1 FROM generate_series(1, 5000) g")
+    first, code, errors = head_1("flows", "leaks", "--limit", "5000", db_url=db_url)
+    assert first.startswith("ADDRESS") and code == 0 and errors == ""
+
+
+def head_1(*args: str, db_url: str) -> tuple[str, int, str]:
+    """Run `lastmile ARGS | head -1`: (the line read, exit code, stderr)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LASTMILE_")}
+    env.update(PYTHONPATH=str(ROOT), LASTMILE_DATABASE__URL=db_url)
+    proc = subprocess.Popen([sys.executable, "-m", "daemons.cli", *args], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout and proc.stderr
+    line = proc.stdout.readline()
+    proc.stdout.close()  # as `head -1` does, long before the output ends
+    errors = proc.stderr.read()
+    proc.stderr.close()
+    return line, proc.wait(60), errors

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowcollector.aggregate import Aggregator, ServiceMap
+from flowcollector.aggregate import OTHER4, OTHER6, Aggregator, OwnPrefixes, ServiceMap
 from flowcollector.codec import Decoder
 from tests.unit.flow.flowbuild import FieldSpec, data_set, ipfix, record, template_set
 
@@ -21,20 +21,29 @@ V4: list[FieldSpec] = [(8, 4), (12, 4), (1, 8), (2, 8), (152, 8), (153, 8), (225
 V6: list[FieldSpec] = [(27, 16), (28, 16), (1, 8), (2, 8), (152, 8), (153, 8)]
 
 
-def fold(smap: ServiceMap, flows: list[dict[int, Any]], *, six: bool = False, rate: int = 1,
-         exporter: str = "192.0.2.1", **kwargs: Any) -> Any:
-    """Decode IPFIX flows ({element: value}) and aggregate them; return the drained usage."""
+def _batches(flows: list[dict[int, Any]], *, six: bool = False, rate: int = 1,
+             exporter: str = "192.0.2.1") -> list[Any]:
+    """Decode IPFIX flows ({element: value}) into batches."""
     fields = V6 if six else V4
     dec = Decoder()
     if rate != 1:
         dec.set_sampling(exporter, rate)
     dec.decode(ipfix([template_set(10, [(256, fields)])], export=NOW), exporter, NOW)
-    agg = Aggregator(smap, **kwargs)
+    out = []
     for i in range(0, len(flows), 20):
         dg = ipfix([data_set(256, [record(fields, f) for f in flows[i:i + 20]])], export=NOW, seq=i)
-        for batch in dec.decode(dg, exporter, NOW).batches:
-            agg.add(batch)
-    return agg.drain()
+        out += dec.decode(dg, exporter, NOW).batches
+    return out
+
+
+def fold(smap: ServiceMap, flows: list[dict[int, Any]], *, six: bool = False, rate: int = 1,
+         exporter: str = "192.0.2.1", keep: bool = False, **kwargs: Any) -> Any:
+    """Decode IPFIX flows ({element: value}) and aggregate them; return the drained usage
+    (and the aggregator, with ``keep``)."""
+    agg = Aggregator(smap, **kwargs)
+    for batch in _batches(flows, six=six, rate=rate, exporter=exporter):
+        agg.add(batch)
+    return (agg.drain(), agg) if keep else agg.drain()
 
 
 def flow(src: str, dst: str, octets: int = 1000, packets: int = 10, start: int = MS - 5000, end: int = MS - 1000,
@@ -142,9 +151,48 @@ def test_post_nat_addresses_are_tried_last() -> None:
 
 def test_unknown_traffic_per_exporter_and_minute() -> None:
     usage = fold(ServiceMap(), [flow("198.51.100.1", "198.51.100.2", 700, 7)], exporter="10.9.9.9")
-    assert usage.unknown == {("10.9.9.9", MINUTE): [700, 7]} and usage.services() == {}
+    assert usage.unknown == {("10.9.9.9", MINUTE, None): [700, 7]} and usage.services() == {}
     usage6 = fold(ServiceMap(), [flow("2001:db8::1", "2001:db8::2", 70, 1)], six=True)
-    assert usage6.unknown == {("192.0.2.1", MINUTE): [70, 1]}
+    assert usage6.unknown == {("192.0.2.1", MINUTE, None): [70, 1]}
+
+
+def test_unknown_traffic_of_own_addresses_is_per_address() -> None:
+    """Issue 8: nobody could see which address passes traffic without a service.  The
+    subscriber side (destination, source, post-NAT) in the own prefixes is kept; the rest
+    stays per exporter."""
+    smap = ServiceMap()
+    smap.add_session("100.64.0.1", 1, NOW - 60)
+    own = OwnPrefixes(["100.64.0.0/24", "2001:db8:1::/48", "192.0.2.7/32"])
+    usage = fold(smap, [flow("198.51.100.1", "100.64.0.9", 100, 1),          # download of .9
+                        flow("100.64.0.9", "198.51.100.1", 10, 1),           # its upload
+                        flow("100.64.0.1", "100.64.0.9", 5, 1),              # on-net: .9's download, attributed to 1
+                        flow("198.51.100.1", "203.0.113.5", 70, 1,           # post-NAT destination .8
+                             nat=("198.51.100.1", "100.64.0.8")),
+                        flow("198.51.100.1", "198.51.100.2", 3, 1)],         # not ours
+                 own=own)
+    assert usage.unknown == {("192.0.2.1", MINUTE, "100.64.0.9"): [110, 2],
+                             ("192.0.2.1", MINUTE, "100.64.0.8"): [70, 1],
+                             ("192.0.2.1", MINUTE, None): [3, 1]}
+    six = fold(ServiceMap(), [flow("2001:db8:ffff::1", "2001:db8:1:5::9", 40, 1)], six=True, own=own)
+    assert six.unknown == {("192.0.2.1", MINUTE, "2001:db8:1:5::9"): [40, 1]}
+    assert own.count == 3 and own.owns4(int(ipaddress.ip_address("192.0.2.7")))
+    assert not own.owns4(int(ipaddress.ip_address("192.0.2.8"))) and not OwnPrefixes()
+
+
+def test_unknown_addresses_are_bounded_and_the_rest_folded_and_counted() -> None:
+    own = OwnPrefixes(["100.64.0.0/16", "2001:db8::/32"])
+    agg_flows = [flow("198.51.100.1", f"100.64.1.{i}", 10, 1) for i in range(10)]
+    usage, agg = fold(ServiceMap(), agg_flows, own=own, max_unknown_addresses=4, keep=True)
+    addresses = {k[2]: c for k, c in usage.unknown.items()}
+    assert len(addresses) == 5 and addresses[OTHER4] == [60, 6]
+    assert sum(c[0] for c in addresses.values()) == 100 and agg.unknown_overflow == 6
+    # Bounded per drain: the next interval starts afresh.
+    for batch in _batches(agg_flows[:2]):
+        agg.add(batch)
+    assert {k[2] for k in agg.drain().unknown} == {"100.64.1.0", "100.64.1.1"}
+    six, agg6 = fold(ServiceMap(), [flow("2001:db9::1", f"2001:db8::{i}", 1, 1) for i in range(3)], six=True,
+                     own=own, max_unknown_addresses=1, keep=True)
+    assert {k[2] for k in six.unknown} == {"2001:db8::", OTHER6} and agg6.unknown_overflow == 2
 
 
 def test_long_flow_is_spread_in_proportion_exactly() -> None:
@@ -238,3 +286,43 @@ def test_sessions_added_one_by_one_pass_the_coarse_filter() -> None:
     smap.add_session("2001:db8:2:200::/64", 4, NOW - 60)  # same length, another /48
     assert [smap.lookup(a, NOW) for a in ("10.7.0.9", "2001:db8:2:200::1", "2001:db8:3::1", "10.8.0.1")] == [
         2, 4, None, None]
+
+
+def test_counts_follow_every_change() -> None:
+    """Issue 8: the sessions gauge changed only on a full reload; the map's own counts follow
+    every add, end, replacement and prune."""
+    smap = ServiceMap()
+    smap.add_session("100.64.0.1", 1, NOW - 3600)
+    smap.add_session("100.64.0.2", 2, NOW - 3600)
+    smap.add_session("2001:db8:1::/64", 3, NOW - 3600)
+    assert smap.sessions == 3
+    smap.add_session("100.64.0.1", 4, NOW - 60)  # the address changes hands: both kept
+    assert smap.sessions == 4
+    smap.add_session("100.64.0.1", 5, NOW - 60)  # same start again: replaced
+    assert smap.sessions == 4
+    assert smap.end_session("100.64.0.2", NOW - 1800)
+    assert smap.sessions == 4
+    smap.add_session("100.64.0.3", 6, NOW, NOW - 10)  # ends before it starts: nothing
+    assert smap.sessions == 4
+    assert smap.prune(NOW - 600) == 1 and smap.sessions == 3
+    assert smap.end_session("2001:db8:1::/64", NOW - 3600)  # ended at its start: gone
+    assert smap.sessions == 2
+    smap.replace_static([("10.0.0.0/8", 1), ("10.1.0.0/16", 2), ("2001:db8::/32", 3)])
+    assert smap.static == 3
+    smap.replace_static([])
+    assert smap.static == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(prefixes=st.lists(st.tuples(st.booleans(), st.integers(0, 2**128 - 1), st.integers(0, 128)), max_size=8),
+       probes=st.lists(st.integers(0, 2**128 - 1), max_size=20))
+def test_own_prefixes_match_like_ipaddress(prefixes: list[tuple[bool, int, int]], probes: list[int]) -> None:
+    """The coarse filter never hides an address a prefix contains (any length, /0 included)."""
+    nets = [ipaddress.ip_network((a, n), strict=False) if six else
+            ipaddress.ip_network((a >> 96, min(n, 32)), strict=False) for six, a, n in prefixes]
+    own = OwnPrefixes(nets)
+    inside = [int(n.network_address) + p % n.num_addresses for n in nets for p in probes[:3]]
+    for addr in [*inside, *probes, *(p >> 96 for p in probes)]:
+        v4, v6 = ipaddress.IPv4Address(addr % 2**32), ipaddress.IPv6Address(addr)
+        assert own.owns4(int(v4)) == any(n.version == 4 and v4 in n for n in nets)
+        assert own.owns6(int(v6)) == any(n.version == 6 and v6 in n for n in nets)

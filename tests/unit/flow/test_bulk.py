@@ -121,6 +121,7 @@ def test_bulk_path_equals_per_record_loop(case: dict[str, Any]) -> None:
     drained.append((snapshot(reference.drain()), snapshot(bulk.drain())))
     for want, got in drained:
         assert got == want
+    assert bulk.moved == reference.moved
 
 
 def test_bulk_path_takes_the_common_records() -> None:

@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from flowcollector.aggregate import Aggregator, ServiceMap
-from flowcollector.codec import Decoder, FlowBatch
+from flowcollector.codec import Decoder, DecoderSettings, FlowBatch
 from tests.unit.flow.flowbuild import (
     NFGEN_IPFIX,
     data_set,
@@ -95,13 +95,31 @@ def test_random_interval_alone() -> None:
     assert _v9_batch(Decoder(), options).rate == 2000
 
 
-@pytest.mark.parametrize(("rate", "dropped"), [(0, {}), (2**20 + 1, {"bad_options": 1})])
+@pytest.mark.parametrize(("rate", "dropped"), [(0, {}), (2**20, {"sampling_too_high": 1}),
+                                              (65_536, {"sampling_too_high": 1})])
 def test_nonsense_rates_are_ignored(rate: int, dropped: dict[str, int]) -> None:
+    """Issue 8: an announced 2^20 turned 20,000 bytes into 20,971,520,000; above
+    ``max_sampling_rate`` (65,535 by default) a rate is not believed, and counted."""
     dec = Decoder()
     options = _sampling_options(9, [(1, 4)], [(34, 4)], struct.pack("!II", 0, rate))
     result = dec.decode(v9([*options], uptime=UP, secs=NOW), "192.0.2.1", NOW)
     assert result.dropped == dropped
     assert _v9_batch(dec, []).sampling == "unknown"
+
+
+def test_the_cap_keeps_the_rate_known_before_and_is_a_setting() -> None:
+    dec = Decoder(DecoderSettings(max_sampling_rate=1000))
+    good = _sampling_options(9, [(1, 4)], [(34, 4)], struct.pack("!II", 0, 1000))
+    bad = _sampling_options(9, [(1, 4)], [(34, 4)], struct.pack("!II", 0, 1001))
+    dec.decode(v9([*good], uptime=UP, secs=NOW), "192.0.2.1", NOW)
+    assert dec.decode(v9([*bad], uptime=UP, secs=NOW), "192.0.2.1", NOW).dropped == {"sampling_too_high": 1}
+    assert _v9_batch(dec, []).rate == 1000
+    rec = {"src": "198.51.100.1", "dst": "100.64.0.9", "packets": 3, "octets": 1500, "first": UP - 10, "last": UP}
+    v5_dec = Decoder(DecoderSettings(max_sampling_rate=5))
+    result = v5_dec.decode(v5([rec], uptime=UP, secs=NOW, sampling=0x4000 | 10), "192.0.2.1", NOW)
+    assert result.dropped == {"sampling_too_high": 1} and result.batches[0].sampling == "unknown"
+    with pytest.raises(ValueError, match="max_sampling_rate"):
+        DecoderSettings(max_sampling_rate=0)
 
 
 def test_configured_default_applies_only_without_announcement() -> None:

@@ -146,3 +146,67 @@ def test_aggregator_clamps_implausible_times() -> None:
 def test_ipfix_uptime_start_without_reference_falls_back_to_arrival() -> None:
     (flow,), times = _ipfix_flows([(22, 4), (153, 8)], {22: 1_000, 153: MS - 1_000}, now=NOW + 0.5)
     assert (flow.start_ms, flow.end_ms, times) == (MS + 500, MS + 500, "arrival")
+
+
+def test_records_not_at_their_own_times_are_counted_by_reason() -> None:
+    """Issue 8: nfreplay's datagrams were all clock-corrected without a count of the records moved."""
+    dec = Decoder(DecoderSettings(max_clock_skew=300))
+    fields = [*IPFIX_CORE, (152, 8), (153, 8)]
+    dec.decode(ipfix([template_set(10, [(256, fields), (257, IPFIX_CORE)])], export=1_000), "192.0.2.1", NOW)
+    recs = [record(fields, {**V, 152: 1_000_000 - 60_000, 153: 1_000_000 - 1_000})] * 3
+    result = dec.decode(ipfix([data_set(256, recs), data_set(257, [record(IPFIX_CORE, V)] * 2)], export=1_000),
+                        "192.0.2.1", NOW)
+    assert result.moved == {"clock_corrected": 3, "no_clock": 2}
+    v5_result = Decoder().decode(v5([{"src": "10.0.0.1", "dst": "10.0.0.2", "packets": 1, "octets": 1, "first": 0,
+                                      "last": 1}] * 4, uptime=10_000, secs=NOW - 3600), "192.0.2.1", NOW)
+    assert v5_result.moved == {"clock_corrected": 4}
+    fine = Decoder().decode(v5([{"src": "10.0.0.1", "dst": "10.0.0.2", "packets": 1, "octets": 1, "first": 0,
+                                 "last": 1}], uptime=10_000, secs=NOW), "192.0.2.1", NOW)
+    assert fine.moved == {}
+
+
+@pytest.mark.parametrize("six", [False, True])
+def test_late_traffic_is_booked_in_its_own_hour(six: bool) -> None:
+    """Issue 8: an IPFIX flow from 5 h ago for 100.64.0.6 landed at the arrival minute.
+    Within ``late_window`` it is booked at the start of the hour it happened in (whose rollup
+    then counts it), attributed at its own time; beyond, at arrival, and counted either way."""
+    smap = ServiceMap()
+    smap.replace_static([("10.0.0.2/32", 1), ("2001:db8::2/128", 1)])
+    smap.add_session("10.0.0.2", 7, NOW - 6 * 3600, NOW - 4 * 3600)  # held the address then
+    smap.add_session("2001:db8::2/128", 7, NOW - 6 * 3600, NOW - 4 * 3600)
+    fields = [(27, 16), (28, 16), (1, 4), (2, 4), (152, 8), (153, 8)] if six else [*IPFIX_CORE, (152, 8), (153, 8)]
+    base = {27: "2001:db8::1", 28: "2001:db8::2", 1: 100, 2: 1} if six else V
+    five_h = MS - 5 * 3_600_000
+    recs = [record(fields, {**base, 152: five_h - 1000, 153: five_h}),               # 5 h ago
+            record(fields, {**base, 152: five_h - 1000, 153: five_h}),
+            record(fields, {**base, 152: MS - 3 * 86_400_000, 153: MS - 3 * 86_400_000}),  # 3 days ago
+            record(fields, {**base, 152: MS - 1000, 153: MS + 3_600_000})]          # an hour ahead
+    agg = Aggregator(smap, max_age=7200, late_window=86_400)
+    dec = Decoder()
+    dec.decode(ipfix([template_set(10, [(256, fields)])], export=NOW), "192.0.2.1", NOW)
+    for b in dec.decode(ipfix([data_set(256, recs)], export=NOW), "192.0.2.1", NOW).batches:
+        agg.add(b)
+    services = agg.drain().services()
+    hour = five_h // 3_600_000 * 3600
+    assert services == {(7, hour): [200, 0, 2, 0], (1, NOW // 60 * 60): [200, 0, 2, 0]}
+    assert agg.moved == {("192.0.2.1", "late"): 2, ("192.0.2.1", "too_old"): 1, ("192.0.2.1", "too_far_ahead"): 1}
+
+
+def test_late_traffic_spanning_hours_is_shared_exactly_and_unknown_late_is_by_the_hour_too() -> None:
+    start, end = MS - 5 * 3_600_000 - 1_800_000, MS - 5 * 3_600_000 + 1_800_000  # half an hour either side
+    smap = ServiceMap()
+    smap.replace_static([("10.0.0.2/32", 3)])
+    agg = Aggregator(smap)
+    dec = Decoder()
+    fields = [*IPFIX_CORE, (152, 8), (153, 8)]
+    dec.decode(ipfix([template_set(10, [(256, fields)])], export=NOW), "192.0.2.1", NOW)
+    recs = [record(fields, {**V, 1: 1_000_001, 152: start, 153: end}),
+            record(fields, {**V, 8: "192.0.2.7", 12: "192.0.2.8", 1: 999, 152: start, 153: end})]
+    for b in dec.decode(ipfix([data_set(256, recs)], export=NOW), "192.0.2.1", NOW).batches:
+        agg.add(b)
+    usage = agg.drain()
+    parts = usage.services()
+    assert sum(c[0] for c in parts.values()) == 1_000_001
+    assert all(minute % 3600 == 0 for _, minute in parts) and 1 <= len(parts) <= 2
+    assert sum(c[0] for c in usage.unknown.values()) == 999
+    assert all(minute % 3600 == 0 for _, minute, _ in usage.unknown)

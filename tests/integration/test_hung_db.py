@@ -1,4 +1,4 @@
-"""radiusd while PostgreSQL hangs: every backend stopped (SIGSTOP), connections open, nothing
+"""radiusd and flowcollector while PostgreSQL hangs: every backend stopped (SIGSTOP), connections open, nothing
 answering, as with a stuck disk or a swap storm. A crash is easy by comparison: connections
 break at once. A hang must cost the NAS no retransmission either: past ``db_deadline`` an
 accounting batch is spooled and acknowledged, a login is decided from memory, and a drain
@@ -8,6 +8,7 @@ still ends within ``drain_timeout``.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import threading
 import time
@@ -21,6 +22,7 @@ from pyrad.packet import AccessAccept, AccessReject
 from daemons import db
 from daemons.pgembed import EmbeddedPostgres
 from radiusd.codec import AcctStatus
+from tests.integration import test_flowcollector as flow
 from tests.integration.acct_load import AcctClient, Sent, Session, assert_recorded_exactly_once, new_session, run_load
 from tests.integration.conftest import freeze, thaw
 from tests.integration.radius_env import (
@@ -34,6 +36,7 @@ from tests.integration.radius_env import (
     send,
     start,
 )
+from tests.unit.flow import flowbuild as fb
 
 DEADLINE = "0.4"
 
@@ -157,3 +160,34 @@ async def test_a_drain_during_a_hang_ends_within_drain_timeout(
         assert await assert_recorded_exactly_once(conn, [session]) == 1
     finally:
         await conn.close()
+
+
+async def test_flowcollector_stops_within_drain_timeout_during_a_hang_and_keeps_its_state(
+        thawed: EmbeddedPostgres, own_db: str, tmp_path: Path) -> None:
+    conn = await db.connect(own_db)
+    try:
+        await conn.execute("INSERT INTO flow_exporters (name, address) VALUES ('bras', '127.0.0.1')")
+        await add_service(conn, "a", "x", ipv4="100.64.0.1")
+    finally:
+        await conn.close()
+    daemon = await asyncio.to_thread(lambda: flow.start(own_db, tmp_path, drain_timeout="3", flush_interval="0.3"))
+    try:
+        uptime, secs = 50_000, int(time.time())
+        data = fb.record(flow.V9_FIELDS, {8: "1.1.1.1", 12: "100.64.0.1", 1: 4242, 2: 4, 22: uptime - 2000,
+                                          21: uptime - 1000})
+        await asyncio.to_thread(freeze, thawed)
+        flow.send(daemon.port, [fb.v9([fb.template_set(9, [(256, flow.V9_FIELDS)]), fb.data_set(256, [data])],
+                                      uptime=uptime, secs=secs, seq=0)])
+        await eventually(lambda: daemon.metric("lastmile_flow_records_total") == 1)
+        t = time.monotonic()
+        daemon.proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(daemon.proc.wait, 15)
+        took = time.monotonic() - t
+    finally:
+        daemon.stop(signal.SIGKILL)
+    assert took < 3 + 1.5, took
+    # The templates and sequence state were saved although the last flush could not be written.
+    (domain,) = json.loads((tmp_path / "state" / "templates.json").read_text())["domains"]
+    assert [t["id"] for t in domain["templates"]] == [256] and domain["seq"] is not None
+    assert any(e.get("event") == "traffic not written at shutdown: the database did not answer"
+               for e in daemon.logs())
