@@ -113,9 +113,10 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     writer.on_unsaved = server.acct_unsaved
     rt.on_drain("sockets", lambda: _close(server, coa_client))
 
-    def snapshot_of_caches() -> snapshot.Snapshot:
+    def snapshot_of_caches() -> tuple[snapshot.Snapshot, int]:
         return snapshot.Snapshot(time.time(), snapshot.nas_rows(nas), list(subscribers.by_id.values()),
-                                 [(s, uid) for s, uids in online.by_service.items() for uid in uids], leases.previous)
+                                 [(s, uid) for s, uids in online.by_service.items() for uid in uids],
+                                 leases.previous), subscribers.version
 
     # One snapshot for all the workers: they serve the same caches.
     keeper = snapshot.SnapshotKeeper(state / snapshot.NAME, snapshot_of_caches) if workers.index() <= 1 else None
@@ -127,9 +128,8 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
 
     writer.on_changes = session_changes
     if keeper is not None:
-        loader.on_change = lambda full: keeper.now() if full else keeper.changed()
-        if offline is None:
-            keeper.now()
+        loader.on_change = keeper.changed
+        keeper.changed()
         rt.on_drain("snapshot", keeper.save)
         rt.spawn("snapshot", keeper.run())
     if offline is not None:

@@ -189,6 +189,8 @@ class SubscriberCache:
     def __init__(self, table: AttributeTable | None = None) -> None:
         self.by_login: dict[str, Subscriber] = {}
         self.by_id: dict[int, Subscriber] = {}
+        #: Bumped by every change (the snapshot encodes the subscribers again only then).
+        self.version = 0
         self.table = table or default_table()
         #: tariff id -> (its radius_reply as last loaded, the attributes sent for it)
         self._replies: dict[int, tuple[object, ReplyAttributes]] = {}
@@ -213,14 +215,17 @@ class SubscriberCache:
             by_login[sub.login] = sub
         self.by_login = by_login
         self.by_id = {s.service_id: s for s in by_login.values()}
+        self.version += 1
 
     def replace_subscribers(self, subscribers: list[Subscriber]) -> None:
         """Everything from a snapshot (radiusd/snapshot.py)."""
         self.by_login = {s.login: s for s in subscribers}
         self.by_id = {s.service_id: s for s in self.by_login.values()}
+        self.version += 1
 
     def upsert(self, rows: list[Any], gone: set[int] | None = None) -> None:
         """Put ``rows`` in; drop the services of ``gone`` ids that did not come back."""
+        self.version += 1
         for r in rows:
             sub = Subscriber.from_row(r, self._reply(r))
             old = self.by_id.get(sub.service_id)

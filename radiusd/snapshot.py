@@ -70,13 +70,24 @@ class Snapshot:
     previous: dict[int, tuple[int, str]]
 
 
-def write(path: Path, snapshot: Snapshot) -> None:
-    """Write ``snapshot`` to ``path`` atomically, readable by its owner only."""
+_dumps = json.JSONEncoder(separators=(",", ":"), default=_json_default).encode
+
+
+def subscriber_lines(subscribers: list[Subscriber]) -> list[str]:
+    """The subscriber sections of a snapshot (the costly part: a keeper encodes them again only
+    when the subscribers changed)."""
+    return [_dumps({"subscribers": [_values(sub) for sub in subscribers[i:i + CHUNK]]})
+            for i in range(0, len(subscribers), CHUNK)]
+
+
+def write(path: Path, snapshot: Snapshot, subscribers: list[str] | None = None) -> None:
+    """Write ``snapshot`` to ``path`` atomically, readable by its owner only; ``subscribers``:
+    its subscriber sections, already encoded."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for line in _lines(snapshot):
+            for line in _lines(snapshot, subscribers):
                 f.write(line)
                 f.write("\n")
             f.flush()
@@ -93,18 +104,16 @@ def write(path: Path, snapshot: Snapshot) -> None:
             os.close(dir_fd)
 
 
-def _lines(s: Snapshot) -> Iterator[str]:
-    dumps = json.JSONEncoder(separators=(",", ":"), default=_json_default).encode
-    yield dumps({"format": FORMAT, "written_at": s.written_at, "subscriber_fields": _FIELDS,
-                 "counts": {"nas": len(s.nas), "subscribers": len(s.subscribers), "online": len(s.online)}})
-    yield dumps({"nas": s.nas})
-    for i in range(0, len(s.subscribers), CHUNK):
-        yield dumps({"subscribers": [_values(sub) for sub in s.subscribers[i:i + CHUNK]]})
+def _lines(s: Snapshot, subscribers: list[str] | None) -> Iterator[str]:
+    yield _dumps({"format": FORMAT, "written_at": s.written_at, "subscriber_fields": _FIELDS,
+                  "counts": {"nas": len(s.nas), "subscribers": len(s.subscribers), "online": len(s.online)}})
+    yield _dumps({"nas": s.nas})
+    yield from subscriber_lines(s.subscribers) if subscribers is None else subscribers
     for i in range(0, len(s.online), CHUNK * 10):
-        yield dumps({"online": s.online[i:i + CHUNK * 10]})
+        yield _dumps({"online": s.online[i:i + CHUNK * 10]})
     previous = [[service, pool, address] for service, (pool, address) in s.previous.items()]
     for i in range(0, len(previous), CHUNK * 10):
-        yield dumps({"previous": previous[i:i + CHUNK * 10]})
+        yield _dumps({"previous": previous[i:i + CHUNK * 10]})
 
 
 def read(path: Path) -> Snapshot:
@@ -154,42 +163,46 @@ def _subscriber(values: list[Any]) -> Subscriber:
 
 
 class SnapshotKeeper:
-    """Writes the snapshot when the caches changed, at most once an ``interval``.
+    """Writes the snapshot when the caches changed, at most once an ``interval``, and not in the
+    first ``interval`` after a start (a start is when a storm of logins comes), unless there is
+    no snapshot yet.
 
     ``collect()`` takes the snapshot's contents from the caches on the event loop (shallow
-    copies of immutable entries, cheap); the file is written in a thread."""
+    copies of immutable entries, cheap) with the subscriber cache's version; the file is
+    written in a thread, and the subscribers (most of it) are encoded again only when that
+    version changed: under accounting load only the open sessions change."""
 
-    def __init__(self, path: Path, collect: Callable[[], Snapshot], interval: float = 60.0) -> None:
+    def __init__(self, path: Path, collect: Callable[[], tuple[Snapshot, int]], interval: float = 60.0) -> None:
         self.path = path
         self.collect = collect
         self.interval = interval
         self.dirty = False
         self._wake = asyncio.Event()
+        self._encoded: tuple[int, list[str]] | None = None
         self.log = log.get("lastmile.radiusd.snapshot")
 
     def changed(self, *_: object) -> None:
         self.dirty = True
 
-    def now(self) -> None:
-        """Write at the next chance (after a full load: the caches are the database's again)."""
-        self.dirty = True
-        self._wake.set()
-
     async def run(self) -> None:
+        if self.path.exists():
+            await asyncio.sleep(self.interval)
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
-            self._wake.clear()
             await self.save()
+            await asyncio.sleep(self.interval)
 
     async def save(self) -> None:
         if not self.dirty:
             return
         self.dirty = False
         started = time.monotonic()
-        snap = self.collect()
+        snap, version = self.collect()
+        encoded = self._encoded[1] if self._encoded is not None and self._encoded[0] == version else None
         try:
-            await asyncio.to_thread(write, self.path, snap)
+            if encoded is None:
+                encoded = await asyncio.to_thread(subscriber_lines, snap.subscribers)
+                self._encoded = (version, encoded)
+            await asyncio.to_thread(write, self.path, snap, encoded)
         except OSError as e:
             self.dirty = True
             self.log.warning("cache snapshot not written", path=str(self.path), error=str(e))
