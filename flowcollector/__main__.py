@@ -19,6 +19,7 @@ from flowcollector.aggregate import Aggregator, ServiceMap
 from flowcollector.codec import CodecError, Decoder, DecoderSettings
 from flowcollector.collector import Collector
 from flowcollector.maps import CHANNELS, Maps
+from flowcollector.settings import FlowcollectorSettings
 from flowcollector.store import AllowList
 from flowcollector.writer import UsageWriter
 
@@ -26,7 +27,7 @@ HISTORY_S = 7200.0  # flows may end this long before they are exported (long flo
 
 
 def main(settings: Settings) -> int:
-    fs = settings.flowcollector
+    fs = settings.of(FlowcollectorSettings)
     if workers.supervising(fs.workers):
         return runtime.run("flowcollector", lambda rt: workers.supervise(rt, "flowcollector", fs.workers),
                            settings, fs)
@@ -61,7 +62,7 @@ class TemplateFile:
 
 
 async def serve(rt: runtime.Runtime, settings: Settings) -> None:
-    fs = settings.flowcollector
+    fs = settings.of(FlowcollectorSettings)
     url = db.url_of(settings.database)
     pool = await db.create_pool(settings.database, url, max_size=min(settings.database.pool_max, 4))
     rt.on_drain("database", pool.close, pool.terminate)

@@ -25,12 +25,13 @@ from radiusd.leases import LeaseBatcher
 from radiusd.loader import CHANNELS, CacheLoader
 from radiusd.postauth import PostAuthLog
 from radiusd.server import RadiusServer
+from radiusd.settings import RadiusdSettings
 from radiusd.spool import Spool
 from radiusd.writer import AccountingWriter, notify_changes, own_notification
 
 
 def main(settings: Settings) -> int:
-    rs = settings.radiusd
+    rs = settings.of(RadiusdSettings)
     try:
         dictionaries.load(rs.dictionary_dir)  # a broken site dictionary is a bad setting: one line, exit 2
     except dictionaries.DictionaryError as e:
@@ -42,7 +43,7 @@ def main(settings: Settings) -> int:
 
 
 async def serve(rt: runtime.Runtime, settings: Settings) -> None:
-    rs = settings.radiusd
+    rs = settings.of(RadiusdSettings)
     url = db.url_of(settings.database)
     logger = log.get("lastmile.radiusd")
     state = workers.state_base(rs.spool_dir, "radiusd")
