@@ -11,8 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from daemons import db
-from daemons import registry
+from daemons import db, registry
 from daemons.pgembed import EmbeddedPostgres
 from tests.conftest import free_port
 
