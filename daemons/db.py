@@ -50,6 +50,8 @@ DB_DOWN = (
     OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError, TimeoutError)
 """Errors that mean "the database is not there (or not answering)", as opposed to a bug or bad data."""
+DB_ERRORS = (*DB_DOWN, asyncpg.PostgresError)
+"""What a periodic job that reads or writes the database may meet and shrug off until next time."""
 
 T = TypeVar("T")
 

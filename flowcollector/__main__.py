@@ -8,13 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-import asyncpg
-
 from daemons import db, log, runtime, udp, workers
 from daemons.config import Settings
-from daemons.db import DB_DOWN
 from daemons.metrics import REGISTRY
-from flowcollector import metrics
+from flowcollector import metrics, store
 from flowcollector.aggregate import Aggregator, ServiceMap
 from flowcollector.codec import CodecError, Decoder, DecoderSettings
 from flowcollector.collector import Collector
@@ -89,7 +86,25 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     writer = UsageWriter(pool, aggregator, fs.flush_interval, fs.max_backlog_rows, lambda: maps.billing)
     rt.on_drain("flush", lambda: writer.close(fs.drain_timeout / 2))  # leaves time for the templates
     rt.spawn("writer", writer.run())
-    rt.spawn("maintenance", maintenance(pool, decoder, services, collector, templates, fs.rollup_interval, history))
+    async def expire() -> None:
+        collector.expire(time.time())
+
+    async def keep_state() -> None:
+        services.prune(time.time() - history)
+        templates.save(decoder)
+
+    async def rollup() -> None:
+        async with pool.acquire() as conn:
+            await store.rollup_traffic(conn)
+
+    async def partitions() -> None:
+        async with pool.acquire() as conn:
+            await db.maintain_partitions(conn)
+
+    rt.every("template-expiry", 10, expire)
+    rt.every("state", 60, keep_state)  # ended sessions pruned, templates and sequences saved
+    rt.every("rollup", fs.rollup_interval, rollup)
+    rt.every("partitions", 3600, partitions)
 
     ports = sorted({fs.netflow_port, fs.ipfix_port})
     reuse = fs.workers > 1
@@ -114,33 +129,6 @@ def _step(fn: object) -> runtime.DrainStep:
         fn()  # type: ignore[operator]
 
     return step
-
-
-async def maintenance(pool: asyncpg.Pool, decoder: Decoder, services: ServiceMap, collector: Collector,
-                      templates: TemplateFile, rollup_interval: float, history: float) -> None:
-    """Expire templates (10 s); prune ended sessions and save templates (60 s); roll up traffic;
-    make partitions (hourly)."""
-    logger = log.get("lastmile.flowcollector.maintenance")
-    tick = 0
-    next_rollup = time.monotonic() + rollup_interval
-    while True:
-        await asyncio.sleep(10)
-        tick += 1
-        now = time.time()
-        collector.expire(now)
-        if tick % 6 == 0:
-            services.prune(now - history)
-            templates.save(decoder)
-        try:
-            if time.monotonic() >= next_rollup:
-                next_rollup = time.monotonic() + rollup_interval
-                async with pool.acquire() as conn:
-                    await conn.execute("SELECT lastmile_rollup_traffic(now() - interval '3 hours')")
-            if tick % 360 == 0:
-                async with pool.acquire() as conn:
-                    await db.maintain_partitions(conn)
-        except (*DB_DOWN, asyncpg.PostgresError) as e:
-            logger.warning("maintenance skipped", error=str(e) or type(e).__name__)
 
 
 if __name__ == "__main__":

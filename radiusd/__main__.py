@@ -139,7 +139,8 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
 
     rt.spawn("cache-refresh", loader.run())
     rt.spawn("postauth-writer", postauth.run())
-    rt.spawn("maintenance", maintenance(pool, server, lease_ttl, instance))
+    rt.every("stale-sessions", sweep_period(lease_ttl), lambda: sweep(pool, server, lease_ttl, instance))
+    rt.every("partitions", 3600, lambda: _partitions(pool))
     rt.spawn("log-summaries", server.summarise())  # cancelled (and flushed) after the replies in flight
     rt.spawn("coa", coa_worker.run())
     rt.spawn("spool-replay", writer.replay())
@@ -209,32 +210,26 @@ def sweep_period(stale_after: float) -> float:
     return min(30.0, stale_after / 4)
 
 
-async def maintenance(pool: asyncpg.Pool, server: RadiusServer, lease_ttl: int, instance: str) -> None:
-    """Every :func:`sweep_period` of ``lease_ttl`` (the stale threshold, 2 x interim_interval +
-    stale_grace): close stale sessions and free expired leases; every hour: make partitions."""
+async def sweep(pool: asyncpg.Pool, server: RadiusServer, lease_ttl: int, instance: str) -> None:
+    """Close sessions silent for ``lease_ttl`` (the stale threshold, 2 x interim_interval +
+    stale_grace) and free expired leases: every :func:`sweep_period` of it."""
     logger = log.get("lastmile.radiusd.maintenance")
-    period = sweep_period(lease_ttl)
-    partitions_made = time.monotonic()
-    while True:
-        await asyncio.sleep(period)
-        try:
-            async with pool.acquire() as conn:
-                async with conn.transaction():
-                    closed = await store.close_stale(conn, lease_ttl)
-                    await notify_changes(conn, closed, instance)
-                freed = await store.expire_leases(conn, lease_ttl)
-                if time.monotonic() - partitions_made >= 3600:
-                    await db.maintain_partitions(conn)
-                    partitions_made = time.monotonic()
-        except (*DB_DOWN, asyncpg.PostgresError) as e:
-            logger.warning("maintenance skipped", error=str(e) or type(e).__name__)
-            continue
-        if closed:
-            metrics.STALE_CLOSED.inc(len(closed))
-            server.session_changes(closed)
-            logger.info("stale sessions closed", count=len(closed))
-        if freed:
-            logger.info("expired address leases freed", count=freed)
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            closed = await store.close_stale(conn, lease_ttl)
+            await notify_changes(conn, closed, instance)
+        freed = await store.expire_leases(conn, lease_ttl)
+    if closed:
+        metrics.STALE_CLOSED.inc(len(closed))
+        server.session_changes(closed)
+        logger.info("stale sessions closed", count=len(closed))
+    if freed:
+        logger.info("expired address leases freed", count=freed)
+
+
+async def _partitions(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        await db.maintain_partitions(conn)
 
 
 if __name__ == "__main__":
