@@ -13,7 +13,7 @@ import uuid
 
 import asyncpg
 
-from daemons import db, log, runtime, udp, workers
+from daemons import channels, db, log, runtime, udp, workers
 from daemons.config import Settings
 from daemons.db import DB_DOWN
 from daemons.events import EventPublisher
@@ -27,7 +27,7 @@ from radiusd.postauth import PostAuthLog
 from radiusd.server import RadiusServer
 from radiusd.settings import RadiusdSettings
 from radiusd.spool import Spool
-from radiusd.writer import AccountingWriter, notify_changes, own_notification
+from radiusd.writer import AccountingWriter, notify_changes
 
 
 def main(settings: Settings) -> int:
@@ -80,7 +80,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     # Subscribe before loading: a change committed after the load's snapshot is then always
     # notified, and one before it is in the load.
     listener = db.Listener(url, CHANNELS, loader.notified, on_reconnect=loader.reload_everything,
-                           skip=own_notification(instance))
+                           skip=channels.own_sessions(instance))
     rt.spawn("listen", listener.run())
     if offline is None:
         await asyncio.wait_for(listener.connected.wait(), settings.database.connect_timeout)
