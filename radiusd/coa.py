@@ -19,7 +19,7 @@ from typing import Any, Literal, NamedTuple
 import asyncpg
 
 from daemons import log, udp
-from daemons.events import EventPublisher
+from daemons.events import CoaDone, EventPublisher
 from radiusd import metrics, store
 from radiusd.cache import Nas, NasTable, Subscriber
 from radiusd.codec import (
@@ -202,8 +202,7 @@ class CoaWorker:
             await store.finish_coa(conn, request["id"], "done" if ok else "failed", summary,
                                    sum(s.sends for s in sent))
         self.log.info("coa", service_id=request["service_id"], action=request["action"], result=summary)
-        self.events.publish("session", "coa", {"service_id": request["service_id"], "action": request["action"],
-                                               "result": summary})
+        self.events.publish(CoaDone(request["service_id"], request["action"], summary))
         return True
 
     async def send(self, action: Action, sub: Subscriber | None, target: store.CoaTarget) -> Sent:
