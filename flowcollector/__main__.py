@@ -12,12 +12,13 @@ from daemons import db, log, runtime, udp, workers
 from daemons.config import Settings
 from daemons.metrics import REGISTRY
 from flowcollector import metrics, store
-from flowcollector.aggregate import Aggregator, ServiceMap
+from flowcollector.addressmap import ServiceMap
+from flowcollector.aggregate import Aggregator
 from flowcollector.codec import CodecError, Decoder, DecoderSettings
-from flowcollector.collector import Collector
-from flowcollector.maps import CHANNELS, Maps
+from flowcollector.loader import CHANNELS, Loader
 from flowcollector.settings import FlowcollectorSettings
 from flowcollector.store import AllowList
+from flowcollector.transport import Transport
 from flowcollector.writer import UsageWriter
 
 HISTORY_S = 7200.0  # flows may end this long before they are exported (long flows, late exports)
@@ -73,21 +74,22 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     services = ServiceMap()
     aggregator = Aggregator(services, max_age=HISTORY_S, late_window=fs.late_window,
                             max_unknown_addresses=fs.max_unknown_addresses)
-    collector = Collector(decoder, aggregator, AllowList())
+    transport = Transport(decoder, aggregator, AllowList())
     history = max(HISTORY_S, fs.late_window)  # sessions are kept for late flows too
-    maps = Maps(pool, services, decoder, collector, history, fs.own_prefixes)
+    loader = Loader(pool, services, decoder, transport, history, fs.own_prefixes)
     # Subscribe before loading, so no change between the two is missed.
-    listener = db.Listener(url, CHANNELS, maps.notified, on_reconnect=maps.reload_everything)
+    listener = db.Listener(url, CHANNELS, loader.notified, on_reconnect=loader.reload_everything)
     rt.spawn("listen", listener.run())
     await asyncio.wait_for(listener.connected.wait(), settings.database.connect_timeout)
-    await maps.load_all()
-    rt.spawn("map-refresh", maps.run())
+    await loader.load_all()
+    rt.spawn("loader", loader.run())
 
-    writer = UsageWriter(pool, aggregator, fs.flush_interval, fs.max_backlog_rows, lambda: maps.billing)
+    writer = UsageWriter(pool, aggregator, fs.flush_interval, fs.max_backlog_rows, lambda: loader.billing)
     rt.on_drain("flush", lambda: writer.close(fs.drain_timeout / 2))  # leaves time for the templates
     rt.spawn("writer", writer.run())
+
     async def expire() -> None:
-        collector.expire(time.time())
+        transport.expire(time.time())
 
     async def keep_state() -> None:
         services.prune(time.time() - history)
@@ -108,10 +110,10 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
 
     ports = sorted({fs.netflow_port, fs.ipfix_port})
     reuse = fs.workers > 1
-    endpoints = [await udp.open_endpoint(fs.bind, port, collector.on_datagram, reuse_port=reuse, rcvbuf=fs.rcvbuf)
+    endpoints = [await udp.open_endpoint(fs.bind, port, transport.on_datagram, reuse_port=reuse, rcvbuf=fs.rcvbuf)
                  for port in ports]
     rt.on_drain("sockets", _step(lambda: _close(endpoints)))
-    REGISTRY.register(metrics.FlowCollector(collector.stats, decoder.gauges,
+    REGISTRY.register(metrics.FlowCollector(transport.stats, decoder.gauges,
                                             lambda: sum(e.kernel_drops() for e in endpoints), aggregator))
     metrics.RCVBUF.set(min(e.rcvbuf for e in endpoints))
     log.get("lastmile.flowcollector").info(

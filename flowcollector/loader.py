@@ -19,9 +19,10 @@ import asyncpg
 
 from daemons import channels, db, log
 from flowcollector import metrics, store
-from flowcollector.aggregate import Aggregator, OwnPrefixes, ServiceMap
+from flowcollector.addressmap import OwnPrefixes, ServiceMap
+from flowcollector.aggregate import Aggregator
 from flowcollector.codec import Decoder
-from flowcollector.collector import Collector
+from flowcollector.transport import Transport
 
 # Which parts of the maps a change of a table reloads (each in full: they are small).
 RELOADS = {"services": ("static", "own", "billing"), "customers": ("billing",), "ip_pools": ("own",),
@@ -30,14 +31,14 @@ CHANNELS = [channels.SESSIONS, *(channels.table_channel(t) for t in RELOADS)]
 EVERYTHING = ("static", "allow", "sessions", "own", "billing")
 
 
-class Maps:
-    def __init__(self, pool: asyncpg.Pool, services: ServiceMap, decoder: Decoder, collector: Collector,
+class Loader:
+    def __init__(self, pool: asyncpg.Pool, services: ServiceMap, decoder: Decoder, transport: Transport,
                  history_s: float, own_prefixes: tuple[str, ...] = ()) -> None:
         self.pool = pool
         self.services = services
         self.decoder = decoder
-        self.collector = collector
-        self.aggregator: Aggregator = collector.aggregator
+        self.transport = transport
+        self.aggregator: Aggregator = transport.aggregator
         self.history_s = history_s
         self.own_prefixes = own_prefixes  # from the settings; empty: derived from the database
         self.billing: dict[int, str] = {}
@@ -45,7 +46,7 @@ class Maps:
         metrics.SERVICE_MAP.labels("sessions").set_function(lambda: services.sessions)
         metrics.SERVICE_MAP.labels("static").set_function(lambda: services.static)
         metrics.SERVICE_MAP.labels("own_prefixes").set_function(lambda: self.aggregator.own.count)
-        self.log = log.get("lastmile.flowcollector.maps")
+        self.log = log.get("lastmile.flowcollector.loader")
         # Bursts of changes coalesce into one reload: 0.2 s after the first.
         self.refresher = db.Refresher(self._refresh, EVERYTHING, settle=0.2, name="map")
         self._rates: dict[str, int] = {}
@@ -53,7 +54,7 @@ class Maps:
     async def load_all(self) -> None:
         started = time.monotonic()
         await self._refresh(dict.fromkeys(EVERYTHING))
-        self.log.info("maps loaded", exporters=len(self.collector.allow), static_prefixes=self.services.static,
+        self.log.info("maps loaded", exporters=len(self.transport.allow), static_prefixes=self.services.static,
                       sessions=self.services.sessions, own_prefixes=self.aggregator.own.count,
                       services_not_active=len(self.billing), seconds=round(time.monotonic() - started, 2))
 
@@ -77,7 +78,7 @@ class Maps:
         async with self.pool.acquire() as conn:
             if "allow" in what:
                 allow, rates = await store.load_allow_list(conn)
-                self.collector.allow = allow
+                self.transport.allow = allow
                 for exporter in self._rates.keys() - rates.keys():
                     self.decoder.set_sampling(exporter, None)
                 for exporter, rate in rates.items():
