@@ -17,16 +17,17 @@ from daemons import channels, db, log, runtime, udp, workers
 from daemons.config import Settings
 from daemons.db import DB_DOWN
 from daemons.events import EventPublisher
-from radiusd import dictionaries, metrics, policy, snapshot, store
+from radiusd import dictionaries, logsummary, metrics, policy, snapshot, store
 from radiusd.cache import NasTable, OnlineSessions, SubscriberCache
 from radiusd.coa import CoaClient, CoaWorker
 from radiusd.codec import AttributeTable
+from radiusd.handler import Handler
 from radiusd.leases import LeaseBatcher
 from radiusd.loader import CHANNELS, CacheLoader
 from radiusd.postauth import PostAuthLog
-from radiusd.server import RadiusServer
 from radiusd.settings import RadiusdSettings
 from radiusd.spool import Spool
+from radiusd.transport import Transport
 from radiusd.writer import AccountingWriter, notify_changes
 
 
@@ -105,14 +106,14 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
         await leases.load()
     else:
         leases.previous = offline.previous
-    server = RadiusServer(
-        nas=nas, subscribers=subscribers, online=online, writer=writer, postauth=postauth, pool=pool, events=events,
-        leases=leases,
-        policy_settings=policy.PolicySettings(rs.blocked_action, rs.blocked_address_list, rs.interim_interval),
-        duplicate_ttl=rs.duplicate_ttl, max_attributes=rs.max_attributes, db_deadline=rs.db_deadline, table=table)
-    writer.on_saved = server.acct_saved
-    writer.on_unsaved = server.acct_unsaved
-    rt.on_drain("sockets", lambda: _close(server, coa_client))
+    transport = Transport(nas, duplicate_ttl=rs.duplicate_ttl, max_attributes=rs.max_attributes, table=table)
+    handler = Handler(
+        transport, subscribers=subscribers, online=online, writer=writer, postauth=postauth, pool=pool,
+        events=events, leases=leases, db_deadline=rs.db_deadline,
+        policy_settings=policy.PolicySettings(rs.blocked_action, rs.blocked_address_list, rs.interim_interval))
+    writer.on_saved = transport.acknowledge
+    writer.on_unsaved = transport.unacknowledged
+    rt.on_drain("sockets", lambda: _close(transport, coa_client))
 
     def snapshot_of_caches() -> tuple[snapshot.Snapshot, int]:
         return snapshot.Snapshot(time.time(), snapshot.nas_rows(nas), list(subscribers.by_id.values()),
@@ -123,7 +124,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     keeper = snapshot.SnapshotKeeper(state / snapshot.NAME, snapshot_of_caches) if workers.index() <= 1 else None
 
     def session_changes(changes: list[store.SessionChange]) -> None:
-        server.session_changes(changes)
+        handler.session_changes(changes)
         if keeper is not None:
             keeper.changed()
 
@@ -139,9 +140,10 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
 
     rt.spawn("cache-refresh", loader.run())
     rt.spawn("postauth-writer", postauth.run())
-    rt.every("stale-sessions", sweep_period(lease_ttl), lambda: sweep(pool, server, lease_ttl, instance))
+    rt.every("stale-sessions", sweep_period(lease_ttl), lambda: sweep(pool, handler, lease_ttl, instance))
     rt.every("partitions", 3600, lambda: _partitions(pool))
-    rt.spawn("log-summaries", server.summarise())  # cancelled (and flushed) after the replies in flight
+    # Cancelled (and flushed) after the replies in flight.
+    rt.spawn("log-summaries", logsummary.keep([*transport.summaries, *handler.summaries]))
     rt.spawn("coa", coa_worker.run())
     rt.spawn("spool-replay", writer.replay())
     rt.spawn("leases", leases.run())
@@ -150,17 +152,17 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     rt.on_drain("accounting", writer.drain)
     # After the logins in flight (steps run in reverse order).
     rt.on_drain("lease-stock-release", lambda: leases.close(rs.db_deadline))
-    rt.on_drain("auth-in-flight", server.wait_in_flight)
+    rt.on_drain("auth-in-flight", handler.wait_in_flight)
 
     reuse = rs.workers > 1
-    server.auth_endpoint = await udp.open_endpoint(rs.bind, rs.auth_port, server.on_auth, reuse_port=reuse,
-                                                   rcvbuf=rs.rcvbuf)
-    server.acct_endpoint = await udp.open_endpoint(rs.bind, rs.acct_port, server.on_acct, reuse_port=reuse,
-                                                   rcvbuf=rs.rcvbuf)
-    rt.on_drain("stop-intake", lambda: _stop_intake(server))
+    transport.auth_endpoint = await udp.open_endpoint(rs.bind, rs.auth_port, transport.on_auth, reuse_port=reuse,
+                                                      rcvbuf=rs.rcvbuf)
+    transport.acct_endpoint = await udp.open_endpoint(rs.bind, rs.acct_port, transport.on_acct, reuse_port=reuse,
+                                                      rcvbuf=rs.rcvbuf)
+    rt.on_drain("stop-intake", lambda: _stop_intake(transport))
     log.get("lastmile.radiusd").info(
-        "radius listening", auth=f"{rs.bind}:{server.auth_endpoint.address[1]}",
-        acct=f"{rs.bind}:{server.acct_endpoint.address[1]}", rcvbuf=server.auth_endpoint.rcvbuf,
+        "radius listening", auth=f"{rs.bind}:{transport.auth_endpoint.address[1]}",
+        acct=f"{rs.bind}:{transport.acct_endpoint.address[1]}", rcvbuf=transport.auth_endpoint.rcvbuf,
         spool=str(writer.spool.path), spooled=writer.spool.depth)
 
 
@@ -195,12 +197,12 @@ def _dictionary(directory: str) -> AttributeTable:
     return loaded.table
 
 
-async def _stop_intake(server: RadiusServer) -> None:
-    server.accepting = False
+async def _stop_intake(transport: Transport) -> None:
+    transport.accepting = False
 
 
-async def _close(server: RadiusServer, coa_client: CoaClient) -> None:
-    server.close()
+async def _close(transport: Transport, coa_client: CoaClient) -> None:
+    transport.close()
     coa_client.close()
 
 
@@ -210,7 +212,7 @@ def sweep_period(stale_after: float) -> float:
     return min(30.0, stale_after / 4)
 
 
-async def sweep(pool: asyncpg.Pool, server: RadiusServer, lease_ttl: int, instance: str) -> None:
+async def sweep(pool: asyncpg.Pool, handler: Handler, lease_ttl: int, instance: str) -> None:
     """Close sessions silent for ``lease_ttl`` (the stale threshold, 2 x interim_interval +
     stale_grace) and free expired leases: every :func:`sweep_period` of it."""
     logger = log.get("lastmile.radiusd.maintenance")
@@ -221,7 +223,7 @@ async def sweep(pool: asyncpg.Pool, server: RadiusServer, lease_ttl: int, instan
         freed = await store.expire_leases(conn, lease_ttl)
     if closed:
         metrics.STALE_CLOSED.inc(len(closed))
-        server.session_changes(closed)
+        handler.session_changes(closed)
         logger.info("stale sessions closed", count=len(closed))
     if freed:
         logger.info("expired address leases freed", count=freed)

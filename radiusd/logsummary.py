@@ -19,8 +19,9 @@ lines are written by :meth:`LogSummary.flush`, which a task calls every ``period
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 Key = tuple[Hashable, ...]
@@ -101,3 +102,16 @@ class LogSummary:
     def __len__(self) -> int:
         """Keys held (at most ``per_group`` per group)."""
         return len(self._repeats)
+
+
+async def keep(summaries: Iterable[LogSummary]) -> None:
+    """The task that writes the summary lines every ``PERIOD``, and a last time when cancelled (the drain)."""
+    every = tuple(summaries)
+    try:
+        while True:
+            await asyncio.sleep(PERIOD)
+            for summary in every:
+                summary.flush()
+    finally:
+        for summary in every:
+            summary.flush()
