@@ -122,6 +122,29 @@ class MqttSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BackupSettings:
+    directory: str = setting(
+        "",
+        "Where `lastmile backup` writes its archives (`lastmile-<UTC time>.tar`, mode 600: they hold every "
+        "password in the database). Empty: `$STATE_DIRECTORY` (systemd: `/var/lib/lastmile/backup`) or "
+        "`var/backups`. On the same disk as the database they survive mistakes, not a lost disk: copy them "
+        "elsewhere too.",
+    )
+    keep: int = setting(
+        14,
+        "Archives kept in `directory`: once a new one is complete, the oldest beyond the newest `keep` are "
+        "deleted (0: none is deleted).",
+        check=is_non_negative,
+    )
+    pg_bin_dir: str = setting(
+        "",
+        "Directory of the pg_dump, pg_restore and psql to use. Empty: the PostgreSQL 16 clients of the "
+        "pgserver package. pg_dump must be of the server's major version or newer: for a PostgreSQL 17 "
+        "server, name a PostgreSQL 17 client's bin directory (`/usr/lib/postgresql/17/bin`).",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonSettings:
     """What every daemon section has."""
 
@@ -290,6 +313,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     log: LogSettings = field(default_factory=LogSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
     radiusd: RadiusdSettings = field(default_factory=RadiusdSettings)
     flowcollector: FlowcollectorSettings = field(default_factory=FlowcollectorSettings)
     acs: AcsSettings = field(default_factory=AcsSettings)
