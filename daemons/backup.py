@@ -297,7 +297,7 @@ def _add_state(writer: archive.Writer, name: str, path: Path) -> archive.StateDi
             files += 1
             size += member.size
     extra = f", {len(skipped)} skipped (not regular files, or gone while read)" if skipped else ""
-    say(f"state {name} ({path}): {files} files, {size_text(size)}{extra} in {timer.seconds()}")
+    say(f"state {name} ({path}): {count(files, 'file')}, {size_text(size)}{extra} in {timer.seconds()}")
     return archive.StateDir(name, str(path), exists=True, files=files, bytes=size, skipped=skipped)
 
 
@@ -355,6 +355,10 @@ def fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def count(n: int, thing: str) -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
 
 
 def size_text(n: int) -> str:

@@ -37,7 +37,15 @@ from pathlib import Path
 import asyncpg
 
 from daemons import archive, backup_store, db, pgclient
-from daemons.backup import embedded_database, fsync_directory, reason, size_text, state_directories, state_names
+from daemons.backup import (
+    count,
+    embedded_database,
+    fsync_directory,
+    reason,
+    size_text,
+    state_directories,
+    state_names,
+)
 from daemons.config import Settings, redact_url
 
 DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,62}$")
@@ -114,7 +122,8 @@ def _contents(m: archive.Manifest) -> str:
     dump = m.member(archive.DUMP)
     parts = [f"database {m.database.get('name', '?')} {size_text(dump.size if dump else 0)}"]
     for s in m.state:
-        parts.append(f"state {s.name} {s.files} files, {size_text(s.bytes)}" if s.exists else f"state {s.name} empty")
+        parts.append(f"state {s.name} {count(s.files, 'file')}, {size_text(s.bytes)}" if s.exists
+                     else f"state {s.name} none (no directory)")
     return "; ".join(parts)
 
 
@@ -294,7 +303,7 @@ def _restore_state(backup: archive.Archive, name: str, target: Path) -> None:
         raise RestoreError(f"cannot restore state {name} into {target}: {e.strerror or e}; the database is "
                            f"restored, {target} is as it was") from None
     where = f"; what it held is in {aside}" if kept_aside else ""
-    say(f"state {name}: {files} files restored into {target}{where}")
+    say(f"state {name}: {count(files, 'file')} restored into {target.absolute()}{where}")
 
 
 def _own_like(tree: Path, like: Path) -> None:
