@@ -69,9 +69,10 @@ async def drop_database(conn: Connection, name: str) -> None:
 
 
 def drop_schemas_sql(names: list[str]) -> str:
-    """SQL that empties a database of everything in ``names`` and leaves an empty ``public``."""
+    """SQL that empties a database of everything in ``names`` and leaves an empty ``public``, usable
+    by every role as in a new database (its owner is now the role that restores)."""
     statements = [f"DROP SCHEMA {_identifier(n)} CASCADE;" for n in names]
-    return "\n".join([*statements, "CREATE SCHEMA IF NOT EXISTS public;"])
+    return "\n".join([*statements, "CREATE SCHEMA IF NOT EXISTS public;", "GRANT USAGE ON SCHEMA public TO PUBLIC;"])
 
 
 def _identifier(name: str) -> str:
