@@ -364,3 +364,17 @@ async def test_nothing_is_committed_unless_pg_restore_ended_well(backed_up: Demo
     assert result.returncode == 1
     assert "failed at the end" in one_line(result, "restore")
     assert name not in await databases(backed_up.admin_url)
+
+
+OLDER_CLIENT = Path("/usr/lib/postgresql/15/bin")
+
+
+@pytest.mark.skipif(not (OLDER_CLIENT / "pg_dump").exists(), reason="no PostgreSQL 15 client installed")
+def test_a_pg_dump_older_than_the_server_is_refused_before_anything_is_written(
+        backed_up: Demo, tmp_path: Path) -> None:
+    result = lastmile("backup", "--to", str(tmp_path / "b"),
+                      env={**backed_up.env, "LASTMILE_BACKUP__PG_BIN_DIR": str(OLDER_CLIENT)}, cwd=tmp_path)
+    assert result.returncode == 1
+    line = one_line(result, "backup")
+    assert "pg_dump must be of the server's major version or newer" in line and "pg_bin_dir" in line
+    assert not (tmp_path / "b").exists()
