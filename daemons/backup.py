@@ -36,7 +36,7 @@ from typing import IO
 
 import asyncpg
 
-from daemons import __version__, archive, backup_store, db, pgclient, workers
+from daemons import __version__, archive, backup_store, db, pgclient, registry
 from daemons.config import Settings, redact_url
 
 ARCHIVE_NAME = re.compile(r"^lastmile-(\d{8}T\d{6}Z)\.tar$")
@@ -50,30 +50,48 @@ class BackupError(Exception):
 
 
 def state_directories(settings: Settings) -> list[Path]:
-    """The state directories of the daemons installed here, as each daemon resolves its own.
+    """The state directories of the components installed here (each one's ``state_dirs``,
+    daemons/registry.py): radiusd's spool, lock and cache snapshot, flowcollector's templates and
+    sequence numbers."""
+    return [path for _, path in named_state_directories(settings)]
 
-    For now these are radiusd's (spool, its lock, the cache snapshot: ``[radiusd] spool_dir``) and
-    flowcollector's (templates and sequence numbers: ``[flowcollector] state_dir``). When the
-    component registry lands (``daemons/registry.py``), this body becomes the union of
-    ``component.state_dirs(settings)`` over ``registry.components()``: every caller gets its
-    directories from here.
 
-    An empty setting means what the daemon itself takes: ``$STATE_DIRECTORY`` under systemd,
-    else ``var/<daemon>``. Under systemd, ``$STATE_DIRECTORY`` here is the backup unit's own
-    (``/var/lib/lastmile/backup``); a daemon's is its sibling (``/var/lib/lastmile/<daemon>``:
-    every unit names ``StateDirectory=lastmile/<name>``).
+def named_state_directories(settings: Settings) -> list[tuple[str, Path]]:
+    """Each state directory with its name in an archive (``state/<name>/``): its component's name
+    (``radiusd``), then ``radiusd-2``... for a component's further ones. Archives made on a machine
+    whose directories are elsewhere restore here by these names.
+
+    A component resolves an empty setting as its daemon does: ``$STATE_DIRECTORY`` under systemd,
+    else ``var/<daemon>``. Under systemd ``$STATE_DIRECTORY`` here is the backup unit's own
+    (``/var/lib/lastmile/backup``), so each component is asked with it set to its own daemon's,
+    the sibling ``/var/lib/lastmile/<name>`` (every unit has ``StateDirectory=lastmile/<name>``).
     """
-    return [
-        _daemon_state(settings.radiusd.spool_dir, "radiusd"),
-        _daemon_state(settings.flowcollector.state_dir, "flowcollector"),
-    ]
-
-
-def _daemon_state(configured: str, daemon: str) -> Path:
     own = os.environ.get("STATE_DIRECTORY")
-    if configured or not own:
-        return workers.state_base(configured, daemon)
-    return Path(own.split(":")[0]).parent / daemon
+    named: list[tuple[str, Path]] = []
+    for name, component in registry.components().items():
+        if component.state_dirs is None:
+            continue
+        with _state_directory(str(Path(own.split(":")[0]).parent / name) if own else None):
+            paths = component.state_dirs(settings)
+        named += [(name if i == 0 else f"{name}-{i + 1}", Path(path)) for i, path in enumerate(paths)]
+    return named
+
+
+@contextlib.contextmanager
+def _state_directory(value: str | None) -> Iterator[None]:
+    """``$STATE_DIRECTORY`` set to ``value`` for the block (unchanged if None)."""
+    if value is None:
+        yield
+        return
+    before = os.environ.get("STATE_DIRECTORY")
+    os.environ["STATE_DIRECTORY"] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("STATE_DIRECTORY", None)
+        else:
+            os.environ["STATE_DIRECTORY"] = before
 
 
 def backup_directory(settings: Settings, to: str | None = None) -> Path:
@@ -84,21 +102,6 @@ def backup_directory(settings: Settings, to: str | None = None) -> Path:
         return Path(settings.backup.directory)
     own = os.environ.get("STATE_DIRECTORY")
     return Path(own.split(":")[0]) if own else Path("var") / "backups"
-
-
-def state_names(directories: list[Path]) -> list[tuple[str, Path]]:
-    """Each state directory with the name its files have in an archive (``state/<name>/``): its
-    own name (``radiusd``), made unique with ``-2``, ``-3``... if two share one."""
-    named: list[tuple[str, Path]] = []
-    seen: set[str] = set()
-    for path in directories:
-        name, n = path.name or "state", 1
-        while name in seen:
-            n += 1
-            name = f"{path.name}-{n}"
-        seen.add(name)
-        named.append((name, path))
-    return named
 
 
 def main(settings: Settings, argv: list[str]) -> int:
@@ -241,7 +244,7 @@ def _write(settings: Settings, url: str, info: dict[str, str], partial: Path, no
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         writer = archive.Writer(out)
-        captured = [_add_state(writer, name, path) for name, path in state_names(state_directories(settings))]
+        captured = [_add_state(writer, name, path) for name, path in named_state_directories(settings)]
         _add_dump(writer, settings, url, info)
         manifest = archive.Manifest(
             created_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -1,40 +1,21 @@
 """The ``lastmile`` command.
 
-It dispatches to each component's entry point (``<component>/__main__.py``'s ``main``) and
-runs the shared commands (``up``, ``db init``, ``demo``, ``config``). It is the one module of
-``daemons/`` that names the components, and it only dispatches to them.
+It runs the shared commands (``up``, ``db``, ``demo``, ``config``, ``broker``) and dispatches to
+the components the registry finds (daemons/registry.py): ``lastmile <component>`` runs its
+daemon, and each of its tools is a command of its own. It names no component: what is
+installed is what it offers.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import importlib.util
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from daemons import config
-
-# name -> (entry module, issue that builds it)
-DAEMONS: dict[str, tuple[str, str]] = {
-    "radiusd": ("radiusd.__main__", "#3"),
-    "flowcollector": ("flowcollector.__main__", "#4"),
-    "acs": ("acs.__main__", "the ACS issue"),
-    "provisiond": ("daemons.provisiond.__main__", "the provisioning issue"),
-    "admin": ("admin.__main__", "the admin issue"),
-}
-
-
-def built(name: str) -> bool:
-    """Whether the daemon exists in this installation."""
-    module = DAEMONS[name][0]
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
+from daemons import config, registry
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,10 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     except config.SettingsError as e:
         print(f"lastmile: bad settings: {e}", file=sys.stderr)
         return 2
+    if settings.ignored and args.run is not _config:
+        print(f"lastmile: settings for {', '.join(f'[{n}]' for n in settings.ignored)} ignored: no such "
+              "component is installed", file=sys.stderr)
     try:
         code: int = args.run(settings, args)
     except KeyboardInterrupt:
         return 130
+    except config.SettingsError as e:  # a component's own section
+        print(f"lastmile: bad settings: {e}", file=sys.stderr)
+        return 2
     except Exception as e:  # one line for what a user can fix: the database is away or off-version
         import asyncpg
 
@@ -94,11 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     backup = sub.add_parser("backup", help="the database and the daemons' state into one dated archive",
                             add_help=False, prefix_chars="+")
     backup.add_argument("args", nargs=argparse.REMAINDER, help="`[--to DIR]`")
-    backup.set_defaults(run=_tool("daemons.backup", "#9"))
+    backup.set_defaults(run=_tool("daemons.backup:main"))
     restore = sub.add_parser("restore", help="restore a backup archive into a database (and the state)",
                              add_help=False, prefix_chars="+")
     restore.add_argument("args", nargs=argparse.REMAINDER, help="`ARCHIVE [--database URL|NAME] [--force] [--state]`")
-    restore.set_defaults(run=_tool("daemons.restore", "#9"))
+    restore.set_defaults(run=_tool("daemons.restore:main"))
 
     demo = sub.add_parser("demo", help="load demo customers, tariffs, a NAS and a router")
     demo.add_argument("--customers", type=int, default=1000)
@@ -113,48 +100,33 @@ def _parser() -> argparse.ArgumentParser:
     broker.add_argument("--port", type=int, default=None)
     broker.set_defaults(run=_broker)
 
-    for name, (_, issue) in DAEMONS.items():
-        d = sub.add_parser(name, help=f"run {name} (what its systemd unit runs)")
-        d.set_defaults(run=_daemon(name, issue))
-    radius = sub.add_parser("radius", help="RADIUS tools: test a login, disconnect a subscriber")
-    radius.add_argument("args", nargs=argparse.REMAINDER, help="`test LOGIN PASSWORD` or `disconnect LOGIN`")
-    radius.set_defaults(run=_tool("radiusd.tool", "#3"))
-    flows = sub.add_parser("flows", help="flow tools: who passes traffic nobody pays for")
-    flows.add_argument("args", nargs=argparse.REMAINDER, help="`leaks [--since DURATION] [--limit N]`")
-    flows.set_defaults(run=_tool("flowcollector.tool", "#4"))
-    admin = sub.add_parser("create-admin", help="create the first administrator")
-    admin.set_defaults(run=_not_built("create-admin", "the admin issue"))
+    for component in registry.components().values():
+        if component.main is not None:
+            d = sub.add_parser(component.name, help=f"run {component.name}: {component.summary}")
+            d.set_defaults(run=_daemon(component.main))
+        for tool in component.tools:
+            t = sub.add_parser(tool.name, help=tool.summary)
+            t.add_argument("args", nargs=argparse.REMAINDER, help=tool.usage or None)
+            t.set_defaults(run=_tool(tool.entry))
     return p
 
 
-def _daemon(name: str, issue: str) -> Callable[[config.Settings, argparse.Namespace], int]:
+def _daemon(entry: str) -> Callable[[config.Settings, argparse.Namespace], int]:
+    """A component's daemon: ``entry`` is its ``main(settings) -> int``."""
+
     def run(settings: config.Settings, _: argparse.Namespace) -> int:
-        if not built(name):
-            return _not_built(name, issue)(settings, _)
-        entry: Any = importlib.import_module(DAEMONS[name][0])
-        result: int = entry.main(settings)
+        result: int = registry.load(entry)(settings)
         return result
 
     return run
 
 
-def _tool(module: str, issue: str) -> Callable[[config.Settings, argparse.Namespace], int]:
-    """A component's command-line tool: ``module.main(settings, argv) -> int``."""
+def _tool(entry: str) -> Callable[[config.Settings, argparse.Namespace], int]:
+    """A component's command-line tool: ``entry`` is its ``main(settings, argv) -> int``."""
 
     def run(settings: config.Settings, args: argparse.Namespace) -> int:
-        if importlib.util.find_spec(module) is None:
-            return _not_built(module.split(".", maxsplit=1)[0], issue)(settings, args)
-        entry: Any = importlib.import_module(module)
-        result: int = entry.main(settings, args.args)
+        result: int = registry.load(entry)(settings, args.args)
         return result
-
-    return run
-
-
-def _not_built(name: str, issue: str) -> Callable[[config.Settings, argparse.Namespace], int]:
-    def run(_: config.Settings, __: argparse.Namespace) -> int:
-        print(f"lastmile {name}: not built yet (comes with {issue})", file=sys.stderr)
-        return 2
 
     return run
 
@@ -246,8 +218,17 @@ def _demo(settings: config.Settings, args: argparse.Namespace) -> int:
 
 
 def _config(settings: config.Settings, args: argparse.Namespace) -> int:
-    print(config.describe() + "\n" if args.markdown else config.as_toml(settings), end="")
-    return 0
+    """The settings in force; exit code 2 when a component's section is not usable (a check)."""
+    if args.markdown:
+        print(config.describe() + "\n", end="")
+        return 0
+    print(config.as_toml(settings), end="")
+    bad = {n: v for n, v in settings.sections.items() if isinstance(v, config.SettingsError)}
+    for error in bad.values():
+        print(f"lastmile config: bad settings: {error}", file=sys.stderr)
+    for name in settings.ignored:
+        print(f"lastmile config: [{name}]: no installed component owns it (ignored)", file=sys.stderr)
+    return 2 if bad else 0
 
 
 def _broker(settings: config.Settings, args: argparse.Namespace) -> int:

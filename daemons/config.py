@@ -30,6 +30,9 @@ DEFAULT_PATHS = (Path("/etc/lastmile/lastmile.toml"), Path("lastmile.toml"))
 class SettingsError(Exception):
     """A setting is wrong; ``str(error)`` is the one line shown to the user."""
 
+    #: The section class it concerns, when it is a component's (``Settings.of`` finds it by that).
+    section_type: type[Any] | None = None
+
 
 def setting(
     default: Any, doc: str, *, check: Callable[[Any], str | None] | None = None, shifted: bool = False
@@ -156,180 +159,50 @@ class DaemonSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class RadiusdSettings(DaemonSettings):
-    bind: str = setting("0.0.0.0", "Address RADIUS listens on (`::` for IPv6 and IPv4).", check=is_address)
-    auth_port: int = listen_port(1812, "RADIUS authentication port (UDP, 1-65535).", check=is_listen_port)
-    acct_port: int = listen_port(1813, "RADIUS accounting port (UDP, 1-65535).", check=is_listen_port)
-    metrics_port: int = listen_port(9812, "Port of `/metrics` (0: none); worker N of several uses this + N.")
-    workers: int = setting(1, "Processes sharing the ports with SO_REUSEPORT.", check=is_positive)
-    blocked_action: Literal["address-list", "reject"] = setting(
-        "address-list",
-        "A blocked customer's login: `address-list` accepts it into `blocked_address_list` (the router "
-        "redirects it to the payment page), `reject` sends Access-Reject.",
-    )
-    blocked_address_list: str = setting("blocked", "Mikrotik-Address-List of blocked customers' sessions.")
-    block_method: Literal["disconnect", "coa"] = setting(
-        "disconnect",
-        "How a block or unblock reaches a live session: `disconnect` (Disconnect-Request; the "
-        "router logs it in again) or `coa` (CoA-Request with the address list).",
-    )
-    interim_interval: int = setting(
-        300, "Acct-Interim-Interval sent in every Access-Accept (seconds).", check=is_positive
-    )
-    stale_grace: int = setting(
-        120,
-        "A session without an update for 2 x interim_interval + this many seconds is closed as stale "
-        "(0: right after two missed interims).",
-        check=is_non_negative,
-    )
-    duplicate_ttl: float = setting(
-        10.0, "Seconds a reply is kept to answer retransmissions (RFC 5080).", check=is_positive
-    )
-    max_attributes: int = setting(200, "Most attributes a request may carry.", check=is_positive)
-    acct_batch: int = setting(500, "Most accounting records committed in one transaction.", check=is_positive)
-    db_deadline: float = setting(
-        1.0,
-        "Seconds radiusd waits for PostgreSQL where a NAS waits for the answer: an accounting commit not done "
-        "by then is spooled and acknowledged (it may still commit later; the replay is then a no-op), and a "
-        "login's Simultaneous-Use check or pool lease is decided from memory. Keep it well below the NAS's "
-        "retransmission timeout.",
-        check=is_positive,
-    )
-    spool_dir: str = setting(
-        "",
-        "Where accounting is spooled while PostgreSQL is away. Empty: `$STATE_DIRECTORY` (systemd) or `var/radiusd`.",
-    )
-    pool_reserve: int = setting(
-        60,
-        "Seconds an address from a pool stays reserved for a session that has not started accounting yet.",
-        check=is_positive,
-    )
-    pool_stock: int = setting(
-        64,
-        "Addresses of each lastmile pool that a radiusd instance keeps taken out of circulation for itself, "
-        "so that a login without a previous address to get back is answered without waiting for a commit "
-        "(0: every pool login waits for the database).",
-        check=is_non_negative,
-    )
-    dictionary_dir: str = setting(
-        "",
-        "Directory of extra RADIUS dictionaries in the FreeRADIUS format (a vendor's attributes, for "
-        "`tariffs.radius_reply`, CoA and `lastmile radius test`); every file in it is read. Empty: the shipped "
-        "ones only (RFC, Microsoft, MikroTik). A broken file stops start-up with its name and line.",
-    )
-    coa_timeout: float = setting(2.0, "Seconds to wait for a CoA/Disconnect answer before retrying.", check=is_positive)
-    coa_retries: int = setting(3, "CoA/Disconnect attempts before giving up.", check=is_positive)
-    rcvbuf: int = setting(8 << 20, "Receive buffer asked for each UDP socket (bytes).", check=is_positive)
-
-
-@dataclass(frozen=True, slots=True)
-class FlowcollectorSettings(DaemonSettings):
-    @staticmethod
-    def _are_prefixes(value: tuple[str, ...]) -> str | None:
-        for prefix in value:
-            try:
-                ipaddress.ip_network(prefix)
-            except ValueError as e:
-                return f"must be IPv4/IPv6 prefixes ({e})"
-        return None
-
-    bind: str = setting("0.0.0.0", "Address the flow listeners bind (`::` for IPv6 and IPv4).", check=is_address)
-    netflow_port: int = listen_port(2055, "NetFlow v5/v9 port (UDP, 1-65535); takes IPFIX too.", check=is_listen_port)
-    ipfix_port: int = listen_port(4739, "IPFIX port (UDP, 1-65535); takes NetFlow too.", check=is_listen_port)
-    metrics_port: int = listen_port(9855, "Port of `/metrics` (0: none); worker N of several uses this + N.")
-    workers: int = setting(1, "Processes sharing the ports with SO_REUSEPORT.", check=is_positive)
-    flush_interval: float = setting(
-        5.0, "Seconds between writes of the per-minute counters to PostgreSQL.", check=is_positive
-    )
-    max_backlog_rows: int = setting(
-        2_000_000,
-        "Counter rows held while PostgreSQL is away; beyond, the oldest are dropped and counted.",
-        check=is_positive,
-    )
-    rcvbuf: int = setting(
-        32 << 20,
-        "Receive buffer asked for each UDP socket (bytes); raise net.core.rmem_max to match.",
-        check=is_positive,
-    )
-    state_dir: str = setting(
-        "", "Where templates are kept across restarts. Empty: `$STATE_DIRECTORY` (systemd) or `var/flowcollector`."
-    )
-    template_timeout: float = setting(
-        1800.0, "Seconds a template lives after it was last announced.", check=is_positive
-    )
-    rollup_interval: float = setting(
-        300.0, "Seconds between hourly/daily rollups of the traffic tables.", check=is_positive
-    )
-    late_window: float = setting(
-        86400.0,
-        "Flows that ended up to this many seconds ago are late traffic, booked at the start of their own hour "
-        "(rollups then see it); older ones at arrival, counted. Ended sessions are kept this long for them.",
-        check=is_positive,
-    )
-    own_prefixes: tuple[str, ...] = setting(
-        (),
-        "The ISP's own address space (prefixes): unknown traffic whose subscriber side is in it is recorded "
-        "per address, for `lastmile flows leaks`. Empty: the networks of `ip_pools` and the addresses and "
-        "prefixes of all services, kept current from the database.",
-        check=_are_prefixes,
-    )
-    max_unknown_addresses: int = setting(
-        10000,
-        "Distinct own addresses of unknown traffic recorded per flush; the rest are folded into "
-        "0.0.0.0/0 or ::/0 (\"other addresses\") and counted.",
-        check=is_positive,
-    )
-    max_sampling_rate: int = setting(
-        65535,
-        "Highest sampling rate (1 in N) an exporter may announce and be believed; a higher one is "
-        "dropped and counted (`sampling_too_high`). `flow_exporters.sampling_rate` is not capped by it.",
-        check=lambda v: None if 1 <= v <= 1 << 20 else "must be from 1 to 1048576",
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class AcsSettings(DaemonSettings):
-    bind: str = setting("0.0.0.0", "Address of the CWMP listener.", check=is_address)
-    port: int = listen_port(7547, "CWMP port (TCP, HTTP).")
-    metrics_port: int = listen_port(9547, "Port of `/metrics` (0: none).")
-
-
-@dataclass(frozen=True, slots=True)
-class ProvisiondSettings(DaemonSettings):
-    metrics_port: int = listen_port(9728, "Port of `/metrics` (0: none).")
-    reconcile_interval: float = setting(
-        300.0, "Seconds between full reconciliations of every router.", check=is_positive
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class AdminSettings(DaemonSettings):
-    bind: str = setting("127.0.0.1", "Address of the web admin, portal and API.", check=is_address)
-    port: int = listen_port(8080, "HTTP port of the web admin, portal and API; `/metrics` is served there too.")
-
-
-@dataclass(frozen=True, slots=True)
 class Settings:
+    """The shared sections, and each component's own section (``section(name)``, ``of(cls)``).
+
+    A component section that is wrong is kept as its error: it stops that component, which asks
+    for it, and no other (the shared sections stop every command)."""
+
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     log: LogSettings = field(default_factory=LogSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
-    radiusd: RadiusdSettings = field(default_factory=RadiusdSettings)
-    flowcollector: FlowcollectorSettings = field(default_factory=FlowcollectorSettings)
-    acs: AcsSettings = field(default_factory=AcsSettings)
-    provisiond: ProvisiondSettings = field(default_factory=ProvisiondSettings)
-    admin: AdminSettings = field(default_factory=AdminSettings)
     port_offset: int = 0
     """Added to every port lastmile listens on (see ``PORT_OFFSET_DOC``); already applied to the sections."""
     source: str = field(default="defaults", compare=False)
     """Where the settings came from, for the start-up log line: the file (or ``defaults``) and
     the environment overrides in force with their values, secrets shown as ``***``
     (``/etc/lastmile/lastmile.toml + env LASTMILE_DATABASE__URL=postgresql://lm:***@db/lastmile``)."""
+    sections: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    """Component name -> its section (a DaemonSettings), or the SettingsError that makes it unusable."""
+    ignored: tuple[str, ...] = ()
+    """Sections of the file or environment that no installed component owns (a warning, not an error:
+    one file may serve machines that run different components)."""
+
+    def section(self, name: str) -> Any:
+        """Component ``name``'s section; SettingsError if it is wrong or there is no such component."""
+        value = self.sections.get(name)
+        if value is None:
+            raise SettingsError(f"no component {name!r} is installed (installed: {', '.join(self.sections)})")
+        if isinstance(value, SettingsError):
+            raise value
+        return value
+
+    def of(self, cls: type[S]) -> S:
+        """The section whose dataclass is ``cls`` (typed: ``settings.of(RadiusdSettings).auth_port``)."""
+        for name, value in self.sections.items():
+            if type(value) is cls or (isinstance(value, SettingsError) and value.section_type is cls):
+                section: S = self.section(name)
+                return section
+        raise SettingsError(f"no component has the settings {cls.__name__} (installed: {', '.join(self.sections)})")
 
 
-SECTIONS: dict[str, type[Any]] = {
-    name: hint for name, hint in typing.get_type_hints(Settings).items() if name not in ("port_offset", "source")
-}
+SHARED: dict[str, type[Any]] = {"database": DatabaseSettings, "log": LogSettings, "mqtt": MqttSettings,
+                               "backup": BackupSettings}
+"""Sections every command reads: a wrong value here stops them all."""
+S = TypeVar("S", bound=DaemonSettings)
 PORT_OFFSET_ENV = "LASTMILE_PORT_OFFSET"
 PORT_OFFSET_DOC = (
     "Added to every port lastmile listens on — RADIUS, NetFlow/IPFIX, CWMP, admin, every `metrics_port`, "
@@ -342,27 +215,47 @@ PORT_OFFSET_DOC = (
 T = TypeVar("T")
 
 
-def load(environ: Mapping[str, str] | None = None, path: Path | None = None) -> Settings:
-    """Read the settings file and environment; raise SettingsError on anything wrong."""
+def load(environ: Mapping[str, str] | None = None, path: Path | None = None,
+         components: Mapping[str, type[Any]] | None = None) -> Settings:
+    """Read the settings file and environment. A wrong shared section (or file) raises
+    SettingsError; a wrong component section is kept as its error (``Settings.section``).
+
+    ``components``: component name -> its settings dataclass; by default the installed ones
+    (daemons.registry)."""
     env = os.environ if environ is None else environ
+    if components is None:
+        from daemons import registry
+
+        components = {name: c.settings for name, c in registry.components().items() if c.settings is not None}
     path, data = _read_file(env, path)
     overrides = _env_overrides(env)
     offset = _port_offset(data, env, path)
-    sections: dict[str, Any] = {}
     for name in data:
-        if name == "port_offset":
-            continue
-        if name not in SECTIONS:
-            raise SettingsError(f"{path}: unknown section [{name}] (known: {', '.join(SECTIONS)})")
-        if not isinstance(data[name], dict):
+        if name != "port_offset" and not isinstance(data[name], dict):
             raise SettingsError(f"{path}: [{name}] must be a table")
-    for section, cls in SECTIONS.items():
-        values: dict[str, tuple[Any, str, bool]] = {
-            k: (v, f"{path}: [{section}] {k}", False) for k, v in data.get(section, {}).items()
-        }
-        values.update(overrides.get(section, {}))
-        sections[section] = _shift(_build(cls, section, values), section, offset)
-    return Settings(**sections, port_offset=offset[0], source=_source(path, env))
+    shared: dict[str, Any] = {}
+    for section, cls in SHARED.items():
+        shared[section] = _shift(_build(cls, section, _values(section, path, data, overrides)), section, offset)
+    sections: dict[str, Any] = {}
+    for section, cls in components.items():
+        try:
+            sections[section] = _shift(_build(cls, section, _values(section, path, data, overrides)), section, offset)
+        except SettingsError as e:
+            e.section_type = cls
+            sections[section] = e
+    known = {*SHARED, *components, "port_offset"}
+    ignored = sorted({n for n in data if n not in known} | {n for n in overrides if n not in known})
+    return Settings(**shared, port_offset=offset[0], source=_source(path, env), sections=types.MappingProxyType(
+        sections), ignored=tuple(ignored))
+
+
+def _values(section: str, path: Path | None, data: dict[str, Any],
+            overrides: dict[str, dict[str, tuple[Any, str, bool]]]) -> dict[str, tuple[Any, str, bool]]:
+    values: dict[str, tuple[Any, str, bool]] = {
+        k: (v, f"{path}: [{section}] {k}", False) for k, v in data.get(section, {}).items()
+    }
+    values.update(overrides.get(section, {}))
+    return values
 
 
 def _port_offset(data: dict[str, Any], env: Mapping[str, str], path: Path | None) -> tuple[int, str]:
@@ -444,8 +337,6 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, tuple[Any, str
         if not key.startswith(ENV_PREFIX) or "__" not in key:
             continue
         section, _, name = key[len(ENV_PREFIX) :].lower().partition("__")
-        if section not in SECTIONS:
-            raise SettingsError(f"{key}: unknown section {section!r} (known: {', '.join(SECTIONS)})")
         out.setdefault(section, {})[name] = (value, key, True)
     return out
 
@@ -517,8 +408,12 @@ def _coerce(raw: Any, hint: Any, key: str, origin: str, from_env: bool) -> Any:
     raise TypeError(f"settings type {hint!r} of {key} has no parser")  # a bug here, not the user's
 
 
-def describe() -> str:
+def describe(components: Mapping[str, type[Any]] | None = None) -> str:
     """Markdown reference of every setting (docs/configuration.md is this text)."""
+    if components is None:
+        from daemons import registry
+
+        components = {name: c.settings for name, c in registry.components().items() if c.settings is not None}
     lines = [
         "# Configuration",
         "",
@@ -527,9 +422,15 @@ def describe() -> str:
         "lastmile reads one TOML file: `$LASTMILE_CONFIG` if set, else `/etc/lastmile/lastmile.toml`,",
         "else `./lastmile.toml`; without one, the defaults below apply. Every key can be overridden",
         "from the environment as `LASTMILE_<SECTION>__<KEY>` (for example",
-        "`LASTMILE_RADIUSD__AUTH_PORT=11812`); lists are comma-separated there. A wrong value, an",
-        "unknown section or key, or a broken file stops start-up with one line naming the key, and",
-        "exit code 2. `lastmile config` prints the settings in force.",
+        "`LASTMILE_RADIUSD__AUTH_PORT=11812`); lists are comma-separated there. `lastmile config` prints",
+        "the settings in force.",
+        "",
+        "A wrong value, an unknown key or a broken file stops start-up with one line naming the key,",
+        "and exit code 2. Where it stops depends on the section: the top level and the shared",
+        f"sections ({', '.join(f'`[{n}]`' for n in SHARED)}) are read by every command, so a mistake there",
+        "stops them all; each component's own section is read by that component only, so a mistake in",
+        "`[radiusd]` stops radiusd and leaves flowcollector running. A section that no installed",
+        "component owns is ignored with a warning (one file may serve several machines).",
         "",
         "## Top level",
         "",
@@ -538,8 +439,10 @@ def describe() -> str:
         f"| `port_offset` | integer | `0` | {PORT_OFFSET_DOC} Environment: `{PORT_OFFSET_ENV}`. |",
         "",
     ]
-    for section, cls in SECTIONS.items():
-        lines += [f"## [{section}]", "", "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+    for section, cls in {**SHARED, **components}.items():
+        kind = "shared" if section in SHARED else "component"
+        lines += [f"## [{section}]", "", f"({kind})", "", "| key | type | default | meaning |",
+                  "| --- | --- | --- | --- |"]
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             default = f.default
@@ -559,17 +462,24 @@ def _type_name(hint: Any) -> str:
 
 
 def as_toml(settings: Settings) -> str:
-    """The settings in force, as TOML (secrets shown as ***)."""
+    """The settings in force, as TOML (secrets shown as ***); a wrong section as a comment."""
     out: list[str] = [f"# from {settings.source}"]
     if settings.port_offset:
         out.append(f"# port_offset = {settings.port_offset}: already added to the ports below")
-    for section in SECTIONS:
+    for name in settings.ignored:
+        out.append(f"# [{name}]: no installed component owns it; ignored")
+    named: list[tuple[str, Any]] = [(s, getattr(settings, s)) for s in SHARED]
+    named += list(settings.sections.items())
+    for section, value in named:
         out.append(f"\n[{section}]")
-        for f in dataclasses.fields(getattr(settings, section)):
-            value = getattr(getattr(settings, section), f.name)
-            if isinstance(value, str) and ("@" in value and "://" in value):
-                value = redact_url(value)
-            out.append(f"{f.name} = {_toml_value(value)}")
+        if isinstance(value, SettingsError):
+            out.append(f"# not usable: {value}")
+            continue
+        for f in dataclasses.fields(value):
+            shown = getattr(value, f.name)
+            if isinstance(shown, str) and ("@" in shown and "://" in shown):
+                shown = redact_url(shown)
+            out.append(f"{f.name} = {_toml_value(shown)}")
     return "\n".join(out) + "\n"
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,6 +50,8 @@ DB_DOWN = (
     OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError, TimeoutError)
 """Errors that mean "the database is not there (or not answering)", as opposed to a bug or bad data."""
+DB_ERRORS = (*DB_DOWN, asyncpg.PostgresError)
+"""What a periodic job that reads or writes the database may meet and shrug off until next time."""
 
 T = TypeVar("T")
 
@@ -263,3 +265,66 @@ class Listener:
             self.handler(channel, data)
         except Exception:
             self.log.exception("notification handler failed", channel=channel)
+
+
+Pending = dict[str, set[int] | None]
+"""What a refresh is asked for: key (a table, a map) -> the ids of the rows that changed, or None
+for all of it."""
+
+
+class Refresher:
+    """Changes named by notifications, applied by one task: the NOTIFY-driven half of every
+    daemon's cache (STYLE.md: subscribe, then load, then follow).
+
+    ``want(key, row_id)`` (from a ``Listener`` handler: it never waits) records what changed;
+    one task gathers everything asked for by the time it wakes, waits ``settle`` seconds more
+    so that a burst becomes one refresh, and calls ``refresh(pending)``. When that fails because
+    the database is away, the same changes are asked again a second later, together with
+    whatever came meanwhile; ``reload()`` (after a LISTEN reconnect: notifications may have been
+    missed) asks for all of every key in ``everything``.
+    """
+
+    def __init__(self, refresh: Callable[[Pending], Awaitable[None]], everything: Iterable[str], *,
+                 settle: float = 0.0, name: str = "cache") -> None:
+        self.refresh = refresh
+        self.everything = tuple(everything)
+        self.settle = settle
+        self.pending: Pending = {}
+        self._wake = asyncio.Event()
+        self.applied = asyncio.Event()  # set (and cleared) after each refresh: tests wait on it
+        self._outage = log.Outage(log.get("lastmile.db"), f"{name} refresh failed; retrying", every=60.0)
+
+    def want(self, key: str, row_id: int | None = None) -> None:
+        ids = self.pending.get(key, set())
+        if row_id is None or ids is None:
+            self.pending[key] = None
+        else:
+            ids.add(row_id)
+            self.pending[key] = ids
+        self._wake.set()
+
+    def reload(self) -> None:
+        for key in self.everything:
+            self.pending[key] = None
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            if self.settle:
+                await asyncio.sleep(self.settle)
+            self._wake.clear()
+            pending, self.pending = self.pending, {}
+            try:
+                await self.refresh(pending)
+            except DB_ERRORS as e:
+                self._outage.failed(e)
+                for key, ids in pending.items():  # asked again, with what came meanwhile
+                    have = self.pending.get(key, set())
+                    self.pending[key] = None if ids is None or have is None else ids | have
+                await asyncio.sleep(1.0)
+                self._wake.set()
+                continue
+            self._outage.ok()
+            self.applied.set()
+            self.applied.clear()

@@ -37,7 +37,9 @@ import time
 import typing
 import weakref
 from collections import deque
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from prometheus_client import Counter, Gauge
@@ -73,7 +75,101 @@ DROP_LOG_INTERVAL = 60.0  # seconds between two log lines about drops of one rea
 KEEPALIVE = 30  # seconds (MQTT keep alive): a PINGREQ goes out every half of it
 CONNECT_TIMEOUT = 5.0  # seconds for the TCP (and TLS) connection, and again for the CONNACK
 
-Event = tuple[str, bytes, bytes]  # (subject, topic, JSON body)
+Queued = tuple[str, bytes, bytes]  # (subject, topic, JSON body)
+
+
+# -- the catalogue: every event lastmile publishes (docs/events.md is generated from it) -------------
+
+
+class Event:
+    """An event lastmile publishes, on ``<topic_prefix>/<subject>/<name>``: a frozen dataclass
+    whose fields are its JSON payload (plus ``time``, when it was published, Unix seconds).
+    Components publish only events of this catalogue, so integrators have one list to read."""
+
+    subject: ClassVar[str]
+    name: ClassVar[str]
+
+
+CATALOGUE: list[type[Event]] = []
+E = TypeVar("E", bound=type[Event])
+
+
+def event(subject: str, name: str) -> Callable[[E], E]:
+    """Class decorator: the event's topic, and its place in the catalogue."""
+
+    def register(cls: E) -> E:
+        cls.subject, cls.name = subject, name
+        CATALOGUE.append(cls)
+        return cls
+
+    return register
+
+
+def doc(text: str) -> Any:
+    """A payload field with its documentation."""
+    return field(metadata={"doc": text})
+
+
+@event("session", "start")
+@dataclass(frozen=True, slots=True)
+class SessionStarted(Event):
+    """A RADIUS session opened: radiusd committed the first record of it (its Accounting-Start, or
+    an Interim-Update when the Start was lost)."""
+
+    acct_unique_id: str = doc("the session's key (Acct-Unique-Session-Id, as FreeRADIUS derives it)")
+    service_id: int | None = doc("the service whose login it is (null: an unknown login)")
+    login: str = doc("User-Name")
+    framed_ip: str | None = doc("the subscriber's IPv4 address (Framed-IP-Address), if any")
+    started_at: str = doc("when it started, ISO 8601 UTC")
+
+
+@event("session", "stop")
+@dataclass(frozen=True, slots=True)
+class SessionStopped(Event):
+    """A RADIUS session ended: its Stop was committed, its NAS restarted (Accounting-On/Off), or it
+    went stale (no update for 2 x interim_interval + stale_grace)."""
+
+    acct_unique_id: str = doc("the session's key")
+    service_id: int | None = doc("the service whose login it is (null: an unknown login)")
+    login: str = doc("User-Name")
+    framed_ip: str | None = doc("the subscriber's IPv4 address, if any")
+    started_at: str = doc("when it started, ISO 8601 UTC")
+    stopped_at: str = doc("when it ended, ISO 8601 UTC")
+
+
+@event("session", "coa")
+@dataclass(frozen=True, slots=True)
+class CoaDone(Event):
+    """radiusd carried a change to a service's live sessions (CoA-Request or Disconnect-Request)."""
+
+    service_id: int = doc("the service")
+    action: str = doc("`rate` (new speeds), `block`, `unblock` or `disconnect`")
+    result: str = doc("per session `ack`, `nak:<Error-Cause>` or `timeout`, comma-separated; `no live session`")
+
+
+def describe() -> str:
+    """Markdown reference of every event (docs/events.md is this text)."""
+    lines = [
+        "# Events",
+        "",
+        "<!-- generated from daemons/events.py; tests/unit/test_events_catalogue.py checks it -->",
+        "",
+        "lastmile publishes these on MQTT when `[mqtt] url` names a broker (`lastmile up` starts one),",
+        "as JSON objects on `<topic_prefix>/<subject>/<name>` (`topic_prefix` is `lastmile`). Every",
+        "payload also has `time`, when it was published (Unix seconds). Delivery is at least once",
+        "(QoS 1 by default): an event sent just before a reconnect may arrive twice.",
+        "Subscribe to all of them with `mosquitto_sub -t 'lastmile/#' -v`.",
+        "",
+    ]
+    for cls in CATALOGUE:
+        lines += [f"## `lastmile/{cls.subject}/{cls.name}`", "", " ".join((cls.__doc__ or "").split()), "",
+                  "| field | type | meaning |", "| --- | --- | --- |"]
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):  # type: ignore[arg-type]
+            kind = str(hints[f.name]).replace("typing.", "").replace("<class '", "").replace("'>", "")
+            lines.append(f"| `{f.name}` | {kind.replace(' | None', ' or null')} | {f.metadata['doc']} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 class MqttError(Exception):
@@ -89,11 +185,11 @@ class EventPublisher:
         self.client_id = client_id
         self.connected = asyncio.Event()
         self.log = log.get("lastmile.events")
-        self._queue: deque[Event] = deque()
+        self._queue: deque[Queued] = deque()
         # Sent on a connection that dropped before their acknowledgement: they go first on the next one.
-        self._retry: deque[Event] = deque()
+        self._retry: deque[Queued] = deque()
         # Sent and not acknowledged yet, by packet id, in the order sent (dicts keep insertion order).
-        self._inflight: dict[int, Event] = {}
+        self._inflight: dict[int, Queued] = {}
         self._next_id = 0
         self._wake = asyncio.Event()  # the sender has something to do: events, room, or a lost connection
         self._idle = asyncio.Event()  # set while nothing waits to be sent or acknowledged
@@ -116,15 +212,17 @@ class EventPublisher:
         """Events not acknowledged yet: queued, waiting to go again, or sent."""
         return len(self._queue) + len(self._retry) + len(self._inflight)
 
-    def publish(self, subject: str, event: str, payload: dict[str, Any]) -> None:
-        """Queue ``payload`` for ``<prefix>/<subject>/<event>``; never blocks."""
+    def publish(self, event: Event) -> None:
+        """Queue ``event`` for ``<prefix>/<subject>/<name>``; never blocks."""
         if not self.enabled:
             return
         if len(self._queue) >= self.settings.queue_size:
             self._drop("backlog" if self.connected.is_set() else "broker_away")
             return
-        body = json.dumps({"time": time.time(), **payload}, default=str, separators=(",", ":")).encode()
-        self._queue.append((subject, f"{self.settings.topic_prefix}/{subject}/{event}".encode(), body))
+        payload = {"time": time.time(), **{f.name: getattr(event, f.name) for f in fields(event)}}  # type: ignore[arg-type]
+        body = json.dumps(payload, default=str, separators=(",", ":")).encode()
+        self._queue.append((event.subject, f"{self.settings.topic_prefix}/{event.subject}/{event.name}".encode(),
+                            body))
         self._idle.clear()
         if not self._wake.is_set():
             self._wake.set()

@@ -37,14 +37,16 @@ async def handle_metrics(_: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def start_server(bind: str, port: int) -> web.AppRunner:
-    """Serve ``/metrics`` on (bind, port); the caller cleans the runner up on drain."""
-    app = web.Application()
-    app.router.add_get("/metrics", handle_metrics)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, bind, port, reuse_address=True).start()
-    return runner
+def app() -> web.Application:
+    """The ``/metrics`` listener (daemons/http.py serves it); an application with routes of its own
+    (the admin) adds ``add_route`` instead."""
+    application = web.Application()
+    add_route(application)
+    return application
+
+
+def add_route(application: web.Application) -> None:
+    application.router.add_get("/metrics", handle_metrics)
 
 
 def set_build_info(version: str) -> None:

@@ -41,10 +41,9 @@ from daemons.backup import (
     count,
     embedded_database,
     fsync_directory,
+    named_state_directories,
     reason,
     size_text,
-    state_directories,
-    state_names,
 )
 from daemons.config import Settings, redact_url
 
@@ -130,7 +129,7 @@ def _contents(m: archive.Manifest) -> str:
 def _state_targets(settings: Settings, kept: list[archive.StateDir]) -> list[tuple[str, Path]]:
     """Where each state directory of the archive goes here; refused (RestoreError) before anything is
     written if one has no counterpart or a running process holds it."""
-    here = dict(state_names(state_directories(settings)))
+    here = dict(named_state_directories(settings))
     targets = []
     for s in kept:
         target = here.get(s.name)

@@ -31,7 +31,7 @@ from typing import Any
 
 import uvloop
 
-from daemons import log, metrics, sdnotify
+from daemons import http, log, metrics, sdnotify
 from daemons.config import DaemonSettings, Settings
 
 CANCEL_GRACE = 0.2
@@ -82,6 +82,31 @@ class Runtime:
                 self.log.error("task failed while stopping", task=name, exc_info=exc)
 
         self.on_drain(name, cancel, task.cancel)
+
+    def every(self, name: str, interval: float, work: Callable[[], Awaitable[object]], *,
+              first: float | None = None, tolerate: tuple[type[BaseException], ...] | None = None) -> None:
+        """Run ``work`` every ``interval`` seconds (the first time after ``first``, default
+        ``interval``), as a background task named ``name``. What ``tolerate`` names (by default
+        the database's errors, ``db.DB_ERRORS``) is logged once when it starts, every minute
+        while it lasts and when it ends (``log.Outage``), and the work is tried again at the next
+        tick; anything else stops the daemon, as a crashed task does."""
+        from daemons import db
+
+        shrugged = db.DB_ERRORS if tolerate is None else tolerate
+        outage = log.Outage(self.log.bind(task=name), f"{name} skipped")
+
+        async def loop() -> None:
+            await asyncio.sleep(interval if first is None else first)
+            while True:
+                try:
+                    await work()
+                except shrugged as e:
+                    outage.failed(e)
+                else:
+                    outage.ok()
+                await asyncio.sleep(interval)
+
+        self.spawn(name, loop())
 
     def _task_done(self, task: asyncio.Task[object]) -> None:
         if task.cancelled() or self.stopping.is_set():
@@ -178,8 +203,7 @@ async def _serve(rt: Runtime, main: Main, settings: Settings, daemon: DaemonSett
     rt.log.info("starting", version=__version__, settings=settings.source)
     try:
         if daemon.metrics_port:
-            runner = await metrics.start_server(daemon.metrics_bind, daemon.metrics_port)
-            rt.on_drain("metrics", runner.cleanup)
+            await http.serve(rt, metrics.app(), daemon.metrics_bind, daemon.metrics_port, name="metrics")
             rt.log.info(
                 "metrics listening", url=f"http://{daemon.metrics_bind}:{daemon.metrics_port}/metrics"
             )

@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from daemons import config, db, demo, mqtt
-from daemons.cli import DAEMONS, built
+from daemons import config, db, demo, mqtt, registry
 from daemons.pgembed import EmbeddedPostgres
 
 PR_SET_PDEATHSIG = 1
@@ -107,7 +106,8 @@ async def _up(settings: config.Settings, load_demo: bool, customers: int) -> int
                 Child("mqtt", [sys.executable, "-m", "daemons.cli", "broker", "--port", str(port)])
             )
         env["LASTMILE_MQTT__URL"] = mqtt_url
-        daemons = [name for name in DAEMONS if built(name)]
+        components = _startable(settings)
+        daemons = [c.name for c in components]
         children += [Child(name, [sys.executable, "-m", "daemons.cli", name]) for name in daemons]
         for i, child in enumerate(children):
             child.colour = COLOURS[i % len(COLOURS)]
@@ -115,7 +115,7 @@ async def _up(settings: config.Settings, load_demo: bool, customers: int) -> int
         if children and children[0].name == "mqtt":
             await _wait_broker(settings.mqtt.embedded_port, 10)
         await _wait_ready(settings, [c for c in children if c.name in daemons])
-        _print_addresses(settings, url, mqtt_url, daemons, time.monotonic() - started)
+        _print_addresses(settings, url, mqtt_url, components, time.monotonic() - started)
         supervisors = [asyncio.ensure_future(supervise(child, env, stop, settings)) for child in children]
         await stop.wait()
         _say("stopping ...")
@@ -208,7 +208,7 @@ async def _wait_back(settings: config.Settings, child: Child) -> bool:
             await _wait_broker(settings.mqtt.embedded_port, 30, child.proc)
         except RuntimeError:
             return False
-    elif child.name in DAEMONS:
+    elif child.name in registry.components():
         await _wait_ready(settings, [child])
     return child.proc.returncode is None
 
@@ -297,16 +297,32 @@ async def _broker_accepts(port: int) -> bool:
         writer.close()
 
 
+def _startable(settings: config.Settings) -> list[registry.Component]:
+    """The installed components `up` runs: those with a daemon, whose settings are usable (a bad
+    section is said here and leaves the others running, as it does under systemd)."""
+    found = []
+    for component in registry.components().values():
+        if component.main is None or not component.up:
+            continue
+        try:
+            if component.settings is not None:
+                settings.section(component.name)
+        except config.SettingsError as e:
+            _say(f"{component.name} not started: bad settings: {e}")
+            continue
+        found.append(component)
+    return found
+
+
 async def _wait_ready(settings: config.Settings, children: list[Child], timeout: float = 60) -> None:
-    """Return when every daemon reports ``lastmile_ready 1`` on its /metrics (or has exited)."""
+    """Return when every daemon reports ``lastmile_ready 1`` where its component says (or has exited)."""
     deadline = time.monotonic() + timeout
+    components = registry.components()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
         for child in children:
-            section: config.DaemonSettings = getattr(settings, child.name)
-            port = settings.admin.port if child.name == "admin" else section.metrics_port
-            if not port:
+            url = components[child.name].readiness_url(settings)
+            if url is None:
                 continue
-            url = f"http://{section.metrics_bind}:{port}/metrics"
             while time.monotonic() < deadline and child.proc and child.proc.returncode is None:
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                     async with http.get(url) as response:
@@ -316,48 +332,16 @@ async def _wait_ready(settings: config.Settings, children: list[Child], timeout:
 
 
 def _print_addresses(
-    settings: config.Settings, db_url: str, mqtt_url: str, daemons: list[str], took: float
+    settings: config.Settings, db_url: str, mqtt_url: str, components: list[registry.Component], took: float
 ) -> None:
-    s = settings
     rows = [("PostgreSQL", db_url), ("MQTT events", f"{mqtt_url}  (topics lastmile/#)")]
-    if "radiusd" in daemons:
-        rows += [
-            (
-                "radiusd",
-                f"auth udp/{s.radiusd.bind}:{s.radiusd.auth_port}, acct udp/{s.radiusd.bind}:"
-                f"{s.radiusd.acct_port}, NAS secret '{demo.NAS_SECRET}'",
-            ),
-            ("radiusd metrics", _metrics_url(s.radiusd)),
-        ]
-    if "flowcollector" in daemons:
-        rows += [
-            (
-                "flowcollector",
-                f"NetFlow udp/{s.flowcollector.bind}:{s.flowcollector.netflow_port}, IPFIX udp/"
-                f"{s.flowcollector.bind}:{s.flowcollector.ipfix_port}",
-            ),
-            ("flowcollector metrics", _metrics_url(s.flowcollector)),
-        ]
-    if "acs" in daemons:
-        rows += [("acs", f"http://{s.acs.bind}:{s.acs.port}/"), ("acs metrics", _metrics_url(s.acs))]
-    if "provisiond" in daemons:
-        rows += [("provisiond metrics", _metrics_url(s.provisiond))]
-    if "admin" in daemons:
-        rows += [
-            ("admin", f"http://{s.admin.bind}:{s.admin.port}/  (log in: see `lastmile create-admin`)"),
-            ("admin metrics", f"http://{s.admin.bind}:{s.admin.port}/metrics"),
-        ]
-    missing = [name for name in DAEMONS if name not in daemons]
-    if missing:
-        rows.append(("not built yet", ", ".join(missing)))
+    for component in components:
+        rows += component.addresses(settings) if component.addresses is not None else []
+        rows.append((f"{component.name} metrics", component.metrics_url(settings) or "(off)"))
     width = max(len(label) for label, _ in rows)
     lines = [f"lastmile is up ({took:.1f} s); Ctrl-C stops everything", ""]
     lines += [f"  {label:<{width}}  {value}" for label, value in rows]
     print("\n".join(lines) + "\n", flush=True)
-
-
-def _metrics_url(d: config.DaemonSettings) -> str:
-    return f"http://{d.metrics_bind}:{d.metrics_port}/metrics" if d.metrics_port else "(off)"
 
 
 def _say(text: str) -> None:

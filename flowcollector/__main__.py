@@ -8,25 +8,24 @@ import sys
 import time
 from pathlib import Path
 
-import asyncpg
-
 from daemons import db, log, runtime, udp, workers
 from daemons.config import Settings
-from daemons.db import DB_DOWN
 from daemons.metrics import REGISTRY
-from flowcollector import metrics
-from flowcollector.aggregate import Aggregator, ServiceMap
+from flowcollector import metrics, store
+from flowcollector.addressmap import ServiceMap
+from flowcollector.aggregate import Aggregator
 from flowcollector.codec import CodecError, Decoder, DecoderSettings
-from flowcollector.collector import Collector
-from flowcollector.maps import CHANNELS, Maps
+from flowcollector.loader import CHANNELS, Loader
+from flowcollector.settings import FlowcollectorSettings
 from flowcollector.store import AllowList
+from flowcollector.transport import Transport
 from flowcollector.writer import UsageWriter
 
 HISTORY_S = 7200.0  # flows may end this long before they are exported (long flows, late exports)
 
 
 def main(settings: Settings) -> int:
-    fs = settings.flowcollector
+    fs = settings.of(FlowcollectorSettings)
     if workers.supervising(fs.workers):
         return runtime.run("flowcollector", lambda rt: workers.supervise(rt, "flowcollector", fs.workers),
                            settings, fs)
@@ -61,7 +60,7 @@ class TemplateFile:
 
 
 async def serve(rt: runtime.Runtime, settings: Settings) -> None:
-    fs = settings.flowcollector
+    fs = settings.of(FlowcollectorSettings)
     url = db.url_of(settings.database)
     pool = await db.create_pool(settings.database, url, max_size=min(settings.database.pool_max, 4))
     rt.on_drain("database", pool.close, pool.terminate)
@@ -75,27 +74,46 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     services = ServiceMap()
     aggregator = Aggregator(services, max_age=HISTORY_S, late_window=fs.late_window,
                             max_unknown_addresses=fs.max_unknown_addresses)
-    collector = Collector(decoder, aggregator, AllowList())
+    transport = Transport(decoder, aggregator, AllowList())
     history = max(HISTORY_S, fs.late_window)  # sessions are kept for late flows too
-    maps = Maps(pool, services, decoder, collector, history, fs.own_prefixes)
+    loader = Loader(pool, services, decoder, transport, history, fs.own_prefixes)
     # Subscribe before loading, so no change between the two is missed.
-    listener = db.Listener(url, CHANNELS, maps.notified, on_reconnect=maps.reload_everything)
+    listener = db.Listener(url, CHANNELS, loader.notified, on_reconnect=loader.reload_everything)
     rt.spawn("listen", listener.run())
     await asyncio.wait_for(listener.connected.wait(), settings.database.connect_timeout)
-    await maps.load_all()
-    rt.spawn("map-refresh", maps.run())
+    await loader.load_all()
+    rt.spawn("loader", loader.run())
 
-    writer = UsageWriter(pool, aggregator, fs.flush_interval, fs.max_backlog_rows, lambda: maps.billing)
+    writer = UsageWriter(pool, aggregator, fs.flush_interval, fs.max_backlog_rows, lambda: loader.billing)
     rt.on_drain("flush", lambda: writer.close(fs.drain_timeout / 2))  # leaves time for the templates
     rt.spawn("writer", writer.run())
-    rt.spawn("maintenance", maintenance(pool, decoder, services, collector, templates, fs.rollup_interval, history))
+
+    async def expire() -> None:
+        transport.expire(time.time())
+
+    async def keep_state() -> None:
+        services.prune(time.time() - history)
+        templates.save(decoder)
+
+    async def rollup() -> None:
+        async with pool.acquire() as conn:
+            await store.rollup_traffic(conn)
+
+    async def partitions() -> None:
+        async with pool.acquire() as conn:
+            await db.maintain_partitions(conn)
+
+    rt.every("template-expiry", 10, expire)
+    rt.every("state", 60, keep_state)  # ended sessions pruned, templates and sequences saved
+    rt.every("rollup", fs.rollup_interval, rollup)
+    rt.every("partitions", 3600, partitions)
 
     ports = sorted({fs.netflow_port, fs.ipfix_port})
     reuse = fs.workers > 1
-    endpoints = [await udp.open_endpoint(fs.bind, port, collector.on_datagram, reuse_port=reuse, rcvbuf=fs.rcvbuf)
+    endpoints = [await udp.open_endpoint(fs.bind, port, transport.on_datagram, reuse_port=reuse, rcvbuf=fs.rcvbuf)
                  for port in ports]
     rt.on_drain("sockets", _step(lambda: _close(endpoints)))
-    REGISTRY.register(metrics.FlowCollector(collector.stats, decoder.gauges,
+    REGISTRY.register(metrics.FlowCollector(transport.stats, decoder.gauges,
                                             lambda: sum(e.kernel_drops() for e in endpoints), aggregator))
     metrics.RCVBUF.set(min(e.rcvbuf for e in endpoints))
     log.get("lastmile.flowcollector").info(
@@ -113,33 +131,6 @@ def _step(fn: object) -> runtime.DrainStep:
         fn()  # type: ignore[operator]
 
     return step
-
-
-async def maintenance(pool: asyncpg.Pool, decoder: Decoder, services: ServiceMap, collector: Collector,
-                      templates: TemplateFile, rollup_interval: float, history: float) -> None:
-    """Expire templates (10 s); prune ended sessions and save templates (60 s); roll up traffic;
-    make partitions (hourly)."""
-    logger = log.get("lastmile.flowcollector.maintenance")
-    tick = 0
-    next_rollup = time.monotonic() + rollup_interval
-    while True:
-        await asyncio.sleep(10)
-        tick += 1
-        now = time.time()
-        collector.expire(now)
-        if tick % 6 == 0:
-            services.prune(now - history)
-            templates.save(decoder)
-        try:
-            if time.monotonic() >= next_rollup:
-                next_rollup = time.monotonic() + rollup_interval
-                async with pool.acquire() as conn:
-                    await conn.execute("SELECT lastmile_rollup_traffic(now() - interval '3 hours')")
-            if tick % 360 == 0:
-                async with pool.acquire() as conn:
-                    await db.maintain_partitions(conn)
-        except (*DB_DOWN, asyncpg.PostgresError) as e:
-            logger.warning("maintenance skipped", error=str(e) or type(e).__name__)
 
 
 if __name__ == "__main__":

@@ -134,3 +134,9 @@ async def write_usage(conn: Connection, services: dict[tuple[int, int], list[int
             "traffic_unknown", columns=UNKNOWN_COLUMNS,
             records=[(ipaddress.ip_address(exporter), _minute(start, minutes), address, *c)
                      for (exporter, start, address), c in unknown.items()])
+
+
+async def rollup_traffic(conn: Connection) -> None:
+    """Recompute the hourly and daily rollups from three hours back (and every hour made dirty
+    since by late rows: see lastmile_rollup_traffic in schema.sql)."""
+    await conn.execute("SELECT lastmile_rollup_traffic(now() - interval '3 hours')")

@@ -13,7 +13,7 @@ import uuid
 
 import asyncpg
 
-from daemons import db, log, runtime, udp, workers
+from daemons import channels, db, log, runtime, udp, workers
 from daemons.config import Settings
 from daemons.db import DB_DOWN
 from daemons.events import EventPublisher
@@ -25,12 +25,13 @@ from radiusd.leases import LeaseBatcher
 from radiusd.loader import CHANNELS, CacheLoader
 from radiusd.postauth import PostAuthLog
 from radiusd.server import RadiusServer
+from radiusd.settings import RadiusdSettings
 from radiusd.spool import Spool
-from radiusd.writer import AccountingWriter, notify_changes, own_notification
+from radiusd.writer import AccountingWriter, notify_changes
 
 
 def main(settings: Settings) -> int:
-    rs = settings.radiusd
+    rs = settings.of(RadiusdSettings)
     try:
         dictionaries.load(rs.dictionary_dir)  # a broken site dictionary is a bad setting: one line, exit 2
     except dictionaries.DictionaryError as e:
@@ -42,7 +43,7 @@ def main(settings: Settings) -> int:
 
 
 async def serve(rt: runtime.Runtime, settings: Settings) -> None:
-    rs = settings.radiusd
+    rs = settings.of(RadiusdSettings)
     url = db.url_of(settings.database)
     logger = log.get("lastmile.radiusd")
     state = workers.state_base(rs.spool_dir, "radiusd")
@@ -79,7 +80,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     # Subscribe before loading: a change committed after the load's snapshot is then always
     # notified, and one before it is in the load.
     listener = db.Listener(url, CHANNELS, loader.notified, on_reconnect=loader.reload_everything,
-                           skip=own_notification(instance))
+                           skip=channels.own_sessions(instance))
     rt.spawn("listen", listener.run())
     if offline is None:
         await asyncio.wait_for(listener.connected.wait(), settings.database.connect_timeout)
@@ -138,7 +139,8 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
 
     rt.spawn("cache-refresh", loader.run())
     rt.spawn("postauth-writer", postauth.run())
-    rt.spawn("maintenance", maintenance(pool, server, lease_ttl, instance))
+    rt.every("stale-sessions", sweep_period(lease_ttl), lambda: sweep(pool, server, lease_ttl, instance))
+    rt.every("partitions", 3600, lambda: _partitions(pool))
     rt.spawn("log-summaries", server.summarise())  # cancelled (and flushed) after the replies in flight
     rt.spawn("coa", coa_worker.run())
     rt.spawn("spool-replay", writer.replay())
@@ -208,32 +210,26 @@ def sweep_period(stale_after: float) -> float:
     return min(30.0, stale_after / 4)
 
 
-async def maintenance(pool: asyncpg.Pool, server: RadiusServer, lease_ttl: int, instance: str) -> None:
-    """Every :func:`sweep_period` of ``lease_ttl`` (the stale threshold, 2 x interim_interval +
-    stale_grace): close stale sessions and free expired leases; every hour: make partitions."""
+async def sweep(pool: asyncpg.Pool, server: RadiusServer, lease_ttl: int, instance: str) -> None:
+    """Close sessions silent for ``lease_ttl`` (the stale threshold, 2 x interim_interval +
+    stale_grace) and free expired leases: every :func:`sweep_period` of it."""
     logger = log.get("lastmile.radiusd.maintenance")
-    period = sweep_period(lease_ttl)
-    partitions_made = time.monotonic()
-    while True:
-        await asyncio.sleep(period)
-        try:
-            async with pool.acquire() as conn:
-                async with conn.transaction():
-                    closed = await store.close_stale(conn, lease_ttl)
-                    await notify_changes(conn, closed, instance)
-                freed = await store.expire_leases(conn, lease_ttl)
-                if time.monotonic() - partitions_made >= 3600:
-                    await db.maintain_partitions(conn)
-                    partitions_made = time.monotonic()
-        except (*DB_DOWN, asyncpg.PostgresError) as e:
-            logger.warning("maintenance skipped", error=str(e) or type(e).__name__)
-            continue
-        if closed:
-            metrics.STALE_CLOSED.inc(len(closed))
-            server.session_changes(closed)
-            logger.info("stale sessions closed", count=len(closed))
-        if freed:
-            logger.info("expired address leases freed", count=freed)
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            closed = await store.close_stale(conn, lease_ttl)
+            await notify_changes(conn, closed, instance)
+        freed = await store.expire_leases(conn, lease_ttl)
+    if closed:
+        metrics.STALE_CLOSED.inc(len(closed))
+        server.session_changes(closed)
+        logger.info("stale sessions closed", count=len(closed))
+    if freed:
+        logger.info("expired address leases freed", count=freed)
+
+
+async def _partitions(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        await db.maintain_partitions(conn)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from typing import Any, Literal, NamedTuple
 import asyncpg
 
 from daemons import log, udp
-from daemons.events import EventPublisher
+from daemons.events import CoaDone, EventPublisher
 from radiusd import metrics, store
 from radiusd.cache import Nas, NasTable, Subscriber
 from radiusd.codec import (
@@ -188,7 +188,7 @@ class CoaWorker:
             request = await store.claim_coa(conn)
             if request is None:
                 return False
-            rows = await store.load_subscribers(conn, "s.id = $1", request["service_id"])
+            rows = await store.load_subscribers_by(conn, "services", [request["service_id"]])
             targets = await store.coa_targets(conn, request["service_id"])
         sub = Subscriber.from_row(rows[0]) if rows else None
         sent = await asyncio.gather(*(self.send(request["action"], sub, t) for t in targets))
@@ -202,8 +202,7 @@ class CoaWorker:
             await store.finish_coa(conn, request["id"], "done" if ok else "failed", summary,
                                    sum(s.sends for s in sent))
         self.log.info("coa", service_id=request["service_id"], action=request["action"], result=summary)
-        self.events.publish("session", "coa", {"service_id": request["service_id"], "action": request["action"],
-                                               "result": summary})
+        self.events.publish(CoaDone(request["service_id"], request["action"], summary))
         return True
 
     async def send(self, action: Action, sub: Subscriber | None, target: store.CoaTarget) -> Sent:

@@ -1,29 +1,27 @@
 """Keeps radiusd's caches in step with PostgreSQL: a full load at start, then NOTIFY-driven updates.
 
-Notifications only say which row changed; the rows are read again by one refresher task that
-coalesces bursts (a hundred changed services become one query). ``"id": null`` (a bulk change)
-or a LISTEN reconnect (notifications may have been missed) reloads in full.
+Notifications only say which row changed; the rows are read again by one refresher task
+(``db.Refresher``) that coalesces bursts (a hundred changed services become one query).
+``"id": null`` (a bulk change) or a LISTEN reconnect (notifications may have been missed)
+reloads in full. Sessions other instances opened or closed come with their notification
+(``channels.SESSIONS``) and change the online index at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 
-from daemons import log
+from daemons import channels, db, log
 from radiusd import metrics, store
 from radiusd.cache import NasTable, OnlineSessions, SubscriberCache
 from radiusd.snapshot import Snapshot
 
 TABLES = ("nas", "services", "customers", "tariffs", "ip_pools")
-CHANNELS = [f"lastmile_{t}" for t in TABLES] + ["lastmile_sessions", "lastmile_coa_requests"]
-# Which services to read again when a row of a table changes.
-_WHERE = {"services": "s.id = ANY($1::bigint[])", "customers": "s.customer_id = ANY($1::bigint[])",
-          "tariffs": "s.tariff_id = ANY($1::bigint[])", "ip_pools": "s.pool_id = ANY($1::bigint[])"}
+CHANNELS = [channels.table_channel(t) for t in TABLES] + [channels.SESSIONS, channels.COA_REQUESTS]
 
 
 class CacheLoader:
@@ -35,9 +33,8 @@ class CacheLoader:
         self.online = online
         self.on_coa = on_coa
         self.log = log.get("lastmile.radiusd.cache")
-        self._pending: dict[str, set[int] | None] = {}
-        self._wake = asyncio.Event()
-        self.applied = asyncio.Event()  # set after each refresh (tests wait on it)
+        self.refresher = db.Refresher(self._refresh, TABLES, name="cache")
+        self.applied = self.refresher.applied  # set after each refresh (tests wait on it)
         #: Called after the caches changed, with True after a full load (the snapshot keeper).
         self.on_change: Callable[[bool], None] = lambda _full: None
         # The gauges read the caches at every scrape, so they follow every change (sessions from
@@ -64,65 +61,41 @@ class CacheLoader:
         self.online.replace_all([{"service_id": service, "acct_unique_id": uid} for service, uid in snap.online])
 
     def notified(self, channel: str, payload: Any) -> None:
-        if channel == "lastmile_sessions":
-            for s in payload.get("sessions", ()):
-                if s["service"] is None:
+        if channel == channels.SESSIONS:
+            for s in channels.session_notices(payload):
+                if s.service is None:
                     continue
-                if s["stop"] is None:
-                    self.online.opened(s["service"], s["uid"])
+                if s.stop is None:
+                    self.online.opened(s.service, s.uid)
                 else:
-                    self.online.closed(s["service"], s["uid"])
+                    self.online.closed(s.service, s.uid)
             self.on_change(False)
             return
-        if channel == "lastmile_coa_requests":
+        if channel == channels.COA_REQUESTS:
             self.on_coa(channel, payload)
             return
-        table = payload.get("table") if isinstance(payload, dict) else None
-        if table not in TABLES:
-            return
-        row_id = payload.get("id")
-        ids = self._pending.get(table, set())
-        if row_id is None or ids is None:
-            self._pending[table] = None  # reload the table
-        else:
-            ids.add(row_id)
-            self._pending[table] = ids
-        self._wake.set()
+        change = channels.table_change(payload)
+        if change is not None and change.table in TABLES:
+            self.refresher.want(change.table, change.id)
 
     def reload_everything(self) -> None:
         """After a LISTEN reconnect: anything may have changed unseen."""
-        for table in TABLES:
-            self._pending[table] = None
-        self._wake.set()
+        self.refresher.reload()
 
     async def run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            pending, self._pending = self._pending, {}
-            try:
-                await self._refresh(pending)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as e:
-                self.log.warning("cache refresh failed; retrying", error=str(e) or type(e).__name__)
-                for table, ids in pending.items():  # keep what was asked for
-                    self._pending[table] = None if ids is None else (ids | (self._pending.get(table) or set()))
-                await asyncio.sleep(1.0)
-                self._wake.set()
-                continue
-            self.on_change(False)
-            self.applied.set()
-            self.applied.clear()
+        await self.refresher.run()
 
-    async def _refresh(self, pending: dict[str, set[int] | None]) -> None:
+    async def _refresh(self, pending: db.Pending) -> None:
         async with self.pool.acquire() as conn:
             if "nas" in pending:
                 self.nas.replace(await store.load_nas(conn))
-            if any(pending.get(t, ()) is None for t in _WHERE):
+            services = {table: ids for table, ids in pending.items() if table in store.SERVICES_BY}
+            if any(ids is None for ids in services.values()):
                 self.subscribers.replace_all(await store.load_subscribers(conn))
                 self.online.replace_all(await store.load_online(conn))
-                return
-            for table, where in _WHERE.items():
-                ids = pending.get(table)
-                if ids:
-                    rows = await store.load_subscribers(conn, where, list(ids))
+            else:
+                for table, ids in services.items():
+                    assert ids is not None
+                    rows = await store.load_subscribers_by(conn, table, ids)
                     self.subscribers.upsert(rows, gone=set(ids) if table == "services" else None)
+        self.on_change(False)

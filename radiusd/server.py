@@ -22,7 +22,7 @@ import structlog
 
 from daemons import db, udp
 from daemons.db import DB_DOWN
-from daemons.events import EventPublisher
+from daemons.events import EventPublisher, SessionStarted, SessionStopped
 from radiusd import acct, logsummary, metrics, policy, store
 from radiusd.cache import Nas, NasTable, OnlineSessions, SubscriberCache
 from radiusd.codec import AttributeTable, Code, CodecError, Request, decode_request, default_table, encode_reply
@@ -336,13 +336,10 @@ class RadiusServer:
                 continue
             if c.opened:
                 self.online.opened(c.service_id, c.unique_id)
-                self.events.publish("session", "start", _event(c))
+                self.events.publish(SessionStarted(c.unique_id, c.service_id, c.username, c.framed_ip,
+                                                   c.started_at.isoformat()))
             elif c.closed:
                 self.online.closed(c.service_id, c.unique_id)
-                self.events.publish("session", "stop", _event(c))
-
-
-def _event(c: store.SessionChange) -> dict[str, object]:
-    return {"acct_unique_id": c.unique_id, "service_id": c.service_id, "login": c.username,
-            "framed_ip": c.framed_ip, "started_at": c.started_at.isoformat(),
-            "stopped_at": c.stopped_at.isoformat() if c.stopped_at else None}
+                stopped = c.stopped_at.isoformat() if c.stopped_at else c.started_at.isoformat()
+                self.events.publish(SessionStopped(c.unique_id, c.service_id, c.username, c.framed_ip,
+                                                   c.started_at.isoformat(), stopped))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
@@ -17,10 +17,19 @@ async def load_nas(conn: Connection) -> list[Any]:
     return list(await conn.fetch(NAS_SQL))
 
 
-async def load_subscribers(conn: Connection, where: str = "", *args: object) -> list[Any]:
-    """All services, or those matching ``where`` (a condition on s, c, t or p with $1.. args)."""
-    sql = SUBSCRIBER_SQL + (f" WHERE {where}" if where else "")
-    return list(await conn.fetch(sql, *args))
+SERVICES_BY = {"services": "s.id", "customers": "s.customer_id", "tariffs": "s.tariff_id", "ip_pools": "s.pool_id"}
+"""Which services to read again when rows of a table change: the column of the subscriber query
+that names them."""
+
+
+async def load_subscribers(conn: Connection) -> list[Any]:
+    """Every service, as the subscriber cache holds it."""
+    return list(await conn.fetch(SUBSCRIBER_SQL))
+
+
+async def load_subscribers_by(conn: Connection, table: str, ids: Iterable[int]) -> list[Any]:
+    """The services that rows ``ids`` of ``table`` (one of ``SERVICES_BY``) touch."""
+    return list(await conn.fetch(f"{SUBSCRIBER_SQL} WHERE {SERVICES_BY[table]} = ANY($1::bigint[])", list(ids)))
 
 
 async def load_online(conn: Connection) -> list[Any]:
@@ -357,3 +366,8 @@ async def record_coa_on_session(conn: Connection, target: CoaTarget, result: str
     await conn.execute(
         "UPDATE radius_sessions SET last_coa_at = now(), last_coa_result = $3 "
         "WHERE acct_unique_id = $1 AND started_at = $2", target.unique_id, target.started_at, result)
+
+
+async def notify(conn: Connection, channel: str, payload: str) -> None:
+    """NOTIFY ``channel`` (delivered when the transaction commits, if it does)."""
+    await conn.execute("SELECT pg_notify($1, $2)", channel, payload)

@@ -36,6 +36,7 @@ from radiusd.codec import (
     decode_response,
     encode_request,
 )
+from radiusd.settings import RadiusdSettings
 
 #: How long the post-auth row of a test may take to appear (radiusd writes them every 25 ms).
 POSTAUTH_WAIT = 2.0
@@ -48,7 +49,7 @@ def main(settings: Settings, argv: list[str]) -> int:
     test.add_argument("login")
     test.add_argument("password")
     test.add_argument("--server", default="127.0.0.1", help="radiusd address (default 127.0.0.1)")
-    test.add_argument("--port", type=int, default=settings.radiusd.auth_port)
+    test.add_argument("--port", type=int, default=settings.of(RadiusdSettings).auth_port)
     test.add_argument("--secret", help="shared secret (default: the NAS entry for this host in the database)")
     test.add_argument("--mac", help="Calling-Station-Id: the subscriber device's MAC address (default: none)")
     test.add_argument("--nas-ip", default="127.0.0.1",
@@ -109,7 +110,7 @@ class _Outcome:
 
 def run_test(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        table = dictionaries.load(settings.radiusd.dictionary_dir).table
+        table = dictionaries.load(settings.of(RadiusdSettings).dictionary_dir).table
         attributes = request_attributes(args, table)
     except (dictionaries.DictionaryError, _Usage) as e:
         print(f"lastmile radius test: {e}", file=sys.stderr)
@@ -233,8 +234,8 @@ async def _reason(conn: asyncpg.Connection, login: str, nas_id: int, result: str
 
 async def run_disconnect(settings: Settings, login: str) -> int:
     conn = await db.connect(db.url_of(settings.database), settings.database.connect_timeout)
-    table = dictionaries.load(settings.radiusd.dictionary_dir).table
-    client = coa.CoaClient(settings.radiusd.coa_timeout, settings.radiusd.coa_retries, table)
+    table = dictionaries.load(settings.of(RadiusdSettings).dictionary_dir).table
+    client = coa.CoaClient(settings.of(RadiusdSettings).coa_timeout, settings.of(RadiusdSettings).coa_retries, table)
     try:
         service_id = await store.service_id(conn, login)
         if service_id is None:

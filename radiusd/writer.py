@@ -19,7 +19,6 @@ the connection is safely written again.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from daemons import db, log
+from daemons import channels, db, log
 from daemons.db import DB_DOWN
 from radiusd import acct, metrics, store
 from radiusd.acct import NasEvent, SessionRecord
@@ -196,32 +195,10 @@ def _nas_cause(event: NasEvent) -> str:
 
 async def notify_changes(conn: Any, changes: list[store.SessionChange], origin: str = "") -> None:
     """Tell every radiusd (Simultaneous-Use) and flowcollector (address → service) which sessions
-    opened or closed: ``lastmile_sessions`` with {"by": origin, "sessions": [{uid, service, ip,
-    start, stop}]}; ``by`` lets the sending instance skip its own (``own_notification``)."""
-    dumps = json.JSONEncoder(separators=(",", ":")).encode
-    head = '{"by":' + dumps(origin) + ',"sessions":['
-    chunk: list[str] = []
-    size = 0
-    for c in changes:
-        if not (c.opened or c.closed):
-            continue
-        text = dumps({"uid": c.unique_id, "service": c.service_id, "ip": c.framed_ip, "start": c.started_at.timestamp(),
-                      "stop": c.stopped_at.timestamp() if c.stopped_at else None})
-        if size + len(text) > 7000:  # a NOTIFY payload must stay under 8000 bytes
-            await _notify_sessions(conn, head, chunk)
-            chunk, size = [], 0
-        chunk.append(text)
-        size += len(text) + 1
-    if chunk:
-        await _notify_sessions(conn, head, chunk)
-
-
-async def _notify_sessions(conn: Any, head: str, items: list[str]) -> None:
-    await conn.execute("SELECT pg_notify('lastmile_sessions', $1)", head + ",".join(items) + "]}")
-
-
-def own_notification(origin: str) -> Callable[[str, str], bool]:
-    """For ``db.Listener(skip=...)``: this instance's own ``lastmile_sessions``, which it applied
-    when it committed them, skipped before their JSON is even parsed."""
-    head = '{"by":' + json.dumps(origin, separators=(",", ":")) + ","
-    return lambda channel, payload: channel == "lastmile_sessions" and payload.startswith(head)
+    opened or closed (``channels.SESSIONS``, sent with the commit); ``origin`` lets this instance
+    skip its own (``channels.own_sessions``)."""
+    notices = [channels.SessionNotice(c.unique_id, c.service_id, c.framed_ip, c.started_at.timestamp(),
+                                      c.stopped_at.timestamp() if c.stopped_at else None)
+               for c in changes if c.opened or c.closed]
+    for payload in channels.session_payloads(origin, notices):
+        await store.notify(conn, channels.SESSIONS, payload)

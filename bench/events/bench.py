@@ -49,14 +49,9 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 RATE = int(os.environ.get("BENCH_RATE", "8000"))
 INFLIGHT = int(os.environ.get("BENCH_INFLIGHT", "0"))  # 0: the default of [mqtt] max_inflight
 BROKERS = [b for b in os.environ.get("BENCH_BROKERS", "amqtt,mosquitto").split(",") if b]
-PAYLOAD = {  # what radiusd's lastmile/session/start carries
-    "acct_unique_id": "5f0c9a3e8b7d4c21a6e0f3b2c1d4e5f6",
-    "service_id": 48213,
-    "login": "c48213@demo",
-    "framed_ip": "100.64.188.213",
-    "started_at": "2026-11-21T10:24:00+00:00",
-    "stopped_at": None,
-}
+EVENT = events.SessionStarted(  # what radiusd publishes for every session that opens
+    acct_unique_id="5f0c9a3e8b7d4c21a6e0f3b2c1d4e5f6", service_id=48213, login="c48213@demo",
+    framed_ip="100.64.188.213", started_at="2026-11-21T10:24:00+00:00")
 
 
 def log(text: str) -> None:
@@ -136,7 +131,7 @@ async def sustained(url: str, broker_pid: int) -> dict[str, float]:
     async def top_up(until: float) -> None:
         while time.monotonic() < until:
             for _ in range(limit - queued(publisher)):
-                publisher.publish("session", "start", PAYLOAD)
+                publisher.publish(EVENT)
             await asyncio.sleep(0.001)
 
     await top_up(time.monotonic() + 1.0)
@@ -162,7 +157,7 @@ async def offered(url: str) -> dict[str, float]:
     while (now := time.monotonic()) < start + SECONDS:
         target = int((now - start) * RATE)
         for _ in range(target - due):
-            publisher.publish("session", "start", PAYLOAD)
+            publisher.publish(EVENT)
         due = target
         deepest = max(deepest, queued(publisher))
         await asyncio.sleep(0.001)

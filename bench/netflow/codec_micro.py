@@ -40,7 +40,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from flowcollector.aggregate import Aggregator, ServiceMap
+from flowcollector.addressmap import ServiceMap
+from flowcollector.aggregate import Aggregator
 from flowcollector.codec import Decoder
 
 SUBSCRIBERS = 50_000

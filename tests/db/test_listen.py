@@ -69,12 +69,13 @@ async def test_listener_waits_for_an_unreachable_server() -> None:
 async def test_an_instance_skips_its_own_session_notifications(db_url: str, conn: asyncpg.Connection) -> None:
     from datetime import UTC, datetime
 
+    from daemons import channels
     from radiusd.store import SessionChange
-    from radiusd.writer import notify_changes, own_notification
+    from radiusd.writer import notify_changes
 
     got: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     listener = db.Listener(db_url, ["lastmile_sessions"], lambda channel, payload: got.put_nowait((channel, payload)),
-                           skip=own_notification("radiusd-a"))
+                           skip=channels.own_sessions("radiusd-a"))
     task = asyncio.create_task(listener.run())
     try:
         await asyncio.wait_for(listener.connected.wait(), 5)

@@ -17,7 +17,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flowcollector.aggregate import Aggregator, ServiceMap
+from flowcollector.addressmap import ServiceMap
+from flowcollector.aggregate import Aggregator
 from flowcollector.codec import CodecError, Decoder, DecoderSettings
 
 VECTORS = Path(__file__).parents[1] / "vectors" / "netflow"

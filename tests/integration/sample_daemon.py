@@ -9,6 +9,7 @@ import asyncio
 import sys
 
 from daemons import config, log, runtime
+from radiusd.settings import RadiusdSettings
 
 
 async def main(rt: runtime.Runtime) -> None:
@@ -46,4 +47,4 @@ async def main(rt: runtime.Runtime) -> None:
 
 if __name__ == "__main__":
     settings = config.load()
-    sys.exit(runtime.run("sample", main, settings, settings.radiusd))
+    sys.exit(runtime.run("sample", main, settings, settings.of(RadiusdSettings)))

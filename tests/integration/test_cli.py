@@ -11,8 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from daemons import db
-from daemons.cli import DAEMONS, built
+from daemons import db, registry
 from daemons.pgembed import EmbeddedPostgres
 from tests.conftest import free_port
 
@@ -48,11 +47,27 @@ def test_bad_settings_stop_with_one_line_and_exit_2(env: dict[str, str], key: st
     assert len(lines) == 1 and key in lines[0] and lines[0].startswith("lastmile: bad settings: ")
 
 
-def test_unbuilt_daemons_say_so() -> None:
-    for name in [n for n in DAEMONS if not built(n)] + ["create-admin"]:
-        result = lastmile(name)
-        assert result.returncode == 2
-        assert "not built yet" in result.stderr
+def test_the_commands_are_what_is_installed() -> None:
+    """Every installed component's daemon and tools are commands; nothing else is (no placeholders)."""
+    help_text = lastmile("--help").stdout
+    for component in registry.components().values():
+        assert f"run {component.name}: {component.summary}"[:40] in " ".join(help_text.split())
+        assert all(tool.name in help_text for tool in component.tools)
+    result = lastmile("acs")
+    assert result.returncode == 2 and "invalid choice: 'acs'" in result.stderr
+
+
+def test_a_bad_section_of_one_component_does_not_stop_another(tmp_path: Path) -> None:
+    env = {"LASTMILE_RADIUSD__AUTH_PORT": "abc", "LASTMILE_DATABASE__URL": "postgresql://127.0.0.1:1/none",
+           "LASTMILE_DATABASE__CONNECT_TIMEOUT": "1", "LASTMILE_FLOWCOLLECTOR__METRICS_PORT": "0"}
+    radiusd = lastmile("radiusd", env=env, cwd=tmp_path)
+    assert radiusd.returncode == 2 and "bad settings: LASTMILE_RADIUSD__AUTH_PORT" in radiusd.stderr
+    flow = lastmile("flowcollector", env=env, cwd=tmp_path)  # past its settings, to the database
+    assert flow.returncode == 1 and "bad settings" not in flow.stderr + flow.stdout, flow.stderr
+    assert "start failed" in flow.stdout
+    config = lastmile("config", env=env, cwd=tmp_path)
+    assert config.returncode == 2 and "ipfix_port = 4739" in config.stdout
+    assert "radiusd.auth_port = 'abc' is not an integer" in config.stderr
 
 
 def test_config_markdown_is_the_docs() -> None:

@@ -143,3 +143,43 @@ def test_both_signals_drain(tmp_path: Path, notes: Notifications, sig: signal.Si
         proc.kill()
     assert proc.returncode == 0
     assert lines(out)[-1]["event"] == "stopped"
+
+
+def test_http_app_is_ready_when_bound_and_drains_in_order(tmp_path: Path, notes: Notifications) -> None:
+    """daemons.http: READY after the port is bound; on SIGTERM no new connection is taken, the
+    request in flight finishes, then the application's cleanup runs; Runtime.every shrugs off a
+    database error and goes on."""
+    port = free_port()
+    env = dict(os.environ, NOTIFY_SOCKET=str(notes.path), LASTMILE_LOG__FORMAT="json",
+               LASTMILE_RADIUSD__METRICS_PORT="0", LASTMILE_RADIUSD__DRAIN_TIMEOUT="5", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, str(SAMPLE.with_name("sample_http_daemon.py")), str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    try:
+        assert notes.next().startswith("READY=1")
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # bound before READY
+        time.sleep(0.5)  # a few ticks
+        answer: list[bytes] = []
+        request = socket.create_connection(("127.0.0.1", port), timeout=10)
+        request.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        time.sleep(0.3)  # the request is in flight
+        proc.send_signal(signal.SIGTERM)
+        assert notes.next().startswith("STOPPING=1")
+        time.sleep(0.2)
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()  # no new connections
+        while chunk := request.recv(4096):
+            answer.append(chunk)
+        request.close()
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert b"".join(answer).startswith(b"HTTP/1.1 200") and b"done" in b"".join(answer)
+    assert proc.returncode == 0, out
+    events = [e["event"] for e in lines(out)]
+    assert events.index("resource opened") < events.index("serving") < events.index("slow request started")
+    assert events.index("slow request started") < events.index("resource closed")
+    assert [e["step"] for e in lines(out) if e["event"] == "drained"] == ["ticker", "http"]  # last opened first
+    assert any(e["event"] == "ticker skipped" and "database is away" in e["error"] for e in lines(out))
+    assert any(e["event"] == "ticker skipped: works again" for e in lines(out))
+    assert [e["n"] for e in lines(out) if e["event"] == "tick"][:2] == [1, 3]

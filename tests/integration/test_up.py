@@ -27,22 +27,58 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
+NOOP = '''"""A component that does nothing: what it takes to add one (daemons/registry.py)."""
+from dataclasses import dataclass
+
+from daemons import runtime
+from daemons.config import DaemonSettings, listen_port
+from daemons.registry import Component
+
+
+@dataclass(frozen=True, slots=True)
+class NoopSettings(DaemonSettings):
+    metrics_port: int = listen_port(0, "Port of `/metrics`.")
+
+
+async def serve(rt):
+    pass
+
+
+def main(settings):
+    return runtime.run("noop", serve, settings, settings.of(NoopSettings))
+
+
+COMPONENT = Component(name="noop", summary="does nothing", settings=NoopSettings, main="noop_component:main",
+                      addresses=lambda settings: [("noop", "nothing to see here")])
+'''
+
+
+def install_noop(where: Path) -> Path:
+    """The do-nothing component and its one declaration: an entry point in its distribution's
+    metadata, as a third-party package would have it (no file of lastmile edited)."""
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "noop_component.py").write_text(NOOP)
+    info = where / "lastmile_noop-0.1.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lastmile-noop\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[lastmile.components]\nnoop = noop_component:COMPONENT\n")
+    return where
+
+
 class Up:
-    def __init__(self, cwd: Path, pg_port: int, mqtt_port: int) -> None:
+    def __init__(self, cwd: Path, pg_port: int, mqtt_port: int, plugins: Path | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LASTMILE_")}
         env.update(
-            PYTHONPATH=str(ROOT),
+            PYTHONPATH=os.pathsep.join([str(ROOT), *([str(plugins)] if plugins else [])]),
+            LASTMILE_NOOP__METRICS_PORT=str(free_port()),
             LASTMILE_DATABASE__EMBEDDED_PORT=str(pg_port),
             LASTMILE_MQTT__EMBEDDED_PORT=str(mqtt_port),
             LASTMILE_LOG__FORMAT="json",
         )
-        # Daemons built by later issues get ports nobody else uses during the test.
+        # Each daemon gets ports nobody else uses during the test.
         for section, keys in {
             "RADIUSD": ("AUTH_PORT", "ACCT_PORT", "METRICS_PORT"),
             "FLOWCOLLECTOR": ("NETFLOW_PORT", "IPFIX_PORT", "METRICS_PORT"),
-            "ACS": ("PORT", "METRICS_PORT"),
-            "PROVISIOND": ("METRICS_PORT",),
-            "ADMIN": ("PORT",),
         }.items():
             for key in keys:
                 env[f"LASTMILE_{section}__{key}"] = str(free_port())
@@ -169,10 +205,11 @@ def test_up_serves_stops_clean_and_reuses_var(workdir: Path) -> None:
     pg_port, mqtt_port = free_port(), free_port()
     datadir = str(tmp_path / "var" / "pg")
 
-    first = Up(tmp_path, pg_port, mqtt_port)
+    first = Up(tmp_path, pg_port, mqtt_port, plugins=install_noop(tmp_path / "plugins"))
     try:
         first.wait_for(r"lastmile is up", 60)
-        first.wait_for(r"not built yet|metrics", 5)
+        first.wait_for(r"noop metrics", 5)
+        assert re.search(r"noop\s+nothing to see here", first.text())  # a component `up` was not told about
         assert f"postgresql://postgres@127.0.0.1:{pg_port}/lastmile" in first.text()
         assert f"mqtt://127.0.0.1:{mqtt_port}" in first.text()
         assert "loaded demo data: 200 customers" in first.text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -35,9 +36,13 @@ def test_the_backup_directory(monkeypatch: pytest.MonkeyPatch) -> None:
     assert backup.backup_directory(s, "/mnt/usb") == Path("/mnt/usb")
 
 
-def test_state_names_are_unique() -> None:
-    assert backup.state_names([Path("/a/radiusd"), Path("/b/spool"), Path("/c/spool")]) == [
-        ("radiusd", Path("/a/radiusd")), ("spool", Path("/b/spool")), ("spool-2", Path("/c/spool"))]
+def test_state_directories_are_named_by_their_component(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Archives name them by component, so a machine whose directories are elsewhere restores them."""
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/lastmile/backup")
+    configured = settings({"LASTMILE_RADIUSD__SPOOL_DIR": "/srv/spool"})
+    assert backup.named_state_directories(configured) == [
+        ("radiusd", Path("/srv/spool")), ("flowcollector", Path("/var/lib/lastmile/flowcollector"))]
+    assert os.environ["STATE_DIRECTORY"] == "/var/lib/lastmile/backup"  # as it was
 
 
 def make(directory: Path, *stamps: str) -> list[Path]:

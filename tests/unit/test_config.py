@@ -3,8 +3,18 @@ from pathlib import Path
 import pytest
 
 from daemons import config
+from flowcollector.settings import FlowcollectorSettings
+from radiusd.settings import RadiusdSettings
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def radiusd(s: config.Settings) -> RadiusdSettings:
+    return s.of(RadiusdSettings)
+
+
+def flow(s: config.Settings) -> FlowcollectorSettings:
+    return s.of(FlowcollectorSettings)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -16,8 +26,8 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     s = config.load({})
-    assert s.radiusd.auth_port == 1812
-    assert s.flowcollector.ipfix_port == 4739
+    assert radiusd(s).auth_port == 1812
+    assert flow(s).ipfix_port == 4739
     assert s.source == "defaults"
 
 
@@ -31,9 +41,9 @@ def test_file_and_environment_override(tmp_path: Path) -> None:
             "LASTMILE_RADIUSD__DRAIN_TIMEOUT": "2.5",
         }
     )
-    assert (s.radiusd.auth_port, s.radiusd.acct_port) == (11812, 21813)
+    assert (radiusd(s).auth_port, radiusd(s).acct_port) == (11812, 21813)
     assert s.database.pool_max == 3
-    assert s.radiusd.drain_timeout == 2.5
+    assert radiusd(s).drain_timeout == 2.5
     assert s.log.level == "debug"
     assert s.source == (
         f"{path} + env LASTMILE_DATABASE__POOL_MAX=3, LASTMILE_RADIUSD__ACCT_PORT=21813, "
@@ -82,8 +92,6 @@ def test_source_names_the_file_and_environment_without_secrets(tmp_path: Path) -
             "radiusd.auth_port = 70000 must be a port number from 1 to 65535",
         ),
         ({}, "[radiusd]\nauth_prot = 1812\n", "unknown key radiusd.auth_prot"),
-        ({}, "[radius]\nauth_port = 1812\n", "unknown section [radius]"),
-        ({"LASTMILE_RADIUS__AUTH_PORT": "1"}, "", "LASTMILE_RADIUS__AUTH_PORT: unknown section 'radius'"),
         (
             {},
             "[log]\nlevel = 'loud'\n",
@@ -108,7 +116,7 @@ def test_bad_settings_name_the_key(tmp_path: Path, env: dict[str, str], file: st
     if file:
         env["LASTMILE_CONFIG"] = str(write(tmp_path, file))
     with pytest.raises(config.SettingsError) as info:
-        config.load(env)
+        radiusd(config.load(env))  # a component's section fails when it is asked for
     message = str(info.value)
     assert expected in message
     assert "\n" not in message
@@ -118,7 +126,7 @@ def test_zero_where_zero_means_something() -> None:
     """stale_grace = 0 closes a session right after two missed interims; metrics_port = 0 is "no
     /metrics"; both are taken as they are."""
     s = config.load({"LASTMILE_RADIUSD__STALE_GRACE": "0", "LASTMILE_RADIUSD__METRICS_PORT": "0"}, path=None)
-    assert (s.radiusd.stale_grace, s.radiusd.metrics_port) == (0, 0)
+    assert (radiusd(s).stale_grace, radiusd(s).metrics_port) == (0, 0)
 
 
 def test_missing_file_named_by_environment(tmp_path: Path) -> None:
@@ -129,7 +137,7 @@ def test_missing_file_named_by_environment(tmp_path: Path) -> None:
 def test_settings_are_frozen() -> None:
     s = config.load({}, path=None)
     with pytest.raises(AttributeError):
-        s.radiusd.auth_port = 1  # type: ignore[misc]
+        radiusd(s).auth_port = 1  # type: ignore[misc]
 
 
 def test_booleans_and_lists_from_environment() -> None:
@@ -153,7 +161,7 @@ def test_as_toml_round_trips_and_hides_passwords(tmp_path: Path) -> None:
     text = config.as_toml(s)
     assert "s3cret" not in text and "lm:***@db" in text
     again = config.load({}, path=write(tmp_path, text.replace("lm:***@", "lm:x@")))
-    assert again.radiusd == s.radiusd
+    assert radiusd(again) == radiusd(s) and flow(again) == flow(s)
 
 
 def listening_ports(s: config.Settings) -> dict[str, int]:
@@ -161,21 +169,17 @@ def listening_ports(s: config.Settings) -> dict[str, int]:
     return {
         "database.embedded_port": s.database.embedded_port,
         "mqtt.embedded_port": s.mqtt.embedded_port,
-        "radiusd.auth_port": s.radiusd.auth_port,
-        "radiusd.acct_port": s.radiusd.acct_port,
-        "radiusd.metrics_port": s.radiusd.metrics_port,
-        "flowcollector.netflow_port": s.flowcollector.netflow_port,
-        "flowcollector.ipfix_port": s.flowcollector.ipfix_port,
-        "flowcollector.metrics_port": s.flowcollector.metrics_port,
-        "acs.port": s.acs.port,
-        "acs.metrics_port": s.acs.metrics_port,
-        "provisiond.metrics_port": s.provisiond.metrics_port,
-        "admin.port": s.admin.port,
+        "radiusd.auth_port": radiusd(s).auth_port,
+        "radiusd.acct_port": radiusd(s).acct_port,
+        "radiusd.metrics_port": radiusd(s).metrics_port,
+        "flowcollector.netflow_port": flow(s).netflow_port,
+        "flowcollector.ipfix_port": flow(s).ipfix_port,
+        "flowcollector.metrics_port": flow(s).metrics_port,
     }
 
 
 def test_port_offset_moves_every_listening_port(tmp_path: Path) -> None:
-    path = write(tmp_path, "port_offset = 7\n[radiusd]\nauth_port = 11812\n[acs]\nmetrics_port = 0\n")
+    path = write(tmp_path, "port_offset = 7\n[radiusd]\nauth_port = 11812\n[flowcollector]\nmetrics_port = 0\n")
     base = config.load({"LASTMILE_CONFIG": str(write(tmp_path / "..", "[radiusd]\nauth_port = 11812\n"))})
     s = config.load(
         {
@@ -188,22 +192,25 @@ def test_port_offset_moves_every_listening_port(tmp_path: Path) -> None:
     assert s.port_offset == 100
     shifted, plain = listening_ports(s), listening_ports(base)
     plain["flowcollector.ipfix_port"] = 14739
-    plain["acs.metrics_port"] = 0
+    plain["flowcollector.metrics_port"] = 0
     assert shifted == {key: port + 100 if port else 0 for key, port in plain.items()}
-    assert shifted["radiusd.auth_port"] == 11912 and shifted["acs.metrics_port"] == 0
+    assert shifted["radiusd.auth_port"] == 11912 and shifted["flowcollector.metrics_port"] == 0
     assert s.database.url == "postgresql://db:5432/lastmile"  # where lastmile connects to does not move
-    assert s.radiusd.interim_interval == base.radiusd.interim_interval
+    assert radiusd(s).interim_interval == radiusd(base).interim_interval
     assert "LASTMILE_PORT_OFFSET=100" in s.source
 
 
 def test_port_offset_from_the_file_and_its_errors(tmp_path: Path) -> None:
-    assert config.load({}, path=write(tmp_path, "port_offset = 2\n")).radiusd.acct_port == 1815
+    assert radiusd(config.load({}, path=write(tmp_path, "port_offset = 2\n"))).acct_port == 1815
     with pytest.raises(config.SettingsError, match=r"LASTMILE_PORT_OFFSET: port_offset = 'x' is not an integer"):
         config.load({"LASTMILE_PORT_OFFSET": "x"})
-    with pytest.raises(
-        config.SettingsError, match=r"port_offset = 60000 moves radiusd.auth_port from 1812 to 61812|past 65535"
-    ):
-        config.load({"LASTMILE_PORT_OFFSET": "60000"})
+    with pytest.raises(config.SettingsError, match=r"port_offset = 61000 moves database.embedded_port from 5439 to"):
+        config.load({"LASTMILE_PORT_OFFSET": "61000"})  # a shared section: every command stops
+    # Only the metrics ports go past 65535: radiusd's section is unusable, the shared ones are not.
+    s = config.load({"LASTMILE_PORT_OFFSET": "56000"})
+    with pytest.raises(config.SettingsError, match=r"moves radiusd.metrics_port from 9812 to 65812"):
+        radiusd(s)
+    assert s.mqtt.embedded_port == 57883
 
 
 def test_as_toml_shows_the_ports_in_force_and_round_trips_with_an_offset(tmp_path: Path) -> None:
@@ -213,3 +220,36 @@ def test_as_toml_shows_the_ports_in_force_and_round_trips_with_an_offset(tmp_pat
     assert "# port_offset = 100" in text
     again = config.load({}, path=write(tmp_path, text))
     assert listening_ports(again) == listening_ports(s)
+
+
+def test_a_bad_component_section_stops_that_component_only(tmp_path: Path) -> None:
+    path = write(tmp_path, "[radiusd]\nauth_port = 'abc'\n[log]\nlevel = 'debug'\n")
+    s = config.load({"LASTMILE_CONFIG": str(path), "LASTMILE_FLOWCOLLECTOR__IPFIX_PORT": "14739"})
+    assert s.log.level == "debug" and flow(s).ipfix_port == 14739  # the others are read as set
+    with pytest.raises(config.SettingsError, match=r"radiusd.auth_port = 'abc' is not an integer"):
+        s.section("radiusd")
+    assert "# not usable: " in config.as_toml(s)
+    # A shared section stops everything.
+    with pytest.raises(config.SettingsError, match=r"log.level"):
+        config.load({"LASTMILE_LOG__LEVEL": "loud"})
+
+
+def test_sections_of_no_installed_component_are_ignored_not_fatal(tmp_path: Path) -> None:
+    """One file may serve machines that run different components: [acs] on a machine without it."""
+    path = write(tmp_path, "[acs]\nport = 7547\n[radiusd]\nauth_port = 11812\n")
+    s = config.load({"LASTMILE_CONFIG": str(path), "LASTMILE_NOPE__X": "1"})
+    assert s.ignored == ("acs", "nope") and radiusd(s).auth_port == 11812
+    with pytest.raises(config.SettingsError, match="no component 'acs' is installed"):
+        s.section("acs")
+
+
+def test_component_sections_come_from_the_registry() -> None:
+    """What config reads and documents is what the installed components declare."""
+    from daemons import registry
+
+    names = {name for name, c in registry.components().items() if c.settings is not None}
+    assert {"radiusd", "flowcollector"} <= names
+    assert set(config.load({}, path=None).sections) == names
+    doc = config.describe()
+    assert all(f"## [{n}]\n\n(component)" in doc for n in names)
+    assert all(f"## [{n}]\n\n(shared)" in doc for n in config.SHARED)

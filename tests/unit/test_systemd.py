@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemons.cli import DAEMONS
+from daemons import registry
 from daemons.config import DaemonSettings
 
 UNITS = Path(__file__).resolve().parents[2] / "systemd"
@@ -22,7 +22,18 @@ def unit(name: str) -> configparser.ConfigParser:
     return parser
 
 
-@pytest.mark.parametrize("name", list(DAEMONS))
+DAEMONS = [c.name for c in registry.components().values() if c.main is not None]
+
+
+def test_a_unit_for_every_daemon_and_no_other() -> None:
+    """Every installed component's daemon has its unit, and every daemon unit belongs to one."""
+    units = {p.name for p in UNITS.glob("lastmile-*.service")}
+    assert {registry.components()[n].unit for n in DAEMONS} <= units
+    daemon_units = {u for u in units if "Type=notify" in (UNITS / u).read_text()}
+    assert daemon_units == {registry.components()[n].unit for n in DAEMONS}
+
+
+@pytest.mark.parametrize("name", DAEMONS)
 def test_unit_is_hardened_and_outlasts_the_drain(name: str) -> None:
     service = unit(name)["Service"]
     assert service["Type"] == "notify"

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowcollector.aggregate import OTHER4, OTHER6, Aggregator, OwnPrefixes, ServiceMap
+from flowcollector.addressmap import OwnPrefixes, ServiceMap
+from flowcollector.aggregate import OTHER4, OTHER6, Aggregator
 from flowcollector.codec import Decoder
 from tests.unit.flow.flowbuild import FieldSpec, data_set, ipfix, record, template_set
 

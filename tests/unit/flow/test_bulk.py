@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowcollector.aggregate import Aggregator, ServiceMap, Usage
+from flowcollector.addressmap import ServiceMap
+from flowcollector.aggregate import Aggregator, Usage
 from flowcollector.codec import Decoder
 from tests.unit.flow.flowbuild import (
     MIKROTIK_V4,

@@ -7,7 +7,8 @@ import struct
 
 import pytest
 
-from flowcollector.aggregate import Aggregator, ServiceMap
+from flowcollector.addressmap import ServiceMap
+from flowcollector.aggregate import Aggregator
 from flowcollector.codec import Decoder, DecoderSettings, FlowBatch
 from tests.unit.flow.flowbuild import (
     NFGEN_IPFIX,

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowcollector.aggregate import Aggregator, ServiceMap
+from flowcollector.addressmap import ServiceMap
+from flowcollector.aggregate import Aggregator
 from flowcollector.codec import Decoder, DecoderSettings, Flow
 from tests.unit.flow.flowbuild import data_set, ipfix, options_template_set, record, template_set, v5, v9
 

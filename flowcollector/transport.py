@@ -19,7 +19,7 @@ from flowcollector.codec import CodecError, Decoder
 from flowcollector.store import AllowList
 
 
-class Collector:
+class Transport:
     def __init__(self, decoder: Decoder, aggregator: Aggregator, allow: AllowList) -> None:
         self.decoder = decoder
         self.aggregator = aggregator

@@ -12,33 +12,33 @@ Loaded at start after LISTEN is up; then NOTIFY-driven:
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 import asyncpg
 
-from daemons import log
+from daemons import channels, db, log
 from flowcollector import metrics, store
-from flowcollector.aggregate import Aggregator, OwnPrefixes, ServiceMap
+from flowcollector.addressmap import OwnPrefixes, ServiceMap
+from flowcollector.aggregate import Aggregator
 from flowcollector.codec import Decoder
-from flowcollector.collector import Collector
+from flowcollector.transport import Transport
 
-CHANNELS = ["lastmile_sessions", "lastmile_services", "lastmile_customers", "lastmile_ip_pools",
-            "lastmile_flow_exporters", "lastmile_routers", "lastmile_nas"]
-RELOADS = {"lastmile_services": {"static", "own", "billing"}, "lastmile_customers": {"billing"},
-           "lastmile_ip_pools": {"own"}}
-EVERYTHING = {"static", "allow", "sessions", "own", "billing"}
+# Which parts of the maps a change of a table reloads (each in full: they are small).
+RELOADS = {"services": ("static", "own", "billing"), "customers": ("billing",), "ip_pools": ("own",),
+           "flow_exporters": ("allow",), "routers": ("allow",), "nas": ("allow",)}
+CHANNELS = [channels.SESSIONS, *(channels.table_channel(t) for t in RELOADS)]
+EVERYTHING = ("static", "allow", "sessions", "own", "billing")
 
 
-class Maps:
-    def __init__(self, pool: asyncpg.Pool, services: ServiceMap, decoder: Decoder, collector: Collector,
+class Loader:
+    def __init__(self, pool: asyncpg.Pool, services: ServiceMap, decoder: Decoder, transport: Transport,
                  history_s: float, own_prefixes: tuple[str, ...] = ()) -> None:
         self.pool = pool
         self.services = services
         self.decoder = decoder
-        self.collector = collector
-        self.aggregator: Aggregator = collector.aggregator
+        self.transport = transport
+        self.aggregator: Aggregator = transport.aggregator
         self.history_s = history_s
         self.own_prefixes = own_prefixes  # from the settings; empty: derived from the database
         self.billing: dict[int, str] = {}
@@ -46,50 +46,39 @@ class Maps:
         metrics.SERVICE_MAP.labels("sessions").set_function(lambda: services.sessions)
         metrics.SERVICE_MAP.labels("static").set_function(lambda: services.static)
         metrics.SERVICE_MAP.labels("own_prefixes").set_function(lambda: self.aggregator.own.count)
-        self.log = log.get("lastmile.flowcollector.maps")
-        self._pending: set[str] = set()
-        self._wake = asyncio.Event()
+        self.log = log.get("lastmile.flowcollector.loader")
+        # Bursts of changes coalesce into one reload: 0.2 s after the first.
+        self.refresher = db.Refresher(self._refresh, EVERYTHING, settle=0.2, name="map")
         self._rates: dict[str, int] = {}
 
     async def load_all(self) -> None:
         started = time.monotonic()
-        await self._refresh(EVERYTHING)
-        self.log.info("maps loaded", exporters=len(self.collector.allow), static_prefixes=self.services.static,
+        await self._refresh(dict.fromkeys(EVERYTHING))
+        self.log.info("maps loaded", exporters=len(self.transport.allow), static_prefixes=self.services.static,
                       sessions=self.services.sessions, own_prefixes=self.aggregator.own.count,
                       services_not_active=len(self.billing), seconds=round(time.monotonic() - started, 2))
 
     def notified(self, channel: str, payload: Any) -> None:
-        if channel == "lastmile_sessions":
-            for s in payload.get("sessions", ()):
-                if s["ip"] and s["service"] is not None:
-                    self.services.add_session(f"{s['ip']}/32", s["service"], s["start"], s["stop"])
+        if channel == channels.SESSIONS:
+            for s in channels.session_notices(payload):
+                if s.ip and s.service is not None:
+                    self.services.add_session(f"{s.ip}/32", s.service, s.start, s.stop)
             return
-        self._pending |= RELOADS.get(channel, {"allow"})
-        self._wake.set()
+        change = channels.table_change(payload)
+        for part in RELOADS.get(change.table, ()) if change is not None else ():
+            self.refresher.want(part)
 
     def reload_everything(self) -> None:
-        self._pending |= EVERYTHING
-        self._wake.set()
+        self.refresher.reload()
 
     async def run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await asyncio.sleep(0.2)  # let a burst of changes coalesce into one reload
-            pending, self._pending = self._pending, set()
-            try:
-                await self._refresh(pending)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as e:
-                self.log.warning("map refresh failed; retrying", error=str(e) or type(e).__name__)
-                self._pending |= pending
-                await asyncio.sleep(1.0)
-                self._wake.set()
+        await self.refresher.run()
 
-    async def _refresh(self, what: set[str]) -> None:
+    async def _refresh(self, what: db.Pending) -> None:
         async with self.pool.acquire() as conn:
             if "allow" in what:
                 allow, rates = await store.load_allow_list(conn)
-                self.collector.allow = allow
+                self.transport.allow = allow
                 for exporter in self._rates.keys() - rates.keys():
                     self.decoder.set_sampling(exporter, None)
                 for exporter, rate in rates.items():

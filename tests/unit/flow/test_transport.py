@@ -1,22 +1,23 @@
-"""The transport's counting (Collector): what the decoder reports reaches the per-exporter stats."""
+"""The transport's counting (Transport): what the decoder reports reaches the per-exporter stats."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from flowcollector.aggregate import Aggregator, ServiceMap
+from flowcollector.addressmap import ServiceMap
+from flowcollector.aggregate import Aggregator
 from flowcollector.codec import Decoder, DecoderSettings
-from flowcollector.collector import Collector
 from flowcollector.store import AllowList
+from flowcollector.transport import Transport
 from tests.unit.flow.flowbuild import data_set, record, template_set, v9
 
 FIELDS = [(8, 4), (12, 4), (1, 4), (2, 4)]
 EXPORTER = ("192.0.2.1", 2055)
 
 
-def _collector(**settings: Any) -> Collector:
-    return Collector(Decoder(DecoderSettings(**settings)), Aggregator(ServiceMap()),
+def _collector(**settings: Any) -> Transport:
+    return Transport(Decoder(DecoderSettings(**settings)), Aggregator(ServiceMap()),
                      AllowList([EXPORTER[0]]))
 
 
