@@ -288,6 +288,11 @@ def _restore_state(backup: archive.Archive, name: str, target: Path) -> None:
             os.utime(dest, (mtime, mtime))
             files += 1
         kept_aside = False
+        held = _held(real)  # again: the database restore may have taken a while
+        if held is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise RestoreError(f"{held} was locked by a process that started meanwhile: state {name} not restored "
+                               f"(the database is restored); stop the daemons and restore it with --state")
         if real.exists():
             _own_like(staging, real)
             if any(real.iterdir()):

@@ -5,6 +5,7 @@ locks the spool)."""
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import itertools
 import os
 import resource
@@ -378,3 +379,14 @@ def test_a_pg_dump_older_than_the_server_is_refused_before_anything_is_written(
     line = one_line(result, "backup")
     assert "pg_dump must be of the server's major version or newer" in line and "pg_bin_dir" in line
     assert not (tmp_path / "b").exists()
+
+
+def test_one_backup_at_a_time_per_directory(backed_up: Demo, tmp_path: Path) -> None:
+    backups = tmp_path / "b"
+    backups.mkdir()
+    with (backups / ".lastmile-backup.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a backup the timer started is writing
+        result = lastmile("backup", "--to", str(backups), env=backed_up.env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "another backup is being written" in one_line(result, "backup")
+    assert [p.name for p in backups.iterdir()] == [".lastmile-backup.lock"]
