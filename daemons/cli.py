@@ -77,6 +77,16 @@ def _parser() -> argparse.ArgumentParser:
     stop = db.add_parser("stop", help="stop the embedded PostgreSQL")
     stop.set_defaults(run=_db_stop)
 
+    # backup and restore parse their own options (prefix_chars: `--to` etc. reach them untouched)
+    backup = sub.add_parser("backup", help="the database and the daemons' state into one dated archive",
+                            add_help=False, prefix_chars="+")
+    backup.add_argument("args", nargs=argparse.REMAINDER, help="`[--to DIR]`")
+    backup.set_defaults(run=_tool("daemons.backup:main"))
+    restore = sub.add_parser("restore", help="restore a backup archive into a database (and the state)",
+                             add_help=False, prefix_chars="+")
+    restore.add_argument("args", nargs=argparse.REMAINDER, help="`ARCHIVE [--database URL|NAME] [--force] [--state]`")
+    restore.set_defaults(run=_tool("daemons.restore:main"))
+
     demo = sub.add_parser("demo", help="load demo customers, tariffs, a NAS and a router")
     demo.add_argument("--customers", type=int, default=1000)
     demo.add_argument("--seed", type=int, default=None, help="random seed, for repeatable data")

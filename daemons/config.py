@@ -125,6 +125,29 @@ class MqttSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BackupSettings:
+    directory: str = setting(
+        "",
+        "Where `lastmile backup` writes its archives (`lastmile-<UTC time>.tar`, mode 600: they hold every "
+        "password in the database). Empty: `$STATE_DIRECTORY` (systemd: `/var/lib/lastmile/backup`) or "
+        "`var/backups`. On the same disk as the database they survive mistakes, not a lost disk: copy them "
+        "elsewhere too.",
+    )
+    keep: int = setting(
+        14,
+        "Archives kept in `directory`: once a new one is complete, the oldest beyond the newest `keep` are "
+        "deleted (0: none is deleted).",
+        check=is_non_negative,
+    )
+    pg_bin_dir: str = setting(
+        "",
+        "Directory of the pg_dump, pg_restore and psql to use. Empty: the PostgreSQL 16 clients of the "
+        "pgserver package. pg_dump must be of the server's major version or newer: for a PostgreSQL 17 "
+        "server, name a PostgreSQL 17 client's bin directory (`/usr/lib/postgresql/17/bin`).",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonSettings:
     """What every daemon section has."""
 
@@ -145,6 +168,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     log: LogSettings = field(default_factory=LogSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
     port_offset: int = 0
     """Added to every port lastmile listens on (see ``PORT_OFFSET_DOC``); already applied to the sections."""
     source: str = field(default="defaults", compare=False)
@@ -175,7 +199,8 @@ class Settings:
         raise SettingsError(f"no component has the settings {cls.__name__} (installed: {', '.join(self.sections)})")
 
 
-SHARED: dict[str, type[Any]] = {"database": DatabaseSettings, "log": LogSettings, "mqtt": MqttSettings}
+SHARED: dict[str, type[Any]] = {"database": DatabaseSettings, "log": LogSettings, "mqtt": MqttSettings,
+                               "backup": BackupSettings}
 """Sections every command reads: a wrong value here stops them all."""
 S = TypeVar("S", bound=DaemonSettings)
 PORT_OFFSET_ENV = "LASTMILE_PORT_OFFSET"

@@ -24,6 +24,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from daemons import db
@@ -78,7 +79,8 @@ def test_the_installed_wheel_is_what_runs(installed: Path, tmp_path: Path) -> No
     for path in out.split():
         assert path.startswith(prefix), f"{path} is not from the installed wheel"
         assert not path.startswith(str(ROOT))
-    assert (installed.parent / "share" / "lastmile" / "systemd" / "lastmile-radiusd.service").is_file()
+    for unit in ("lastmile-radiusd.service", "lastmile-backup.service", "lastmile-backup.timer"):
+        assert (installed.parent / "share" / "lastmile" / "systemd" / unit).is_file(), unit
     assert (installed.parent / "share" / "doc" / "lastmile" / "operations.md").is_file()
 
 
@@ -102,6 +104,24 @@ def test_db_init_demo_and_every_daemon_from_the_wheel(installed: Path, db_url: s
         # The start-up line names the overrides in force (it said settings=defaults), secrets hidden.
         assert f"LASTMILE_{name.upper()}__METRICS_PORT={metrics_port}" in starting["settings"]
         assert "LASTMILE_DATABASE__URL=postgresql://" in starting["settings"]
+
+
+async def test_backup_and_restore_from_the_wheel(installed: Path, db_url: str, tmp_path: Path) -> None:
+    """The installed lastmile finds its pg_dump, pg_restore and psql (the pgserver wheel's) by itself."""
+    lastmile = str(installed / "lastmile")
+    env = clean_env(LASTMILE_DATABASE__URL=db_url, LASTMILE_RADIUSD__SPOOL_DIR=str(tmp_path / "spool"),
+                    LASTMILE_FLOWCOLLECTOR__STATE_DIR=str(tmp_path / "flow"))
+    run(lastmile, "demo", "--customers", "20", cwd=tmp_path, env=env)
+    assert "written" in run(lastmile, "backup", "--to", str(tmp_path / "backups"), cwd=tmp_path, env=env)
+    (archive,) = (tmp_path / "backups").glob("lastmile-*.tar")
+    name = db_url.rsplit("/", 1)[1] + "_restored"
+    try:
+        out = run(lastmile, "restore", str(archive), "--database", name, cwd=tmp_path, env=env)
+        assert f"database {name} restored" in out
+    finally:
+        conn = await asyncpg.connect(db_url)
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await conn.close()
 
 
 def run_until_ready(

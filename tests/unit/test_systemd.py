@@ -56,3 +56,23 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     result = subprocess.run(["systemd-analyze", "verify", *files], capture_output=True, text=True, timeout=60)
     problems = [line for line in result.stderr.splitlines() if "lastmile" in line]
     assert result.returncode == 0 and problems == [], result.stderr
+
+
+def test_backup_runs_daily_as_a_oneshot_that_can_only_read_the_daemons_state() -> None:
+    service = unit("backup")["Service"]
+    assert service["Type"] == "oneshot"
+    assert service["ExecStart"].endswith("lastmile backup")
+    assert service["EnvironmentFile"].startswith("-/etc/lastmile/")
+    # The daemons' state belongs to their dynamic users: read as root, with that one capability.
+    for key, value in HARDENING.items():
+        if key not in ("DynamicUser", "CapabilityBoundingSet"):
+            assert service[key] == value, key
+    assert (service["User"], service["CapabilityBoundingSet"]) == ("root", "CAP_DAC_READ_SEARCH")
+    assert service["StateDirectory"] == "lastmile/backup"
+    timer = configparser.ConfigParser(strict=False, interpolation=None)
+    timer.optionxform = str  # type: ignore[assignment,method-assign]
+    timer.read(UNITS / "lastmile-backup.timer")
+    assert timer["Timer"]["Unit"] == "lastmile-backup.service"
+    assert timer["Timer"]["Persistent"] == "true" and timer["Timer"]["RandomizedDelaySec"]
+    assert timer["Timer"]["OnCalendar"].endswith("03:00:00")
+    assert "lastmile-backup.timer" in (UNITS / "lastmile.target").read_text()
