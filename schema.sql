@@ -42,11 +42,12 @@
 --      version 6), its first line "-- lastmile schema upgrade N -> N+1". `lastmile db init`
 --      runs it on a database of version N only, in one transaction under [database]
 --      lock_timeout, and records N+1. Tables, columns, constraints, indexes, triggers and rows
---      change there, written for version N exactly (no IF NOT EXISTS). Functions do not: after
---      the last step every function of this file is created again (CREATE OR REPLACE), so a
---      step only drops a function whose arguments or result type change, or that goes away.
---      A step may call this file's functions: one the database lacks is created before the
---      step, one it has runs as the database has it.
+--      change there, written for version N exactly (no IF NOT EXISTS); its header says what it
+--      locks and for how long. Functions do not: after the last step every function of this
+--      file is created again (CREATE OR REPLACE), so a step only drops a function whose
+--      arguments or result type change, or that goes away. A step may call this file's
+--      functions: one the database lacks is created before the step, one it has runs as the
+--      database has it. (Triggers belong to their table: re-creating one locks the table.)
 --   4. Record the new hash on the second line (tests/db/test_schema_hash.py prints it). It is
 --      the sha256 of the schema itself: pg_dump --schema-only of a fresh database without its
 --      comment lines and dated partitions, and the rows of partitioned_tables; so a comment
