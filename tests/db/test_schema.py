@@ -176,6 +176,31 @@ async def test_partitions_made_ahead_and_rows_land_in_them(conn: asyncpg.Connect
     assert await conn.fetchval("SELECT count(*) FROM traffic_usage_default") == 1
 
 
+async def test_lastmile_partitioned_sets_up_a_time_series(conn: asyncpg.Connection) -> None:
+    """What a later issue's table (voice calls, say) gets from one call: its default partition,
+    its registration, and from the maintenance its partitions ahead, all with its fillfactor."""
+    await conn.execute("CREATE TABLE calls (at timestamptz NOT NULL, seconds integer) PARTITION BY RANGE (at)")
+    await conn.execute("SELECT lastmile_partitioned('calls', 'month', 1, fillfactor => 70)")
+    await conn.execute("SELECT lastmile_partitioned('calls', 'month', 1, fillfactor => 70)")  # again: no change
+    assert tuple(await conn.fetchrow("SELECT unit, ahead, fillfactor FROM partitioned_tables "
+                                     "WHERE parent = 'calls'::regclass")) == ("month", 1, 70)
+    assert await conn.fetchval("SELECT lastmile_maintain_partitions()") == 2  # this month and the next
+    options = {r["relname"]: r["reloptions"] for r in await conn.fetch(
+        "SELECT c.relname, c.reloptions FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'calls'::regclass")}
+    assert len(options) == 3 and "calls_default" in options
+    assert all(o == ["fillfactor=70"] for o in options.values())
+    await conn.execute("SELECT lastmile_partitioned('calls', 'day', 3)")  # a new registration, for what comes
+    assert tuple(await conn.fetchrow("SELECT unit, ahead, fillfactor FROM partitioned_tables "
+                                     "WHERE parent = 'calls'::regclass")) == ("day", 3, 100)
+    await conn.execute("CREATE TABLE plain (at timestamptz)")
+    with pytest.raises(asyncpg.RaiseError, match=r"^lastmile_partitioned: plain is not a table partitioned by range$"):
+        await conn.execute("SELECT lastmile_partitioned('plain', 'day', 7)")
+    with pytest.raises(asyncpg.CheckViolationError) as unit:
+        await conn.execute("SELECT lastmile_partitioned('calls', 'week', 7)")
+    assert unit.value.constraint_name == "partitioned_tables_unit_valid"
+
+
 async def test_changes_notify_with_table_operation_and_id(conn: asyncpg.Connection, db_url: str) -> None:
     listener = await db.connect(db_url)
     received: asyncio.Queue[dict[str, object]] = asyncio.Queue()
