@@ -1,7 +1,23 @@
 -- lastmile schema version 5
+-- lastmile schema hash 23d1b74f2e0c8a529ab871ce72bfd0dc4742d2877b3c04fda12a4a3712d046b7
 --
--- The whole database, applied by `lastmile db init` (and `lastmile up`). It is idempotent:
--- applying it twice changes nothing, so it also upgrades a database in place. Conventions:
+-- The whole database as a fresh installation gets it: `lastmile db init` (and `lastmile up`)
+-- applies this file to an empty database, in one transaction, and records the version and hash
+-- above in schema_version. A database of an older version is not brought here by this file but
+-- by the upgrade steps in daemons/upgrades/ (see "Changing the schema" below). Statements are
+-- written to be safe to run again (IF NOT EXISTS, CREATE OR REPLACE, ON CONFLICT), since a
+-- fresh apply may be retried. Needs PostgreSQL 14 or newer (CREATE OR REPLACE TRIGGER).
+--
+-- Contents
+--   1. The kit: the version, change notifications     schema_version, lastmile_watch()
+--   2. Time series: partitioned tables                 partitioned_tables, lastmile_partitioned()
+--   3. Network                                         routers, nas, ip_pools, flow_exporters
+--   4. Business                                        partners, customers, tariffs, services
+--   5. radiusd                                         ip_leases, radius_sessions, radius_postauth, coa_requests
+--   6. flowcollector                                   traffic_usage, traffic_unknown, rollups, traffic_*()
+--   7. Partitions                                      lastmile_maintain_partitions()
+--
+-- Conventions
 --   * PostgreSQL types: inet/cidr/macaddr for addresses, numeric(14,4) for money,
 --     timestamptz for every time (stored UTC).
 --   * Constraints are named (<table>_<what>) so an error maps to a message.
@@ -10,22 +26,49 @@
 --   * Tables the daemons cache NOTIFY on channel lastmile_<table> with a JSON payload
 --     {"table": ..., "op": "INSERT"|"UPDATE"|"DELETE", "id": N}; a statement touching more
 --     than 100 rows sends one notification with "id": null, which means "reload the table".
---   * Time series (accounting sessions, traffic) are range-partitioned by time; partitions are
---     made ahead by lastmile_maintain_partitions(), which the daemons run at start and daily.
--- Needs PostgreSQL 14 or newer (CREATE OR REPLACE TRIGGER).
+--     lastmile_watch(table) gives a table these triggers.
+--   * Time series (accounting sessions, traffic) are range-partitioned by time:
+--     lastmile_partitioned(table, unit, ahead) gives a table its default partition and
+--     registers it, and lastmile_maintain_partitions(), which the daemons run at start and
+--     daily, makes its partitions ahead.
+--   * Every function is written CREATE OR REPLACE FUNCTION (or PROCEDURE): they are created
+--     again from this file after every upgrade (below).
+--
+-- Changing the schema (any change a fresh database would see, however small)
+--   1. Edit this file so that it describes the new schema as a fresh database gets it. A new
+--      column goes at the end of its table (an upgraded table can only append it).
+--   2. Bump the version line at the top, N -> N+1.
+--   3. Add the step from N to N+1 as daemons/upgrades/<N+1>.sql, three digits (006.sql makes
+--      version 6), its first line "-- lastmile schema upgrade N -> N+1". `lastmile db init`
+--      runs it on a database of version N only, in one transaction under [database]
+--      lock_timeout, and records N+1. Tables, columns, constraints, indexes, triggers and rows
+--      change there, written for version N exactly (no IF NOT EXISTS); its header says what it
+--      locks and for how long. Functions do not: after the last step every function of this
+--      file is created again (CREATE OR REPLACE), so a step only drops a function whose
+--      arguments or result type change, or that goes away. A step may call this file's
+--      functions: one the database lacks is created before the step, one it has runs as the
+--      database has it. (Triggers belong to their table: re-creating one locks the table.)
+--   4. Record the new hash on the second line (tests/db/test_schema_hash.py prints it). It is
+--      the sha256 of the schema itself: pg_dump --schema-only of a fresh database without its
+--      comment lines and dated partitions, and the rows of partitioned_tables; so a comment
+--      needs no bump, and a change without one fails that test.
+--   tests/db/test_schema_upgrade.py then upgrades a database of the previous release (with
+--   demo data) and compares it with a fresh one.
 
+-- =============================================================================================
+-- 1. The kit: the version, change notifications
+-- =============================================================================================
+
+-- One row: the version of this database's schema and the hash of that version's schema (as
+-- recorded at the top of this file). hash is NULL while an upgrade over several versions is
+-- under way: only `lastmile db init`, which finishes it, accepts such a database.
 CREATE TABLE IF NOT EXISTS schema_version (
     singleton boolean DEFAULT true CONSTRAINT schema_version_pk PRIMARY KEY
         CONSTRAINT schema_version_singleton CHECK (singleton),
     version integer NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    hash text
 );
-INSERT INTO schema_version (version) VALUES (5)
-ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version, applied_at = now()
-WHERE schema_version.version <> EXCLUDED.version;
-
--- ---------------------------------------------------------------------------------------
--- Shared trigger functions
 
 CREATE OR REPLACE FUNCTION lastmile_touch() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -74,8 +117,145 @@ BEGIN
                    'FOR EACH STATEMENT EXECUTE FUNCTION lastmile_notify()', name || '_notify_delete', tbl);
 END $$;
 
--- ---------------------------------------------------------------------------------------
--- Business: partners (resellers, brands), customers, tariffs, services
+-- =============================================================================================
+-- 2. Time series: partitioned tables
+-- No foreign keys on time series: they would cost every COPY a lookup, and these rows outlive
+-- the services they name.
+-- =============================================================================================
+
+CREATE TABLE IF NOT EXISTS partitioned_tables (
+    parent regclass CONSTRAINT partitioned_tables_pk PRIMARY KEY,
+    unit text NOT NULL CONSTRAINT partitioned_tables_unit_valid CHECK (unit IN ('day', 'month')),
+    ahead integer NOT NULL CONSTRAINT partitioned_tables_ahead_positive CHECK (ahead > 0),
+    fillfactor integer NOT NULL DEFAULT 100
+);
+
+-- Make `parent`, a table PARTITION BY RANGE on a timestamptz column, a time series: give it its
+-- default partition (<parent>_default, which takes the rows no other partition does, so no insert
+-- fails for a missing partition) and register it, so that lastmile_maintain_partitions() makes a
+-- partition per `unit` ('day' or 'month') from the current one through `ahead` units on. Every
+-- partition gets `fillfactor`. Calling it again with other values changes the registration
+-- (partitions made from then on follow it).
+CREATE OR REPLACE FUNCTION lastmile_partitioned(parent regclass, unit text, ahead integer, fillfactor integer DEFAULT 100)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_partitioned_table p WHERE p.partrelid = parent AND p.partstrat = 'r') THEN
+        RAISE EXCEPTION 'lastmile_partitioned: % is not a table partitioned by range', parent;
+    END IF;
+    EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF %s DEFAULT WITH (fillfactor = %s)',
+                   (SELECT c.relname FROM pg_class c WHERE c.oid = parent) || '_default', parent, fillfactor);
+    INSERT INTO partitioned_tables AS p VALUES (parent, unit, ahead, fillfactor)
+    ON CONFLICT ON CONSTRAINT partitioned_tables_pk DO UPDATE
+        SET unit = EXCLUDED.unit, ahead = EXCLUDED.ahead, fillfactor = EXCLUDED.fillfactor
+        WHERE (p.unit, p.ahead, p.fillfactor) IS DISTINCT FROM (EXCLUDED.unit, EXCLUDED.ahead, EXCLUDED.fillfactor);
+END $$;
+
+-- Create the partitions of every registered table from the current unit's start through
+-- `ahead` units on. A range that already has rows in the default partition is skipped with a
+-- warning (they stay readable there) rather than failing the whole run.
+CREATE OR REPLACE FUNCTION lastmile_maintain_partitions() RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    t record;
+    step interval;
+    start timestamptz;
+    stop timestamptz;
+    part text;
+    created integer := 0;
+BEGIN
+    FOR t IN SELECT parent, unit, ahead, fillfactor, (SELECT relname FROM pg_class WHERE oid = parent) AS name
+             FROM partitioned_tables LOOP
+        step := CASE t.unit WHEN 'day' THEN interval '1 day' ELSE interval '1 month' END;
+        start := date_trunc(t.unit, now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+        FOR i IN 0 .. t.ahead LOOP
+            stop := start + step;
+            part := t.name || '_p' || to_char(start AT TIME ZONE 'UTC',
+                                             CASE t.unit WHEN 'day' THEN 'YYYYMMDD' ELSE 'YYYYMM' END);
+            IF to_regclass(part) IS NULL THEN
+                BEGIN
+                    EXECUTE format('CREATE TABLE %I PARTITION OF %s FOR VALUES FROM (%L) TO (%L) WITH (fillfactor = %s)',
+                                   part, t.parent, start, stop, t.fillfactor);
+                    created := created + 1;
+                EXCEPTION WHEN check_violation THEN
+                    RAISE WARNING 'partition % not created: rows for it are in the default partition', part;
+                END;
+            END IF;
+            start := stop;
+        END LOOP;
+    END LOOP;
+    RETURN created;
+END $$;
+
+-- =============================================================================================
+-- 3. Network: routers, RADIUS clients, address pools, flow exporters
+-- =============================================================================================
+
+-- MikroTik routers lastmile provisions through the RouterOS API.
+CREATE TABLE IF NOT EXISTS routers (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT routers_pk PRIMARY KEY,
+    name text NOT NULL CONSTRAINT routers_name_unique UNIQUE,
+    host text NOT NULL,
+    api_port integer NOT NULL DEFAULT 8728 CONSTRAINT routers_api_port_range CHECK (api_port BETWEEN 1 AND 65535),
+    api_tls boolean NOT NULL DEFAULT false,
+    username text NOT NULL,
+    password text NOT NULL,
+    enabled boolean NOT NULL DEFAULT true,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- RADIUS clients. A request is matched by its source address against `address` (a host or a
+-- prefix); prefixes may not overlap, so the match is never ambiguous.
+CREATE TABLE IF NOT EXISTS nas (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT nas_pk PRIMARY KEY,
+    name text NOT NULL CONSTRAINT nas_name_unique UNIQUE,
+    address cidr NOT NULL,
+    secret text NOT NULL CONSTRAINT nas_secret_nonempty CHECK (secret <> ''),
+    type text NOT NULL DEFAULT 'mikrotik'
+        CONSTRAINT nas_type_valid CHECK (type IN ('mikrotik', 'cisco', 'juniper', 'huawei', 'accel-ppp', 'other')),
+    coa_port integer NOT NULL DEFAULT 3799 CONSTRAINT nas_coa_port_range CHECK (coa_port BETWEEN 1 AND 65535),
+    -- BlastRADIUS (CVE-2024-3596): false only for a NAS that cannot send Message-Authenticator.
+    require_message_authenticator boolean NOT NULL DEFAULT true,
+    router_id bigint CONSTRAINT nas_router_fk REFERENCES routers ON DELETE RESTRICT,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    -- BlastRADIUS: a NAS exempt from Message-Authenticator must at least have Proxy-State limited
+    -- (FreeRADIUS 3.2.5's rule: one of the two must be on for any protection).
+    limit_proxy_state boolean NOT NULL DEFAULT true,
+    CONSTRAINT nas_blastradius_protected CHECK (require_message_authenticator OR limit_proxy_state),
+    CONSTRAINT nas_address_no_overlap EXCLUDE USING gist (address inet_ops WITH &&)
+);
+
+-- Address pools. 'lastmile' pools are leased here (an address per session, never two live
+-- sessions on one address, whatever the number of radiusd instances); 'nas' pools are only
+-- named in Framed-Pool and the NAS allocates from its own pool of that name.
+CREATE TABLE IF NOT EXISTS ip_pools (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT ip_pools_pk PRIMARY KEY,
+    name text NOT NULL CONSTRAINT ip_pools_name_unique UNIQUE,
+    network cidr NOT NULL,
+    managed_by text NOT NULL DEFAULT 'lastmile' CONSTRAINT ip_pools_managed_by_valid CHECK (managed_by IN ('lastmile', 'nas')),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT ip_pools_network_no_overlap EXCLUDE USING gist (network inet_ops WITH &&)
+);
+
+-- NetFlow/IPFIX exporters allowed to send to flowcollector (routers and NAS are allowed too).
+CREATE TABLE IF NOT EXISTS flow_exporters (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT flow_exporters_pk PRIMARY KEY,
+    name text NOT NULL CONSTRAINT flow_exporters_name_unique UNIQUE,
+    address inet NOT NULL CONSTRAINT flow_exporters_address_unique UNIQUE,
+    -- 1 in N packets sampled, when the exporter does not say so itself (MikroTik does not).
+    sampling_rate integer NOT NULL DEFAULT 1 CONSTRAINT flow_exporters_sampling_positive CHECK (sampling_rate >= 1),
+    router_id bigint CONSTRAINT flow_exporters_router_fk REFERENCES routers ON DELETE RESTRICT,
+    enabled boolean NOT NULL DEFAULT true,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+SELECT lastmile_watch(t) FROM unnest(ARRAY['routers', 'nas', 'ip_pools', 'flow_exporters']::regclass[]) AS t;
+
+-- =============================================================================================
+-- 4. Business: partners (resellers, brands), customers, tariffs, services
+-- =============================================================================================
 
 CREATE TABLE IF NOT EXISTS partners (
     id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT partners_pk PRIMARY KEY,
@@ -128,38 +308,6 @@ CREATE TABLE IF NOT EXISTS tariffs (
         AND (burst_download_kbps IS NULL) = (burst_time_s IS NULL))
 );
 
--- MikroTik routers lastmile provisions through the RouterOS API.
-CREATE TABLE IF NOT EXISTS routers (
-    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT routers_pk PRIMARY KEY,
-    name text NOT NULL CONSTRAINT routers_name_unique UNIQUE,
-    host text NOT NULL,
-    api_port integer NOT NULL DEFAULT 8728 CONSTRAINT routers_api_port_range CHECK (api_port BETWEEN 1 AND 65535),
-    api_tls boolean NOT NULL DEFAULT false,
-    username text NOT NULL,
-    password text NOT NULL,
-    enabled boolean NOT NULL DEFAULT true,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now()
-);
-
--- RADIUS clients. A request is matched by its source address against `address` (a host or a
--- prefix); prefixes may not overlap, so the match is never ambiguous.
-CREATE TABLE IF NOT EXISTS nas (
-    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT nas_pk PRIMARY KEY,
-    name text NOT NULL CONSTRAINT nas_name_unique UNIQUE,
-    address cidr NOT NULL,
-    secret text NOT NULL CONSTRAINT nas_secret_nonempty CHECK (secret <> ''),
-    type text NOT NULL DEFAULT 'mikrotik'
-        CONSTRAINT nas_type_valid CHECK (type IN ('mikrotik', 'cisco', 'juniper', 'huawei', 'accel-ppp', 'other')),
-    coa_port integer NOT NULL DEFAULT 3799 CONSTRAINT nas_coa_port_range CHECK (coa_port BETWEEN 1 AND 65535),
-    -- BlastRADIUS (CVE-2024-3596): false only for a NAS that cannot send Message-Authenticator.
-    require_message_authenticator boolean NOT NULL DEFAULT true,
-    router_id bigint CONSTRAINT nas_router_fk REFERENCES routers ON DELETE RESTRICT,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT nas_address_no_overlap EXCLUDE USING gist (address inet_ops WITH &&)
-);
-
 CREATE TABLE IF NOT EXISTS services (
     id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT services_pk PRIMARY KEY,
     customer_id bigint NOT NULL CONSTRAINT services_customer_fk REFERENCES customers ON DELETE RESTRICT,
@@ -177,117 +325,21 @@ CREATE TABLE IF NOT EXISTS services (
     mac macaddr,
     simultaneous_use smallint NOT NULL DEFAULT 1 CONSTRAINT services_simultaneous_use_nonnegative CHECK (simultaneous_use >= 0),
     created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    -- The pool a login without a static address gets its address from (radiusd).
+    pool_id bigint CONSTRAINT services_pool_fk REFERENCES ip_pools ON DELETE RESTRICT
 );
 CREATE INDEX IF NOT EXISTS services_customer_idx ON services (customer_id);
 CREATE INDEX IF NOT EXISTS services_tariff_idx ON services (tariff_id);
 CREATE INDEX IF NOT EXISTS services_ipv6_prefix_idx ON services USING gist (ipv6_prefix inet_ops);
+-- The leak report looks addresses up in services' delegated prefixes too.
+CREATE INDEX IF NOT EXISTS services_delegated_prefix_idx ON services USING gist (delegated_ipv6_prefix inet_ops);
 
--- NetFlow/IPFIX exporters allowed to send to flowcollector (routers and NAS are allowed too).
-CREATE TABLE IF NOT EXISTS flow_exporters (
-    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT flow_exporters_pk PRIMARY KEY,
-    name text NOT NULL CONSTRAINT flow_exporters_name_unique UNIQUE,
-    address inet NOT NULL CONSTRAINT flow_exporters_address_unique UNIQUE,
-    -- 1 in N packets sampled, when the exporter does not say so itself (MikroTik does not).
-    sampling_rate integer NOT NULL DEFAULT 1 CONSTRAINT flow_exporters_sampling_positive CHECK (sampling_rate >= 1),
-    router_id bigint CONSTRAINT flow_exporters_router_fk REFERENCES routers ON DELETE RESTRICT,
-    enabled boolean NOT NULL DEFAULT true,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now()
-);
+SELECT lastmile_watch(t) FROM unnest(ARRAY['partners', 'customers', 'tariffs', 'services']::regclass[]) AS t;
 
-SELECT lastmile_watch(t) FROM unnest(
-    ARRAY['partners', 'customers', 'tariffs', 'routers', 'nas', 'services', 'flow_exporters']::regclass[]) AS t;
-
--- ---------------------------------------------------------------------------------------
--- Time series. No foreign keys here: they would cost every COPY a lookup, and these rows
--- outlive the services they name.
-
-CREATE TABLE IF NOT EXISTS partitioned_tables (
-    parent regclass CONSTRAINT partitioned_tables_pk PRIMARY KEY,
-    unit text NOT NULL CONSTRAINT partitioned_tables_unit_valid CHECK (unit IN ('day', 'month')),
-    ahead integer NOT NULL CONSTRAINT partitioned_tables_ahead_positive CHECK (ahead > 0)
-);
-
--- RADIUS accounting sessions, one row per session, keyed by Acct-Unique-Session-Id.
-CREATE TABLE IF NOT EXISTS radius_sessions (
-    acct_unique_id text NOT NULL,
-    started_at timestamptz NOT NULL,
-    service_id bigint,
-    nas_id bigint,
-    username text NOT NULL,
-    acct_session_id text NOT NULL,
-    nas_address inet,
-    nas_port_id text,
-    calling_station_id text,
-    called_station_id text,
-    framed_ip inet,
-    framed_ipv6_prefix cidr,
-    delegated_ipv6_prefix cidr,
-    updated_at timestamptz NOT NULL,
-    stopped_at timestamptz,
-    session_time_s bigint NOT NULL DEFAULT 0,
-    input_octets bigint NOT NULL DEFAULT 0,
-    output_octets bigint NOT NULL DEFAULT 0,
-    input_packets bigint NOT NULL DEFAULT 0,
-    output_packets bigint NOT NULL DEFAULT 0,
-    terminate_cause text,
-    CONSTRAINT radius_sessions_pk PRIMARY KEY (acct_unique_id, started_at)
-) PARTITION BY RANGE (started_at);
-CREATE INDEX IF NOT EXISTS radius_sessions_open_service_idx ON radius_sessions (service_id) WHERE stopped_at IS NULL;
-CREATE INDEX IF NOT EXISTS radius_sessions_open_nas_idx ON radius_sessions (nas_id) WHERE stopped_at IS NULL;
-CREATE INDEX IF NOT EXISTS radius_sessions_open_ip_idx ON radius_sessions (framed_ip) WHERE stopped_at IS NULL;
-CREATE INDEX IF NOT EXISTS radius_sessions_username_idx ON radius_sessions (username, started_at);
-CREATE TABLE IF NOT EXISTS radius_sessions_default PARTITION OF radius_sessions DEFAULT;
-INSERT INTO partitioned_tables VALUES ('radius_sessions', 'month', 2) ON CONFLICT DO NOTHING;
--- Interim-Updates change no indexed column: with room left on each page they are HOT updates
--- (no index touched), which is most of the accounting write load. Half of each page is left
--- free: sessions that start together (a NAS reboot, a bulk load) sit on the same pages and send
--- their Interim-Updates together, so one batch may need a new version of every row on a page
--- before any old version is dead and can be pruned (at 80 % only a third of them were HOT).
-ALTER TABLE partitioned_tables ADD COLUMN IF NOT EXISTS fillfactor integer NOT NULL DEFAULT 100;
-UPDATE partitioned_tables SET fillfactor = 50 WHERE parent = 'radius_sessions'::regclass AND fillfactor <> 50;
-
--- Per-service traffic by minute, written by flowcollector with COPY. A minute may have several
--- rows (one per flush); readers sum them.
-CREATE TABLE IF NOT EXISTS traffic_usage (
-    service_id bigint NOT NULL,
-    minute timestamptz NOT NULL,
-    bytes_down bigint NOT NULL,
-    bytes_up bigint NOT NULL,
-    packets_down bigint NOT NULL,
-    packets_up bigint NOT NULL
-) PARTITION BY RANGE (minute);
-CREATE INDEX IF NOT EXISTS traffic_usage_service_minute_idx ON traffic_usage (service_id, minute);
-CREATE TABLE IF NOT EXISTS traffic_usage_default PARTITION OF traffic_usage DEFAULT;
-INSERT INTO partitioned_tables VALUES ('traffic_usage', 'day', 7) ON CONFLICT DO NOTHING;
-
--- ---------------------------------------------------------------------------------------
--- radiusd
-
--- BlastRADIUS: a NAS exempt from Message-Authenticator must at least have Proxy-State limited
--- (FreeRADIUS 3.2.5's rule: one of the two must be on for any protection).
-ALTER TABLE nas ADD COLUMN IF NOT EXISTS limit_proxy_state boolean NOT NULL DEFAULT true;
-DO $$ BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'nas_blastradius_protected') THEN
-        ALTER TABLE nas ADD CONSTRAINT nas_blastradius_protected
-            CHECK (require_message_authenticator OR limit_proxy_state);
-    END IF;
-END $$;
-
--- Address pools. 'lastmile' pools are leased here (an address per session, never two live
--- sessions on one address, whatever the number of radiusd instances); 'nas' pools are only
--- named in Framed-Pool and the NAS allocates from its own pool of that name.
-CREATE TABLE IF NOT EXISTS ip_pools (
-    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT ip_pools_pk PRIMARY KEY,
-    name text NOT NULL CONSTRAINT ip_pools_name_unique UNIQUE,
-    network cidr NOT NULL,
-    managed_by text NOT NULL DEFAULT 'lastmile' CONSTRAINT ip_pools_managed_by_valid CHECK (managed_by IN ('lastmile', 'nas')),
-    created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT ip_pools_network_no_overlap EXCLUDE USING gist (network inet_ops WITH &&)
-);
-ALTER TABLE services ADD COLUMN IF NOT EXISTS pool_id bigint CONSTRAINT services_pool_fk REFERENCES ip_pools ON DELETE RESTRICT;
+-- =============================================================================================
+-- 5. radiusd: address leases, accounting sessions, the post-auth log, CoA
+-- =============================================================================================
 
 -- One row per address of a 'lastmile' pool. state: free -> reserved (Access-Accept sent, until
 -- the session's Accounting-Start or expires_at) -> bound (to acct_unique_id, renewed by each
@@ -309,20 +361,6 @@ CREATE TABLE IF NOT EXISTS ip_leases (
     CONSTRAINT ip_leases_live_has_expiry CHECK (state = 'free' OR (expires_at IS NOT NULL AND service_id IS NOT NULL)
                                                 OR (state = 'stock' AND expires_at IS NOT NULL AND holder IS NOT NULL))
 );
--- Version 3 databases: the stock state and its holder.
-ALTER TABLE ip_leases ADD COLUMN IF NOT EXISTS holder text;
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'ip_leases_state_valid'
-                   AND pg_get_constraintdef(oid) LIKE '%stock%') THEN
-        ALTER TABLE ip_leases DROP CONSTRAINT IF EXISTS ip_leases_state_valid,
-            DROP CONSTRAINT IF EXISTS ip_leases_live_has_expiry,
-            ADD CONSTRAINT ip_leases_state_valid CHECK (state IN ('free', 'stock', 'reserved', 'bound')),
-            ADD CONSTRAINT ip_leases_live_has_expiry CHECK (
-                state = 'free' OR (expires_at IS NOT NULL AND service_id IS NOT NULL)
-                OR (state = 'stock' AND expires_at IS NOT NULL AND holder IS NOT NULL));
-    END IF;
-END $$;
 CREATE INDEX IF NOT EXISTS ip_leases_free_idx ON ip_leases (pool_id, updated_at) WHERE state = 'free';
 CREATE INDEX IF NOT EXISTS ip_leases_service_idx ON ip_leases (service_id);
 CREATE INDEX IF NOT EXISTS ip_leases_session_idx ON ip_leases (acct_unique_id) WHERE state = 'bound';
@@ -339,7 +377,6 @@ CREATE INDEX IF NOT EXISTS ip_leases_free_unused_idx ON ip_leases (pool_id, (ser
 -- asked again), else the longest-free one. SKIP LOCKED lets
 -- concurrent batches (this or another radiusd) take different rows instead of waiting; the
 -- state check means an address is never given to two live sessions. NULL: the pool is full.
-DROP FUNCTION IF EXISTS lastmile_lease(bigint[], bigint[], integer);
 CREATE OR REPLACE FUNCTION lastmile_lease(pools bigint[], services bigint[], reuse boolean[], reserve_s integer)
 RETURNS TABLE (n integer, address text) LANGUAGE plpgsql AS $$
 DECLARE
@@ -386,8 +423,45 @@ CREATE TABLE IF NOT EXISTS radius_session_index (
     acct_unique_id text CONSTRAINT radius_session_index_pk PRIMARY KEY,
     started_at timestamptz NOT NULL
 );
-ALTER TABLE radius_sessions ADD COLUMN IF NOT EXISTS last_coa_at timestamptz;
-ALTER TABLE radius_sessions ADD COLUMN IF NOT EXISTS last_coa_result text;
+
+-- RADIUS accounting sessions, one row per session, keyed by Acct-Unique-Session-Id.
+CREATE TABLE IF NOT EXISTS radius_sessions (
+    acct_unique_id text NOT NULL,
+    started_at timestamptz NOT NULL,
+    service_id bigint,
+    nas_id bigint,
+    username text NOT NULL,
+    acct_session_id text NOT NULL,
+    nas_address inet,
+    nas_port_id text,
+    calling_station_id text,
+    called_station_id text,
+    framed_ip inet,
+    framed_ipv6_prefix cidr,
+    delegated_ipv6_prefix cidr,
+    updated_at timestamptz NOT NULL,
+    stopped_at timestamptz,
+    session_time_s bigint NOT NULL DEFAULT 0,
+    input_octets bigint NOT NULL DEFAULT 0,
+    output_octets bigint NOT NULL DEFAULT 0,
+    input_packets bigint NOT NULL DEFAULT 0,
+    output_packets bigint NOT NULL DEFAULT 0,
+    terminate_cause text,
+    -- The last CoA-Request or Disconnect-Request sent for the session, and its answer.
+    last_coa_at timestamptz,
+    last_coa_result text,
+    CONSTRAINT radius_sessions_pk PRIMARY KEY (acct_unique_id, started_at)
+) PARTITION BY RANGE (started_at);
+CREATE INDEX IF NOT EXISTS radius_sessions_open_service_idx ON radius_sessions (service_id) WHERE stopped_at IS NULL;
+CREATE INDEX IF NOT EXISTS radius_sessions_open_nas_idx ON radius_sessions (nas_id) WHERE stopped_at IS NULL;
+CREATE INDEX IF NOT EXISTS radius_sessions_open_ip_idx ON radius_sessions (framed_ip) WHERE stopped_at IS NULL;
+CREATE INDEX IF NOT EXISTS radius_sessions_username_idx ON radius_sessions (username, started_at);
+-- Interim-Updates change no indexed column: with room left on each page they are HOT updates
+-- (no index touched), which is most of the accounting write load. Half of each page is left
+-- free: sessions that start together (a NAS reboot, a bulk load) sit on the same pages and send
+-- their Interim-Updates together, so one batch may need a new version of every row on a page
+-- before any old version is dead and can be pruned (at 80 % only a third of them were HOT).
+SELECT lastmile_partitioned('radius_sessions', 'month', 2, fillfactor => 50);
 
 -- Every Access-Accept and -Reject with its reason ("why can't this customer log in").
 CREATE TABLE IF NOT EXISTS radius_postauth (
@@ -401,8 +475,7 @@ CREATE TABLE IF NOT EXISTS radius_postauth (
     framed_ip inet
 ) PARTITION BY RANGE (at);
 CREATE INDEX IF NOT EXISTS radius_postauth_username_idx ON radius_postauth (username, at);
-CREATE TABLE IF NOT EXISTS radius_postauth_default PARTITION OF radius_postauth DEFAULT;
-INSERT INTO partitioned_tables VALUES ('radius_postauth', 'day', 7) ON CONFLICT DO NOTHING;
+SELECT lastmile_partitioned('radius_postauth', 'day', 7);
 
 -- Changes that need a CoA-Request or Disconnect-Request to the NAS of a live session. Written
 -- by the triggers below, taken by one radiusd instance (FOR UPDATE SKIP LOCKED), answered once.
@@ -418,6 +491,7 @@ CREATE TABLE IF NOT EXISTS coa_requests (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS coa_requests_open_idx ON coa_requests (id) WHERE state IN ('pending', 'sending');
+SELECT lastmile_watch('coa_requests');
 
 -- What a change of status means for a live session.
 CREATE OR REPLACE FUNCTION lastmile_coa_action(old_status text, new_status text) RETURNS text
@@ -464,40 +538,47 @@ CREATE OR REPLACE TRIGGER services_coa AFTER UPDATE ON services FOR EACH ROW EXE
 CREATE OR REPLACE TRIGGER customers_coa AFTER UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION lastmile_coa_on_customer();
 CREATE OR REPLACE TRIGGER tariffs_coa AFTER UPDATE ON tariffs FOR EACH ROW EXECUTE FUNCTION lastmile_coa_on_tariff();
 
-SELECT lastmile_watch(t) FROM unnest(ARRAY['ip_pools', 'coa_requests']::regclass[]) AS t;
-
--- ---------------------------------------------------------------------------------------
--- flowcollector
+-- =============================================================================================
+-- 6. flowcollector: traffic by minute, unknown traffic, rollups, traffic reports
+-- =============================================================================================
 
 -- Addresses a session held, found by when it ended (flowcollector reloads the last hours).
 CREATE INDEX IF NOT EXISTS radius_sessions_stopped_ip_idx ON radius_sessions (stopped_at) WHERE framed_ip IS NOT NULL;
+
+-- Per-service traffic by minute, written by flowcollector with COPY. A minute may have several
+-- rows (one per flush); readers sum them.
+CREATE TABLE IF NOT EXISTS traffic_usage (
+    service_id bigint NOT NULL,
+    minute timestamptz NOT NULL,
+    bytes_down bigint NOT NULL,
+    bytes_up bigint NOT NULL,
+    packets_down bigint NOT NULL,
+    packets_up bigint NOT NULL,
+    -- What billing said of the service when its traffic was written, NULL when the service and
+    -- its customer are active (the status of the service, else of its customer): traffic that
+    -- passed while nobody was paying for it.
+    billing text CONSTRAINT traffic_usage_billing_valid CHECK (billing IN (
+        'service_blocked', 'service_disabled', 'service_archived',
+        'customer_new', 'customer_blocked', 'customer_disabled', 'customer_archived'))
+) PARTITION BY RANGE (minute);
+CREATE INDEX IF NOT EXISTS traffic_usage_service_minute_idx ON traffic_usage (service_id, minute);
+CREATE INDEX IF NOT EXISTS traffic_usage_billing_minute_idx ON traffic_usage (minute) WHERE billing IS NOT NULL;
+SELECT lastmile_partitioned('traffic_usage', 'day', 7);
 
 -- Traffic of addresses that belong to no service, per exporter: revenue leaks and misconfig.
 CREATE TABLE IF NOT EXISTS traffic_unknown (
     exporter inet NOT NULL,
     minute timestamptz NOT NULL,
     bytes bigint NOT NULL,
-    packets bigint NOT NULL
+    packets bigint NOT NULL,
+    -- The subscriber-side address, when it is in the ISP's own prefixes (NULL: it is not, the row
+    -- counts per exporter only). flowcollector records at most max_unknown_addresses addresses
+    -- per flush; the rest are folded into 0.0.0.0/0 or ::/0 ("other addresses").
+    address inet
 ) PARTITION BY RANGE (minute);
 CREATE INDEX IF NOT EXISTS traffic_unknown_exporter_minute_idx ON traffic_unknown (exporter, minute);
-CREATE TABLE IF NOT EXISTS traffic_unknown_default PARTITION OF traffic_unknown DEFAULT;
-INSERT INTO partitioned_tables VALUES ('traffic_unknown', 'day', 7) ON CONFLICT DO NOTHING;
--- Version 5: the subscriber-side address, when it is in the ISP's own prefixes (NULL: it is
--- not, the row counts per exporter only). flowcollector records at most max_unknown_addresses
--- addresses per flush; the rest are folded into 0.0.0.0/0 or ::/0 ("other addresses").
-ALTER TABLE traffic_unknown ADD COLUMN IF NOT EXISTS address inet;
 CREATE INDEX IF NOT EXISTS traffic_unknown_address_minute_idx ON traffic_unknown (minute) WHERE address IS NOT NULL;
-
--- Version 5: what billing said of the service when its traffic was written, NULL when the
--- service and its customer are active (the status of the service, else of its customer):
--- traffic that passed while nobody was paying for it.
-ALTER TABLE traffic_usage ADD COLUMN IF NOT EXISTS billing text
-    CONSTRAINT traffic_usage_billing_valid CHECK (billing IN (
-        'service_blocked', 'service_disabled', 'service_archived',
-        'customer_new', 'customer_blocked', 'customer_disabled', 'customer_archived'));
-CREATE INDEX IF NOT EXISTS traffic_usage_billing_minute_idx ON traffic_usage (minute) WHERE billing IS NOT NULL;
--- The leak report looks addresses up in services' delegated prefixes too.
-CREATE INDEX IF NOT EXISTS services_delegated_prefix_idx ON services USING gist (delegated_ipv6_prefix inet_ops);
+SELECT lastmile_partitioned('traffic_unknown', 'day', 7);
 
 -- Rollups for long history: one row per service and hour / day, recomputed from the finer table
 -- (so late flows and repeated runs give the same result).
@@ -510,8 +591,7 @@ CREATE TABLE IF NOT EXISTS traffic_usage_hourly (
     packets_up bigint NOT NULL,
     CONSTRAINT traffic_usage_hourly_pk PRIMARY KEY (service_id, hour)
 ) PARTITION BY RANGE (hour);
-CREATE TABLE IF NOT EXISTS traffic_usage_hourly_default PARTITION OF traffic_usage_hourly DEFAULT;
-INSERT INTO partitioned_tables VALUES ('traffic_usage_hourly', 'month', 2) ON CONFLICT DO NOTHING;
+SELECT lastmile_partitioned('traffic_usage_hourly', 'month', 2);
 
 CREATE TABLE IF NOT EXISTS traffic_usage_daily (
     service_id bigint NOT NULL,
@@ -698,39 +778,8 @@ LANGUAGE sql STABLE AS $$
     GROUP BY 1 ORDER BY sum(u.bytes_down) + sum(u.bytes_up) DESC LIMIT top
 $$;
 
--- Create the partitions of every registered table from the current unit's start through
--- `ahead` units on. A range that already has rows in the default partition is skipped with a
--- warning (they stay readable there) rather than failing the whole run.
-CREATE OR REPLACE FUNCTION lastmile_maintain_partitions() RETURNS integer LANGUAGE plpgsql AS $$
-DECLARE
-    t record;
-    step interval;
-    start timestamptz;
-    stop timestamptz;
-    part text;
-    created integer := 0;
-BEGIN
-    FOR t IN SELECT parent, unit, ahead, fillfactor, (SELECT relname FROM pg_class WHERE oid = parent) AS name
-             FROM partitioned_tables LOOP
-        step := CASE t.unit WHEN 'day' THEN interval '1 day' ELSE interval '1 month' END;
-        start := date_trunc(t.unit, now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
-        FOR i IN 0 .. t.ahead LOOP
-            stop := start + step;
-            part := t.name || '_p' || to_char(start AT TIME ZONE 'UTC',
-                                             CASE t.unit WHEN 'day' THEN 'YYYYMMDD' ELSE 'YYYYMM' END);
-            IF to_regclass(part) IS NULL THEN
-                BEGIN
-                    EXECUTE format('CREATE TABLE %I PARTITION OF %s FOR VALUES FROM (%L) TO (%L) WITH (fillfactor = %s)',
-                                   part, t.parent, start, stop, t.fillfactor);
-                    created := created + 1;
-                EXCEPTION WHEN check_violation THEN
-                    RAISE WARNING 'partition % not created: rows for it are in the default partition', part;
-                END;
-            END IF;
-            start := stop;
-        END LOOP;
-    END LOOP;
-    RETURN created;
-END $$;
+-- =============================================================================================
+-- 7. Partitions: this day's or month's and the ones ahead
+-- =============================================================================================
 
 SELECT lastmile_maintain_partitions();

@@ -140,17 +140,18 @@ def _up(settings: config.Settings, args: argparse.Namespace) -> int:
 def _db_init(settings: config.Settings, _: argparse.Namespace) -> int:
     from daemons import db
 
-    async def init() -> None:
+    async def init() -> db.SchemaChange:
         conn = await db.connect(db.url_of(settings.database), settings.database.connect_timeout)
         try:
-            await db.apply_schema(conn)
+            change = await db.apply_schema(conn, lock_timeout=settings.database.lock_timeout)
             await db.maintain_partitions(conn)
         finally:
             await conn.close()
+        return change
 
     with _database(settings):
-        asyncio.run(init())
-    print(f"lastmile db init: schema version {db.schema_version()} applied")
+        change = asyncio.run(init())
+    print(f"lastmile db init: {change}")
     return 0
 
 

@@ -86,6 +86,12 @@ class DatabaseSettings:
     pool_min: int = setting(2, "Connections each daemon keeps open.", check=is_positive)
     pool_max: int = setting(10, "Most connections one daemon process opens.", check=is_positive)
     connect_timeout: float = setting(10.0, "Seconds to wait for a connection.", check=is_positive)
+    lock_timeout: float = setting(
+        5.0,
+        "Seconds `lastmile db init` waits for each lock a schema upgrade step needs; a step that "
+        "cannot get one stops, says which, and leaves the database at its previous version.",
+        check=is_positive,
+    )
 
 
 @dataclass(frozen=True, slots=True)

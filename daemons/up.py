@@ -95,7 +95,7 @@ async def _up(settings: config.Settings, load_demo: bool, customers: int) -> int
         url = await asyncio.to_thread(server.start)
     children: list[Child] = []
     try:
-        await _prepare_database(url, load_demo, customers)
+        await _prepare_database(url, load_demo, customers, settings.database.lock_timeout)
         env = dict(os.environ, LASTMILE_DATABASE__URL=url, PYTHONUNBUFFERED="1")
         env.setdefault("LASTMILE_LOG__FORMAT", "console")
         mqtt_url = settings.mqtt.url
@@ -128,10 +128,12 @@ async def _up(settings: config.Settings, load_demo: bool, customers: int) -> int
     return 0
 
 
-async def _prepare_database(url: str, load_demo: bool, customers: int) -> None:
+async def _prepare_database(url: str, load_demo: bool, customers: int, lock_timeout: float) -> None:
     conn = await db.connect(url)
     try:
-        await db.apply_schema(conn)
+        change = await db.apply_schema(conn, lock_timeout=lock_timeout)
+        if change.action != "current":
+            _say(f"database: {change}")
         await db.maintain_partitions(conn)
         if load_demo and not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM customers)"):
             t = time.monotonic()

@@ -2,8 +2,9 @@
 
 The server is ``LASTMILE_TEST_DATABASE_URL`` (a role that may CREATE DATABASE) when set, else
 one embedded PostgreSQL for the whole run (fsync off: it is thrown away). The schema is applied
-twice to a template database, which proves its idempotency on every run, and each test gets a
-database cloned from that template, which takes milliseconds.
+to a template database as `lastmile db init` applies it to an empty one, and each test gets a
+database cloned from that template, which takes milliseconds. (What a second `db init` and an
+upgrade do is tests/db/test_schema.py's and test_schema_upgrade.py's.)
 """
 
 from __future__ import annotations
@@ -94,8 +95,8 @@ async def pg_template(pg_server: str) -> str:
         await conn.close()
     tconn = await db.connect(_with_database(pg_server, TEMPLATE))
     try:
-        await db.apply_schema(tconn)
-        await db.apply_schema(tconn)
+        change = await db.apply_schema(tconn)
+        assert change.action == "applied", change
     finally:
         await tconn.close()
     return TEMPLATE

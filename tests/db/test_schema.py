@@ -1,39 +1,89 @@
-"""schema.sql against a real PostgreSQL: idempotent, constrained, partitioned, and notifying."""
+"""schema.sql against a real PostgreSQL: idempotent, checked by `db init` and daemons, constrained,
+partitioned, and notifying."""
 
 import asyncio
 import json
-import subprocess
+import re
+import time
 
 import asyncpg
 import pytest
 
 from daemons import db
-from daemons.pgembed import bin_dir
+from tests.db.schemadb import dump, lastmile_db_init
 
 
-def dump(url: str) -> str:
-    out = subprocess.run(
-        [str(bin_dir() / "pg_dump"), "--schema-only", "--no-owner", url],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout
-
-
-async def test_applying_twice_changes_nothing(db_url: str, conn: asyncpg.Connection) -> None:
+async def test_schema_sql_run_again_over_itself_changes_nothing(db_url: str, conn: asyncpg.Connection) -> None:
+    """A fresh apply may be retried (or schema.sql run by hand): its statements are idempotent."""
     before = dump(db_url)
     version_before = await conn.fetchrow("SELECT * FROM schema_version")
-    await db.apply_schema(conn)
+    await conn.execute(db.schema_sql())
     assert dump(db_url) == before
     assert await conn.fetchrow("SELECT * FROM schema_version") == version_before
 
 
-async def test_schema_version_matches_code(conn: asyncpg.Connection) -> None:
+async def test_db_init_of_a_current_database_touches_no_table(db_url: str, conn: asyncpg.Connection) -> None:
+    """Every table but schema_version (read) and partitioned_tables (read by the partition
+    maintenance) locked ACCESS EXCLUSIVE by another session, as the worst a busy server holds:
+    `db init` still ends at once, having done nothing."""
+    await conn.execute("SELECT lastmile_maintain_partitions()")  # none left for db init to make
+    applied_at = await conn.fetchval("SELECT applied_at FROM schema_version")
+    tables = [r["relname"] for r in await conn.fetch(
+        "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relkind IN ('r', 'p') "
+        "AND relname NOT IN ('schema_version', 'partitioned_tables') ORDER BY relname")]
+    assert {"services", "nas", "ip_leases", "radius_sessions", "traffic_usage"} <= set(tables)
+    async with conn.transaction():
+        await conn.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        init = await asyncio.to_thread(lastmile_db_init, db_url, lock_timeout="2")
+        took = time.monotonic() - started
+    assert init.returncode == 0, init.stderr
+    assert init.stdout == f"lastmile db init: already at schema version {db.schema_version()}\n"
+    assert took < 2  # it waited for no lock (a wait would have failed after lock_timeout)
+    assert await conn.fetchval("SELECT applied_at FROM schema_version") == applied_at
+
+
+async def test_daemons_refuse_any_other_version_or_hash_and_say_what_to_run(conn: asyncpg.Connection) -> None:
+    version, hash_ = db.schema_version(), db.load_schema().hash
     await db.check_schema(conn)
-    await conn.execute("UPDATE schema_version SET version = version + 1")
-    with pytest.raises(db.SchemaError, match="run `lastmile db init`"):
-        await db.check_schema(conn)
+    cases = [
+        ((version - 1, hash_), f"the database schema is version {version - 1}, this lastmile needs {version}: "
+                               "run `lastmile db init`"),
+        ((version + 1, hash_), f"the database schema is version {version + 1}, newer than this lastmile's "
+                               f"({version}): run the lastmile that upgraded it"),
+        ((version, None), f"the upgrade of the database to schema version {version} did not finish: "
+                          "run `lastmile db init`"),
+        ((version, "f" * 64), f"the database has another schema of version {version} than this lastmile "
+                              f"(hash ffffffffffff, this one {hash_[:12]}): it was made by another build"),
+    ]
+    for (v, h), message in cases:
+        await conn.execute("UPDATE schema_version SET version = $1, hash = $2", v, h)
+        with pytest.raises(db.SchemaError) as refused:
+            await db.check_schema(conn)
+        assert str(refused.value).startswith(message)
+
+
+async def test_db_init_refuses_what_it_cannot_upgrade_and_changes_nothing(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    version, schema = db.schema_version(), db.load_schema()
+    before = dump(db_url)
+    cases = [
+        ((version + 1, schema.hash), "newer than this lastmile's"),
+        ((schema.oldest - 1, None), f"older than this lastmile upgrades from ({schema.oldest}): run `lastmile db init` "
+                                    f"of a release with schema version {schema.oldest} first"),
+        ((version, "f" * 64), "it was made by another build"),
+    ]
+    for (v, h), message in cases:
+        await conn.execute("UPDATE schema_version SET version = $1, hash = $2", v, h)
+        with pytest.raises(db.SchemaError, match=re.escape(message)):
+            await db.apply_schema(conn)
+        assert tuple(await conn.fetchrow("SELECT version, hash FROM schema_version")) == (v, h)
+    init = await asyncio.to_thread(lastmile_db_init, db_url)
+    assert init.returncode == 1 and init.stdout == ""
+    assert init.stderr.startswith(f"lastmile: the database has another schema of version {version}")
+    assert init.stderr.count("\n") == 1
+    assert dump(db_url) == before
 
 
 async def test_empty_database_is_refused(pg_server: str) -> None:
@@ -124,6 +174,31 @@ async def test_partitions_made_ahead_and_rows_land_in_them(conn: asyncpg.Connect
     assert where.startswith("traffic_usage_p") and where != "traffic_usage_default"
     await conn.execute("INSERT INTO traffic_usage VALUES (1, '2001-01-01', 1, 1, 1, 1)")
     assert await conn.fetchval("SELECT count(*) FROM traffic_usage_default") == 1
+
+
+async def test_lastmile_partitioned_sets_up_a_time_series(conn: asyncpg.Connection) -> None:
+    """What a later issue's table (voice calls, say) gets from one call: its default partition,
+    its registration, and from the maintenance its partitions ahead, all with its fillfactor."""
+    await conn.execute("CREATE TABLE calls (at timestamptz NOT NULL, seconds integer) PARTITION BY RANGE (at)")
+    await conn.execute("SELECT lastmile_partitioned('calls', 'month', 1, fillfactor => 70)")
+    await conn.execute("SELECT lastmile_partitioned('calls', 'month', 1, fillfactor => 70)")  # again: no change
+    assert tuple(await conn.fetchrow("SELECT unit, ahead, fillfactor FROM partitioned_tables "
+                                     "WHERE parent = 'calls'::regclass")) == ("month", 1, 70)
+    assert await conn.fetchval("SELECT lastmile_maintain_partitions()") == 2  # this month and the next
+    options = {r["relname"]: r["reloptions"] for r in await conn.fetch(
+        "SELECT c.relname, c.reloptions FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'calls'::regclass")}
+    assert len(options) == 3 and "calls_default" in options
+    assert all(o == ["fillfactor=70"] for o in options.values())
+    await conn.execute("SELECT lastmile_partitioned('calls', 'day', 3)")  # a new registration, for what comes
+    assert tuple(await conn.fetchrow("SELECT unit, ahead, fillfactor FROM partitioned_tables "
+                                     "WHERE parent = 'calls'::regclass")) == ("day", 3, 100)
+    await conn.execute("CREATE TABLE plain (at timestamptz)")
+    with pytest.raises(asyncpg.RaiseError, match=r"^lastmile_partitioned: plain is not a table partitioned by range$"):
+        await conn.execute("SELECT lastmile_partitioned('plain', 'day', 7)")
+    with pytest.raises(asyncpg.CheckViolationError) as unit:
+        await conn.execute("SELECT lastmile_partitioned('calls', 'week', 7)")
+    assert unit.value.constraint_name == "partitioned_tables_unit_valid"
 
 
 async def test_changes_notify_with_table_operation_and_id(conn: asyncpg.Connection, db_url: str) -> None:

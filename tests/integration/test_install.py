@@ -12,6 +12,7 @@ daemon until it reports ready on /metrics, then SIGTERM.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ import pytest
 
 from daemons import db
 from tests.conftest import free_port
+from tests.db.schemadb import RELEASES, make_release, new_database
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -88,7 +90,7 @@ def test_db_init_demo_and_every_daemon_from_the_wheel(installed: Path, db_url: s
     lastmile = str(installed / "lastmile")
     env = clean_env(LASTMILE_DATABASE__URL=db_url, LASTMILE_DATABASE__POOL_MIN="1")
     init = run(lastmile, "db", "init", cwd=tmp_path, env=env)
-    assert f"schema version {db.schema_version()} applied" in init
+    assert init == f"lastmile db init: already at schema version {db.schema_version()}\n"
     assert "20 customers loaded" in run(lastmile, "demo", "--customers", "20", cwd=tmp_path, env=env)
 
     radius = {"AUTH_PORT": free_port(), "ACCT_PORT": free_port(), "BIND": "127.0.0.1",
@@ -122,6 +124,24 @@ async def test_backup_and_restore_from_the_wheel(installed: Path, db_url: str, t
         conn = await asyncpg.connect(db_url)
         await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         await conn.close()
+
+
+async def test_db_init_from_the_wheel_applies_and_upgrades(installed: Path, pg_server: str, tmp_path: Path) -> None:
+    """The wheel carries schema.sql and the upgrade steps: `db init` makes an empty database and
+    upgrades the previous release's."""
+    lastmile = str(installed / "lastmile")
+    async with new_database(pg_server, "wheel") as empty, new_database(pg_server, "wheel") as release:
+        conn = await asyncpg.connect(release)
+        try:
+            old = await make_release(conn, RELEASES[-1])
+        finally:
+            await conn.close()
+        current = db.schema_version()
+        for url, said in ((empty, f"applied schema version {current}"),
+                          (release, f"upgraded schema {old} -> {current}")):
+            init = await asyncio.to_thread(run, lastmile, "db", "init", cwd=tmp_path,
+                                           env=clean_env(LASTMILE_DATABASE__URL=url))
+            assert init.startswith(f"lastmile db init: {said}")
 
 
 def run_until_ready(
