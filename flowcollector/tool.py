@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from daemons import db
+from daemons import db, output
 from daemons.config import Settings
 from flowcollector import store
 
@@ -41,9 +39,8 @@ def main(settings: Settings, argv: list[str]) -> int:
     args = parser.parse_args(argv)
     since = datetime.now(UTC) - args.since
     rows = asyncio.run(_leaks(settings, since, args.limit))
-    if not rows:
-        return emit([f"no leaks since {since:%Y-%m-%d %H:%M} UTC"])
-    return emit(table(rows))
+    output.emit(table(rows) if rows else [f"no leaks since {since:%Y-%m-%d %H:%M} UTC"])
+    return 0
 
 
 def duration(text: str) -> timedelta:
@@ -96,16 +93,3 @@ def table(rows: Iterable[Any]) -> list[str]:
             for row in cells]
 
 
-def emit(lines: Sequence[str]) -> int:
-    """Print, and behave in a pipe: a reader that stops early (``| head``) ends the output,
-    not the program with a traceback."""
-    try:
-        for line in lines:
-            sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # Python would try again at exit and complain: point stdout at /dev/null instead.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    return 0

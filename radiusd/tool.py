@@ -21,7 +21,7 @@ from datetime import datetime
 
 import asyncpg
 
-from daemons import db
+from daemons import db, output
 from daemons.config import Settings
 from radiusd import coa, dictionaries, store
 from radiusd.cache import Nas, NasTable
@@ -118,22 +118,10 @@ def run_test(settings: Settings, args: argparse.Namespace) -> int:
     outcome = asyncio.run(_test(settings, args, table, attributes))
     if outcome.error:
         print(f"lastmile radius test: {outcome.error}", file=sys.stderr)
-    _write(outcome.lines)
+    output.emit(outcome.lines)
     return outcome.code
 
 
-def _write(lines: list[str]) -> None:
-    """Print ``lines``; if the reader went away (``| head``), stop quietly, as a pipe expects."""
-    try:
-        for line in lines:
-            sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # Nothing more to say to anyone; point stdout at /dev/null, so that the flush at exit
-        # does not fail a second time.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
 
 
 async def _test(settings: Settings, args: argparse.Namespace, table: AttributeTable,
