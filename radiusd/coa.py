@@ -188,7 +188,7 @@ class CoaWorker:
             request = await store.claim_coa(conn)
             if request is None:
                 return False
-            rows = await store.load_subscribers(conn, "s.id = $1", request["service_id"])
+            rows = await store.load_subscribers(conn, "services", [request["service_id"]])
             targets = await store.coa_targets(conn, request["service_id"])
         sub = Subscriber.from_row(rows[0]) if rows else None
         sent = await asyncio.gather(*(self.send(request["action"], sub, t) for t in targets))

@@ -21,9 +21,6 @@ from radiusd.snapshot import Snapshot
 
 TABLES = ("nas", "services", "customers", "tariffs", "ip_pools")
 CHANNELS = [f"lastmile_{t}" for t in TABLES] + ["lastmile_sessions", "lastmile_coa_requests"]
-# Which services to read again when a row of a table changes.
-_WHERE = {"services": "s.id = ANY($1::bigint[])", "customers": "s.customer_id = ANY($1::bigint[])",
-          "tariffs": "s.tariff_id = ANY($1::bigint[])", "ip_pools": "s.pool_id = ANY($1::bigint[])"}
 
 
 class CacheLoader:
@@ -117,12 +114,12 @@ class CacheLoader:
         async with self.pool.acquire() as conn:
             if "nas" in pending:
                 self.nas.replace(await store.load_nas(conn))
-            if any(pending.get(t, ()) is None for t in _WHERE):
+            if any(pending.get(t, ()) is None for t in store.SUBSCRIBER_TABLES):
                 self.subscribers.replace_all(await store.load_subscribers(conn))
                 self.online.replace_all(await store.load_online(conn))
                 return
-            for table, where in _WHERE.items():
+            for table in store.SUBSCRIBER_TABLES:
                 ids = pending.get(table)
                 if ids:
-                    rows = await store.load_subscribers(conn, where, list(ids))
+                    rows = await store.load_subscribers(conn, table, list(ids))
                     self.subscribers.upsert(rows, gone=set(ids) if table == "services" else None)

@@ -10,17 +10,42 @@ from typing import Any
 
 from daemons.db import Connection
 from radiusd.acct import SessionRecord
-from radiusd.cache import NAS_SQL, SUBSCRIBER_SQL
+
+# One query for the subscriber cache: a service with what its customer, tariff and pool add.
+SUBSCRIBER_SQL = """
+SELECT s.id, s.login, s.password, s.status, s.customer_id, c.status AS customer_status,
+       s.ipv4, s.ipv6_prefix, s.delegated_ipv6_prefix, s.mac::text AS mac, s.simultaneous_use,
+       s.tariff_id, t.download_kbps, t.upload_kbps, t.burst_download_kbps, t.burst_upload_kbps,
+       t.burst_threshold_download_kbps, t.burst_threshold_upload_kbps, t.burst_time_s, t.priority,
+       t.session_timeout_s, t.radius_reply, p.id AS pool_id, p.name AS pool_name, p.managed_by AS pool_managed_by
+FROM services s
+JOIN customers c ON c.id = s.customer_id
+JOIN tariffs t ON t.id = s.tariff_id
+LEFT JOIN ip_pools p ON p.id = s.pool_id
+"""
+
+NAS_SQL = """
+SELECT id, name, address, secret, type, coa_port, require_message_authenticator, limit_proxy_state
+FROM nas
+"""
+
+# Which services to read again when rows of a table change (by the ids NOTIFY gave).
+_CHANGED = {"services": "s.id = ANY($1::bigint[])", "customers": "s.customer_id = ANY($1::bigint[])",
+            "tariffs": "s.tariff_id = ANY($1::bigint[])", "ip_pools": "s.pool_id = ANY($1::bigint[])"}
+#: The tables whose rows the subscriber cache is made of.
+SUBSCRIBER_TABLES = tuple(_CHANGED)
 
 
 async def load_nas(conn: Connection) -> list[Any]:
     return list(await conn.fetch(NAS_SQL))
 
 
-async def load_subscribers(conn: Connection, where: str = "", *args: object) -> list[Any]:
-    """All services, or those matching ``where`` (a condition on s, c, t or p with $1.. args)."""
-    sql = SUBSCRIBER_SQL + (f" WHERE {where}" if where else "")
-    return list(await conn.fetch(sql, *args))
+async def load_subscribers(conn: Connection, changed: str = "", ids: Sequence[int] = ()) -> list[Any]:
+    """All services, or those made of the rows ``ids`` of the table ``changed`` (one of
+    :data:`SUBSCRIBER_TABLES`)."""
+    if not changed:
+        return list(await conn.fetch(SUBSCRIBER_SQL))
+    return list(await conn.fetch(f"{SUBSCRIBER_SQL} WHERE {_CHANGED[changed]}", list(ids)))
 
 
 async def load_online(conn: Connection) -> list[Any]:
@@ -150,6 +175,11 @@ async def write_sessions(conn: Connection, records: list[SessionRecord], lease_t
 
 _CLOSE_RETURNING = ("RETURNING acct_unique_id, service_id, username, host(framed_ip) AS framed_ip, started_at, "
                     "stopped_at, false AS opened, true AS closed")
+
+
+async def notify_sessions(conn: Connection, payload: str) -> None:
+    """``lastmile_sessions``: the sessions that opened or closed (JSON, built by the writer)."""
+    await conn.execute("SELECT pg_notify('lastmile_sessions', $1)", payload)
 
 
 async def close_nas_sessions(conn: Connection, nas_id: int, when: float, cause: str) -> list[SessionChange]:

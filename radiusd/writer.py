@@ -217,7 +217,7 @@ async def notify_changes(conn: Any, changes: list[store.SessionChange], origin: 
 
 
 async def _notify_sessions(conn: Any, head: str, items: list[str]) -> None:
-    await conn.execute("SELECT pg_notify('lastmile_sessions', $1)", head + ",".join(items) + "]}")
+    await store.notify_sessions(conn, head + ",".join(items) + "]}")
 
 
 def own_notification(origin: str) -> Callable[[str, str], bool]:
