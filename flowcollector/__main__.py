@@ -14,7 +14,7 @@ from daemons import db, log, runtime, udp, workers
 from daemons.config import Settings
 from daemons.db import DB_DOWN
 from daemons.metrics import REGISTRY
-from flowcollector import metrics
+from flowcollector import metrics, store
 from flowcollector.aggregate import Aggregator, ServiceMap
 from flowcollector.codec import CodecError, Decoder, DecoderSettings
 from flowcollector.collector import Collector
@@ -134,7 +134,7 @@ async def maintenance(pool: asyncpg.Pool, decoder: Decoder, services: ServiceMap
             if time.monotonic() >= next_rollup:
                 next_rollup = time.monotonic() + rollup_interval
                 async with pool.acquire() as conn:
-                    await conn.execute("SELECT lastmile_rollup_traffic(now() - interval '3 hours')")
+                    await store.rollup_traffic(conn)
             if tick % 360 == 0:
                 async with pool.acquire() as conn:
                     await db.maintain_partitions(conn)

@@ -104,6 +104,12 @@ async def load_sessions(conn: Connection, history_s: float) -> list[Any]:
         "AND (stopped_at IS NULL OR stopped_at > now() - make_interval(secs => $1))", history_s))
 
 
+async def rollup_traffic(conn: Connection) -> None:
+    """Roll minute rows up into hourly and daily ones (schema.sql, lastmile_rollup_traffic), from
+    three hours back: flows arrive late."""
+    await conn.execute("SELECT lastmile_rollup_traffic(now() - interval '3 hours')")
+
+
 async def leaks(conn: Connection, since: datetime, limit: int) -> list[Any]:
     """Traffic billing gets nothing for since ``since`` (schema.sql, traffic_leaks)."""
     return list(await conn.fetch("SELECT * FROM traffic_leaks($1, $2)", since, limit))
