@@ -6,7 +6,9 @@ from daemons import demo
 
 
 async def test_demo_data_is_realistic_and_consistent(conn: asyncpg.Connection) -> None:
+    assert not await demo.has_customers(conn)
     assert await demo.load(conn, 2000, seed=7) == 2000
+    assert await demo.has_customers(conn)
     assert await conn.fetchval("SELECT count(*) FROM customers") == 2000
     assert await conn.fetchval("SELECT count(*) FROM services") == 2000
     speeds = await conn.fetch("SELECT download_kbps, upload_kbps FROM tariffs ORDER BY download_kbps")
