@@ -166,6 +166,7 @@ async def test_type_codecs(conn: asyncpg.Connection) -> None:
         "SELECT '100.64.0.1'::inet AS host, '10.0.0.0/8'::cidr AS net, '2001:db8::/56'::cidr AS v6, "
         "'[[\"Session-Timeout\", 60]]'::jsonb AS reply"
     )
+    assert row is not None
     assert row["host"] == ipaddress.IPv4Address("100.64.0.1")
     assert row["net"] == ipaddress.IPv4Network("10.0.0.0/8")
     assert row["v6"] == ipaddress.IPv6Network("2001:db8::/56")

@@ -34,6 +34,7 @@ async def month_totals(conn: asyncpg.Connection, service: int, months: list[date
     out = {}
     for m in months:
         row = await conn.fetchrow("SELECT * FROM traffic_month_total($1, $2)", service, m.replace(tzinfo=UTC))
+        assert row is not None
         out[m] = (int(row["bytes_down"]), int(row["bytes_up"]))
     return out
 
