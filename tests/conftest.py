@@ -3,7 +3,8 @@
 The server is ``LASTMILE_TEST_DATABASE_URL`` (a role that may CREATE DATABASE) when set, else
 one embedded PostgreSQL for the whole run (fsync off: it is thrown away). The schema is applied
 twice to a template database, which proves its idempotency on every run, and each test gets a
-database cloned from that template, which takes milliseconds.
+database cloned from that template, which takes milliseconds. Hypothesis runs the profile
+``HYPOTHESIS_PROFILE`` names (tests/profiles.py: quick by default, nightly under `make fuzz`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import pytest
 
 from daemons import db
 from daemons.pgembed import EmbeddedPostgres
+from tests import profiles
+
+profiles.load_from_environment()  # before any test module builds its Hypothesis settings
 
 TEMPLATE = "lastmile_template"
 _counter = itertools.count()
