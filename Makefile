@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 # The fuzz tests with the nightly Hypothesis profile (100x the examples, no deadline), then the
-# mutation campaign of each codec (reports and reproducers in var/fuzz/); an hour or so on two cores.
+# mutation campaign of each codec (reports and reproducers in var/fuzz/); about 12 minutes on two shared cores.
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=nightly $(BIN)/pytest tests/fuzz --timeout 3600
 	$(BIN)/python -m tests.fuzz.campaign --mutations $(FUZZ_MUTATIONS) --out var/fuzz

@@ -96,6 +96,8 @@ class Report:
     seed: int
     mutations: int
     seconds: float = 0.0
+    #: CPU time of the loop (mutating included): the rate on a shared machine varies, this less
+    cpu_seconds: float = 0.0
     per_second: float = 0.0
     #: exceptions by class: the codec's own, and any other (a failure)
     exceptions: dict[str, int] = field(default_factory=dict)
@@ -127,8 +129,8 @@ class Report:
         reasons = ", ".join(f"{r} {c:,}" for r, c in Counter(self.reasons).most_common(6))
         slow = self.slowest[0] if self.slowest else {"best_us": 0.0, "first_us": 0.0, "size": 0}
         return [
-            f"{self.codec} ({self.check}): {self.mutations:,} mutations in {self.seconds:.1f} s, "
-            f"{self.per_second:,.0f}/s (seed {self.seed})",
+            f"{self.codec} ({self.check}): {self.mutations:,} mutations in {self.seconds:.1f} s "
+            f"({self.cpu_seconds:.1f} s of CPU), {self.per_second:,.0f}/s (seed {self.seed})",
             f"  accepted {self.mutations - sum(self.exceptions.values()):,}; refused by {self.error_name} "
             f"{self.exceptions.get(self.error_name, 0):,} ({reasons}); other exceptions: "
             + (", ".join(f"{n} {c:,}" for n, c in other.items()) if other else "none"),
@@ -160,6 +162,7 @@ def run_campaign(target: Target, mutations: int, seed: int = 2026, rss_limit_mb:
     report.rss_after_warmup_mb = rss_mb()
     clock = time.thread_time_ns
     started = last_progress = time.monotonic()
+    cpu_started = time.thread_time()
     for i in range(mutations):
         base = rng.choice(seeds)
         if rng.random() < target.unmutated:
@@ -191,6 +194,7 @@ def run_campaign(target: Target, mutations: int, seed: int = 2026, rss_limit_mb:
             last_progress = time.monotonic()
             progress(i, (i + 1) / (last_progress - started))
     report.seconds = time.monotonic() - started
+    report.cpu_seconds = time.thread_time() - cpu_started
     report.rss_end_mb = rss_mb()
     report.per_second = mutations / report.seconds if report.seconds else 0.0
     report.exceptions = dict(exceptions.most_common())
