@@ -67,6 +67,11 @@ def _tariff_row(name: str, down: int, up: int, price: str) -> tuple[object, ...]
     return (name, down_k, up_k, down_k * 2, up_k * 2, down_k * 3 // 4, up_k * 3 // 4, 16, price)
 
 
+async def has_customers(conn: asyncpg.Connection) -> bool:
+    """Whether the database has any customer (``up`` loads the demo into one that has none)."""
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM customers)"))
+
+
 async def load(conn: asyncpg.Connection, customers: int, seed: int | None = None) -> int:
     """Add ``customers`` customers with one service each (plus the fixed rows once); return the count."""
     rnd = random.Random(seed)

@@ -135,7 +135,7 @@ async def _prepare_database(url: str, load_demo: bool, customers: int, lock_time
         if change.action != "current":
             _say(f"database: {change}")
         await db.maintain_partitions(conn)
-        if load_demo and not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM customers)"):
+        if load_demo and not await demo.has_customers(conn):
             t = time.monotonic()
             await demo.load(conn, customers)
             _say(f"loaded demo data: {customers} customers in {time.monotonic() - t:.1f} s")

@@ -104,6 +104,12 @@ async def load_sessions(conn: Connection, history_s: float) -> list[Any]:
         "AND (stopped_at IS NULL OR stopped_at > now() - make_interval(secs => $1))", history_s))
 
 
+async def rollup_traffic(conn: Connection) -> None:
+    """Roll minute rows up into hourly and daily ones (schema.sql, lastmile_rollup_traffic), from
+    three hours back: flows arrive late."""
+    await conn.execute("SELECT lastmile_rollup_traffic(now() - interval '3 hours')")
+
+
 async def leaks(conn: Connection, since: datetime, limit: int) -> list[Any]:
     """Traffic billing gets nothing for since ``since`` (schema.sql, traffic_leaks)."""
     return list(await conn.fetch("SELECT * FROM traffic_leaks($1, $2)", since, limit))
@@ -134,9 +140,3 @@ async def write_usage(conn: Connection, services: dict[tuple[int, int], list[int
             "traffic_unknown", columns=UNKNOWN_COLUMNS,
             records=[(ipaddress.ip_address(exporter), _minute(start, minutes), address, *c)
                      for (exporter, start, address), c in unknown.items()])
-
-
-async def rollup_traffic(conn: Connection) -> None:
-    """Recompute the hourly and daily rollups from three hours back (and every hour made dirty
-    since by late rows: see lastmile_rollup_traffic in schema.sql)."""
-    await conn.execute("SELECT lastmile_rollup_traffic(now() - interval '3 hours')")

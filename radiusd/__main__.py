@@ -143,7 +143,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     rt.every("stale-sessions", sweep_period(lease_ttl), lambda: sweep(pool, handler, lease_ttl, instance))
     rt.every("partitions", 3600, lambda: _partitions(pool))
     # Cancelled (and flushed) after the replies in flight.
-    rt.spawn("log-summaries", logsummary.keep([*transport.summaries, *handler.summaries]))
+    rt.spawn("log-summaries", _summarise([*transport.summaries, *handler.summaries]))
     rt.spawn("coa", coa_worker.run())
     rt.spawn("spool-replay", writer.replay())
     rt.spawn("leases", leases.run())
@@ -195,6 +195,18 @@ def _dictionary(directory: str) -> AttributeTable:
         log.get("lastmile.radiusd").info("site dictionaries loaded", files=[str(p) for p in loaded.files],
                                          not_supported=list(loaded.skipped))
     return loaded.table
+
+
+async def _summarise(summaries: list[logsummary.LogSummary]) -> None:
+    """Every minute, the counts of repeated log lines (logsummary.py); a last time when cancelled."""
+    try:
+        while True:
+            await asyncio.sleep(logsummary.PERIOD)
+            for summary in summaries:
+                summary.flush()
+    finally:
+        for summary in summaries:
+            summary.flush()
 
 
 async def _stop_intake(transport: Transport) -> None:

@@ -1,19 +1,20 @@
 """Compiled attribute definitions: the RADIUS dictionary turned into per-attribute value codecs.
 
-The dictionary files (``radiusd/dictionary/``) are parsed once by pyrad; this module compiles every
-attribute into an :class:`AttrDef` that packs a Python value into wire octets and back, and records
-the size rule the decoder enforces before any handler sees the packet.  Nothing here does I/O after
-the dictionary is read, and nothing depends on the rest of lastmile.
+A dictionary parsed by pyrad is compiled here: every attribute into an :class:`AttrDef` that packs a
+Python value into wire octets and back, with the size rule the decoder enforces before any handler
+sees the packet.  The one file this module reads is the dictionary it ships (``radiusd/dictionary/``),
+once, for :func:`default_table`; site dictionaries are read by ``radiusd.dictionaries``, which hands
+the parsed result to :func:`compile_table`.  Nothing here depends on the rest of lastmile.
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 
 from pyrad.dictionary import Dictionary
 
@@ -118,16 +119,12 @@ class AttributeTable:
         return f"Vendor-{key >> 8}-Attr-{key & 0xFF}"
 
 
-def load_table(*extra: str | Path) -> AttributeTable:
-    """Compile the shipped dictionary, then the site-local dictionary files ``extra``, into a table.
+def compile_table(pyd: Dictionary) -> AttributeTable:
+    """Compile a parsed dictionary into a table.
 
-    The shipped files come first; site files add vendors and attributes and must not redefine the
-    shipped ones (the typed accessors rely on their RFC types; ``radiusd.dictionaries`` checks).
-    Raises ``pyrad.dictionary.ParseError`` or ``OSError`` for a bad or missing file, and
-    :class:`ValueError` for an attribute number above 255 (only the RFC 2865 VSA format is
+    Raises :class:`ValueError` for an attribute number above 255 (only the RFC 2865 VSA format is
     supported).
     """
-    pyd = Dictionary(str(DICTIONARY_PATH), *(str(p) for p in extra))
     defs: list[AttrDef] = []
     vendors: set[int] = set()
     for name, attr in pyd.attributes.items():
@@ -160,8 +157,8 @@ def load_table(*extra: str | Path) -> AttributeTable:
 
 @functools.cache
 def default_table() -> AttributeTable:
-    """The table of the dictionary shipped in ``radiusd/dictionary`` (compiled on first use)."""
-    return load_table()
+    """The table of the dictionary shipped in ``radiusd/dictionary`` (read and compiled on first use)."""
+    return compile_table(Dictionary(str(DICTIONARY_PATH)))
 
 
 def _size_rule(name: str, datatype: str, encrypt: int) -> tuple[int, int, int] | None:
@@ -228,7 +225,7 @@ def _pack_ipaddr(value: InValue) -> bytes:
     if isinstance(value, str):
         # inet_pton takes only the dotted-quad form (inet_aton would also take "10.1" or "012.0.0.1")
         try:
-            return socket.inet_pton(socket.AF_INET, value)
+            return inet_pton(AF_INET, value)
         except OSError:
             raise ValueError(f"not an IPv4 address: {value!r}") from None
     raise TypeError(f"expected an IPv4 address, got {type(value).__name__}")
@@ -308,7 +305,7 @@ def unpack_ipv6prefix(raw: bytes) -> str:
     value = int.from_bytes(raw[2:].ljust(16, b"\0"), "big") >> (128 - length) << (128 - length)
     if value >> 32 in (0, 0xFFFF):
         return str(ipaddress.IPv6Network((value, length)))
-    return f"{socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, 'big'))}/{length}"
+    return f"{inet_ntop(AF_INET6, value.to_bytes(16, 'big'))}/{length}"
 
 
 def _unpack_int(raw: bytes) -> int:
@@ -320,7 +317,7 @@ def _unpack_signed(raw: bytes) -> int:
 
 
 def _unpack_ipaddr(raw: bytes) -> str:
-    return socket.inet_ntop(socket.AF_INET, raw)
+    return inet_ntop(AF_INET, raw)
 
 
 def _unpack_ipv6addr(raw: bytes) -> str:

@@ -19,24 +19,6 @@ from radiusd.codec import AttributeTable, EncodeError, InValue, check_attribute,
 
 ReplyAttributes = tuple[tuple[str, InValue], ...]
 
-# One query for the subscriber cache: a service with what its customer, tariff and pool add.
-SUBSCRIBER_SQL = """
-SELECT s.id, s.login, s.password, s.status, s.customer_id, c.status AS customer_status,
-       s.ipv4, s.ipv6_prefix, s.delegated_ipv6_prefix, s.mac::text AS mac, s.simultaneous_use,
-       s.tariff_id, t.download_kbps, t.upload_kbps, t.burst_download_kbps, t.burst_upload_kbps,
-       t.burst_threshold_download_kbps, t.burst_threshold_upload_kbps, t.burst_time_s, t.priority,
-       t.session_timeout_s, t.radius_reply, p.id AS pool_id, p.name AS pool_name, p.managed_by AS pool_managed_by
-FROM services s
-JOIN customers c ON c.id = s.customer_id
-JOIN tariffs t ON t.id = s.tariff_id
-LEFT JOIN ip_pools p ON p.id = s.pool_id
-"""
-
-NAS_SQL = """
-SELECT id, name, address, secret, type, coa_port, require_message_authenticator, limit_proxy_state
-FROM nas
-"""
-
 
 @dataclass(frozen=True, slots=True)
 class Nas:

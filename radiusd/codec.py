@@ -37,8 +37,8 @@ from radiusd._attrdefs import (
     EncodeError,
     InValue,
     Value,
+    compile_table,
     default_table,
-    load_table,
 )
 from radiusd._hiding import hide, md5, salt_hide
 from radiusd._packet import (
@@ -66,13 +66,13 @@ __all__ = [
     "Response",
     "Value",
     "check_attribute",
+    "compile_table",
     "decode_request",
     "decode_response",
     "default_table",
     "derive_unique_session_id",
     "encode_reply",
     "encode_request",
-    "load_table",
 ]
 
 

@@ -29,7 +29,7 @@ from typing import TypeVar
 from pyrad.dictionary import Dictionary, ParseError
 
 from radiusd._attrdefs import DICTIONARY_PATH
-from radiusd.codec import AttributeTable, default_table, load_table
+from radiusd.codec import AttributeTable, compile_table, default_table
 
 #: The keywords of the format pyrad reads (and ``$INCLUDE-``: include if it exists).
 _KEYWORDS = frozenset({"ATTRIBUTE", "VALUE", "VENDOR", "BEGIN-VENDOR", "END-VENDOR", "$INCLUDE", "$INCLUDE-"})
@@ -78,6 +78,18 @@ def load(directory: str) -> Loaded:
     shipped = _quietly(lambda: Dictionary(str(DICTIONARY_PATH)).skipped_attributes)
     skipped = _quietly(lambda: Dictionary(str(DICTIONARY_PATH), *map(str, files)).skipped_attributes)
     return Loaded(table, files, tuple(sorted(skipped - shipped)))
+
+
+def load_table(*extra: str | Path) -> AttributeTable:
+    """Read the shipped dictionary, then the site-local dictionary files ``extra``, into a table.
+
+    The shipped files come first; site files add vendors and attributes and must not redefine the
+    shipped ones (the typed accessors rely on their RFC types; :func:`load` checks).
+    Raises ``pyrad.dictionary.ParseError`` or ``OSError`` for a bad or missing file, and
+    :class:`ValueError` for an attribute number above 255 (only the RFC 2865 VSA format is
+    supported).
+    """
+    return compile_table(Dictionary(str(DICTIONARY_PATH), *(str(p) for p in extra)))
 
 
 def _quietly(read: Callable[[], T]) -> T:

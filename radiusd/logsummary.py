@@ -14,14 +14,14 @@ flood costs at most ``2 x per_group + 1`` lines a period per group, and memory f
 next occurrence is logged in full again), which frees its place in the group.
 
 The per-occurrence work, :meth:`LogSummary.first`, is a dict lookup and an increment; the
-lines are written by :meth:`LogSummary.flush`, which a task calls every ``period``.
+lines are written by :meth:`LogSummary.flush`, which a task calls every ``period`` (``_summarise``
+in radiusd/__main__.py: this module does no I/O of its own).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 Key = tuple[Hashable, ...]
@@ -103,15 +103,3 @@ class LogSummary:
         """Keys held (at most ``per_group`` per group)."""
         return len(self._repeats)
 
-
-async def keep(summaries: Iterable[LogSummary]) -> None:
-    """The task that writes the summary lines every ``PERIOD``, and a last time when cancelled (the drain)."""
-    every = tuple(summaries)
-    try:
-        while True:
-            await asyncio.sleep(PERIOD)
-            for summary in every:
-                summary.flush()
-    finally:
-        for summary in every:
-            summary.flush()

@@ -4,7 +4,8 @@ The server is ``LASTMILE_TEST_DATABASE_URL`` (a role that may CREATE DATABASE) w
 one embedded PostgreSQL for the whole run (fsync off: it is thrown away). The schema is applied
 to a template database as `lastmile db init` applies it to an empty one, and each test gets a
 database cloned from that template, which takes milliseconds. (What a second `db init` and an
-upgrade do is tests/db/test_schema.py's and test_schema_upgrade.py's.)
+upgrade do is tests/db/test_schema.py's and test_schema_upgrade.py's.) Hypothesis runs the profile
+``HYPOTHESIS_PROFILE`` names (tests/profiles.py: quick by default, nightly under `make fuzz`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import pytest
 
 from daemons import db
 from daemons.pgembed import EmbeddedPostgres
+from tests import profiles
+
+profiles.load_from_environment()  # before any test module builds its Hypothesis settings
 
 TEMPLATE = "lastmile_template"
 _counter = itertools.count()
@@ -126,12 +130,21 @@ async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
     await c.close()
 
 
+async def one(conn: asyncpg.Connection, sql: str, *args: object) -> asyncpg.Record:
+    """The one row ``sql`` returns (a test that expects a row fails here when there is none)."""
+    row = await conn.fetchrow(sql, *args)
+    assert row is not None, sql
+    return row
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Under CI every test must run: a skip (a missing tool, say) fails the run."""
     if os.environ.get("CI") != "true":
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if reporter is None:
+        return
+    skipped = len(reporter.stats.get("skipped", []))
     if skipped and session.exitstatus == 0:
         reporter.write_line(f"CI: {skipped} test(s) skipped; under CI every test must run", red=True)
         session.exitstatus = 1

@@ -122,7 +122,7 @@ def dropped() -> dict[str, float]:
 
 
 async def sustained(url: str, broker_pid: int) -> dict[str, float]:
-    settings = MqttSettings(url=url, **({"max_inflight": INFLIGHT} if INFLIGHT else {}))
+    settings = MqttSettings(url=url, max_inflight=INFLIGHT) if INFLIGHT else MqttSettings(url=url)
     publisher = events.EventPublisher(settings, f"bench-{os.getpid()}")
     publisher.start()
     await asyncio.wait_for(publisher.connected.wait(), 10)
@@ -148,7 +148,7 @@ async def sustained(url: str, broker_pid: int) -> dict[str, float]:
 
 
 async def offered(url: str) -> dict[str, float]:
-    settings = MqttSettings(url=url, **({"max_inflight": INFLIGHT} if INFLIGHT else {}))
+    settings = MqttSettings(url=url, max_inflight=INFLIGHT) if INFLIGHT else MqttSettings(url=url)
     publisher = events.EventPublisher(settings, f"bench-{os.getpid()}")
     publisher.start()
     await asyncio.wait_for(publisher.connected.wait(), 10)

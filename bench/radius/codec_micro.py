@@ -21,7 +21,7 @@ from radiusd import codec
 ROOT = Path(__file__).parents[2]
 VECTORS = ROOT / "tests" / "vectors" / "radius"
 SECRET = b"lastmile-vector-secret"
-ACCEPT = [
+ACCEPT: list[tuple[str, codec.InValue]] = [
     ("Framed-IP-Address", "100.64.0.5"),
     ("Mikrotik-Rate-Limit", "10M/50M 20M/100M 8M/40M 10/10"),
     ("Mikrotik-Address-List", "active"),

@@ -100,8 +100,8 @@ async def make_release(conn: asyncpg.Connection, release: Path) -> int:
     if await conn.fetchval("SELECT count(*) FROM schema_version") == 0:
         version, hash_ = schemafiles.header(sql, release.name)
         await conn.execute("INSERT INTO schema_version (version, hash) VALUES ($1, $2)", version, hash_)
-    version: int = await conn.fetchval("SELECT version FROM schema_version")
-    return version
+    found: int = await conn.fetchval("SELECT version FROM schema_version")
+    return found
 
 
 def lastmile_db_init(url: str, **settings: str) -> subprocess.CompletedProcess[str]:

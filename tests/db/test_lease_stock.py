@@ -56,6 +56,7 @@ async def test_a_dead_holders_address_in_use_is_bound_not_freed(conn: asyncpg.Co
     await conn.execute("UPDATE ip_leases SET expires_at = now() - interval '1 second' WHERE holder = 'crashed'")
     assert await store.expire_leases(conn) == 1  # only the unused one
     row = await conn.fetchrow("SELECT state, service_id, acct_unique_id FROM ip_leases WHERE address = $1::inet", used)
+    assert row is not None
     assert tuple(row) == ("bound", service, "u4")
     other = await _service(conn, pool_id, "s5")
     assert await store.lease(conn, [(pool_id, other, True)], 120) == [spare]

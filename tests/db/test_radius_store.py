@@ -26,6 +26,7 @@ async def test_upsert_matches_merge_in_every_order(conn: asyncpg.Connection) -> 
             async with conn.transaction():
                 await store.write_sessions(conn, [r], lease_ttl=600)
         row = await conn.fetchrow("SELECT * FROM radius_sessions")
+        assert row is not None
         assert row["stopped_at"].timestamp() == expected.stopped_at == (T0 + timedelta(seconds=600)).timestamp()
         assert row["terminate_cause"] == expected.terminate_cause == "Lost-Carrier"
         assert (row["input_octets"], row["session_time_s"]) == (9000, 900)

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from daemons import db
+from tests.conftest import one
 from tests.db.schemadb import dump, lastmile_db_init
 
 
@@ -78,7 +79,7 @@ async def test_db_init_refuses_what_it_cannot_upgrade_and_changes_nothing(
         await conn.execute("UPDATE schema_version SET version = $1, hash = $2", v, h)
         with pytest.raises(db.SchemaError, match=re.escape(message)):
             await db.apply_schema(conn)
-        assert tuple(await conn.fetchrow("SELECT version, hash FROM schema_version")) == (v, h)
+        assert tuple(await one(conn, "SELECT version, hash FROM schema_version")) == (v, h)
     init = await asyncio.to_thread(lastmile_db_init, db_url)
     assert init.returncode == 1 and init.stdout == ""
     assert init.stderr.startswith(f"lastmile: the database has another schema of version {version}")
@@ -182,7 +183,7 @@ async def test_lastmile_partitioned_sets_up_a_time_series(conn: asyncpg.Connecti
     await conn.execute("CREATE TABLE calls (at timestamptz NOT NULL, seconds integer) PARTITION BY RANGE (at)")
     await conn.execute("SELECT lastmile_partitioned('calls', 'month', 1, fillfactor => 70)")
     await conn.execute("SELECT lastmile_partitioned('calls', 'month', 1, fillfactor => 70)")  # again: no change
-    assert tuple(await conn.fetchrow("SELECT unit, ahead, fillfactor FROM partitioned_tables "
+    assert tuple(await one(conn, "SELECT unit, ahead, fillfactor FROM partitioned_tables "
                                      "WHERE parent = 'calls'::regclass")) == ("month", 1, 70)
     assert await conn.fetchval("SELECT lastmile_maintain_partitions()") == 2  # this month and the next
     options = {r["relname"]: r["reloptions"] for r in await conn.fetch(
@@ -191,7 +192,7 @@ async def test_lastmile_partitioned_sets_up_a_time_series(conn: asyncpg.Connecti
     assert len(options) == 3 and "calls_default" in options
     assert all(o == ["fillfactor=70"] for o in options.values())
     await conn.execute("SELECT lastmile_partitioned('calls', 'day', 3)")  # a new registration, for what comes
-    assert tuple(await conn.fetchrow("SELECT unit, ahead, fillfactor FROM partitioned_tables "
+    assert tuple(await one(conn, "SELECT unit, ahead, fillfactor FROM partitioned_tables "
                                      "WHERE parent = 'calls'::regclass")) == ("day", 3, 100)
     await conn.execute("CREATE TABLE plain (at timestamptz)")
     with pytest.raises(asyncpg.RaiseError, match=r"^lastmile_partitioned: plain is not a table partitioned by range$"):
@@ -241,6 +242,7 @@ async def test_type_codecs(conn: asyncpg.Connection) -> None:
         "SELECT '100.64.0.1'::inet AS host, '10.0.0.0/8'::cidr AS net, '2001:db8::/56'::cidr AS v6, "
         "'[[\"Session-Timeout\", 60]]'::jsonb AS reply"
     )
+    assert row is not None
     assert row["host"] == ipaddress.IPv4Address("100.64.0.1")
     assert row["net"] == ipaddress.IPv4Network("10.0.0.0/8")
     assert row["v6"] == ipaddress.IPv6Network("2001:db8::/56")

@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 
 from daemons import db, demo, schemafiles
+from tests.conftest import one
 from tests.db.schemadb import RELEASES, dump, lastmile_db_init, make_release, new_database, registrations
 
 REWRITTEN: set[str] = set()
@@ -86,7 +87,7 @@ async def contents(conn: asyncpg.Connection, columns: dict[str, list[str]]) -> d
     result = {}
     for table, cols in columns.items():
         kept = ", ".join(f'"{c}"' for c in cols if f"{table}.{c}" not in REWRITTEN)
-        result[table] = tuple(await conn.fetchrow(
+        result[table] = tuple(await one(conn,
             f'SELECT count(*), md5(coalesce(string_agg(x, E\'\\n\' ORDER BY x), \'\')) '
             f'FROM (SELECT ROW({kept})::text AS x FROM "{table}") t'))
     return result
@@ -198,7 +199,7 @@ async def test_steps_run_in_order_with_what_they_call_and_the_functions_after(ve
         assert str(change) == "upgraded schema 1 -> 3 (2 steps)"
         assert await conn.fetchval("SELECT b FROM t") == 42
         assert await conn.fetchval("SELECT total()") == 43
-        assert tuple(await conn.fetchrow("SELECT version, hash FROM schema_version")) == (3, HASH)
+        assert tuple(await one(conn, "SELECT version, hash FROM schema_version")) == (3, HASH)
         assert str(await db.apply_schema(conn, schema=schema)) == "already at schema version 3"
     finally:
         await conn.close()
@@ -221,12 +222,12 @@ async def test_a_step_that_cannot_get_its_lock_stops_and_the_next_run_goes_on(ve
         assert "; the database stays at version 2: run `lastmile db init` again" in message
         assert "\n" not in message
         # Step 2 is in, without a hash: only db init goes on from there (check_schema refuses it too).
-        assert tuple(await conn.fetchrow("SELECT version, hash FROM schema_version")) == (2, None)
+        assert tuple(await one(conn, "SELECT version, hash FROM schema_version")) == (2, None)
         assert await conn.fetchval("SELECT count(*) FROM pg_attribute WHERE attrelid = 'u'::regclass "
                                    "AND attname = 'c'") == 0
         await reading.rollback()
         assert str(await db.apply_schema(conn, lock_timeout=0.2, schema=schema)) == "upgraded schema 2 -> 3 (1 step)"
-        assert tuple(await conn.fetchrow("SELECT version, hash FROM schema_version")) == (3, HASH)
+        assert tuple(await one(conn, "SELECT version, hash FROM schema_version")) == (3, HASH)
     finally:
         await reader.close()
         await conn.close()
@@ -242,7 +243,7 @@ async def test_an_upgrade_recorded_without_its_hash_is_finished(version_1: str) 
                            "UPDATE schema_version SET version = 3, hash = NULL")
         assert str(await db.apply_schema(conn, schema=schema)) == "finished the upgrade to schema version 3"
         assert await conn.fetchval("SELECT doubled(2)") == 4
-        assert tuple(await conn.fetchrow("SELECT version, hash FROM schema_version")) == (3, HASH)
+        assert tuple(await one(conn, "SELECT version, hash FROM schema_version")) == (3, HASH)
     finally:
         await conn.close()
 

@@ -34,6 +34,7 @@ async def month_totals(conn: asyncpg.Connection, service: int, months: list[date
     out = {}
     for m in months:
         row = await conn.fetchrow("SELECT * FROM traffic_month_total($1, $2)", service, m.replace(tzinfo=UTC))
+        assert row is not None
         out[m] = (int(row["bytes_down"]), int(row["bytes_up"]))
     return out
 
@@ -51,7 +52,7 @@ async def test_month_total_is_exact_with_late_rows_after_a_rollup(conn: asyncpg.
     assert await conn.fetchval("SELECT count(*) FROM traffic_rollup_dirty") == 2
     raw = await raw_by_month(conn, 1)
     assert await month_totals(conn, 1, list(raw)) == raw  # before the next rollup
-    await conn.execute("SELECT lastmile_rollup_traffic(now() - interval '3 hours')")
+    await store.rollup_traffic(conn)  # as flowcollector does
     assert await conn.fetchval("SELECT count(*) FROM traffic_rollup_dirty") == 0
     assert await month_totals(conn, 1, list(raw)) == raw  # after it: not counted twice
     hourly = await conn.fetchval("SELECT bytes_down FROM traffic_usage_hourly WHERE service_id = 1 AND hour = $1",
@@ -76,12 +77,12 @@ async def test_a_rollup_never_skips_hours_it_did_not_roll(conn: asyncpg.Connecti
     """The collector was away for longer than `since` reaches back: the hours in between are
     rolled up when it comes back, not jumped over by the mark."""
     now = time.time()
-    await conn.execute("SELECT lastmile_rollup_traffic(now() - interval '3 hours')")
+    await store.rollup_traffic(conn)  # as flowcollector does
     await conn.execute("UPDATE traffic_rollup_state SET rolled_until = $1",
                        datetime.fromtimestamp(_hour(now) - 20 * HOUR, UTC))  # as if it ran 20 h ago
     gap = _hour(now) - 12 * HOUR
     await write(conn, {(4, gap): [321, 0, 1, 0]})
-    await conn.execute("SELECT lastmile_rollup_traffic(now() - interval '3 hours')")
+    await store.rollup_traffic(conn)  # as flowcollector does
     assert await conn.fetchval("SELECT bytes_down FROM traffic_usage_hourly WHERE service_id = 4") == 321
 
 

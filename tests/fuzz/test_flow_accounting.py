@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flowcollector.codec import Decoded, Decoder, DecoderSettings, Report
+from tests.profiles import examples
 from tests.unit.flow.flowbuild import data_set, ipfix, record, template_set, v9
 
 FLOW = [(8, 4), (12, 4), (1, 4), (2, 4)]
@@ -51,7 +52,7 @@ class Books:
                 self.out[f.octets] += 1
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(250), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(STEP, max_size=60), version=st.sampled_from([9, 10]))
 def test_received_is_decoded_plus_dropped(steps: list[tuple[str, int, int, Any]], version: int) -> None:
     dec = Decoder(DecoderSettings(max_domains=3, hold_max_sets=6, hold_seconds=60, template_timeout=120))

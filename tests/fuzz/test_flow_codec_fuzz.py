@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import random
 import struct
-from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -19,13 +18,12 @@ from hypothesis import strategies as st
 
 from flowcollector.addressmap import ServiceMap
 from flowcollector.aggregate import Aggregator
-from flowcollector.codec import CodecError, Decoder, DecoderSettings
+from flowcollector.codec import CodecError, Decoder
+from tests.fuzz.targets import NETFLOW_SETTINGS as SETTINGS
+from tests.fuzz.targets import NETFLOW_VECTORS as SEEDS
+from tests.fuzz.targets import NOW
+from tests.profiles import examples
 
-VECTORS = Path(__file__).parents[1] / "vectors" / "netflow"
-SEEDS = [[bytes.fromhex(line) for line in p.read_text().splitlines() if line and not line.startswith("#")]
-         for p in sorted(VECTORS.glob("*.hex"))]
-NOW = 1_790_000_000.5
-SETTINGS = DecoderSettings(max_templates=64, max_templates_per_domain=16, max_domains=8, hold_max_sets=8)
 SMAP = ServiceMap()
 SMAP.replace_static([("0.0.0.0/1", 1), ("2001:db8::/32", 2)])
 SMAP.add_session("100.64.0.1", 3, NOW - 3600)
@@ -58,7 +56,7 @@ def feed(decoder: Decoder, datagrams: list[bytes], exporter: str = "192.0.2.1") 
     assert gauges["held_sets"] <= SETTINGS.hold_max_sets
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(version=st.sampled_from([b"\x00\x05", b"\x00\x09", b"\x00\x0a", b""]), body=st.binary(max_size=300))
 def test_random_bytes(version: bytes, body: bytes) -> None:
     feed(Decoder(SETTINGS), [version + body])
@@ -82,7 +80,7 @@ def _mutate(rng: random.Random, dg: bytes) -> bytes:
     return bytes(b)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), vector=st.integers(0, len(SEEDS) - 1))
 def test_mutated_vectors(seed: int, vector: int) -> None:
     rng = random.Random(seed)
@@ -94,7 +92,7 @@ def test_mutation_smoke_one_decoder() -> None:
     """N-2 smoke: many mutated datagrams through one long-lived decoder, state bounded."""
     rng = random.Random(20261121)
     decoder = Decoder(SETTINGS)
-    for _ in range(150):
+    for _ in range(examples(150)):
         datagrams = rng.choice(SEEDS)
         feed(decoder, [_mutate(rng, dg) for dg in datagrams], exporter=f"192.0.2.{rng.randrange(12)}")
 
@@ -137,7 +135,7 @@ def templated(draw: Any) -> list[bytes]:
     return pair if order == "template first" else pair[::-1]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(datagrams=templated())
 def test_random_templates_and_data(datagrams: list[bytes]) -> None:
     """Zero-length fields, zero fields, variable lengths, huge lengths, enterprise bits,
@@ -145,7 +143,7 @@ def test_random_templates_and_data(datagrams: list[bytes]) -> None:
     feed(Decoder(SETTINGS), datagrams)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(state=st.one_of(st.binary(max_size=200), st.text(max_size=200),
                        st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
                                     lambda kids: st.lists(kids, max_size=4)

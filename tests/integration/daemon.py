@@ -38,7 +38,9 @@ class Daemon:
             self.output.append(line.rstrip("\n"))
 
     def metrics(self) -> str:
-        return urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            body: bytes = response.read()
+        return body.decode()
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of a metric's samples whose labels include ``labels``."""

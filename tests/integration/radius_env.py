@@ -76,7 +76,7 @@ def start_radiusd(db_url: str, tmp: Path, extra_env: dict[str, str] | None = Non
 
 async def start(db_url: str, tmp: Path, started: list[Radiusd], **settings: str) -> Radiusd:
     """``start_radiusd`` off the event loop; the daemon joins ``started`` (the ``radiusds`` fixture)."""
-    daemon = await asyncio.to_thread(lambda: start_radiusd(db_url, tmp, **settings))
+    daemon = await asyncio.to_thread(lambda: start_radiusd(db_url, tmp, None, **settings))
     started.append(daemon)
     return daemon
 
@@ -104,9 +104,10 @@ def accounting_request(c: Client, user: str, status: str, session_id: str, **att
                               Acct_Session_Id=session_id, NAS_IP_Address="127.0.0.1", **attributes)
 
 
-def attrs(reply: object) -> dict[str, list[object]]:
+def attrs(reply: Packet) -> dict[str, list[Any]]:
+    """The attributes of a pyrad reply by name (pyrad's values are untyped: str, int or bytes)."""
     # pyrad overrides keys() to give attribute names; iterating the dict gives raw codes.
-    return {k: reply[k] for k in reply.keys()}  # type: ignore[attr-defined]  # noqa: SIM118
+    return {k: reply[k] for k in reply.keys()}  # noqa: SIM118
 
 
 async def send(c: Client, req: Packet) -> Packet:

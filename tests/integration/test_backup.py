@@ -58,6 +58,7 @@ async def snapshot(url: str) -> dict[str, tuple[int, str]]:
             row = await conn.fetchrow(
                 f"SELECT count(*) AS n, md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS digest "
                 f"FROM {t['name']} t")
+            assert row is not None
             out[t["name"]] = (row["n"], row["digest"])
         for s in await conn.fetch("SELECT sequencename, last_value FROM pg_sequences"):
             out[f"sequence {s['sequencename']}"] = (s["last_value"] or 0, "")

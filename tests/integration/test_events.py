@@ -11,6 +11,7 @@ import pytest
 
 from daemons import events, mqtt
 from daemons.config import MqttSettings
+from daemons.metrics import REGISTRY
 from tests.conftest import free_port
 from tests.integration.conftest import Broker, cancel, eventually
 
@@ -30,7 +31,7 @@ class Wildcard(Numbered):
 
 
 def dropped(reason: str) -> float:
-    return events.DROPPED.labels(reason)._value.get()
+    return REGISTRY.get_sample_value("lastmile_events_dropped_total", {"reason": reason}) or 0.0
 
 
 async def subscribe(
@@ -43,7 +44,7 @@ async def subscribe(
             await client.subscribe("lastmile/#", qos=qos)
             ready.set()
             async for message in client.messages:
-                got.append((str(message.topic), json.loads(bytes(message.payload))))  # type: ignore[arg-type]
+                got.append((str(message.topic), json.loads(bytes(message.payload))))
 
     task = asyncio.create_task(run())
     await asyncio.wait_for(ready.wait(), 5)

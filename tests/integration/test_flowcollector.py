@@ -112,6 +112,7 @@ async def test_v5_v9_and_ipfix_land_per_service_to_the_byte(collector: Flowcolle
         b: (7777, 900, 7, 3),
     }
     unknown = await conn.fetchrow("SELECT sum(bytes)::bigint AS b, sum(packets)::bigint AS p FROM traffic_unknown")
+    assert unknown is not None
     assert (unknown["b"], unknown["p"]) == (5555, 5)
 
 
@@ -199,6 +200,7 @@ async def test_late_flow_is_booked_in_its_own_hour_and_counted(collector: Flowco
     await eventually(lambda: collector.metric("lastmile_flow_records_moved_total", reason="late") == 1)
     assert collector.stop() == 0
     row = await conn.fetchrow("SELECT minute, bytes_down FROM traffic_usage")
+    assert row is not None
     assert row["bytes_down"] == 5000
     assert int(row["minute"].timestamp()) == end // 3_600_000 * 3600
 

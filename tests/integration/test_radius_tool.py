@@ -33,7 +33,7 @@ def daemons() -> Iterator[list[Radiusd]]:
 
 
 async def start(db_url: str, tmp_path: Path, daemons: list[Radiusd], **settings: str) -> Radiusd:
-    daemon = await asyncio.to_thread(lambda: start_radiusd(db_url, tmp_path, **settings))
+    daemon = await asyncio.to_thread(lambda: start_radiusd(db_url, tmp_path, None, **settings))
     daemons.append(daemon)
     return daemon
 

@@ -135,6 +135,7 @@ async def test_stale_sessions_are_closed(conn: asyncpg.Connection) -> None:
     assert [c.unique_id for c in closed] == ["old"]
     row = await conn.fetchrow("SELECT stopped_at, updated_at, terminate_cause FROM radius_sessions "
                               "WHERE acct_unique_id = 'old'")
+    assert row is not None
     assert row["stopped_at"] == row["updated_at"] and row["terminate_cause"] == "Stale"
 
 
@@ -182,6 +183,7 @@ async def test_a_stale_session_closes_within_a_quarter_of_the_threshold_after_it
             row = await conn.fetchrow(
                 "SELECT stopped_at IS NOT NULL AS closed, extract(epoch FROM now() - $1::timestamptz) AS age "
                 "FROM radius_sessions WHERE acct_unique_id = $2", last, unique_id("ann", "gone"))
+            assert row is not None
             return float(row["age"]) if row["closed"] else None
 
         age = await eventually(closed_after, timeout=8.0)
@@ -205,7 +207,7 @@ async def test_session_events_on_mqtt(mqtt_broker: Broker, db_url: str, conn: as
             await mqtt.subscribe("lastmile/session/#")
             ready.set()
             async for m in mqtt.messages:
-                got.append((str(m.topic), json.loads(bytes(m.payload))))  # type: ignore[arg-type]
+                got.append((str(m.topic), json.loads(bytes(m.payload))))
 
     task = asyncio.create_task(listen())
     await asyncio.wait_for(ready.wait(), 5)

@@ -84,7 +84,7 @@ async def test_every_reply_starts_with_a_valid_message_authenticator(radiusd: Ra
 async def test_rejects_say_why(radiusd: Radiusd, conn: asyncpg.Connection, user: str, password: str,
                                kwargs: dict[str, str], reason: str, message: str) -> None:
     c = client(radiusd)
-    reply = await send(c, access_request(c, user, password, **kwargs))
+    reply = await send(c, access_request(c, user, password, ma=True, **kwargs))
     assert reply.code == AccessReject
     assert attrs(reply)["Reply-Message"] == [message]
     row = await eventually(lambda: conn.fetchrow("SELECT username, result, reason FROM radius_postauth"))
@@ -316,7 +316,7 @@ async def test_a_change_in_the_database_reaches_the_cache_within_a_second(radius
     changed = time.monotonic()
 
     async def accepted() -> bool:
-        return (await send(c, access_request(c, "ann", "new-pass"))).code == AccessAccept
+        return bool((await send(c, access_request(c, "ann", "new-pass"))).code == AccessAccept)
 
     await eventually(accepted, timeout=1.0)
     assert time.monotonic() - changed < 1.0

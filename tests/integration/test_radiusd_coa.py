@@ -66,7 +66,7 @@ def daemons() -> Iterator[list[Radiusd]]:
 async def start(db_url: str, tmp_path: Path, daemons: list[Radiusd], **settings: str) -> Radiusd:
     # Short CoA timers so that a silent NAS costs a second, not six.
     settings = {"coa_timeout": "0.3", "coa_retries": "3", **settings}
-    daemon = await asyncio.to_thread(lambda: start_radiusd(db_url, tmp_path, **settings))
+    daemon = await asyncio.to_thread(lambda: start_radiusd(db_url, tmp_path, None, **settings))
     daemons.append(daemon)
     return daemon
 

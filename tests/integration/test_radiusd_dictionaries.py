@@ -114,7 +114,7 @@ async def test_a_bad_tariff_reply_attribute_is_skipped_and_reported_once(conn: a
         await tariff_reply(conn, [["Idle-Timeout", 600], ["Mikrotik-Group", "pppoe"]])
 
         async def fixed() -> bool:
-            return (await send(c, access_request(c, "ann", "secret-ann"))).get("Idle-Timeout") == [600]
+            return bool((await send(c, access_request(c, "ann", "secret-ann"))).get("Idle-Timeout") == [600])
 
         await eventually(fixed, timeout=2.0)
         assert daemon.metric("lastmile_radiusd_reply_attributes_skipped_total") == 3

@@ -180,6 +180,6 @@ def test_http_app_is_ready_when_bound_and_drains_in_order(tmp_path: Path, notes:
     assert events.index("resource opened") < events.index("serving") < events.index("slow request started")
     assert events.index("slow request started") < events.index("resource closed")
     assert [e["step"] for e in lines(out) if e["event"] == "drained"] == ["ticker", "http"]  # last opened first
-    assert any(e["event"] == "ticker skipped" and "database is away" in e["error"] for e in lines(out))
+    assert any(e["event"] == "ticker skipped" and "database is away" in str(e["error"]) for e in lines(out))
     assert any(e["event"] == "ticker skipped: works again" for e in lines(out))
     assert [e["n"] for e in lines(out) if e["event"] == "tick"][:2] == [1, 3]

@@ -1,5 +1,8 @@
 """daemons.mqtt: MQTT 3.1.1 packets as bytes (OASIS MQTT 3.1.1, section 3)."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from daemons import mqtt
@@ -63,3 +66,28 @@ def test_connack_and_pubrel() -> None:
     assert mqtt.connack_error(b"\x00\x00") is None
     assert mqtt.connack_error(b"\x00\x04") == "bad user name or password"
     assert mqtt.encode_pubrel(513) == b"\x62\x02\x02\x01"
+
+
+VECTORS = sorted((Path(__file__).parents[1] / "vectors" / "mqtt").glob("*.hex"))
+
+
+@pytest.mark.parametrize("path", VECTORS, ids=[p.stem for p in VECTORS])
+def test_reader_splits_what_mosquitto_sent(path: Path) -> None:
+    """Golden streams captured from mosquitto (tests/vectors/mqtt/generate.py), whole and a byte at a time."""
+    stream = bytes.fromhex(path.read_text())
+    expected = [(p["type"], p["flags"], bytes.fromhex(p["body"]))
+                for p in json.loads(path.with_suffix(".json").read_text())["packets"]]
+    whole = mqtt.Reader().feed(stream)
+    assert [(kind.name, flags, body) for kind, flags, body in whole] == expected
+    reader = mqtt.Reader()
+    trickled = [p for i in range(len(stream)) for p in reader.feed(stream[i : i + 1])]
+    assert trickled == whole
+    for kind, _, body in whole:
+        if kind is mqtt.PacketType.CONNACK:
+            assert mqtt.connack_error(body) in (None, "unacceptable protocol version")
+        elif kind in (mqtt.PacketType.PUBACK, mqtt.PacketType.PUBREC, mqtt.PacketType.PUBCOMP):
+            assert mqtt.packet_id(body) in (1, 2, 4, 5)
+
+
+def test_vectors_are_there() -> None:
+    assert {p.stem for p in VECTORS} >= {"publisher_session", "subscriber_session", "connack_refused"}

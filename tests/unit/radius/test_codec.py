@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pyrad import packet as pyrad_packet
 from pyrad.dictionary import Dictionary
 
-from radiusd import authproto, codec
+from radiusd import authproto, codec, dictionaries
 from radiusd._attrdefs import unpack_ipv6prefix
 from radiusd.codec import Code, CodecError, EncodeError
 
@@ -381,7 +381,7 @@ def test_site_dictionary_types_round_trip(tmp_path: Path) -> None:
     extra = tmp_path / "dictionary.types"
     types = ["ether", "signed", "short", "byte", "integer64", "ifid", "ipv6addr", "date"]
     extra.write_text("".join(f"ATTRIBUTE Local-{t} {240 + i} {t}\n" for i, t in enumerate(types)))
-    table = codec.load_table(extra)
+    table = dictionaries.load_table(extra)
     items: list[tuple[str, Any]] = [
         ("Local-ether", "00:1a:2b:3c:4d:5e"),
         ("Local-signed", -5),
@@ -405,7 +405,7 @@ def test_site_dictionary_extends_the_shipped_one(tmp_path: Path) -> None:
     extra.write_text(
         "VENDOR Example 32473\nBEGIN-VENDOR Example\nATTRIBUTE Example-Plan 1 string\nEND-VENDOR Example\n"
     )
-    table = codec.load_table(extra)
+    table = dictionaries.load_table(extra)
     data = codec.encode_request(4, 1, [("Example-Plan", "gold"), ("User-Name", "g")], SECRET, table=table)
     request = codec.decode_request(data, SECRET, table=table)
     assert request.values("Example-Plan") == ["gold"]
