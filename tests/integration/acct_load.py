@@ -3,10 +3,13 @@ every acknowledged record is in the database exactly once (the resilience tests'
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -176,3 +179,26 @@ async def assert_recorded_exactly_once(conn: asyncpg.Connection, sessions: list[
         elif stop is None:
             assert row["stopped_at"] is None, where
     return checked
+
+
+@contextlib.asynccontextmanager
+async def nas_load(port: int, clients: int = 3) -> AsyncIterator[list[Session]]:
+    """``clients`` NAS-like accounting clients (``run_load``) sending while the block runs, so that
+    the writer commits (and loses, if it would) several at once; the list it yields holds every
+    session they sent once the block is over."""
+    stop = threading.Event()
+    loads: list[tuple[threading.Thread, list[Session]]] = []
+    for k in range(clients):
+        sessions: list[Session] = []
+        thread = threading.Thread(target=run_load, args=(port, stop, sessions, 100_000 * k), daemon=True)
+        thread.start()
+        loads.append((thread, sessions))
+    sent: list[Session] = []
+    try:
+        yield sent
+    finally:
+        stop.set()
+        for thread, _ in loads:
+            await asyncio.to_thread(thread.join, 5)
+    assert not any(thread.is_alive() for thread, _ in loads)
+    sent.extend(s for _, part in loads for s in part)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from daemons import db
 from daemons.pgembed import EmbeddedPostgres
 from radiusd.codec import AcctStatus
 from tests.integration import test_flowcollector as flow
-from tests.integration.acct_load import AcctClient, Sent, Session, assert_recorded_exactly_once, new_session, run_load
+from tests.integration.acct_load import AcctClient, Sent, assert_recorded_exactly_once, nas_load, new_session
 from tests.integration.conftest import freeze, thaw
 from tests.integration.radius_env import (
     Radiusd,
@@ -52,14 +51,7 @@ async def thawed(own_pg: EmbeddedPostgres, own_db: str) -> AsyncIterator[Embedde
 async def test_accounting_is_answered_through_a_hang_and_recorded_once(
         thawed: EmbeddedPostgres, own_db: str, tmp_path: Path, radiusds: list[Radiusd]) -> None:
     daemon = await start(own_db, tmp_path, radiusds, db_deadline=DEADLINE)
-    stop = threading.Event()
-    loads: list[tuple[threading.Thread, list[Session]]] = []
-    for k in range(3):
-        sessions: list[Session] = []
-        thread = threading.Thread(target=run_load, args=(daemon.acct_port, stop, sessions, 100_000 * k), daemon=True)
-        thread.start()
-        loads.append((thread, sessions))
-    try:
+    async with nas_load(daemon.acct_port) as sessions:
         await asyncio.sleep(1.5)
         hung_at = time.monotonic()
         await asyncio.to_thread(freeze, thawed)
@@ -67,11 +59,6 @@ async def test_accounting_is_answered_through_a_hang_and_recorded_once(
         await asyncio.to_thread(thaw, thawed)
         thawed_at = time.monotonic()
         await asyncio.sleep(1.5)
-    finally:
-        stop.set()
-        for thread, _ in loads:
-            await asyncio.to_thread(thread.join, 5)
-    sessions = [s for _, part in loads for s in part]
     sent = [m for s in sessions for m in s.sent]
     during = [m for m in sent if hung_at + 1.0 <= m.at <= thawed_at]
     # Each client waits 1 s for an answer, as a NAS does before it retransmits: through the hang,

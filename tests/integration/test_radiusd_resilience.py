@@ -36,10 +36,9 @@ from tests.integration.acct_load import (
     NAS_IP,
     AcctClient,
     Sent,
-    Session,
     assert_recorded_exactly_once,
+    nas_load,
     new_session,
-    run_load,
 )
 from tests.integration.conftest import crash
 from tests.integration.radius_env import (
@@ -63,15 +62,7 @@ from tests.integration.radius_env import (
 async def test_postgresql_crash_under_load_loses_no_acknowledged_record(
         own_pg: EmbeddedPostgres, own_db: str, tmp_path: Path, radiusds: list[Radiusd]) -> None:
     daemon = await start(own_db, tmp_path, radiusds)
-    stop = threading.Event()
-    # Three NAS-like clients, so that the writer commits (and loses, if it would) several at once.
-    loads: list[tuple[threading.Thread, list[Session]]] = []
-    for k in range(3):
-        sessions: list[Session] = []
-        thread = threading.Thread(target=run_load, args=(daemon.acct_port, stop, sessions, 100_000 * k), daemon=True)
-        thread.start()
-        loads.append((thread, sessions))
-    try:
+    async with nas_load(daemon.acct_port) as sessions:
         await asyncio.sleep(2.0)
         down_at = time.monotonic()
         await asyncio.to_thread(crash, own_pg)
@@ -79,12 +70,6 @@ async def test_postgresql_crash_under_load_loses_no_acknowledged_record(
         await asyncio.to_thread(own_pg.start)  # crash recovery first
         up_at = time.monotonic()
         await asyncio.sleep(2.0)  # load goes on while the spool drains behind it
-    finally:
-        stop.set()
-        for thread, _ in loads:
-            await asyncio.to_thread(thread.join, 5)
-    assert not any(thread.is_alive() for thread, _ in loads)
-    sessions = [s for _, part in loads for s in part]
 
     # Acknowledged from the spool while PostgreSQL was away, then replayed.
     spooled = daemon.metric("lastmile_radiusd_spooled_total")
