@@ -295,10 +295,11 @@ class Database:
     # -- sizes of the large tables (for docs/scaling.md) -----------------------------------------
 
     def table_bytes(self, table: str) -> tuple[int, int]:
-        """(rows, bytes on disk: heap, TOAST and indexes of every partition) of ``table``."""
+        """(rows, bytes on disk: heap, TOAST and indexes, of every partition if it has any) of ``table``."""
         row = self.value(
-            f"SELECT (SELECT count(*) FROM {table}), "
-            f"(SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree('{table}'))"
+            f"SELECT (SELECT count(*) FROM {table}), CASE WHEN c.relkind = 'p' THEN "
+            f"(SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree(c.oid)) "
+            f"ELSE pg_total_relation_size(c.oid) END FROM pg_class c WHERE c.oid = '{table}'::regclass"
         )
         rows, size = row.split("\t")
         return int(rows), int(size)
