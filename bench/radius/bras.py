@@ -185,7 +185,9 @@ class Bras:
         self.auth_packets: list[bytes] = []
         self.start_packets: list[bytes] = []
         #: per subscriber: where its Start's Framed-IP-Address and Event-Timestamp values are
-        self.start_offsets: list[tuple[int, int]] = [(0, 0)] * len(subscribers)
+        self.start_offsets: list[tuple[int, ...]] = [(0, 0)] * len(subscribers)
+        self.started = [0] * len(subscribers)  # Unix time of each subscriber's last Start
+        self.interims = False  # the accounting packets are Interim-Updates (prepare_interims)
 
     # -- packets -------------------------------------------------------------------------------
 
@@ -225,11 +227,30 @@ class Bras:
         return bytes(pkt)
 
     def _start_for(self, k: int, ident: int) -> bytes:
+        """Subscriber k's Start (or, after prepare_interims, its Interim-Update) as sent now."""
         pkt = bytearray(self.start_packets[k])
-        ip_at, ts_at = self.start_offsets[k]
+        now = int(time.time())
+        ip_at, ts_at, *session_time_at = self.start_offsets[k]
         pkt[ip_at : ip_at + 4] = self.address[k]
-        pkt[ts_at : ts_at + 4] = struct.pack(">I", int(time.time()))
+        pkt[ts_at : ts_at + 4] = struct.pack(">I", now)
+        if session_time_at:
+            pkt[session_time_at[0] : session_time_at[0] + 4] = struct.pack(">I", max(0, now - self.started[k]))
+        else:
+            self.started[k] = now
         return self._sign_acct(pkt, ident)
+
+    def prepare_interims(self) -> None:
+        """After a storm: every subscriber's next accounting request is an Interim-Update of its
+        session (the same Acct-Session-Id and address, counters of 300 s of traffic; Event-Timestamp
+        and Acct-Session-Time as sent), for :meth:`run` with ``interims=True``."""
+        for k, sub in enumerate(self.subs):
+            attrs = workload.acct_attrs(sub, self.session_id(k), 1, 2, 0)
+            body, at = _encode_each(attrs, self.secret, bytes(16))
+            self.start_offsets[k] = (at["Framed-IP-Address"], at["Event-Timestamp"], at["Acct-Session-Time"])
+            header = struct.pack(">BBH", radpkt.ACCOUNTING_REQUEST, 0, 20 + len(body))
+            self.start_packets[k] = header + bytes(16) + bytes(body)
+        self.touched = bytearray(len(self.subs))
+        self.interims = True
 
     def _accounting_on(self, ident: int) -> bytes:
         attrs: Attrs = [
@@ -245,7 +266,9 @@ class Bras:
     # -- the storm -----------------------------------------------------------------------------
 
     def run(self) -> Result:
-        """Accounting-On, then everybody dials; returns when all are online or at ``limit_s``."""
+        """Accounting-On, then everybody dials; returns when all are online or at ``limit_s``.
+        After :meth:`prepare_interims`: every subscriber's Interim-Update at once, no Accounting-On
+        and no logins ("online" is then: its Interim-Update acknowledged)."""
         if not self.auth_packets:
             self.prepare()
         n = len(self.subs)
@@ -372,7 +395,11 @@ class Bras:
         cpu0 = self.cpu()
         t0 = time.perf_counter()
         next_sample = t0
-        send(ACCT, ACCOUNTING_ON)
+        if self.interims:
+            res.on_acked_s = 0.0
+            starts.extend(range(n))
+        else:
+            send(ACCT, ACCOUNTING_ON)
         try:
             while True:
                 now = time.perf_counter()

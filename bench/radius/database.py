@@ -135,6 +135,10 @@ class Database:
     def checkpoint(self) -> None:
         self.run("CHECKPOINT")
 
+    def wal_bytes(self) -> int:
+        """Bytes of WAL written since the cluster was made (the insert position)."""
+        return int(self.value("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint"))
+
     def radacct_sessions(self, prefix: str) -> tuple[int, int]:
         """(sessions, stopped sessions) in radacct whose Acct-Session-Id starts with ``prefix``."""
         row = self.value(

@@ -84,6 +84,7 @@ class StormSettings:
     subscribers: int  # subscribers of the BRAS: all online before, all dialling after
     servers: tuple[str, ...]
     options: bras.Options
+    interims: bool  # after each storm, an Interim-Update of every session
 
     @classmethod
     def from_env(cls) -> StormSettings:
@@ -93,6 +94,7 @@ class StormSettings:
             quick=_env("BENCH_QUICK", "0") == "1",
             subscribers=int(_env("STORM_SUBSCRIBERS", "100000", "10000")),
             servers=tuple(_env("STORM_SERVERS", "freeradius-sql-isp,lastmile").replace(" ", ",").split(",")),
+            interims=_env("STORM_INTERIMS", "1") == "1",
             options=bras.Options(
                 inflight=int(_env("STORM_INFLIGHT", "256")),
                 timeout_s=float(_env("STORM_TIMEOUT", "3")),
@@ -125,6 +127,11 @@ class StormRun:
     postauth_rows: int | None = None
     state: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)  # radiusd's own counters after the storm
+    wal_bytes: int = 0  # WAL PostgreSQL wrote during the storm
+    wave: bras.Result | None = None  # the Interim-Update of every session after the storm
+    wave_server_cpu_s: float = 0.0
+    wave_pg_cpu_s: float = 0.0
+    wave_wal_bytes: int = 0
     rss_mb: list[float] = field(default_factory=list)
     check: str = ""
     notes: list[str] = field(default_factory=list)
@@ -210,29 +217,46 @@ class Storm:
             with b.lock():
                 self.db.checkpoint()
                 postauth0 = b.postauth_rows(server)
-                (srv0, pg0), errs0 = b.cpu(server), procstat.udp_rcvbuf_errors()
+                (srv0, pg0), errs0, wal0 = b.cpu(server), procstat.udp_rcvbuf_errors(), self.db.wal_bytes()
                 run.loadavg = procstat.loadavg()
                 own0 = resource.getrusage(resource.RUSAGE_SELF)
                 bench.log(f"{server.spec.name}: Accounting-On, then {len(self.dialers):,} subscribers dial")
                 result = nas.run()
                 own1 = resource.getrusage(resource.RUSAGE_SELF)
-                (srv1, pg1), errs1 = b.cpu(server), procstat.udp_rcvbuf_errors()
+                (srv1, pg1), errs1, wal1 = b.cpu(server), procstat.udp_rcvbuf_errors(), self.db.wal_bytes()
+            run.result = result
+            run.server_cpu_s, run.pg_cpu_s, run.wal_bytes = srv1 - srv0, pg1 - pg0, wal1 - wal0
+            run.client_cpu_s = own1.ru_utime + own1.ru_stime - own0.ru_utime - own0.ru_stime
+            run.rcvbuf_errors = errs1 - errs0
+            bench.log(f"  {stormreport.summary_line(run)}")
+            run.postauth_rows = self.postauth_added(server, postauth0, result.accepted + result.rejected)
+            if server.metrics_url:
+                run.metrics = scrape(server.metrics_url, METRICS)
+            if server.spec.setup == "lastmile":
+                run.state = self.db.storm_lastmile_state(prefix)
+            else:
+                run.state = self.db.storm_radacct_state(prefix)
+            run.check = self.verify(server, run)
+            bench.log(f"  checks: {run.check}")
+            if self.s.interims and result.online == len(self.dialers):
+                self.interim_wave(server, nas, run)
         finally:
             nas.close()
-        run.result = result
-        run.server_cpu_s, run.pg_cpu_s = srv1 - srv0, pg1 - pg0
-        run.client_cpu_s = own1.ru_utime + own1.ru_stime - own0.ru_utime - own0.ru_stime
-        run.rcvbuf_errors = errs1 - errs0
-        bench.log(f"  {stormreport.summary_line(run)}")
-        run.postauth_rows = self.postauth_added(server, postauth0, result.accepted + result.rejected)
-        if server.metrics_url:
-            run.metrics = scrape(server.metrics_url, METRICS)
-        if server.spec.setup == "lastmile":
-            run.state = self.db.storm_lastmile_state(prefix)
-        else:
-            run.state = self.db.storm_radacct_state(prefix)
-        run.check = self.verify(server, run)
-        bench.log(f"  checks: {run.check}")
+
+    def interim_wave(self, server: bench.Running, nas: bras.Bras, run: StormRun) -> None:
+        """Every session of the storm sends its first Interim-Update (sessions that started
+        together report together), after a checkpoint, as the steady accounting load does."""
+        b = self.bench
+        nas.prepare_interims()
+        with b.lock():
+            self.db.checkpoint()
+            (srv0, pg0), wal0 = b.cpu(server), self.db.wal_bytes()
+            bench.log(f"{server.spec.name}: an Interim-Update of every session")
+            wave = nas.run()
+            (srv1, pg1), wal1 = b.cpu(server), self.db.wal_bytes()
+        run.wave = wave
+        run.wave_server_cpu_s, run.wave_pg_cpu_s, run.wave_wal_bytes = srv1 - srv0, pg1 - pg0, wal1 - wal0
+        bench.log(f"  {stormreport.wave_line(run)}")
 
     def postauth_added(self, server: bench.Running, before: int | None, accepted: int) -> int | None:
         """Post-auth rows written since ``before`` (lastmile writes them in batches: up to 10 s)."""
@@ -292,15 +316,17 @@ class Storm:
         subscriber; PostgreSQL's CPU per traffic_usage row of that COPY."""
         minutes = 5
         with self.bench.lock():
-            pg0 = procstat.cpu_seconds(self.bench.postmaster)
+            self.db.checkpoint()
+            pg0, wal0 = procstat.cpu_seconds(self.bench.postmaster), self.db.wal_bytes()
             started = time.perf_counter()
             rows = self.db.copy_traffic([s.index for s in self.dialers], minutes)
             elapsed = time.perf_counter() - started
             pg_us = (procstat.cpu_seconds(self.bench.postmaster) - pg0) * 1e6 / rows
+            wal = (self.db.wal_bytes() - wal0) / rows
         self.copy_note = (
             f"COPY of {rows:,} traffic_usage rows ({minutes} minutes x {len(self.dialers):,} services, text format "
             f"from psql, with {minutes * 1000:,} traffic_unknown rows): {elapsed:.1f} s, PostgreSQL CPU {pg_us:.1f} µs "
-            "per traffic_usage row (WAL and fsync included)"
+            f"per traffic_usage row and {wal:,.0f} bytes of WAL (after a checkpoint)"
         )
         bench.log(self.copy_note)
         self.db.run("ANALYZE")

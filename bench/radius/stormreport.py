@@ -78,10 +78,65 @@ def figures(run: StormRun) -> dict[str, float]:
         "total_us_per_login": (run.server_cpu_s + run.pg_cpu_s) * 1e6 / logins,
         "client_us_per_login": run.client_cpu_s * 1e6 / logins,
         "total_us_per_request": (run.server_cpu_s + run.pg_cpu_s) * 1e6 / requests,
+        "wal_bytes_per_login": run.wal_bytes / logins,
         "rss_mb": max(run.rss_mb, default=math.nan),
         "loadavg": run.loadavg,
         "udp_rcvbuf_errors_host": run.rcvbuf_errors,
     }
+
+
+def wave_figures(run: StormRun) -> dict[str, float]:
+    """The Interim-Update wave after the storm: one Interim-Update per session."""
+    w = run.wave
+    if w is None:
+        return {}
+    n = max(1, w.online)
+    return {
+        "interims": w.online,
+        "of": w.subscribers,
+        "elapsed_s": w.elapsed_s,
+        "per_s": w.online / w.elapsed_s if w.elapsed_s else math.nan,
+        "retransmits": w.acct_retransmits,
+        "lost": w.acct_lost,
+        "server_us": run.wave_server_cpu_s * 1e6 / n,
+        "pg_us": run.wave_pg_cpu_s * 1e6 / n,
+        "wal_bytes": run.wave_wal_bytes / n,
+    }
+
+
+def wave_line(run: StormRun) -> str:
+    f = wave_figures(run)
+    if not f:
+        return "no Interim-Update wave"
+    return (
+        f"{f['interims']:,.0f}/{f['of']:,.0f} Interim-Updates acknowledged in {f['elapsed_s']:.1f} s "
+        f"({f['per_s']:,.0f}/s; retransmitted {f['retransmits']:,.0f}, lost {f['lost']:,.0f}) | CPU µs/request: "
+        f"server {f['server_us']:.0f}, PG {f['pg_us']:.0f} | WAL {f['wal_bytes']:,.0f} bytes/request"
+    )
+
+
+def _wave_table(runs: list[StormRun]) -> list[str]:
+    shown = [(r, wave_figures(r)) for r in runs if r.wave is not None]
+    if not shown:
+        return []
+    lines = [
+        "### Then an Interim-Update of every session at once",
+        "",
+        "Sessions that started together send their Interim-Updates together (every 300 s, unless the NAS "
+        "spreads them): right after the storm, after a checkpoint, the BRAS sends every session's first "
+        "Interim-Update (counters of 300 s) with the same window and retransmissions.",
+        "",
+        "| | Interim-Updates acknowledged | in s | per s | retransmitted / lost | server CPU µs/request "
+        "| PostgreSQL CPU µs/request | WAL bytes/request |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r, f in shown:
+        lines.append(
+            f"| {r.label} | {f['interims']:,.0f} / {f['of']:,.0f} | {f['elapsed_s']:.1f} | {f['per_s']:,.0f} "
+            f"| {f['retransmits']:,.0f} / {f['lost']:,.0f} | {f['server_us']:,.0f} | {f['pg_us']:,.0f} "
+            f"| {f['wal_bytes']:,.0f} |"
+        )
+    return [*lines, ""]
 
 
 def summary_line(run: StormRun) -> str:
@@ -123,6 +178,7 @@ def _summary_table(runs: list[StormRun]) -> list[str]:
         ("**CPU µs per login** (Access-Request + Start): server / PostgreSQL / both",
          lambda f: f"{f['server_us_per_login']:,.0f} / {f['pg_us_per_login']:,.0f} / "
                    f"**{f['total_us_per_login']:,.0f}**"),
+        ("WAL bytes per login (after a checkpoint at the start)", lambda f: _n(f["wal_bytes_per_login"])),
         ("RSS MB, largest server process", lambda f: _n(f["rss_mb"])),
         ("UDP receive-buffer drops on the host", lambda f: f"{f['udp_rcvbuf_errors_host']:,.0f}"),
     ]  # fmt: skip
@@ -247,6 +303,7 @@ def markdown(
     ]
     for run in runs:
         out += [*_chart(run), ""]
+    out += _wave_table(runs)
     counters = [
         f"- {r.label}: " + ", ".join(f"`{k}` {v:,.0f}" for k, v in r.metrics.items()) for r in runs if r.metrics
     ]
@@ -269,7 +326,7 @@ SUMMARY_FIELDS = [
     "auth_sent", "auth_retransmits", "auth_lost", "acct_sent", "acct_retransmits", "acct_lost", "redials",
     "rejected", "subscribers_retransmitted", "invalid_or_stray", "pool_addresses",
     "server_cpu_s", "pg_cpu_s", "client_cpu_s", "server_cores", "pg_cores", "server_us_per_login",
-    "pg_us_per_login", "total_us_per_login", "client_us_per_login", "total_us_per_request",
+    "pg_us_per_login", "total_us_per_login", "client_us_per_login", "total_us_per_request", "wal_bytes_per_login",
     "rss_mb", "loadavg", "udp_rcvbuf_errors_host", "check",
 ]  # fmt: skip
 TIMELINE_FIELDS = [
