@@ -75,7 +75,7 @@ class Sample:
     rejected: int
     auth_sent: int  # first sends of Access-Requests
     acct_sent: int
-    retransmits: int  # both kinds
+    retransmits: int  # all kinds, the Accounting-On's included
     lost: int  # both kinds
     in_flight: int
     server_cpu_s: float
@@ -94,7 +94,8 @@ class Result:
     auth_sent: int = 0
     acct_sent: int = 0
     auth_retransmits: int = 0
-    acct_retransmits: int = 0
+    acct_retransmits: int = 0  # of Starts (or Interim-Updates)
+    on_retransmits: int = 0  # of the Accounting-On
     auth_lost: int = 0
     acct_lost: int = 0
     redials: int = 0  # Access-Requests sent again after a loss or a reject
@@ -358,6 +359,8 @@ class Bras:
                     timers.append((now + opts.timeout_s, request, request.tries))
                     if request.kind == AUTH:
                         res.auth_retransmits += 1
+                    elif request.sub == ACCOUNTING_ON:
+                        res.on_retransmits += 1
                     else:
                         res.acct_retransmits += 1
                     continue
@@ -386,7 +389,8 @@ class Bras:
             server_cpu, pg_cpu = self.cpu()
             res.samples.append(Sample(
                 round(now - t0, 3), online[0], res.accepted, res.rejected, res.auth_sent, res.acct_sent,
-                res.auth_retransmits + res.acct_retransmits, res.auth_lost + res.acct_lost, in_flight,
+                res.auth_retransmits + res.acct_retransmits + res.on_retransmits, res.auth_lost + res.acct_lost,
+                in_flight,
                 server_cpu - cpu0[0], pg_cpu - cpu0[1],
             ))  # fmt: skip
 

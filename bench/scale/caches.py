@@ -14,9 +14,8 @@ ports of 127.0.0.1, each until its metrics say ready, and measured: seconds from
 ready (loading everything from PostgreSQL), RSS of the process (VmRSS, after ``CACHE_SETTLE``
 seconds of idling) and, for radiusd, the size of the cache snapshot it writes. The baseline is
 the same daemon with 1,000 subscribers, measured first in the same way, so the difference per
-subscriber is the caches'. Everything started is stopped
-by PID; the directory is removed (CACHE_KEEP=1 keeps it). Results: a Markdown table on stdout
-and in bench/results/caches-<date>.md.
+subscriber is the caches'. Everything started is stopped by PID; the directory is removed
+(CACHE_KEEP=1 keeps it). Results: a Markdown table on stdout and in bench/results/caches-<date>.md.
 """
 
 from __future__ import annotations
