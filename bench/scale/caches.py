@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/scale/caches.py                    # 1,000,000 subscribers (~5 min)
     CACHE_SUBSCRIBERS=100000 .venv/bin/python bench/scale/caches.py
+    CACHE_DAEMONS=radiusd CACHE_SETTLE=120 .venv/bin/python bench/scale/caches.py   # one daemon, longer idle
 
 radiusd and flowcollector keep the subscribers, NAS and open sessions in memory (DESIGN.md:
 hot copies kept by NOTIFY), so their memory grows with the subscriber count; this measures by
@@ -12,7 +13,7 @@ pool while the pool lasts, else an address of the NAS's own pool, as after login
 ``lastmile radiusd`` and ``lastmile flowcollector`` are started one after the other on free
 ports of 127.0.0.1, each until its metrics say ready, and measured: seconds from the start to
 ready (loading everything from PostgreSQL), RSS of the process (VmRSS, after ``CACHE_SETTLE``
-seconds of idling) and, for radiusd, the size of the cache snapshot it writes. The baseline is
+seconds of idling) and, for radiusd, the size of the cache snapshot on disk by then. The baseline is
 the same daemon with 1,000 subscribers, measured first in the same way, so the difference per
 subscriber is the caches'. Everything started is stopped by PID; the directory is removed
 (CACHE_KEEP=1 keeps it). Results: a Markdown table on stdout and in bench/results/caches-<date>.md.
@@ -163,10 +164,9 @@ class Caches:
             with urllib.request.urlopen(url, timeout=5):
                 pass  # one scrape, as Prometheus would do
             rss = max(procstat.rss_mb(proc.pid), default=0.0)
+            snapshot_mb = sum(p.stat().st_size for p in base.rglob("cache.snapshot")) / 1e6  # written by now
         finally:
             servers.stop(proc)
-        snapshots = list(base.rglob("cache.snapshot"))
-        snapshot_mb = sum(p.stat().st_size for p in snapshots) / 1e6
         m = Measured(daemon, subscribers, sessions, ready_s, rss, snapshot_mb)
         log(f"{daemon}, {subscribers:,} subscribers, {sessions:,} sessions: ready after {ready_s:.1f} s, "
             f"RSS {rss:,.0f} MB, snapshot {snapshot_mb:,.1f} MB")  # fmt: skip
@@ -206,6 +206,7 @@ def _on_signal(signum: int, _frame: object) -> None:
 def main() -> int:
     subscribers = int(os.environ.get("CACHE_SUBSCRIBERS", "1000000"))
     settle_s = float(os.environ.get("CACHE_SETTLE", "5"))
+    daemons = os.environ.get("CACHE_DAEMONS", "radiusd,flowcollector").split(",")
     signal.signal(signal.SIGTERM, _on_signal)
     work = Path(tempfile.mkdtemp(prefix="lastmile-bench-caches."))
     caches = Caches(work, settle_s)
@@ -214,7 +215,7 @@ def main() -> int:
         caches.start_db()
         for customers in (1000, subscribers):
             services, sessions = caches.load(customers)
-            for daemon in ("radiusd", "flowcollector"):
+            for daemon in daemons:
                 rows.append(caches.measure(daemon, services, sessions))
     except RuntimeError as e:
         log(f"failed: {e}")
