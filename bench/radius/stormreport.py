@@ -193,13 +193,18 @@ def _summary_table(runs: list[StormRun]) -> list[str]:
 
 
 def _online_at(res: bras.Result, t: float) -> int:
-    """Subscribers online at ``t`` seconds (from the samples; the last sample after the end)."""
-    online = 0
+    """Subscribers online at ``t`` seconds, interpolated between the two samples around it
+    (samples fall a few milliseconds either side of their nominal times, so taking the last one
+    before ``t`` would sometimes take the one a whole interval earlier)."""
+    before = None
     for s in res.samples:
-        if s.t > t:
-            break
-        online = s.online
-    return online
+        if s.t >= t:
+            if before is None or s.t == before.t:
+                return s.online
+            share = (t - before.t) / (s.t - before.t)
+            return round(before.online + share * (s.online - before.online))
+        before = s
+    return before.online if before is not None else 0
 
 
 def _marks(longest: float) -> list[float]:
