@@ -6,7 +6,7 @@
 #   BENCH_QUICK=1 bench/radius/run.sh   # quick: 10,000 subscribers, one run of ~3 s each (~1 min)
 #   BENCH_SERVERS=freeradius-files,lastmile bench/radius/run.sh   # a subset
 #   BENCH_SCENARIO=storm bench/radius/run.sh                 # the auth storm after a BRAS reboot (storm.py):
-#                                                            # 100,000 subscribers re-dial (~10-15 min; quick: 10,000)
+#                                                            # 100,000 subscribers re-dial (~6 min; quick: 10,000)
 #
 # Every knob is an environment variable; see Settings.from_env in bench.py (and StormSettings in
 # storm.py). Results: bench/results/radius-<date>[-quick].{csv,md}, or for the storm

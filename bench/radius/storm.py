@@ -1,7 +1,7 @@
 """Auth storm after a BRAS reboot (issue #9): lastmile radiusd and FreeRADIUS + SQL in one run.
 
-    BENCH_SCENARIO=storm bench/radius/run.sh                 # 100,000 subscribers (~10-15 min)
-    BENCH_SCENARIO=storm BENCH_QUICK=1 bench/radius/run.sh   # 10,000 subscribers (~2 min)
+    BENCH_SCENARIO=storm bench/radius/run.sh                 # 100,000 subscribers (~6 min)
+    BENCH_SCENARIO=storm BENCH_QUICK=1 bench/radius/run.sh   # 10,000 subscribers (~1 min)
 
 The scenario
     A BRAS with 100,000 subscribers, all online: each has an open session in the database
@@ -18,22 +18,28 @@ The scenario
 What is measured, per server
     * the time from the Accounting-On until every subscriber is online again (its Accept received
       and its Start acknowledged), the Accounting-On's own answer time, and when 50/90/99 % were
-      online; the online count every second (the throughput curve);
+      online; the online count every ``STORM_SAMPLE`` seconds (the throughput curve);
     * Access-Requests and Starts sent, retransmitted and lost, redials, rejects, and how many
       subscribers needed a retransmission;
     * CPU seconds of the server's process tree and of PostgreSQL (postmaster and all its
-      children), also per second, from /proc; the generator's own CPU; per login (one
-      Access-Request + one Accounting-Start) the CPU of each;
+      children), also per sample, from /proc; the generator's own CPU; per login (one
+      Access-Request + one Accounting-Start) the CPU of each; the WAL PostgreSQL wrote;
     * afterwards, in the database: every storm session open once, every pre-reboot session closed
-      as NAS-Reboot, lastmile's pool addresses bound to the new sessions (and how many
-      subscribers got their address from before the reboot back), the post-auth rows.
+      as NAS-Reboot, lastmile's pool addresses bound to the new sessions (and how many pool
+      subscribers got their address from before the reboot back), the post-auth rows; radiusd's
+      own counters (spooled, dropped, deadlines, pool hand-outs, MQTT events);
+    * then (``STORM_INTERIMS=1``, the default) every session's first Interim-Update at once, as
+      sessions that started together send them: time, CPU and WAL per request;
+    * at the end, the bytes per row of the tables docs/scaling.md counts, and the PostgreSQL CPU
+      and WAL of a COPY of 5 minutes of ``traffic_usage`` rows for every subscriber.
 
 The servers (bench.py's SPECS, set up as there; BENCH_SERVERS-like ``STORM_SERVERS``): FreeRADIUS
 3.2 + rlm_sql with Simultaneous-Use and post-auth logging (``freeradius-sql-isp``), then lastmile
 radiusd (``lastmile``; LASTMILE_RADIUSD__* variables pass through, e.g. WORKERS), one after the
 other on the same PostgreSQL. An entry ``lastmile:KEY=VALUE[:KEY=VALUE]`` runs radiusd once more
-with those ``[radiusd]`` settings (``STORM_SERVERS=freeradius-sql-isp,lastmile,lastmile:db_deadline=5``);
-before a second lastmile run its tables are put back to the pre-reboot state. the database set-up is bench.py's
+with those ``[radiusd]`` settings
+(``STORM_SERVERS=freeradius-sql-isp,lastmile,lastmile:db_deadline=5``); before a second lastmile
+run its tables are put back to the pre-reboot state. The database set-up is bench.py's
 (``Bench.setup_database``), with enough demo customers that 100,000 of the active ones dial (one
 more, with a static address, is the readiness probe). Results go to
 bench/results/storm-<date>[-quick].{md,csv} (and -timeline.csv); figures in docs/benchmarks.md.
