@@ -1,5 +1,8 @@
 """RADIUS benchmark (issue #3): lastmile radiusd against FreeRADIUS 3.2, in one run on this machine.
 
+(The other scenario of this folder, the auth storm after a BRAS reboot of issue #9, is storm.py:
+``BENCH_SCENARIO=storm bench/radius/run.sh``; it reuses this module's database set-up and servers.)
+
 What runs
     One embedded PostgreSQL (lastmile's ``daemons.pgembed``, durable: fsync and synchronous
     commit on) with lastmile's schema and ``lastmile demo`` subscribers (100,000; ~95% of them
@@ -192,6 +195,7 @@ class Running:
     base: Path
     auth_port: int
     acct_port: int
+    metrics_url: str = ""  # lastmile's /metrics ("" for FreeRADIUS)
     rss_mb: list[float] = field(default_factory=list)
 
 
@@ -266,14 +270,15 @@ class Bench:
 
     # -- servers -------------------------------------------------------------------------------
 
-    def start(self, spec: Spec) -> Running:
-        """Start the server of ``spec`` on free ports; return once it accepts a subscriber."""
+    def start(self, spec: Spec, env: dict[str, str] | None = None) -> Running:
+        """Start the server of ``spec`` on free ports; return once it accepts a subscriber.
+        ``env``: more variables for lastmile radiusd (settings of one run)."""
         auth_port, acct_port, metrics_port = servers.free_ports(3)
         base = self.work / spec.name
         base.mkdir(parents=True, exist_ok=True)
         log_path = base / "server.log"
         if spec.setup == "lastmile":
-            proc = self._start_lastmile(base, log_path, auth_port, acct_port, metrics_port)
+            proc = self._start_lastmile(base, log_path, auth_port, acct_port, metrics_port, env)
             ready = f"http://127.0.0.1:{metrics_port}/metrics"
         else:
             proc = self._start_freeradius(spec.setup, base, log_path, auth_port, acct_port)
@@ -285,11 +290,12 @@ class Bench:
         except Exception:
             servers.stop(proc)
             raise
-        return Running(spec, proc, log_path, base, auth_port, acct_port)
+        return Running(spec, proc, log_path, base, auth_port, acct_port, ready)
 
     def _start_lastmile(
-        self, base: Path, log_path: Path, auth_port: int, acct_port: int, metrics_port: int
-    ) -> subprocess.Popen[bytes]:
+        self, base: Path, log_path: Path, auth_port: int, acct_port: int, metrics_port: int,
+        extra: dict[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:  # fmt: skip
         env = self.lastmile_env(
             {
                 "LASTMILE_RADIUSD__BIND": "127.0.0.1",
@@ -297,6 +303,7 @@ class Bench:
                 "LASTMILE_RADIUSD__ACCT_PORT": str(acct_port),
                 "LASTMILE_RADIUSD__METRICS_PORT": str(metrics_port),
                 "LASTMILE_LOG__LEVEL": "warning",
+                **(extra or {}),
             }
         )
         return servers.start([self.s.radiusd, "radiusd"], log_path, self.pid_file, env, cwd=base)

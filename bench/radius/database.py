@@ -11,6 +11,7 @@ queries read lastmile's ``services`` (as ``public.services``).
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 from daemons.pgembed import DATABASE, bin_dir
@@ -134,6 +135,10 @@ class Database:
     def checkpoint(self) -> None:
         self.run("CHECKPOINT")
 
+    def wal_bytes(self) -> int:
+        """Bytes of WAL written since the cluster was made (the insert position)."""
+        return int(self.value("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint"))
+
     def radacct_sessions(self, prefix: str) -> tuple[int, int]:
         """(sessions, stopped sessions) in radacct whose Acct-Session-Id starts with ``prefix``."""
         row = self.value(
@@ -162,3 +167,169 @@ class Database:
         if self.value(f"SELECT to_regclass('{table}') IS NOT NULL") != "t":
             return None
         return int(self.value(f"SELECT count(*) FROM {table}"))
+
+    # -- the auth storm (storm.py): a BRAS whose subscribers are all online ------------------------
+
+    def storm_online(self, service_ids: list[int]) -> None:
+        """``bench_storm_online``: the storm's subscribers (service id, k = their order) with the
+        address of their open session: the static one, else a free address of their lastmile
+        pool (the one that session was given)."""
+        ids = ",".join(str(i) for i in service_ids)
+        self.run(f"""
+            DROP TABLE IF EXISTS bench_storm_online;
+            CREATE TABLE bench_storm_online AS
+            WITH d AS (SELECT s.id, s.login, s.ipv4, s.pool_id, t.k,
+                              row_number() OVER (PARTITION BY s.ipv4 IS NULL, s.pool_id ORDER BY s.id) AS n
+                       FROM unnest('{{{ids}}}'::bigint[]) WITH ORDINALITY AS t(id, k) JOIN services s ON s.id = t.id),
+            f AS (SELECT address, pool_id, row_number() OVER (PARTITION BY pool_id ORDER BY address) AS n
+                  FROM ip_leases WHERE state = 'free')
+            SELECT d.id AS service_id, d.login, d.k::integer - 1 AS k, coalesce(d.ipv4, f.address) AS address,
+                   d.ipv4 IS NULL AS pooled
+            FROM d LEFT JOIN f ON d.ipv4 IS NULL AND f.pool_id = d.pool_id AND f.n = d.n;
+            ALTER TABLE bench_storm_online ADD PRIMARY KEY (service_id);
+        """)
+        missing = self.value("SELECT count(*) FROM bench_storm_online WHERE address IS NULL")
+        if missing != "0":
+            raise RuntimeError(f"{missing} storm subscribers found no free address in their pool")
+
+    def storm_radacct(self, nas_ip: str) -> None:
+        """An open radacct session at the BRAS ``nas_ip`` for every storm subscriber (started in
+        the last days, last Interim-Update within the last 300 s), added to radacct_baseline, which
+        reset_freeradius_tables() restores."""
+        self.run(f"""
+            SET search_path = freeradius, public;
+            INSERT INTO radacct (acctsessionid, acctuniqueid, username, nasipaddress, nasportid, nasporttype,
+                acctstarttime, acctupdatetime, acctsessiontime, acctauthentic, acctinputoctets, acctoutputoctets,
+                calledstationid, callingstationid, servicetype, framedprotocol, framedipaddress, acctinterval)
+            SELECT 'on-' || o.k, md5('on-' || o.k), o.login, '{nas_ip}', 'vlan' || (100 + o.service_id % 50),
+                'Ethernet', now() - make_interval(secs => 3600 + o.k % 259200),
+                now() - make_interval(secs => o.k % 300), 3600 + o.k % 259200, 'RADIUS', o.k * 1000, o.k * 9000,
+                'pppoe-bench', '4C:5E:0C:00:00:00', 'Framed-User', 'PPP',
+                CASE WHEN o.pooled THEN '10.128.0.0'::inet + o.service_id ELSE o.address END, 300
+            FROM public.bench_storm_online o;
+            DROP TABLE radacct_baseline;
+            CREATE TABLE radacct_baseline AS SELECT * FROM radacct;
+            ANALYZE radacct;
+        """)
+
+    def storm_sessions(self) -> None:
+        """The same for lastmile: an open radius_sessions row (and its radius_session_index row) at
+        the demo NAS for every storm subscriber, and its pool address bound to it in ip_leases
+        (expiring 2 x 300 + 120 s after the last Interim-Update, as radiusd keeps it). The session
+        started this month (the partition the history is in) and was last updated within 300 s."""
+        self.run("""
+            CREATE TEMP TABLE o AS
+            SELECT b.*, 'on-' || b.k AS uid,
+                   greatest(date_trunc('month', now()), now() - make_interval(secs => 3600 + b.k % 259200)) AS t,
+                   now() - make_interval(secs => b.k % 300) AS u
+            FROM bench_storm_online b;
+            INSERT INTO radius_session_index (acct_unique_id, started_at) SELECT uid, t FROM o;
+            INSERT INTO radius_sessions (acct_unique_id, started_at, service_id, nas_id, username, acct_session_id,
+                nas_address, nas_port_id, calling_station_id, called_station_id, framed_ip, updated_at,
+                session_time_s, input_octets, output_octets, input_packets, output_packets)
+            SELECT o.uid, o.t, o.service_id, (SELECT id FROM nas WHERE address = '127.0.0.1/32'), o.login, o.uid,
+                '127.0.0.1', 'vlan' || (100 + o.service_id % 50), '4C:5E:0C:00:00:00', 'pppoe-bench', o.address, o.u,
+                extract(epoch FROM o.u - o.t)::bigint, o.k * 1000, o.k * 9000, o.k, o.k * 9
+            FROM o;
+            UPDATE ip_leases l SET state = 'bound', service_id = o.service_id, acct_unique_id = o.uid,
+                expires_at = o.u + interval '720 seconds', updated_at = o.u
+            FROM o WHERE o.pooled AND l.address = o.address;
+            ANALYZE radius_sessions;
+            ANALYZE radius_session_index;
+            ANALYZE ip_leases;
+        """)
+
+    def storm_reset_lastmile(self) -> None:
+        """Undo a lastmile storm: its sessions and the pre-reboot ones deleted (with their
+        radius_session_index rows), every pool address free and unused again; storm_sessions()
+        then writes the pre-reboot state once more."""
+        self.run("""
+            WITH d AS (DELETE FROM radius_sessions WHERE acct_unique_id LIKE 'on-%' OR acct_session_id LIKE 'st%'
+                       RETURNING acct_unique_id)
+            DELETE FROM radius_session_index WHERE acct_unique_id IN (SELECT acct_unique_id FROM d);
+            UPDATE ip_leases SET state = 'free', service_id = NULL, acct_unique_id = NULL, holder = NULL,
+                expires_at = NULL, updated_at = now()
+            WHERE state <> 'free' OR service_id IS NOT NULL;
+            VACUUM ANALYZE radius_sessions, radius_session_index, ip_leases;
+        """)
+
+    def storm_lastmile_state(self, prefix: str) -> dict[str, int]:
+        """What lastmile's tables say after the storm: the storm's sessions open (and how many
+        of them twice for one service or one address), the pre-reboot sessions closed as
+        NAS-Reboot, pool addresses bound to a storm session, and how many pool subscribers got
+        the address they had before the reboot."""
+        row = self.value(f"""
+            WITH s AS (SELECT * FROM radius_sessions WHERE stopped_at IS NULL AND acct_session_id LIKE '{prefix}%')
+            SELECT (SELECT count(*) FROM s),
+                   (SELECT count(*) FROM (SELECT service_id FROM s GROUP BY 1 HAVING count(*) > 1) x),
+                   (SELECT count(*) FROM (SELECT framed_ip FROM s GROUP BY 1 HAVING count(*) > 1) x),
+                   (SELECT count(*) FROM radius_sessions r JOIN bench_storm_online o ON r.acct_unique_id = 'on-' || o.k
+                    WHERE r.stopped_at IS NOT NULL AND r.terminate_cause = 'NAS-Reboot'),
+                   (SELECT count(*) FROM ip_leases l JOIN s ON s.acct_unique_id = l.acct_unique_id
+                    WHERE l.state = 'bound'),
+                   (SELECT count(*) FROM s JOIN bench_storm_online o ON o.service_id = s.service_id
+                    WHERE o.pooled AND s.framed_ip = o.address),
+                   (SELECT count(*) FROM bench_storm_online WHERE pooled)
+        """)
+        keys = (
+            "open",
+            "services_twice",
+            "addresses_twice",
+            "closed_by_reboot",
+            "leases_bound",
+            "same_address",
+            "pooled",
+        )
+        return dict(zip(keys, map(int, row.split("\t")), strict=True))
+
+    def storm_radacct_state(self, prefix: str) -> dict[str, int]:
+        """The same for radacct: the storm's sessions open (twice for one user), the
+        pre-reboot sessions closed as NAS-Reboot."""
+        row = self.value(f"""
+            SET search_path = freeradius, public;
+            WITH s AS (SELECT * FROM radacct WHERE acctstoptime IS NULL AND acctsessionid LIKE '{prefix}%')
+            SELECT (SELECT count(*) FROM s),
+                   (SELECT count(*) FROM (SELECT username FROM s GROUP BY 1 HAVING count(*) > 1) x),
+                   (SELECT count(*) FROM radacct WHERE acctsessionid LIKE 'on-%' AND acctstoptime IS NOT NULL
+                    AND acctterminatecause = 'NAS-Reboot')
+        """)
+        keys = ("open", "services_twice", "closed_by_reboot")
+        return dict(zip(keys, map(int, row.split("\t")[-3:]), strict=True))
+
+    # -- sizes of the large tables (for docs/scaling.md) -----------------------------------------
+
+    def table_bytes(self, table: str) -> tuple[int, int]:
+        """(rows, bytes on disk: heap, TOAST and indexes, of every partition if it has any) of ``table``."""
+        row = self.value(
+            f"SELECT (SELECT count(*) FROM {table}), CASE WHEN c.relkind = 'p' THEN "
+            f"(SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree(c.oid)) "
+            f"ELSE pg_total_relation_size(c.oid) END FROM pg_class c WHERE c.oid = '{table}'::regclass"
+        )
+        rows, size = row.split("\t")
+        return int(rows), int(size)
+
+    def copy_traffic(self, service_ids: list[int], minutes: int) -> int:
+        """COPY one traffic_usage row per service for each of the ``minutes`` minutes before now:
+        the row flowcollector writes per (service, minute) and flush (four counters, no billing
+        flag); and a traffic_unknown row per minute for each of 1,000 addresses. Returns the
+        traffic_usage rows written."""
+        now = int(time.time()) // 60 * 60
+        stamps = [time.strftime("%Y-%m-%d %H:%M:00+00", time.gmtime(now - 60 * m)) for m in range(1, minutes + 1)]
+        usage = "".join(
+            f"{sid}\t{minute}\t{sid * 7919 % 90_000_000}\t{sid * 104729 % 9_000_000}\t{sid % 60_000}\t{sid % 9_000}\n"
+            for minute in stamps
+            for sid in service_ids
+        )
+        unknown = "".join(
+            f"127.0.0.1\t{minute}\t{a * 1500}\t{a}\t100.127.{a // 256}.{a % 256}\n"
+            for minute in stamps
+            for a in range(1, 1001)
+        )
+        self.run(
+            "COPY traffic_usage (service_id, minute, bytes_down, bytes_up, packets_down, packets_up) FROM STDIN;\n"
+            + usage
+            + "\\.\nCOPY traffic_unknown (exporter, minute, bytes, packets, address) FROM STDIN;\n"
+            + unknown
+            + "\\.\n"
+        )
+        return len(service_ids) * minutes
