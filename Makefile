@@ -33,8 +33,9 @@ fuzz: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	@# bench/ folder by folder: its scripts import their neighbours by bare name
-	for dir in bench/*/; do ls "$$dir"*.py >/dev/null 2>&1 || continue; $(BIN)/mypy "$$dir" || exit 1; done
+	@# bench/ folder by folder: its scripts import their neighbours by bare name (bench/scale also
+	@# bench/radius's helpers)
+	for dir in bench/*/; do ls "$$dir"*.py >/dev/null 2>&1 || continue; MYPYPATH=bench/radius $(BIN)/mypy "$$dir" || exit 1; done
 
 bench: $(STAMP)
 	@for script in bench/*/run.sh; do [ -x "$$script" ] && "$$script" || true; done
