@@ -63,6 +63,7 @@ class Late(TimeoutError):
     def __init__(self, task: asyncio.Future[Any], timeout: float) -> None:
         super().__init__(f"the database did not answer within {timeout:g} s")
         self.task = task
+        self.timeout = timeout
 
 
 async def bounded(work: Awaitable[T], timeout: float) -> T:
@@ -76,6 +77,22 @@ async def bounded(work: Awaitable[T], timeout: float) -> T:
         task.add_done_callback(_outcome_not_wanted)
         raise Late(task, timeout)
     return task.result()
+
+
+async def answers(pool: asyncpg.Pool, timeout: float) -> bool:
+    """True if the server answers a trivial query within ``timeout`` seconds: alive, however busy.
+    A statement that is late while this answers is slow (a big update, a lock held elsewhere),
+    not stuck behind a hung server."""
+
+    async def ping() -> None:
+        async with pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+
+    try:
+        await bounded(ping(), timeout)
+    except DB_DOWN:  # Late is a TimeoutError
+        return False
+    return True
 
 
 def _outcome_not_wanted(task: asyncio.Future[Any]) -> None:

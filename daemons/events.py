@@ -121,13 +121,15 @@ class SessionStarted(Event):
     login: str = doc("User-Name")
     framed_ip: str | None = doc("the subscriber's IPv4 address (Framed-IP-Address), if any")
     started_at: str = doc("when it started, ISO 8601 UTC")
+    nas_id: int | None = doc("the NAS that carries it (`lastmile/nas/restart` names it too)")
 
 
 @event("session", "stop")
 @dataclass(frozen=True, slots=True)
 class SessionStopped(Event):
-    """A RADIUS session ended: its Stop was committed, its NAS restarted (Accounting-On/Off), or it
-    went stale (no update for 2 x interim_interval + stale_grace)."""
+    """A RADIUS session ended: its Stop was committed, or it went stale (no update for 2 x
+    interim_interval + stale_grace). Sessions closed because their NAS restarted get no event
+    each: one `lastmile/nas/restart` stands for all of them."""
 
     acct_unique_id: str = doc("the session's key")
     service_id: int | None = doc("the service whose login it is (null: an unknown login)")
@@ -135,6 +137,21 @@ class SessionStopped(Event):
     framed_ip: str | None = doc("the subscriber's IPv4 address, if any")
     started_at: str = doc("when it started, ISO 8601 UTC")
     stopped_at: str = doc("when it ended, ISO 8601 UTC")
+    nas_id: int | None = doc("the NAS that carried it")
+
+
+@event("nas", "restart")
+@dataclass(frozen=True, slots=True)
+class NasRestarted(Event):
+    """A NAS restarted (Accounting-On) or is going down (Accounting-Off): radiusd committed the
+    record, and every session the NAS had open before `at` is closed (a BRAS reboot closes tens
+    of thousands at once, which would flood the broker as one `session/stop` each)."""
+
+    nas_id: int = doc("the NAS")
+    nas: str = doc("its name")
+    status: str = doc("`on` (it started again) or `off` (it is going down)")
+    at: str = doc("when, ISO 8601 UTC (Event-Timestamp): sessions of this NAS that started before are over")
+    sessions_closed: int = doc("how many sessions were still open and are now closed")
 
 
 @event("session", "coa")

@@ -123,8 +123,8 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     # One snapshot for all the workers: they serve the same caches.
     keeper = snapshot.SnapshotKeeper(state / snapshot.NAME, snapshot_of_caches) if workers.index() <= 1 else None
 
-    def session_changes(changes: list[store.SessionChange]) -> None:
-        handler.session_changes(changes)
+    def session_changes(changes: list[store.SessionChange], restarts: list[store.NasRestart]) -> None:
+        handler.session_changes(changes, restarts)
         if keeper is not None:
             keeper.changed()
 
@@ -235,7 +235,7 @@ async def sweep(pool: asyncpg.Pool, handler: Handler, lease_ttl: int, instance: 
         freed = await store.expire_leases(conn, lease_ttl)
     if closed:
         metrics.STALE_CLOSED.inc(len(closed))
-        handler.session_changes(closed)
+        handler.session_changes(closed, [])
         logger.info("stale sessions closed", count=len(closed))
     if freed:
         logger.info("expired address leases freed", count=freed)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -24,9 +25,10 @@ import structlog
 
 from daemons import db
 from daemons.db import DB_DOWN
-from daemons.events import EventPublisher, SessionStarted, SessionStopped
+from daemons.events import EventPublisher, NasRestarted, SessionStarted, SessionStopped
 from radiusd import acct, metrics, policy, store
 from radiusd.cache import OnlineSessions, SubscriberCache
+from radiusd.codec import AcctStatus
 from radiusd.leases import LeaseBatcher
 from radiusd.logsummary import LogSummary
 from radiusd.postauth import PostAuthLog
@@ -52,6 +54,9 @@ class Handler:
         #: Seconds a login waits for the database before it is decided from memory.
         self.db_deadline = db_deadline
         self.max_tasks = max_tasks
+        #: NAS id → the time of its latest Accounting-On/Off received here: its sessions from
+        #: before are over even while that record's commit is still running (Simultaneous-Use).
+        self.restarts: dict[int, float] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.log = structlog.get_logger("lastmile.radiusd")
         # Repeated log lines: the first in full, then a count a minute (logsummary.py).
@@ -121,7 +126,7 @@ class Handler:
 
     async def _count_online(self, service_id: int) -> int:
         async with self.pool.acquire() as conn:
-            return await store.count_online(conn, service_id)
+            return await store.count_online(conn, service_id, self.restarts)
 
     def _without_database(self, ex: Exchange, sub: Any, decision: policy.Decision,
                           error: BaseException) -> policy.Decision | None:
@@ -175,19 +180,29 @@ class Handler:
             if self.unrecordable.first((ex.nas.name, str(e))):
                 self.log.warning("accounting request not recordable", nas=ex.nas.name, problem=str(e))
             return
+        if isinstance(entry, acct.NasEvent):
+            self.restarts[entry.nas_id] = max(entry.event_time, self.restarts.get(entry.nas_id, 0.0))
         self.writer.submit(Item(entry, ex))
 
-    def session_changes(self, changes: list[store.SessionChange]) -> None:
-        """After a commit: the online index and the MQTT session events."""
+    def session_changes(self, changes: list[store.SessionChange], restarts: list[store.NasRestart]) -> None:
+        """After a commit: the online index and the MQTT events (one per NAS restart, not one per
+        session it closed)."""
         for c in changes:
             if c.service_id is None:
                 continue
             if c.opened:
                 self.online.opened(c.service_id, c.unique_id)
                 self.events.publish(SessionStarted(c.unique_id, c.service_id, c.username, c.framed_ip,
-                                                   c.started_at.isoformat()))
+                                                   c.started_at.isoformat(), c.nas_id))
             elif c.closed:
                 self.online.closed(c.service_id, c.unique_id)
+                if c.by_nas:
+                    continue
                 stopped = c.stopped_at.isoformat() if c.stopped_at else c.started_at.isoformat()
                 self.events.publish(SessionStopped(c.unique_id, c.service_id, c.username, c.framed_ip,
-                                                   c.started_at.isoformat(), stopped))
+                                                   c.started_at.isoformat(), stopped, c.nas_id))
+        for r in restarts:
+            nas = self.transport.nas.by_id.get(r.nas_id)
+            self.events.publish(NasRestarted(
+                r.nas_id, nas.name if nas else "", "on" if r.status == AcctStatus.ACCOUNTING_ON else "off",
+                datetime.fromtimestamp(r.at, UTC).isoformat(), r.sessions_closed))

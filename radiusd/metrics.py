@@ -43,9 +43,13 @@ LEASES = Counter("lastmile_radiusd_pool_addresses_total",
                  "addresses whose hand-out could not be recorded in time.", ["source"], registry=REGISTRY)
 DB_DEADLINE = Counter("lastmile_radiusd_db_deadline_total",
                       "Times PostgreSQL did not answer within db_deadline, by what was waiting: commit (the "
-                      "batch was spooled and acknowledged), simultaneous_use (the login was decided from "
-                      "memory), pool_lease (the login got an address from memory or was dropped).", ["step"],
+                      "batch was spooled and acknowledged; also a slow commit still running after 10 s), "
+                      "simultaneous_use (the login was decided from memory), pool_lease (the login got an "
+                      "address from memory or was dropped).", ["step"],
                       registry=REGISTRY)
+SLOW_COMMITS = Counter("lastmile_radiusd_slow_commits_total",
+                       "Accounting commits still running at db_deadline while PostgreSQL answered a probe: "
+                       "waited for (up to 10 s, then spooled), not spooled at once.", registry=REGISTRY)
 FROM_SNAPSHOT = Gauge("lastmile_radiusd_cache_from_snapshot",
                       "1 while the caches come from the snapshot on disk: radiusd started while PostgreSQL was "
                       "unreachable, and it has not answered since.", registry=REGISTRY)

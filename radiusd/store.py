@@ -55,10 +55,15 @@ async def load_online(conn: Connection) -> list[Any]:
         "SELECT service_id, acct_unique_id FROM radius_sessions WHERE stopped_at IS NULL AND service_id IS NOT NULL"))
 
 
-async def count_online(conn: Connection, service_id: int) -> int:
-    """The database's count of a service's open sessions (the check before a Simultaneous-Use reject)."""
+async def count_online(conn: Connection, service_id: int, restarts: dict[int, float] | None = None) -> int:
+    """The database's count of a service's open sessions (the check before a Simultaneous-Use
+    reject). ``restarts``: NAS id → the time of its latest Accounting-On/Off; the sessions it had
+    open before then are over, whether or not that record is committed yet."""
+    nas_ids, times = (list(restarts), list(restarts.values())) if restarts else ([], [])
     n: int = await conn.fetchval(
-        "SELECT count(*) FROM radius_sessions WHERE service_id = $1 AND stopped_at IS NULL", service_id)
+        "SELECT count(*) FROM radius_sessions r WHERE service_id = $1 AND stopped_at IS NULL AND NOT EXISTS ("
+        "SELECT FROM unnest($2::bigint[], $3::float8[]) AS x(nas_id, t) "
+        "WHERE r.nas_id = x.nas_id AND r.started_at <= to_timestamp(x.t))", service_id, nas_ids, times)
     return n
 
 
@@ -74,6 +79,18 @@ class SessionChange:
     stopped_at: datetime | None
     opened: bool  # first seen in this batch, and not stopped
     closed: bool  # stopped in this batch
+    nas_id: int | None = None
+    by_nas: bool = False  # closed because its NAS restarted (Accounting-On/Off)
+
+
+@dataclass(frozen=True, slots=True)
+class NasRestart:
+    """An Accounting-On or -Off committed: every session its NAS had open before ``at`` is over."""
+
+    nas_id: int
+    status: int  # AcctStatus.ACCOUNTING_ON or ACCOUNTING_OFF
+    at: float  # Unix seconds
+    sessions_closed: int
 
 
 _UPSERT_SESSIONS = """
@@ -128,7 +145,7 @@ WITH input AS (
         framed_ip = COALESCE(r.framed_ip, EXCLUDED.framed_ip),
         framed_ipv6_prefix = COALESCE(r.framed_ipv6_prefix, EXCLUDED.framed_ipv6_prefix),
         delegated_ipv6_prefix = COALESCE(r.delegated_ipv6_prefix, EXCLUDED.delegated_ipv6_prefix)
-    RETURNING acct_unique_id, service_id, username, host(framed_ip) AS framed_ip, started_at, stopped_at
+    RETURNING acct_unique_id, service_id, username, host(framed_ip) AS framed_ip, started_at, stopped_at, nas_id
 ), lease_input AS (
     -- A session's address, when it is in a lastmile pool: bound to the session (and kept alive)
     -- while it is open, freed when it stops. One row per address: the latest record decides.
@@ -151,7 +168,7 @@ WITH input AS (
 -- Only what changed state comes back: an Interim-Update costs no row here.
 SELECT up.acct_unique_id, up.service_id, up.username, up.framed_ip, up.started_at, up.stopped_at,
        prev.acct_unique_id IS NULL AND up.stopped_at IS NULL AS opened,
-       up.stopped_at IS NOT NULL AND (prev.acct_unique_id IS NULL OR prev.stopped_at IS NULL) AS closed
+       up.stopped_at IS NOT NULL AND (prev.acct_unique_id IS NULL OR prev.stopped_at IS NULL) AS closed, up.nas_id
 FROM up LEFT JOIN prev USING (acct_unique_id)
 WHERE (prev.acct_unique_id IS NULL AND up.stopped_at IS NULL)
    OR (up.stopped_at IS NOT NULL AND (prev.acct_unique_id IS NULL OR prev.stopped_at IS NULL))
@@ -176,7 +193,7 @@ async def write_sessions(conn: Connection, records: list[SessionRecord], lease_t
 
 
 _CLOSE_RETURNING = ("RETURNING acct_unique_id, service_id, username, host(framed_ip) AS framed_ip, started_at, "
-                    "stopped_at, false AS opened, true AS closed")
+                    "stopped_at, nas_id")
 
 
 async def close_nas_sessions(conn: Connection, nas_id: int, when: float, cause: str) -> list[SessionChange]:
@@ -187,7 +204,7 @@ async def close_nas_sessions(conn: Connection, nas_id: int, when: float, cause: 
         f"GREATEST(w.t, updated_at) FROM w WHERE nas_id = $1 AND stopped_at IS NULL AND started_at <= w.t "
         f"{_CLOSE_RETURNING}",
         nas_id, when, cause)
-    return await _freed(conn, rows)
+    return await _freed(conn, rows, by_nas=True)
 
 
 async def close_stale(conn: Connection, max_silence_s: int) -> list[SessionChange]:
@@ -199,13 +216,13 @@ async def close_stale(conn: Connection, max_silence_s: int) -> list[SessionChang
     return await _freed(conn, rows)
 
 
-async def _freed(conn: Connection, rows: list[Any]) -> list[SessionChange]:
+async def _freed(conn: Connection, rows: list[Any], by_nas: bool = False) -> list[SessionChange]:
     if rows:
         await conn.execute(
             "UPDATE ip_leases SET state = 'free', acct_unique_id = NULL, expires_at = NULL, updated_at = now() "
             "WHERE state = 'bound' AND acct_unique_id = ANY($1::text[])", [r["acct_unique_id"] for r in rows])
     return [SessionChange(r["acct_unique_id"], r["service_id"], r["username"], r["framed_ip"], r["started_at"],
-                          r["stopped_at"], False, True) for r in rows]
+                          r["stopped_at"], False, True, r["nas_id"], by_nas) for r in rows]
 
 
 async def expire_leases(conn: Connection, lease_ttl: int = 720) -> int:
@@ -386,6 +403,9 @@ async def record_coa_on_session(conn: Connection, target: CoaTarget, result: str
         "WHERE acct_unique_id = $1 AND started_at = $2", target.unique_id, target.started_at, result)
 
 
-async def notify(conn: Connection, channel: str, payload: str) -> None:
-    """NOTIFY ``channel`` (delivered when the transaction commits, if it does)."""
-    await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
+async def notify(conn: Connection, channel: str, payloads: list[str]) -> None:
+    """NOTIFY ``channel`` once per payload, in one round trip (delivered when the transaction
+    commits, if it does)."""
+    if payloads:
+        await conn.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n",
+                           channel, payloads)

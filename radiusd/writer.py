@@ -5,12 +5,16 @@ takes everything queued (up to ``batch`` records), writes it in one transaction,
 COMMIT calls the callbacks: while one transaction is in flight the next batch gathers, so many
 requests share an fsync and throughput follows the load (group commit, no fixed delay).
 
-When PostgreSQL cannot be reached, or a commit does not return within ``deadline`` seconds (a
-hung server answers nothing, and a NAS gives up after a few retransmissions), the batch goes to
-the spool (fsync'ed) and is acknowledged from there; while the spool holds anything, new
-batches are appended behind it so the order is kept, and a replay task feeds it to the database
-as soon as it answers again. A commit that was too late is left to finish on its own: if it
-does, the replay writes the same records again, and the idempotent upserts make that a no-op.
+When PostgreSQL cannot be reached, or a commit does not return within ``deadline`` seconds and
+the server does not answer a ``SELECT 1`` either (a hung server answers nothing, and a NAS gives
+up after a few retransmissions), the batch goes to the spool (fsync'ed) and is acknowledged from
+there. A commit that is late while the server answers is slow, not stuck (an Accounting-On that
+closes a BRAS's 100,000 sessions takes seconds): it is waited for, up to ``SLOW_COMMIT_S``
+(the NAS retransmits meanwhile, and the transport drops the duplicates), and only then spooled.
+While the spool holds anything, new batches are appended behind it so the order is kept, and a
+replay task feeds it to the database as soon as it answers again. A commit that was too late
+is left to finish on its own: if it does, the replay writes the same records again, and the
+idempotent upserts make that a no-op.
 If even the spool cannot be written (a full disk) nothing is acknowledged: the NAS keeps the
 records and retransmits. Upserts are idempotent, so a batch whose COMMIT outcome was lost with
 the connection is safely written again.
@@ -33,6 +37,9 @@ from radiusd.acct import NasEvent, SessionRecord
 from radiusd.codec import AcctStatus
 from radiusd.spool import Entry, Spool
 
+SLOW_COMMIT_S = 10.0
+"""How long a commit may run while the database still answers before its batch is spooled
+anyway (a lock held elsewhere must not hold every NAS's accounting for longer)."""
 LATE_WAIT_S = 10.0
 """How long a replay waits for commits that were too late to finish first, so the two do not
 fight over the same rows; past that it goes ahead (the upserts agree either way)."""
@@ -57,7 +64,8 @@ class AccountingWriter:
 
     def __init__(self, pool: asyncpg.Pool, spool: Spool, *, batch: int, lease_ttl: int, deadline: float = 1.0,
                  origin: str = "",
-                 on_changes: Callable[[list[store.SessionChange]], None] = lambda _: None,
+                 on_changes: Callable[[list[store.SessionChange], list[store.NasRestart]], None] = (
+                     lambda _changes, _restarts: None),
                  on_saved: Callable[[list[Item]], None] = _nobody,
                  on_unsaved: Callable[[list[Item]], None] = _nobody) -> None:
         self.pool = pool
@@ -106,12 +114,11 @@ class AccountingWriter:
                 await self._to_spool(entries)
             else:
                 try:
-                    await db.bounded(self.commit(entries), self.deadline)
+                    await self._commit_in_time(entries)
                 except db.Late as late:
-                    metrics.DB_DEADLINE.labels("commit").inc()
                     self._late.add(late.task)
                     late.task.add_done_callback(self._late_done)
-                    self.log.warning("commit did not return in time: spooling accounting", deadline_s=self.deadline,
+                    self.log.warning("commit did not return in time: spooling accounting", waited_s=late.timeout,
                                      records=len(entries))
                     await self._to_spool(entries)
                 except DB_DOWN as e:
@@ -127,6 +134,30 @@ class AccountingWriter:
         metrics.ACCT_COMMIT_SECONDS.observe(time.perf_counter() - started)
         self.on_saved(items)
 
+    async def _commit_in_time(self, entries: list[Entry]) -> None:
+        """Commit, or raise :class:`db.Late` (the commit goes on): when ``deadline`` passes and the
+        database does not answer a probe within it (hung), or when ``SLOW_COMMIT_S`` passes
+        although it answers (slow)."""
+        started = time.monotonic()
+        task = asyncio.ensure_future(self.commit(entries))
+        half = self.deadline / 2
+        slow = False
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=half)
+            if done:
+                task.result()
+                return
+            if not await db.answers(self.pool, half):
+                break
+            if not slow:
+                slow = True
+                metrics.SLOW_COMMITS.inc()
+                self.log.info("commit is slow but the database answers: waiting", records=len(entries))
+            if time.monotonic() - started >= SLOW_COMMIT_S:
+                break
+        metrics.DB_DEADLINE.labels("commit").inc()
+        raise db.Late(task, round(time.monotonic() - started, 1))
+
     async def _to_spool(self, entries: list[Entry]) -> None:
         async with self._spool_lock:
             await asyncio.to_thread(self.spool.append, entries)
@@ -137,6 +168,7 @@ class AccountingWriter:
     async def commit(self, entries: list[Entry]) -> None:
         """Write entries in order in one transaction; session changes are announced after COMMIT."""
         changes: list[store.SessionChange] = []
+        restarts: list[store.NasRestart] = []
         async with self.pool.acquire() as conn, conn.transaction():
             run: list[SessionRecord] = []
             for entry in entries:
@@ -145,12 +177,13 @@ class AccountingWriter:
                     continue
                 changes += await self._write_run(conn, run)
                 run = []
-                changes += await store.close_nas_sessions(conn, entry.nas_id, entry.event_time,
-                                                          _nas_cause(entry))
+                closed = await store.close_nas_sessions(conn, entry.nas_id, entry.event_time, _nas_cause(entry))
+                changes += closed
+                restarts.append(store.NasRestart(entry.nas_id, entry.status, entry.event_time, len(closed)))
             changes += await self._write_run(conn, run)
             await notify_changes(conn, changes, self.origin)
-        if changes:
-            self.on_changes(changes)
+        if changes or restarts:
+            self.on_changes(changes, restarts)
 
     async def _write_run(self, conn: Any, run: list[SessionRecord]) -> list[store.SessionChange]:
         if not run:
@@ -200,5 +233,4 @@ async def notify_changes(conn: Any, changes: list[store.SessionChange], origin: 
     notices = [channels.SessionNotice(c.unique_id, c.service_id, c.framed_ip, c.started_at.timestamp(),
                                       c.stopped_at.timestamp() if c.stopped_at else None)
                for c in changes if c.opened or c.closed]
-    for payload in channels.session_payloads(origin, notices):
-        await store.notify(conn, channels.SESSIONS, payload)
+    await store.notify(conn, channels.SESSIONS, list(channels.session_payloads(origin, notices)))

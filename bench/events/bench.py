@@ -51,7 +51,7 @@ INFLIGHT = int(os.environ.get("BENCH_INFLIGHT", "0"))  # 0: the default of [mqtt
 BROKERS = [b for b in os.environ.get("BENCH_BROKERS", "amqtt,mosquitto").split(",") if b]
 EVENT = events.SessionStarted(  # what radiusd publishes for every session that opens
     acct_unique_id="5f0c9a3e8b7d4c21a6e0f3b2c1d4e5f6", service_id=48213, login="c48213@demo",
-    framed_ip="100.64.188.213", started_at="2026-11-21T10:24:00+00:00")
+    framed_ip="100.64.188.213", started_at="2026-11-21T10:24:00+00:00", nas_id=12)
 
 
 def log(text: str) -> None:

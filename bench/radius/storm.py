@@ -74,8 +74,8 @@ ACTIVE_SHARE = 0.94  # demo customers that are active (95 % drawn at random), wi
 METRICS = (
     "lastmile_radiusd_requests_total", "lastmile_radiusd_dropped_total", "lastmile_radiusd_duplicates_total",
     "lastmile_radiusd_db_deadline_total", "lastmile_radiusd_spooled_total", "lastmile_radiusd_replayed_total",
-    "lastmile_radiusd_acct_unrecorded_total", "lastmile_radiusd_pool_addresses_total",
-    "lastmile_events_published_total", "lastmile_events_dropped_total",
+    "lastmile_radiusd_acct_unrecorded_total", "lastmile_radiusd_slow_commits_total",
+    "lastmile_radiusd_pool_addresses_total", "lastmile_events_published_total", "lastmile_events_dropped_total",
 )  # fmt: skip
 
 

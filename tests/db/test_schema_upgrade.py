@@ -59,8 +59,9 @@ async def live_in(conn: asyncpg.Connection) -> None:
         FROM services s, nas n, generate_series(1, 3) g;
         UPDATE services SET status = 'blocked' WHERE id % 50 = 0;
         UPDATE tariffs SET download_kbps = download_kbps + 1000 WHERE name = 'Home 20';
+        -- Today's minutes (partitions begin with the current day: yesterday's would go to the default).
         INSERT INTO traffic_usage
-        SELECT s.id, date_trunc('minute', now()) - g * interval '10 minutes', s.id * 100 + g, s.id * 10 + g, g + 1, g
+        SELECT s.id, date_trunc('day', now()) + g * interval '1 minute', s.id * 100 + g, s.id * 10 + g, g + 1, g
         FROM services s, generate_series(0, 18) g;
         INSERT INTO traffic_usage VALUES (1, '2001-01-01', 1, 2, 3, 4);
         INSERT INTO traffic_unknown

@@ -57,7 +57,7 @@ async def test_events_reach_a_subscriber(mqtt_broker: Broker) -> None:
     publisher = events.EventPublisher(MqttSettings(url=mqtt_broker.url), "test")
     publisher.start()
     try:
-        publisher.publish(events.SessionStarted("u1", 7, "ann", "100.64.0.9", "2026-12-01T10:00:00+00:00"))
+        publisher.publish(events.SessionStarted("u1", 7, "ann", "100.64.0.9", "2026-12-01T10:00:00+00:00", 3))
         publisher.publish(events.CoaDone(7, "block", "ack"))
         await eventually(lambda: len(got) == 2)
         assert got[0][0] == "lastmile/session/start" and got[0][1]["login"] == "ann"

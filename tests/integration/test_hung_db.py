@@ -66,6 +66,7 @@ async def test_accounting_is_answered_through_a_hang_and_recorded_once(
     assert len(during) > 30 and all(m.acked for m in during), [m for m in during if not m.acked]
     assert all(m.acked for m in sent if m.at > thawed_at + 1.0)
     assert daemon.metric("lastmile_radiusd_db_deadline_total", step="commit") >= 1
+    assert daemon.metric("lastmile_radiusd_slow_commits_total") == 0  # the probe found it hung, not slow
     spooled = daemon.metric("lastmile_radiusd_spooled_total")
     assert spooled >= len(during)
     # After the hang: the late commit and the replay of the same records meet in the upserts.

@@ -10,13 +10,16 @@ from pathlib import Path
 import aiomqtt
 import asyncpg
 import pytest
+from pyrad.packet import AccessAccept
 
 from tests.integration.conftest import Broker
 from tests.integration.radius_env import (
     Radiusd,
+    access_request,
     accounting_request,
     add_nas,
     add_service,
+    attrs,
     client,
     eventually,
     send,
@@ -221,5 +224,61 @@ async def test_session_events_on_mqtt(mqtt_broker: Broker, db_url: str, conn: as
         assert [t for t, _ in got] == ["lastmile/session/start", "lastmile/session/stop"]
         assert got[0][1]["login"] == "ann" and got[0][1]["framed_ip"] == "100.64.0.5"
     finally:
+        assert daemon.stop() == 0
+        task.cancel()
+
+
+async def test_a_nas_restart_frees_its_logins_at_once_and_is_one_event(
+        mqtt_broker: Broker, db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> None:
+    """A BRAS reboots: its Accounting-On closes every session it had, which takes seconds for
+    100,000 of them, and its subscribers log in again meanwhile. Here a row lock held by another
+    transaction stands for the long commit: the database answers but the commit waits. The
+    commit is waited for, not spooled (the database is not hung); the login that comes during
+    it is not rejected for Simultaneous-Use; MQTT gets one nas/restart, no session/stop."""
+    await add_nas(conn)
+    await add_service(conn, "ann", "secret-ann", simultaneous_use=1)
+    got: list[tuple[str, dict[str, object]]] = []
+    ready = asyncio.Event()
+
+    async def listen() -> None:
+        async with aiomqtt.Client("127.0.0.1", mqtt_broker.port, identifier="t") as mqtt:
+            await mqtt.subscribe("lastmile/#")
+            ready.set()
+            async for m in mqtt.messages:
+                got.append((str(m.topic), json.loads(bytes(m.payload))))
+
+    task = asyncio.create_task(listen())
+    await asyncio.wait_for(ready.wait(), 5)
+    daemon = start_radiusd(db_url, tmp_path, db_deadline="0.4", extra_env={"LASTMILE_MQTT__URL": mqtt_broker.url})
+    locker = await asyncpg.connect(db_url)
+    try:
+        c = client(daemon)
+        await send(c, accounting_request(c, "ann", "Start", "before-reboot", Framed_IP_Address="100.64.0.5"))
+        await eventually(lambda: len(got) == 1)
+        lock = locker.transaction()
+        await lock.start()
+        await locker.execute("SELECT FROM radius_sessions WHERE acct_unique_id = $1 FOR UPDATE",
+                             unique_id("ann", "before-reboot"))
+        on = client(daemon, timeout=1.0, retries=10)
+        answered = asyncio.create_task(send(on, on.CreateAcctPacket(Acct_Status_Type="Accounting-On",
+                                                                    NAS_IP_Address="127.0.0.1")))
+        await eventually(lambda: daemon.metric("lastmile_radiusd_slow_commits_total") == 1)
+        reply = await send(c, access_request(c, "ann", "secret-ann"))
+        assert reply.code == AccessAccept, attrs(reply)
+        assert not answered.done()
+        await lock.rollback()
+        await asyncio.wait_for(answered, 10)
+        row = await session(conn, "before-reboot")
+        assert row["terminate_cause"] == "NAS-Reboot"
+        assert daemon.metric("lastmile_radiusd_spooled_total") == 0
+        assert daemon.metric("lastmile_radiusd_db_deadline_total", step="commit") == 0
+        await eventually(lambda: len(got) == 2)
+        await asyncio.sleep(0.3)  # nothing else follows
+        assert [t for t, _ in got] == ["lastmile/session/start", "lastmile/nas/restart"]
+        restart = got[1][1]
+        assert (restart["nas"], restart["status"], restart["sessions_closed"]) == ("nas-1", "on", 1)
+        assert restart["nas_id"] == got[0][1]["nas_id"] == row["nas_id"]
+    finally:
+        await locker.close()
         assert daemon.stop() == 0
         task.cancel()
