@@ -16,9 +16,13 @@ import os
 from hypothesis import HealthCheck, settings
 
 QUICK_EXAMPLES = 100
+# Both derive from Hypothesis's "default" profile, not from the one in force at import: under
+# CI=true Hypothesis loads its own "ci" profile (no deadline, derandomized), and `make test` must
+# run the same examples under the same deadline on a laptop and in CI.
+_DEFAULT = settings.get_profile("default")
 PROFILES = {
-    "quick": settings(max_examples=QUICK_EXAMPLES, print_blob=True),
-    "nightly": settings(max_examples=100 * QUICK_EXAMPLES, deadline=None, print_blob=True,
+    "quick": settings(_DEFAULT, max_examples=QUICK_EXAMPLES, print_blob=True),
+    "nightly": settings(_DEFAULT, max_examples=100 * QUICK_EXAMPLES, deadline=None, print_blob=True,
                         suppress_health_check=[HealthCheck.too_slow]),
 }
 

@@ -38,7 +38,7 @@ The servers (bench.py's SPECS, set up as there; BENCH_SERVERS-like ``STORM_SERVE
 radiusd (``lastmile``; LASTMILE_RADIUSD__* variables pass through, e.g. WORKERS), one after the
 other on the same PostgreSQL. An entry ``lastmile:KEY=VALUE[:KEY=VALUE]`` runs radiusd once more
 with those ``[radiusd]`` settings
-(``STORM_SERVERS=freeradius-sql-isp,lastmile,lastmile:db_deadline=5``); before a second lastmile
+(``STORM_SERVERS=freeradius-sql-isp,lastmile,lastmile:workers=2``); before a second lastmile
 run its tables are put back to the pre-reboot state. The database set-up is bench.py's
 (``Bench.setup_database``), with enough demo customers that 100,000 of the active ones dial (one
 more, with a static address, is the readiness probe). Results go to

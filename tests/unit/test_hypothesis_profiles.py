@@ -14,8 +14,10 @@ PROBE = ("import tests.conftest; from hypothesis import settings; from tests.pro
          "s = settings(); print(s.max_examples, s.deadline, examples(400))")
 
 
-def probe(profile: str | None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "HYPOTHESIS_PROFILE"}
+def probe(profile: str | None, ci: bool = False) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("HYPOTHESIS_PROFILE", "CI")}
+    if ci:
+        env["CI"] = "true"  # Hypothesis then loads its own "ci" profile unless we load ours
     if profile is not None:
         env["HYPOTHESIS_PROFILE"] = profile
     return subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -27,8 +29,9 @@ def probe(profile: str | None) -> subprocess.CompletedProcess[str]:
     ("quick", "100 0:00:00.200000 400"),
     ("nightly", "10000 None 40000"),  # make fuzz: a hundred times as many, no deadline
 ])
-def test_the_profile_in_force(profile: str | None, expected: str) -> None:
-    result = probe(profile)
+@pytest.mark.parametrize("ci", [False, True], ids=["laptop", "ci"])
+def test_the_profile_in_force(profile: str | None, expected: str, ci: bool) -> None:
+    result = probe(profile, ci)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == expected
 
