@@ -1,5 +1,5 @@
--- lastmile schema version 5
--- lastmile schema hash 23d1b74f2e0c8a529ab871ce72bfd0dc4742d2877b3c04fda12a4a3712d046b7
+-- lastmile schema version 6
+-- lastmile schema hash 5576e2d6ea77ae15c46f7db45b9d896f269d468a2d8d511293da58311dae1c3c
 --
 -- The whole database as a fresh installation gets it: `lastmile db init` (and `lastmile up`)
 -- applies this file to an empty database, in one transaction, and records the version and hash
@@ -197,10 +197,35 @@ CREATE TABLE IF NOT EXISTS routers (
     api_port integer NOT NULL DEFAULT 8728 CONSTRAINT routers_api_port_range CHECK (api_port BETWEEN 1 AND 65535),
     api_tls boolean NOT NULL DEFAULT false,
     username text NOT NULL,
+    -- Sealed with the key of [secrets] key_file ("lm1:..."; daemons/secrets.py), never in clear
+    -- text; provisiond seals a clear-text one it finds (a row written by hand) on its start.
     password text NOT NULL,
     enabled boolean NOT NULL DEFAULT true,
     created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    -- 'radius': subscribers log in through radiusd (PPPoE/hotspot with RADIUS); 'api': provisiond
+    -- writes a PPP secret per service to the router (the router then works without radiusd).
+    auth_mode text NOT NULL DEFAULT 'radius' CONSTRAINT routers_auth_mode_valid CHECK (auth_mode IN ('radius', 'api')),
+    -- With api_tls: check the router's certificate against [provisiond] ca_file (or the system's
+    -- CAs) and its host name. false only for a router with a self-signed certificate.
+    api_tls_verify boolean NOT NULL DEFAULT true
+);
+
+-- What provisiond last did on each router (operational state, overwritten by every run).
+CREATE TABLE IF NOT EXISTS router_sync (
+    router_id bigint CONSTRAINT router_sync_pk PRIMARY KEY CONSTRAINT router_sync_router_fk REFERENCES routers ON DELETE CASCADE,
+    generation bigint NOT NULL DEFAULT 0,      -- runs that reached the router
+    reachable boolean NOT NULL DEFAULT false,
+    last_attempt_at timestamptz,
+    last_success_at timestamptz,
+    last_error text,
+    adds integer NOT NULL DEFAULT 0,           -- of the last successful run
+    sets integer NOT NULL DEFAULT 0,
+    removes integer NOT NULL DEFAULT 0,
+    duration_ms integer NOT NULL DEFAULT 0,
+    drift integer NOT NULL DEFAULT 0,          -- owned objects that differed from billing before that run
+    -- The last run's report: {"drift": [...], "leaks": [...], "missing": [...], "conflicts": [...]}
+    report jsonb NOT NULL DEFAULT '{}' CONSTRAINT router_sync_report_object CHECK (jsonb_typeof(report) = 'object')
 );
 
 -- RADIUS clients. A request is matched by its source address against `address` (a host or a
@@ -303,6 +328,9 @@ CREATE TABLE IF NOT EXISTS tariffs (
         CONSTRAINT tariffs_radius_reply_array CHECK (jsonb_typeof(radius_reply) = 'array'),
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
+    -- Guaranteed rates (MikroTik limit-at); NULL: none (0).
+    limit_at_download_kbps integer CONSTRAINT tariffs_limit_at_download_range CHECK (limit_at_download_kbps BETWEEN 0 AND download_kbps),
+    limit_at_upload_kbps integer CONSTRAINT tariffs_limit_at_upload_range CHECK (limit_at_upload_kbps BETWEEN 0 AND upload_kbps),
     CONSTRAINT tariffs_burst_complete CHECK (
         (burst_download_kbps IS NULL) = (burst_upload_kbps IS NULL)
         AND (burst_download_kbps IS NULL) = (burst_time_s IS NULL))
@@ -331,6 +359,8 @@ CREATE TABLE IF NOT EXISTS services (
 );
 CREATE INDEX IF NOT EXISTS services_customer_idx ON services (customer_id);
 CREATE INDEX IF NOT EXISTS services_tariff_idx ON services (tariff_id);
+-- provisiond computes each router's desired state from its services.
+CREATE INDEX IF NOT EXISTS services_router_idx ON services (router_id) WHERE router_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS services_ipv6_prefix_idx ON services USING gist (ipv6_prefix inet_ops);
 -- The leak report looks addresses up in services' delegated prefixes too.
 CREATE INDEX IF NOT EXISTS services_delegated_prefix_idx ON services USING gist (delegated_ipv6_prefix inet_ops);

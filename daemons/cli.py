@@ -152,7 +152,18 @@ def _db_init(settings: config.Settings, _: argparse.Namespace) -> int:
     with _database(settings):
         change = asyncio.run(init())
     print(f"lastmile db init: {change}")
+    _secret_key(settings, "lastmile db init")
     return 0
+
+
+def _secret_key(settings: config.Settings, command: str) -> None:
+    """Create ``[secrets] key_file`` when there is none (an installation's first start)."""
+    from daemons import secrets
+
+    path = secrets.key_path(settings.secrets)
+    if not path.exists():
+        secrets.Keyring.load(settings.secrets, create=True)
+        print(f"{command}: created the secret key {path} (keep a copy apart from the backups)", file=sys.stderr)
 
 
 def _db_start(settings: config.Settings, _: argparse.Namespace) -> int:

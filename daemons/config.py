@@ -154,6 +154,18 @@ class BackupSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SecretsSettings:
+    key_file: str = setting(
+        "",
+        "File of the key that seals secrets kept in the database (router passwords; daemons/secrets.py): "
+        "32 random bytes, base64, mode 600. Empty: `$CREDENTIALS_DIRECTORY/lastmile-secret-key` under "
+        "systemd (`LoadCredential=lastmile-secret-key:/etc/lastmile/secret.key`), else `var/secret.key`. "
+        "`lastmile db init` and `lastmile up` create it when it is missing; keep a copy apart from the "
+        "backups (a backup holds sealed secrets only).",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonSettings:
     """What every daemon section has."""
 
@@ -175,6 +187,7 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
+    secrets: SecretsSettings = field(default_factory=SecretsSettings)
     port_offset: int = 0
     """Added to every port lastmile listens on (see ``PORT_OFFSET_DOC``); already applied to the sections."""
     source: str = field(default="defaults", compare=False)
@@ -206,7 +219,7 @@ class Settings:
 
 
 SHARED: dict[str, type[Any]] = {"database": DatabaseSettings, "log": LogSettings, "mqtt": MqttSettings,
-                               "backup": BackupSettings}
+                               "backup": BackupSettings, "secrets": SecretsSettings}
 """Sections every command reads: a wrong value here stops them all."""
 S = TypeVar("S", bound=DaemonSettings)
 PORT_OFFSET_ENV = "LASTMILE_PORT_OFFSET"

@@ -15,6 +15,8 @@ import string
 
 import asyncpg
 
+from daemons.secrets import ROUTER_PURPOSE, Keyring
+
 # Demo credentials, printed by `lastmile up`; a real installation sets its own.
 NAS_SECRET = "lastmile-demo-secret"  # noqa: S105
 ROUTER_PASSWORD = "lastmile-demo"  # noqa: S105
@@ -72,8 +74,12 @@ async def has_customers(conn: asyncpg.Connection) -> bool:
     return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM customers)"))
 
 
-async def load(conn: asyncpg.Connection, customers: int, seed: int | None = None) -> int:
-    """Add ``customers`` customers with one service each (plus the fixed rows once); return the count."""
+async def load(conn: asyncpg.Connection, customers: int, seed: int | None = None,
+               keyring: Keyring | None = None) -> int:
+    """Add ``customers`` customers with one service each (plus the fixed rows once); return the count.
+
+    ``keyring`` seals the demo router's password; without one it goes in as clear text, as a row
+    written by hand would (provisiond seals it when it starts)."""
     rnd = random.Random(seed)
     async with conn.transaction():
         partner_id = await conn.fetchval(
@@ -89,7 +95,7 @@ async def load(conn: asyncpg.Connection, customers: int, seed: int | None = None
         router_id = await conn.fetchval(
             "INSERT INTO routers (name, host, username, password) VALUES ('demo-router', '127.0.0.1', 'admin', $1) "
             "ON CONFLICT (name) DO UPDATE SET host = EXCLUDED.host RETURNING id",
-            ROUTER_PASSWORD,
+            ROUTER_PASSWORD if keyring is None else keyring.seal(ROUTER_PASSWORD, ROUTER_PURPOSE),
         )
         await conn.execute(
             "INSERT INTO nas (name, address, secret, router_id) VALUES ('demo-bras', '127.0.0.1/32', $1, $2) "
@@ -244,3 +250,9 @@ def _ascii(name: str) -> str:
         }
     )
     return name.translate(table).encode("ascii", "ignore").decode()
+
+
+async def point_router(conn: asyncpg.Connection, port: int) -> None:
+    """Point the demo router at the RouterOS API double `lastmile up` runs on 127.0.0.1:``port``."""
+    await conn.execute("UPDATE routers SET host = '127.0.0.1', api_port = $1, api_tls = false "
+                       "WHERE name = 'demo-router'", port)

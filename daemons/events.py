@@ -164,6 +164,28 @@ class CoaDone(Event):
     result: str = doc("per session `ack`, `nak:<Error-Cause>` or `timeout`, comma-separated; `no live session`")
 
 
+@event("customer", "blocked")
+@dataclass(frozen=True, slots=True)
+class CustomerBlocked(Event):
+    """A customer's status became `blocked` (billing or an operator). provisiond publishes it when
+    it sees the change, as it puts the customer's addresses in the blocked address list; radiusd
+    sends the live sessions a CoA or Disconnect (`session/coa`)."""
+
+    customer_id: int = doc("the customer")
+    number: str = doc("the customer's number")
+    previous: str = doc("the status before (`active`, `new`, ...)")
+
+
+@event("customer", "unblocked")
+@dataclass(frozen=True, slots=True)
+class CustomerUnblocked(Event):
+    """A customer's status went from `blocked` to another (`active` after a payment, or `disabled`)."""
+
+    customer_id: int = doc("the customer")
+    number: str = doc("the customer's number")
+    status: str = doc("the status now")
+
+
 def describe() -> str:
     """Markdown reference of every event (docs/events.md is this text)."""
     lines = [

@@ -26,10 +26,11 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 
-from daemons import config, db, demo, mqtt, registry
+from daemons import config, db, demo, mqtt, registry, secrets
 from daemons.pgembed import EmbeddedPostgres
 
 PR_SET_PDEATHSIG = 1
@@ -70,6 +71,7 @@ class Child:
     expected_exit: bool = field(default=False)
     started: float = 0.0  # time.monotonic() of the last start
     backoff: Backoff = field(default_factory=Backoff)
+    cwd: str | None = None
 
 
 def run(settings: config.Settings, demo: bool, customers: int) -> int:
@@ -95,7 +97,8 @@ async def _up(settings: config.Settings, load_demo: bool, customers: int) -> int
         url = await asyncio.to_thread(server.start)
     children: list[Child] = []
     try:
-        await _prepare_database(url, load_demo, customers, settings.database.lock_timeout)
+        keyring = _keyring(settings)
+        await _prepare_database(url, load_demo, customers, settings.database.lock_timeout, keyring)
         env = dict(os.environ, LASTMILE_DATABASE__URL=url, PYTHONUNBUFFERED="1")
         env.setdefault("LASTMILE_LOG__FORMAT", "console")
         mqtt_url = settings.mqtt.url
@@ -106,6 +109,10 @@ async def _up(settings: config.Settings, load_demo: bool, customers: int) -> int
                 Child("mqtt", [sys.executable, "-m", "daemons.cli", "broker", "--port", str(port)])
             )
         env["LASTMILE_MQTT__URL"] = mqtt_url
+        router = demo_router(settings) if load_demo else None
+        if router is not None:
+            children.append(router)
+            await _point_demo_router(url, settings)
         components = _startable(settings)
         daemons = [c.name for c in components]
         children += [Child(name, [sys.executable, "-m", "daemons.cli", name]) for name in daemons]
@@ -115,7 +122,7 @@ async def _up(settings: config.Settings, load_demo: bool, customers: int) -> int
         if children and children[0].name == "mqtt":
             await _wait_broker(settings.mqtt.embedded_port, 10)
         await _wait_ready(settings, [c for c in children if c.name in daemons])
-        _print_addresses(settings, url, mqtt_url, components, time.monotonic() - started)
+        _print_addresses(settings, url, mqtt_url, components, time.monotonic() - started, router is not None)
         supervisors = [asyncio.ensure_future(supervise(child, env, stop, settings)) for child in children]
         await stop.wait()
         _say("stopping ...")
@@ -128,7 +135,15 @@ async def _up(settings: config.Settings, load_demo: bool, customers: int) -> int
     return 0
 
 
-async def _prepare_database(url: str, load_demo: bool, customers: int, lock_timeout: float) -> None:
+def _keyring(settings: config.Settings) -> secrets.Keyring:
+    path = secrets.key_path(settings.secrets)
+    if not path.exists():
+        _say(f"creating the secret key {path}")
+    return secrets.Keyring.load(settings.secrets, create=True)
+
+
+async def _prepare_database(url: str, load_demo: bool, customers: int, lock_timeout: float,
+                            keyring: secrets.Keyring) -> None:
     conn = await db.connect(url)
     try:
         change = await db.apply_schema(conn, lock_timeout=lock_timeout)
@@ -137,7 +152,7 @@ async def _prepare_database(url: str, load_demo: bool, customers: int, lock_time
         await db.maintain_partitions(conn)
         if load_demo and not await demo.has_customers(conn):
             t = time.monotonic()
-            await demo.load(conn, customers)
+            await demo.load(conn, customers, keyring=keyring)
             _say(f"loaded demo data: {customers} customers in {time.monotonic() - t:.1f} s")
     finally:
         await conn.close()
@@ -220,6 +235,7 @@ async def _start(child: Child, env: dict[str, str]) -> None:
     child.proc = await asyncio.create_subprocess_exec(
         *child.argv,
         env=env,
+        cwd=child.cwd,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -333,10 +349,41 @@ async def _wait_ready(settings: config.Settings, children: list[Child], timeout:
                 await asyncio.sleep(0.1)
 
 
+DEMO_ROUTER_PORT = 18728
+"""Where `up` runs the demo router (plus ``port_offset``): the RouterOS API double of tests/fakes."""
+
+
+def _demo_router_port(settings: config.Settings) -> int:
+    return DEMO_ROUTER_PORT + settings.port_offset
+
+
+def demo_router(settings: config.Settings) -> Child | None:
+    """The demo router: tests/fakes/routeros.py, a RouterOS API double, when this is a source
+    checkout (an installed lastmile has no tests, and no demo router to provision)."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "tests" / "fakes" / "routeros.py").exists():
+        return None
+    port = str(_demo_router_port(settings))
+    return Child("demo-router", [sys.executable, "-m", "tests.fakes.routeros", "--port", port, "--user", "admin",
+                                 "--password", demo.ROUTER_PASSWORD], cwd=str(root))
+
+
+async def _point_demo_router(url: str, settings: config.Settings) -> None:
+    conn = await db.connect(url)
+    try:
+        await demo.point_router(conn, _demo_router_port(settings))
+    finally:
+        await conn.close()
+
+
 def _print_addresses(
-    settings: config.Settings, db_url: str, mqtt_url: str, components: list[registry.Component], took: float
+    settings: config.Settings, db_url: str, mqtt_url: str, components: list[registry.Component], took: float,
+    demo_router: bool = False,
 ) -> None:
     rows = [("PostgreSQL", db_url), ("MQTT events", f"{mqtt_url}  (topics lastmile/#)")]
+    if demo_router:
+        rows.append(("demo router", f"RouterOS API 127.0.0.1:{_demo_router_port(settings)} (a double: "
+                     f"tests/fakes/routeros.py), user admin, password '{demo.ROUTER_PASSWORD}'"))
     for component in components:
         rows += component.addresses(settings) if component.addresses is not None else []
         rows.append((f"{component.name} metrics", component.metrics_url(settings) or "(off)"))

@@ -74,7 +74,7 @@ def size(n: int) -> str:
 
 
 def table(rows: Iterable[Any]) -> list[str]:
-    cells = [COLUMNS]
+    cells = []
     for r in rows:
         address = r["address"]
         cells.append((
@@ -86,10 +86,4 @@ def table(rows: Iterable[Any]) -> list[str]:
             f"{r['last_seen']:%Y-%m-%d %H:%M}",
             billing_text(r["billing"]),
         ))
-    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
-    right = {3, 4}  # numbers
-    return ["  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths,
-                                                                                           strict=True))).rstrip()
-            for row in cells]
-
-
+    return output.table(COLUMNS, cells, right=frozenset({3, 4}))  # bytes and packets right-aligned

@@ -106,7 +106,8 @@ async def test_every_constraint_is_named(conn: asyncpg.Connection) -> None:
     assert [r["conname"] for r in generated] == []
 
 
-PARTS_OF_A_WHOLE = {"ip_leases_pool_fk"}  # an address row is part of its pool
+PARTS_OF_A_WHOLE = {"ip_leases_pool_fk",  # an address row is part of its pool
+                    "router_sync_router_fk"}  # provisiond's state of a router, of that router
 
 
 async def test_foreign_keys_restrict(conn: asyncpg.Connection) -> None:

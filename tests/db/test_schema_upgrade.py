@@ -291,7 +291,9 @@ async def test_a_real_step_that_cannot_get_its_lock_leaves_the_release_as_it_was
             assert "hash" not in await conn.fetchval("SELECT to_jsonb(s) FROM schema_version s")
             await reading.rollback()
             done = lastmile_db_init(url, lock_timeout="0.3")
-            assert done.stdout == "lastmile db init: upgraded schema 4 -> 5 (1 step)\n", done.stderr
+            steps = db.schema_version() - 4
+            assert done.stdout == (f"lastmile db init: upgraded schema 4 -> {db.schema_version()} "
+                                   f"({steps} step{'s' * (steps > 1)})\n"), done.stderr
             assert await conn.fetchval("SELECT sum(bytes_down) FROM traffic_usage WHERE billing IS NULL") == 10
         finally:
             await reader.close()

@@ -19,7 +19,8 @@ import pytest
 from daemons import db
 from daemons.pgembed import EmbeddedPostgres
 from tests.conftest import free_port
-from tests.integration.radius_env import Radiusd, add_nas
+from tests.fakes.nas import FakeNas
+from tests.integration.radius_env import SECRET, Radiusd, add_nas
 
 _databases = itertools.count()
 
@@ -59,6 +60,13 @@ def radiusds() -> Iterator[list[Radiusd]]:
     yield started
     for daemon in started:
         daemon.stop()
+
+
+@pytest.fixture
+def nas() -> Iterator[FakeNas]:
+    """A NAS double answering CoA and Disconnect-Requests (tests/fakes/nas.py) with the test secret."""
+    with FakeNas(SECRET) as double:
+        yield double
 
 
 @pytest.fixture

@@ -48,11 +48,6 @@ OLD_RATE = "10M/50M 20M/100M 8M/40M 16/16 8"
 NEW_RATE = "20M/100M 40M/200M 16M/80M 8/8 5"
 
 
-@pytest.fixture
-def nas() -> Iterator[FakeNas]:
-    with FakeNas(SECRET) as double:
-        yield double
-
 
 @pytest.fixture
 def daemons() -> Iterator[list[Radiusd]]:

@@ -79,6 +79,7 @@ class Up:
         for section, keys in {
             "RADIUSD": ("AUTH_PORT", "ACCT_PORT", "METRICS_PORT"),
             "FLOWCOLLECTOR": ("NETFLOW_PORT", "IPFIX_PORT", "METRICS_PORT"),
+            "PROVISIOND": ("METRICS_PORT",),
         }.items():
             for key in keys:
                 env[f"LASTMILE_{section}__{key}"] = str(free_port())
@@ -144,6 +145,15 @@ async def check_serving(up: Up, pg_port: int, mqtt_port: int) -> int:
     db = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{pg_port}/lastmile")
     try:
         customers: int = await db.fetchval("SELECT count(*) FROM customers")
+        # provisiond in step with the demo router (the RouterOS API double `up` runs), its
+        # password sealed in the database.
+        assert re.search(r"demo router\s+RouterOS API 127.0.0.1:\d+", up.text())
+        deadline = time.monotonic() + 30
+        while not await db.fetchval("SELECT s.last_success_at IS NOT NULL AND s.last_error IS NULL FROM router_sync s "
+                                    "JOIN routers r ON r.id = s.router_id WHERE r.name = 'demo-router'"):
+            assert time.monotonic() < deadline, "provisiond never synced the demo router:\n" + up.text()
+            await asyncio.sleep(0.2)
+        assert (await db.fetchval("SELECT password FROM routers WHERE name = 'demo-router'")).startswith("lm1:")
     finally:
         await db.close()
     async with aiomqtt.Client("127.0.0.1", mqtt_port, identifier="test-up") as client:
