@@ -16,7 +16,7 @@ processes given the same ``--tls-dir`` share one test CA.
 What it does, as RouterOS does it (API manual, help.mikrotik.com "API"; librouteros; real devices
 as other projects recorded them, cited where it matters):
 
-- Framing by :mod:`tests.fakes.routeros_wire`: 1-5-byte lengths, control bytes refused (the
+- Framing by :mod:`daemons.provisiond.codec`: 1-5-byte lengths, control bytes refused (the
   connection is closed), words split across segments. A ``.tag`` is echoed on every reply of its
   command; ``/cancel`` (``=tag=`` or all) interrupts a running ``listen`` / ``print =follow=``
   (``!trap =category=2 =message=interrupted``, then ``!done`` of the cancel, then of the victim);
@@ -164,7 +164,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from tests.fakes.routeros_wire import (
+from daemons.provisiond.codec import (
     ENCODING,
     ERRORS,
     Command,

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemons import mqtt
+from daemons.provisiond import codec as routeros_codec
 from flowcollector.codec import CodecError as FlowCodecError
 from flowcollector.codec import Decoder, DecoderSettings
 from radiusd import codec
 from radiusd.codec import CodecError as RadiusCodecError
-from tests.fakes import routeros_wire
 
 VECTORS = Path(__file__).parents[1] / "vectors"
 
@@ -210,26 +210,26 @@ MQTT = Target("mqtt", mqtt.ProtocolError, MQTT_SEEDS, lambda: mqtt_read, 5.0, "M
 # --- RouterOS API (M-9): the word codec of the router double, whole and split, as text and parsed ---
 
 ROUTEROS_SEEDS = [
-    routeros_wire.word_sentence(["/login", "=name=admin", "=password=secret"]),
-    routeros_wire.word_sentence(["/queue/simple/print", "=.proplist=.id,name,max-limit,comment", "?disabled=no",
+    routeros_codec.word_sentence(["/login", "=name=admin", "=password=secret"]),
+    routeros_codec.word_sentence(["/queue/simple/print", "=.proplist=.id,name,max-limit,comment", "?disabled=no",
                                  ".tag=7"]),
-    routeros_wire.word_sentence(["/ip/firewall/address-list/add", "=list=blocked", "=address=10.0.0.1",
+    routeros_codec.word_sentence(["/ip/firewall/address-list/add", "=list=blocked", "=address=10.0.0.1",
                                  "=comment=lastmile:s42 Jörg Müller", ".tag=8"]),
-    routeros_wire.encode_sentence([b"!re", b"=.id=*1A", b"=comment=" + b"c" * 200, b"=x=" + b"y" * 0x4000])
-    + b"\x00" + routeros_wire.word_sentence(["!done", ".tag=7"]),
-    routeros_wire.word_sentence(["!trap", "=message=failure: already have such entry"])
-    + routeros_wire.word_sentence(["!done"]) + routeros_wire.word_sentence(["!empty"]),
+    routeros_codec.encode_sentence([b"!re", b"=.id=*1A", b"=comment=" + b"c" * 200, b"=x=" + b"y" * 0x4000])
+    + b"\x00" + routeros_codec.word_sentence(["!done", ".tag=7"]),
+    routeros_codec.word_sentence(["!trap", "=message=failure: already have such entry"])
+    + routeros_codec.word_sentence(["!done"]) + routeros_codec.word_sentence(["!empty"]),
 ]
 
 
 def _routeros_sentences(chunks: Sequence[bytes]) -> tuple[list[tuple[bytes, ...]], Exception | None]:
     """The sentences a fresh Decoder makes of ``chunks`` before the stream turns out bad, and why."""
-    decoder = routeros_wire.Decoder()
+    decoder = routeros_codec.Decoder()
     out: list[tuple[bytes, ...]] = []
     for chunk in chunks:
         try:
             out += decoder.feed(chunk)
-        except routeros_wire.ProtocolError as e:
+        except routeros_codec.ProtocolError as e:
             return out, e
     return out, decoder.error
 
@@ -242,17 +242,17 @@ def routeros_read(data: bytes) -> int:
     split, split_error = _routeros_sentences([data[:half], data[half:]])
     assert split == whole and (error is None) == (split_error is None), "a split stream reads otherwise"
     for sentence in whole:
-        words = routeros_wire.text_sentence(sentence)
+        words = routeros_codec.text_sentence(sentence)
         if words and words[0].startswith("!"):
-            routeros_wire.parse_reply(words)
+            routeros_codec.parse_reply(words)
         elif words:
-            routeros_wire.parse_command(words)
+            routeros_codec.parse_command(words)
     if error is not None:
         raise error
     return len(whole)
 
 
-ROUTEROS = Target("routeros", routeros_wire.ProtocolError, ROUTEROS_SEEDS, lambda: routeros_read, 5.0,
+ROUTEROS = Target("routeros", routeros_codec.ProtocolError, ROUTEROS_SEEDS, lambda: routeros_read, 5.0,
                   "RouterOS API word codec")
 
 TARGETS = {t.name: t for t in (RADIUS, NETFLOW, MQTT, ROUTEROS)}

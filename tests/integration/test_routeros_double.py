@@ -30,8 +30,8 @@ from librouteros.exceptions import ConnectionClosed, FatalError, TrapError
 from librouteros.login import async_token, token
 from librouteros.query import And, Key, Or
 
+from daemons.provisiond.codec import Decoder, Reply, parse_reply, text_sentence, word_sentence
 from tests.fakes.routeros import Certificates, FakeRouter, make_certificates, running
-from tests.fakes.routeros_wire import Decoder, Reply, parse_reply, text_sentence, word_sentence
 
 ROOT = Path(__file__).parents[2]
 USER, PASSWORD = "lastmile", "s3cret"

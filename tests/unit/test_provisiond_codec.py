@@ -1,4 +1,4 @@
-"""tests.fakes.routeros_wire: RouterOS API words and sentences as bytes (API manual, "Protocol").
+"""daemons.provisiond.codec: RouterOS API words and sentences as bytes (API manual, "Protocol").
 
 The length prefixes are checked at every boundary of the manual's table, against the manual's
 formulas and, where its four-byte limit allows, against librouteros's own encoder and decoder.
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from librouteros import protocol as librouteros_protocol
 
-from tests.fakes.routeros_wire import (
+from daemons.provisiond.codec import (
     Decoder,
     ProtocolError,
     decode_length,

@@ -22,8 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fakes.routeros import FakeRouter
-from tests.fakes.routeros_wire import (
+from daemons.provisiond.codec import (
     Decoder,
     ProtocolError,
     encode_sentence,
@@ -32,6 +31,7 @@ from tests.fakes.routeros_wire import (
     text_sentence,
     word_sentence,
 )
+from tests.fakes.routeros import FakeRouter
 from tests.profiles import examples
 
 FUZZ = settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
