@@ -209,7 +209,7 @@ class Reconciler:
                 state.failures = 0
             else:
                 state.failures += 1
-            await store.record_success(conn, router.id, now, done, round(o.duration * 1000), len(o.plan.changes),
+            await store.record_run(conn, router.id, now, done, round(o.duration * 1000), len(o.plan.changes),
                                        o.report, o.error)
             if o.plan.changes or o.error:
                 extra = {"error": o.error} if o.error else {}

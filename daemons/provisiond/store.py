@@ -131,16 +131,19 @@ async def record_failure(conn: Connection, router_id: int, at: datetime, error: 
         router_id, reachable, at, error)
 
 
-async def record_success(conn: Connection, router_id: int, at: datetime, counts: dict[str, int], duration_ms: int,
-                         drift: int, report: dict[str, Any], error: str | None) -> int:
-    """Record a run that reached the router; its generation. ``error``: changes the router refused."""
+async def record_run(conn: Connection, router_id: int, at: datetime, counts: dict[str, int], duration_ms: int,
+                     drift: int, report: dict[str, Any], error: str | None) -> int:
+    """Record a full run that reached the router; its generation. ``error``: the router refused
+    changes, or the safety valve stopped the run; then the router is not in step, and
+    ``last_success_at`` stays what it was."""
     generation: int = await conn.fetchval(
         "INSERT INTO router_sync AS s (router_id, generation, reachable, last_attempt_at, last_success_at, "
         "last_error, adds, sets, removes, duration_ms, drift, report) "
-        "VALUES ($1, 1, true, $2, $2, $3, $4, $5, $6, $7, $8, $9::jsonb) "
+        "VALUES ($1, 1, true, $2::timestamptz, CASE WHEN $3::text IS NULL THEN $2::timestamptz END, $3, $4, $5, $6, $7, $8, $9::jsonb) "
         "ON CONFLICT (router_id) DO UPDATE SET generation = s.generation + 1, reachable = true, "
-        "last_attempt_at = $2, last_success_at = $2, last_error = $3, adds = $4, sets = $5, removes = $6, "
-        "duration_ms = $7, drift = $8, report = $9::jsonb RETURNING generation",
+        "last_attempt_at = $2, last_success_at = CASE WHEN $3::text IS NULL THEN $2::timestamptz ELSE s.last_success_at END, "
+        "last_error = $3, adds = $4, sets = $5, removes = $6, duration_ms = $7, drift = $8, report = $9::jsonb "
+        "RETURNING generation",
         router_id, at, error, counts.get("add", 0), counts.get("set", 0), counts.get("remove", 0), duration_ms,
         drift, report)
     return generation

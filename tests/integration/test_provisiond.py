@@ -176,6 +176,9 @@ async def test_the_safety_valve_stops_a_run_that_would_empty_a_router(
     assert stopped.result == "stopped"
     assert stopped.error is not None and "would remove 20 of the 30 objects" in stopped.error
     assert router.writes() == [] and len(owned(router, QUEUES)) == 30
+    state = await conn.fetchrow("SELECT last_success_at, last_attempt_at, last_error FROM router_sync")
+    assert state is not None and state["last_error"].startswith("stopped: ")
+    assert state["last_success_at"] < state["last_attempt_at"]  # not in step: the last success is the first run's
     forced = await reconciler.run(await router_row(pool, rid), force=True)
     assert forced.result == "ok" and len(owned(router, QUEUES)) == 10
     await reconciler.close()
