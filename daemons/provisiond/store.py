@@ -139,9 +139,10 @@ async def record_run(conn: Connection, router_id: int, at: datetime, counts: dic
     generation: int = await conn.fetchval(
         "INSERT INTO router_sync AS s (router_id, generation, reachable, last_attempt_at, last_success_at, "
         "last_error, adds, sets, removes, duration_ms, drift, report) "
-        "VALUES ($1, 1, true, $2::timestamptz, CASE WHEN $3::text IS NULL THEN $2::timestamptz END, $3, $4, $5, $6, $7, $8, $9::jsonb) "
-        "ON CONFLICT (router_id) DO UPDATE SET generation = s.generation + 1, reachable = true, "
-        "last_attempt_at = $2, last_success_at = CASE WHEN $3::text IS NULL THEN $2::timestamptz ELSE s.last_success_at END, "
+        "VALUES ($1, 1, true, $2::timestamptz, CASE WHEN $3::text IS NULL THEN $2::timestamptz END, $3, $4, $5, "
+        "$6, $7, $8, $9::jsonb) "
+        "ON CONFLICT (router_id) DO UPDATE SET generation = s.generation + 1, reachable = true, last_attempt_at = $2, "
+        "last_success_at = CASE WHEN $3::text IS NULL THEN $2::timestamptz ELSE s.last_success_at END, "
         "last_error = $3, adds = $4, sets = $5, removes = $6, duration_ms = $7, drift = $8, report = $9::jsonb "
         "RETURNING generation",
         router_id, at, error, counts.get("add", 0), counts.get("set", 0), counts.get("remove", 0), duration_ms,
