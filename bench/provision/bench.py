@@ -89,9 +89,11 @@ import uvloop
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench" / "radius"))  # procstat: CPU of process trees, as the radius bench counts it
 
 import dataset  # noqa: E402
 import fleet  # noqa: E402
+import procstat  # noqa: E402
 import rosapi  # noqa: E402
 
 from daemons.config import SecretsSettings  # noqa: E402
@@ -397,12 +399,12 @@ class Bench:
         return {x.address for x in self.services if x.router == router and x.blocked}
 
     def snap(self) -> Snap:
-        prov = fleet.cpu_seconds(self.prov.pid) if self.prov is not None else 0.0
-        doubles = fleet.cpu_seconds(*(d.proc.pid for d in self.doubles)) if self.doubles else 0.0
-        pg = fleet.cpu_seconds(self.postmaster) if self.postmaster else 0.0
+        prov = procstat.cpu_seconds(self.prov.pid) if self.prov is not None else 0.0
+        doubles = procstat.cpu_seconds(*(d.proc.pid for d in self.doubles)) if self.doubles else 0.0
+        pg = procstat.cpu_seconds(self.postmaster) if self.postmaster else 0.0
         me = resource.getrusage(resource.RUSAGE_SELF)
         busy, _ = fleet.machine_jiffies()
-        return Snap(time.time(), prov, doubles, pg, me.ru_utime + me.ru_stime, busy / fleet.HZ)
+        return Snap(time.time(), prov, doubles, pg, me.ru_utime + me.ru_stime, busy / procstat.HZ)
 
     def alive(self) -> None:
         if self.prov is not None and self.prov.poll() is not None:

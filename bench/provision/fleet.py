@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-HZ = os.sysconf("SC_CLK_TCK")
 ROOT = Path(__file__).resolve().parents[2]
 STARTED: list[subprocess.Popen[bytes]] = []
 
@@ -120,41 +119,6 @@ def wait_listening(doubles: list[Double], timeout: float = 60.0) -> None:
 
 
 # --- /proc ------------------------------------------------------------------------------------
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2 :].split()  # from "state" (field 3) on
-
-
-def _children() -> dict[int, list[int]]:
-    out: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (f := _stat(int(entry))):
-            out.setdefault(int(f[1]), []).append(int(entry))
-    return out
-
-
-def cpu_seconds(*roots: int) -> float:
-    """User + system CPU seconds of the trees under ``roots``: every live process's own time and
-    that of its reaped children (a PostgreSQL backend that exited is still counted)."""
-    children = _children()
-    ticks = 0
-    seen: set[int] = set()
-    todo = list(roots)
-    while todo:
-        pid = todo.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        f = _stat(pid)
-        if f:
-            ticks += sum(int(x) for x in f[11:15])  # utime stime cutime cstime
-        todo.extend(children.get(pid, []))
-    return ticks / HZ
 
 
 def status_kb(pid: int, key: str) -> int | None:

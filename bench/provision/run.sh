@@ -24,61 +24,6 @@ if [ ! -x "$PYTHON" ] || [ ! -x "$ROOT/.venv/bin/lastmile" ]; then
   exit 2
 fi
 
-if [ -n "${BENCH_WORKDIR:-}" ]; then
-  WORK=$BENCH_WORKDIR
-  created=0
-else
-  WORK=$(mktemp -d /tmp/lastmile-bench-provision.XXXXXX)
-  created=1
-fi
-export BENCH_WORKDIR="$WORK"
-driver=""
-
-# Stop, by PID, whatever the driver recorded in $WORK/pids and left running (only if it was
-# killed itself): each line is "PID<TAB>command line", and a PID is signalled only while its
-# command line still starts with the recorded program. SIGINT is a fast shutdown for
-# PostgreSQL and stops the doubles and provisiond too; SIGKILL after 10 s.
-reap() {
-  local pid cmd now left=()
-  [ -f "$WORK/pids" ] || return 0
-  while IFS=$'\t' read -r pid cmd; do
-    [ -r "/proc/$pid/cmdline" ] || continue
-    now=$(tr '\0' ' ' <"/proc/$pid/cmdline")
-    case "$now" in
-      "${cmd%% *}"*) kill -INT "$pid" 2>/dev/null && left+=("$pid") ;;
-    esac
-  done <"$WORK/pids"
-  for _ in $(seq 1 20); do
-    [ "${#left[@]}" -gt 0 ] || return 0
-    local still=()
-    for pid in "${left[@]}"; do kill -0 "$pid" 2>/dev/null && still+=("$pid"); done
-    left=("${still[@]}")
-    sleep 0.5
-  done
-  for pid in "${left[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-}
-
-cleanup() {
-  trap - EXIT INT TERM
-  if [ -n "$driver" ] && kill -0 "$driver" 2>/dev/null; then
-    kill -TERM "$driver" 2>/dev/null || true
-    wait "$driver" 2>/dev/null || true
-  fi
-  reap
-  if [ "$created" = 1 ] && [ "${BENCH_KEEP:-0}" != 1 ]; then
-    rm -rf "$WORK"
-  else
-    echo "bench/provision: work files in $WORK" >&2
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
 cd "$ROOT"
-"$PYTHON" "$HERE/bench.py" "$@" &
-driver=$!
-rc=0
-wait "$driver" || rc=$?
-driver=""
-exit "$rc"
+. "$ROOT/bench/driver.sh"
+run_driver provision "$PYTHON" "$HERE/bench.py" "$@"

@@ -40,10 +40,10 @@ def tree(root: int) -> list[int]:
     return pids
 
 
-def cpu_seconds(root: int) -> float:
-    """CPU seconds used so far by the tree under ``root`` (see the module docstring)."""
+def cpu_seconds(*roots: int) -> float:
+    """CPU seconds used so far by the trees under ``roots`` (see the module docstring)."""
     ticks = 0
-    for pid in tree(root):
+    for pid in {pid for root in roots for pid in tree(root)}:
         fields = _stat_fields(pid)
         if fields:
             ticks += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
