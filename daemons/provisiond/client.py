@@ -155,14 +155,6 @@ class Connection:
             raise RouterError(stage, f"{cmd}: {trap}")
         return rows
 
-    async def identity(self) -> dict[str, str]:
-        """The router's name and RouterOS version (``/system/identity``, ``/system/resource``)."""
-        name = await self._call("read", "/system/identity/print")
-        resource = await self._call("read", "/system/resource/print", "=.proplist=version,board-name,uptime")
-        out = {k: str(v) for k, v in (resource[0] if resource else {}).items()}
-        out["identity"] = str(name[0].get("name", "")) if name else ""
-        return out
-
     async def read(self, menu: Menu, field: str | None = None, values: Iterable[str] = ()) -> list[Item]:
         """The objects of ``menu`` (owned or not: the planner needs both) with their compared
         attributes: all of them, or those whose ``field`` is one of ``values`` (one query)."""

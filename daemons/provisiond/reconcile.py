@@ -146,7 +146,7 @@ class Reconciler:
                 p = plan(want, observed)
                 if on_plan is not None:
                     on_plan(p)
-                rep = report.build(p, observed, services, [])
+                rep = report.build(p, observed, services)
                 if not apply:
                     return Outcome(router.name, "planned", p, report=rep)
                 if p.exceeds(self.settings.max_remove_share) and not force:

@@ -37,13 +37,14 @@ def leaks(observed: Iterable[Item], services: Iterable[Service]) -> list[str]:
     return out
 
 
-def build(p: Plan, observed: list[Item], services: list[Service], failed: list[str]) -> dict[str, Any]:
-    """The report router_sync keeps: drift found (the changes made), conflicts, leaks, refusals."""
+def build(p: Plan, observed: list[Item], services: list[Service]) -> dict[str, Any]:
+    """The report router_sync keeps: drift found (the changes made), conflicts, leaks; refusals
+    (``failed``) are added by the run that met them."""
     missing = [f"{c.describe()}: an object without lastmile's tag has its {'/'.join(c.menu.key)}"
                " (`lastmile routers import` adopts it)" for c in p.conflicts]
     return {
         "drift": [c.describe() for c in p.changes][:LIMIT],
         "missing": missing[:LIMIT],
         "leaks": leaks(observed, services)[:LIMIT],
-        "failed": failed[:LIMIT],
+        "failed": [],
     }

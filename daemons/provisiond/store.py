@@ -90,15 +90,13 @@ async def services(conn: Connection, router_id: int, ids: Iterable[int] | None =
 
 
 _ROUTERS_OF = {
-    "services": "SELECT DISTINCT router_id FROM services WHERE id = ANY($1::bigint[]) AND router_id IS NOT NULL",
-    "customers": "SELECT DISTINCT router_id FROM services WHERE customer_id = ANY($1::bigint[]) "
-                 "AND router_id IS NOT NULL",
     "tariffs": "SELECT DISTINCT router_id FROM services WHERE tariff_id = ANY($1::bigint[]) AND router_id IS NOT NULL",
 }
 
 
 async def routers_of(conn: Connection, table: str, ids: Iterable[int]) -> set[int]:
-    """The routers whose desired state rows ``ids`` of ``table`` touch."""
+    """The routers whose desired state rows ``ids`` of ``table`` (routers, tariffs) touch; a
+    change of services or customers is :func:`services_by_router`'s."""
     if table == "routers":
         return set(ids)
     rows = await conn.fetch(_ROUTERS_OF[table], list(ids))
