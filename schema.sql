@@ -1,5 +1,5 @@
--- lastmile schema version 6
--- lastmile schema hash 5576e2d6ea77ae15c46f7db45b9d896f269d468a2d8d511293da58311dae1c3c
+-- lastmile schema version 7
+-- lastmile schema hash 7182396cb917a521ae5d687658a5cfa71505dafc98325194a0c33ac9173074e0
 --
 -- The whole database as a fresh installation gets it: `lastmile db init` (and `lastmile up`)
 -- applies this file to an empty database, in one transaction, and records the version and hash
@@ -15,7 +15,9 @@
 --   4. Business                                        partners, customers, tariffs, services
 --   5. radiusd                                         ip_leases, radius_sessions, radius_postauth, coa_requests
 --   6. flowcollector                                   traffic_usage, traffic_unknown, rollups, traffic_*()
---   7. Partitions                                      lastmile_maintain_partitions()
+--   7. Admin                                           administrators, admin_roles, admin_sessions, api_keys,
+--                                                      operations_log, custom_fields
+--   8. Partitions                                      lastmile_maintain_partitions()
 --
 -- Conventions
 --   * PostgreSQL types: inet/cidr/macaddr for addresses, numeric(14,4) for money,
@@ -208,7 +210,8 @@ CREATE TABLE IF NOT EXISTS routers (
     auth_mode text NOT NULL DEFAULT 'radius' CONSTRAINT routers_auth_mode_valid CHECK (auth_mode IN ('radius', 'api')),
     -- With api_tls: check the router's certificate against [provisiond] ca_file (or the system's
     -- CAs) and its host name. false only for a router with a self-signed certificate.
-    api_tls_verify boolean NOT NULL DEFAULT true
+    api_tls_verify boolean NOT NULL DEFAULT true,
+    custom jsonb NOT NULL DEFAULT '{}' CONSTRAINT routers_custom_object CHECK (jsonb_typeof(custom) = 'object')
 );
 
 -- What provisiond last did on each router (operational state, overwritten by every run).
@@ -300,12 +303,36 @@ CREATE TABLE IF NOT EXISTS customers (
     city text,
     zip text,
     country text CONSTRAINT customers_country_iso CHECK (country ~ '^[A-Z]{2}$'),
+    -- new -> active -> blocked -> inactive (services stopped, no billing) -> deleted (only from
+    -- inactive; the row stays for finance, hidden from lists): admin/customers/lifecycle.py.
     status text NOT NULL DEFAULT 'active'
-        CONSTRAINT customers_status_valid CHECK (status IN ('new', 'active', 'blocked', 'disabled', 'archived')),
+        CONSTRAINT customers_status_valid CHECK (status IN ('new', 'active', 'blocked', 'inactive', 'deleted')),
     created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    category text NOT NULL DEFAULT 'person' CONSTRAINT customers_category_valid CHECK (category IN ('person', 'company')),
+    billing_email text,
+    other_emails text[] NOT NULL DEFAULT '{}',
+    other_phones text[] NOT NULL DEFAULT '{}',
+    -- The administrator who created it (a "Customer creator" sees only its own customers).
+    created_by bigint,
+    -- Values of the custom fields (custom_fields) of object type 'customer', by key.
+    custom jsonb NOT NULL DEFAULT '{}' CONSTRAINT customers_custom_object CHECK (jsonb_typeof(custom) = 'object'),
+    notes text NOT NULL DEFAULT '',
+    -- The search box: words of the name and address, digits of the phones (admin/search.py).
+    search_words tsvector GENERATED ALWAYS AS (
+        to_tsvector('simple', coalesce(name, '') || ' ' || coalesce(street, '') || ' ' || coalesce(city, '') || ' '
+                    || coalesce(zip, '') || ' ' || number)) STORED,
+    phone_digits text GENERATED ALWAYS AS (nullif(regexp_replace(coalesce(phone, ''), '[^0-9]', '', 'g'), '')) STORED
 );
-CREATE INDEX IF NOT EXISTS customers_partner_idx ON customers (partner_id);
+CREATE INDEX IF NOT EXISTS customers_partner_idx ON customers (partner_id, id);
+CREATE INDEX IF NOT EXISTS customers_status_idx ON customers (status, id);
+CREATE INDEX IF NOT EXISTS customers_name_idx ON customers (lower(name) text_pattern_ops, id);
+CREATE INDEX IF NOT EXISTS customers_email_idx ON customers (lower(email) text_pattern_ops);
+CREATE INDEX IF NOT EXISTS customers_other_emails_idx ON customers USING gin (other_emails);
+CREATE INDEX IF NOT EXISTS customers_search_idx ON customers USING gin (search_words);
+-- A phone is found by its last digits, whatever prefix it was written with.
+CREATE INDEX IF NOT EXISTS customers_phone_idx ON customers (reverse(phone_digits) text_pattern_ops);
+CREATE INDEX IF NOT EXISTS customers_created_by_idx ON customers (created_by, id) WHERE created_by IS NOT NULL;
 
 -- Internet tariffs; speeds in kbit/s. Bursts follow MikroTik's queue semantics: the rate may
 -- reach burst_* while the average over burst_time_s stays below burst_threshold_*.
@@ -331,6 +358,9 @@ CREATE TABLE IF NOT EXISTS tariffs (
     -- Guaranteed rates (MikroTik limit-at); NULL: none (0).
     limit_at_download_kbps integer CONSTRAINT tariffs_limit_at_download_range CHECK (limit_at_download_kbps BETWEEN 0 AND download_kbps),
     limit_at_upload_kbps integer CONSTRAINT tariffs_limit_at_upload_range CHECK (limit_at_upload_kbps BETWEEN 0 AND upload_kbps),
+    -- Contention ratio (1:N, shared by N subscribers); informational, for plans and reports.
+    contention smallint NOT NULL DEFAULT 1 CONSTRAINT tariffs_contention_range CHECK (contention BETWEEN 1 AND 1000),
+    custom jsonb NOT NULL DEFAULT '{}' CONSTRAINT tariffs_custom_object CHECK (jsonb_typeof(custom) = 'object'),
     CONSTRAINT tariffs_burst_complete CHECK (
         (burst_download_kbps IS NULL) = (burst_upload_kbps IS NULL)
         AND (burst_download_kbps IS NULL) = (burst_time_s IS NULL))
@@ -355,10 +385,17 @@ CREATE TABLE IF NOT EXISTS services (
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     -- The pool a login without a static address gets its address from (radiusd).
-    pool_id bigint CONSTRAINT services_pool_fk REFERENCES ip_pools ON DELETE RESTRICT
+    pool_id bigint CONSTRAINT services_pool_fk REFERENCES ip_pools ON DELETE RESTRICT,
+    start_date date,
+    end_date date,
+    custom jsonb NOT NULL DEFAULT '{}' CONSTRAINT services_custom_object CHECK (jsonb_typeof(custom) = 'object'),
+    CONSTRAINT services_dates_ordered CHECK (end_date >= start_date)
 );
 CREATE INDEX IF NOT EXISTS services_customer_idx ON services (customer_id);
 CREATE INDEX IF NOT EXISTS services_tariff_idx ON services (tariff_id);
+CREATE INDEX IF NOT EXISTS services_login_pattern_idx ON services (lower(login) text_pattern_ops);
+CREATE INDEX IF NOT EXISTS services_mac_idx ON services (mac) WHERE mac IS NOT NULL;
+CREATE INDEX IF NOT EXISTS services_pool_idx ON services (pool_id) WHERE pool_id IS NOT NULL;
 -- provisiond computes each router's desired state from its services.
 CREATE INDEX IF NOT EXISTS services_router_idx ON services (router_id) WHERE router_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS services_ipv6_prefix_idx ON services USING gist (ipv6_prefix inet_ops);
@@ -574,6 +611,8 @@ CREATE OR REPLACE TRIGGER tariffs_coa AFTER UPDATE ON tariffs FOR EACH ROW EXECU
 
 -- Addresses a session held, found by when it ended (flowcollector reloads the last hours).
 CREATE INDEX IF NOT EXISTS radius_sessions_stopped_ip_idx ON radius_sessions (stopped_at) WHERE framed_ip IS NOT NULL;
+-- "Who had this address at that time" (the admin's search box and abuse reports).
+CREATE INDEX IF NOT EXISTS radius_sessions_ip_idx ON radius_sessions (framed_ip, started_at) WHERE framed_ip IS NOT NULL;
 
 -- Per-service traffic by minute, written by flowcollector with COPY. A minute may have several
 -- rows (one per flush); readers sum them.
@@ -587,9 +626,11 @@ CREATE TABLE IF NOT EXISTS traffic_usage (
     -- What billing said of the service when its traffic was written, NULL when the service and
     -- its customer are active (the status of the service, else of its customer): traffic that
     -- passed while nobody was paying for it.
+    -- (customer_disabled and customer_archived: rows written before schema version 7)
     billing text CONSTRAINT traffic_usage_billing_valid CHECK (billing IN (
         'service_blocked', 'service_disabled', 'service_archived',
-        'customer_new', 'customer_blocked', 'customer_disabled', 'customer_archived'))
+        'customer_new', 'customer_blocked', 'customer_inactive', 'customer_deleted',
+        'customer_disabled', 'customer_archived'))
 ) PARTITION BY RANGE (minute);
 CREATE INDEX IF NOT EXISTS traffic_usage_service_minute_idx ON traffic_usage (service_id, minute);
 CREATE INDEX IF NOT EXISTS traffic_usage_billing_minute_idx ON traffic_usage (minute) WHERE billing IS NOT NULL;
@@ -809,7 +850,175 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- =============================================================================================
--- 7. Partitions: this day's or month's and the ones ahead
+-- 7. Admin: administrators, roles, sessions, API keys, the operations log, custom fields
+-- =============================================================================================
+
+-- Roles: a set of permissions "<area>.<action>" (admin/auth/permissions.py names them). The
+-- built-in ones (builtin set) are created by `lastmile db init` from that module and cannot be
+-- deleted; a custom role starts as a copy of one.
+CREATE TABLE IF NOT EXISTS admin_roles (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT admin_roles_pk PRIMARY KEY,
+    name text NOT NULL CONSTRAINT admin_roles_name_unique UNIQUE CONSTRAINT admin_roles_name_nonempty CHECK (name <> ''),
+    builtin text CONSTRAINT admin_roles_builtin_unique UNIQUE,
+    permissions text[] NOT NULL DEFAULT '{}',
+    -- Its administrators see only the customers they created (the "Customer creator").
+    own_customers_only boolean NOT NULL DEFAULT false,
+    require_2fa boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- The built-in roles (admin/auth/permissions.py BUILTIN; a test holds the two equal). Their
+-- permissions may be edited in the admin afterwards; they are not reset here.
+INSERT INTO admin_roles (name, builtin, permissions, own_customers_only) VALUES
+    ('Super administrator', 'super', '{administration.add,administration.delete,administration.edit,administration.view,config.add,config.delete,config.edit,config.view,customers.add,customers.delete,customers.edit,customers.view,dashboard.add,dashboard.delete,dashboard.edit,dashboard.view,finance.add,finance.delete,finance.edit,finance.view,inventory.add,inventory.delete,inventory.edit,inventory.view,networking.add,networking.delete,networking.edit,networking.view,support.add,support.delete,support.edit,support.view,tariffs.add,tariffs.delete,tariffs.edit,tariffs.view,voice.add,voice.delete,voice.edit,voice.view}', false),
+    ('Administrator', 'admin', '{administration.add,administration.delete,administration.edit,administration.view,customers.add,customers.delete,customers.edit,customers.view,dashboard.add,dashboard.delete,dashboard.edit,dashboard.view,finance.add,finance.delete,finance.edit,finance.view,inventory.add,inventory.delete,inventory.edit,inventory.view,networking.add,networking.delete,networking.edit,networking.view,support.add,support.delete,support.edit,support.view,tariffs.add,tariffs.delete,tariffs.edit,tariffs.view,voice.add,voice.delete,voice.edit,voice.view}', false),
+    ('Customer creator', 'creator', '{customers.add,customers.edit,customers.view,dashboard.view,tariffs.view}', true),
+    ('Financial manager', 'finance', '{customers.view,dashboard.view,finance.add,finance.delete,finance.edit,finance.view,tariffs.view}', false),
+    ('Manager', 'manager', '{customers.add,customers.delete,customers.edit,customers.view,dashboard.view,finance.view,inventory.view,networking.view,support.add,support.delete,support.edit,support.view,tariffs.add,tariffs.delete,tariffs.edit,tariffs.view,voice.view}', false),
+    ('Engineer', 'engineer', '{customers.view,dashboard.view,inventory.view,networking.add,networking.delete,networking.edit,networking.view,support.edit,support.view,tariffs.view}', false),
+    ('Technician', 'technician', '{customers.view,dashboard.view,inventory.edit,inventory.view,networking.view,support.edit,support.view}', false)
+ON CONFLICT (builtin) DO NOTHING;
+
+CREATE TABLE IF NOT EXISTS administrators (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT administrators_pk PRIMARY KEY,
+    login text NOT NULL CONSTRAINT administrators_login_valid CHECK (login ~ '^[a-z0-9][a-z0-9_.@-]{0,63}$'),
+    name text NOT NULL DEFAULT '',
+    email text,
+    password_hash text NOT NULL,                -- argon2id (admin/auth/passwords.py)
+    role_id bigint NOT NULL CONSTRAINT administrators_role_fk REFERENCES admin_roles ON DELETE RESTRICT,
+    -- Set: sees only this partner's rows, everywhere (404 for the others').
+    partner_id bigint CONSTRAINT administrators_partner_fk REFERENCES partners ON DELETE RESTRICT,
+    enabled boolean NOT NULL DEFAULT true,
+    grants text[] NOT NULL DEFAULT '{}',        -- permissions added to the role's, for this administrator
+    revokes text[] NOT NULL DEFAULT '{}',       -- and taken from it
+    totp_secret text,                           -- sealed ("lm1:", daemons/secrets.py); NULL: no second factor
+    totp_last_step bigint,                      -- the last time step used: a code is accepted once
+    recovery_codes text[] NOT NULL DEFAULT '{}',  -- sha256 of the unused recovery codes
+    idle_timeout_s integer NOT NULL DEFAULT 1800 CONSTRAINT administrators_idle_positive CHECK (idle_timeout_s > 0),
+    absolute_timeout_s integer NOT NULL DEFAULT 43200
+        CONSTRAINT administrators_absolute_positive CHECK (absolute_timeout_s >= idle_timeout_s),
+    last_login_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS administrators_login_unique ON administrators (login);
+-- customers.created_by names an administrator; administrators are disabled, never deleted.
+DO $$ BEGIN
+    ALTER TABLE customers ADD CONSTRAINT customers_created_by_fk FOREIGN KEY (created_by) REFERENCES administrators ON DELETE RESTRICT;
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+
+-- Settings an administrator changes in the admin (one row).
+CREATE TABLE IF NOT EXISTS admin_settings (
+    id boolean CONSTRAINT admin_settings_pk PRIMARY KEY DEFAULT true CONSTRAINT admin_settings_one_row CHECK (id),
+    require_2fa boolean NOT NULL DEFAULT false,  -- every administrator, whatever the role
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO admin_settings (id) VALUES (true) ON CONFLICT DO NOTHING;
+
+-- Server-side login sessions. The cookie holds a random token; only its sha256 is stored.
+CREATE TABLE IF NOT EXISTS admin_sessions (
+    token_hash bytea CONSTRAINT admin_sessions_pk PRIMARY KEY,
+    admin_id bigint NOT NULL CONSTRAINT admin_sessions_admin_fk REFERENCES administrators ON DELETE CASCADE,
+    csrf_token text NOT NULL,
+    -- false until the second factor is given (or the administrator has none to give).
+    verified boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    seen_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL,             -- the absolute timeout
+    address inet,
+    user_agent text NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS admin_sessions_admin_idx ON admin_sessions (admin_id);
+CREATE INDEX IF NOT EXISTS admin_sessions_expiry_idx ON admin_sessions (expires_at);
+
+-- Login attempts, for throttling by account and by address (admin/auth/throttle.py).
+CREATE TABLE IF NOT EXISTS admin_login_attempts (
+    at timestamptz NOT NULL DEFAULT now(),
+    login text NOT NULL,
+    address inet,
+    ok boolean NOT NULL
+);
+CREATE INDEX IF NOT EXISTS admin_login_attempts_login_idx ON admin_login_attempts (login, at);
+CREATE INDEX IF NOT EXISTS admin_login_attempts_address_idx ON admin_login_attempts (address, at);
+
+-- API keys: "lm_<prefix>_<secret>", shown once; only the sha256 of the whole key is stored.
+CREATE TABLE IF NOT EXISTS api_keys (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT api_keys_pk PRIMARY KEY,
+    name text NOT NULL CONSTRAINT api_keys_name_nonempty CHECK (name <> ''),
+    prefix text NOT NULL CONSTRAINT api_keys_prefix_unique UNIQUE,
+    key_hash bytea NOT NULL CONSTRAINT api_keys_hash_unique UNIQUE,
+    role_id bigint NOT NULL CONSTRAINT api_keys_role_fk REFERENCES admin_roles ON DELETE RESTRICT,
+    partner_id bigint CONSTRAINT api_keys_partner_fk REFERENCES partners ON DELETE RESTRICT,
+    allow_from cidr[] NOT NULL DEFAULT '{}',    -- empty: from anywhere
+    created_by bigint CONSTRAINT api_keys_created_by_fk REFERENCES administrators ON DELETE RESTRICT,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    last_used_at timestamptz,
+    revoked_at timestamptz
+);
+
+-- One row per API request (the key's request log), kept 7 days ahead by partitions.
+CREATE TABLE IF NOT EXISTS api_requests (
+    at timestamptz NOT NULL,
+    key_id bigint NOT NULL,
+    method text NOT NULL,
+    path text NOT NULL,
+    status smallint NOT NULL,
+    address inet,
+    duration_ms real NOT NULL
+) PARTITION BY RANGE (at);
+CREATE INDEX IF NOT EXISTS api_requests_key_idx ON api_requests (key_id, at);
+SELECT lastmile_partitioned('api_requests', 'day', 7);
+
+-- Every change made by an administrator or an API key: who, when, from where, what, before and
+-- after. Append-only: the trigger below refuses UPDATE and DELETE.
+CREATE TABLE IF NOT EXISTS operations_log (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT operations_log_pk PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT now(),
+    admin_id bigint,
+    api_key_id bigint,
+    actor text NOT NULL,                         -- the administrator's login or "key:<name>", as it was then
+    address inet,
+    action text NOT NULL,                        -- create, update, delete, block, unblock, login, ...
+    object_type text NOT NULL,                   -- customer, service, tariff, router, administrator, ...
+    object_id bigint,
+    customer_id bigint,
+    partner_id bigint,
+    summary text NOT NULL DEFAULT '',
+    before jsonb,
+    after jsonb
+);
+CREATE INDEX IF NOT EXISTS operations_log_at_idx ON operations_log (at, id);
+CREATE INDEX IF NOT EXISTS operations_log_customer_idx ON operations_log (customer_id, id) WHERE customer_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS operations_log_object_idx ON operations_log (object_type, object_id, id);
+CREATE INDEX IF NOT EXISTS operations_log_admin_idx ON operations_log (admin_id, id) WHERE admin_id IS NOT NULL;
+
+CREATE OR REPLACE FUNCTION lastmile_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
+END $$;
+CREATE OR REPLACE TRIGGER operations_log_append_only BEFORE UPDATE OR DELETE ON operations_log
+    FOR EACH ROW EXECUTE FUNCTION lastmile_append_only();
+
+-- Custom fields on customers, services, tariffs and routers; values live in each row's `custom`.
+CREATE TABLE IF NOT EXISTS custom_fields (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT custom_fields_pk PRIMARY KEY,
+    object_type text NOT NULL CONSTRAINT custom_fields_object_valid CHECK (object_type IN ('customer', 'service', 'tariff', 'router')),
+    key text NOT NULL CONSTRAINT custom_fields_key_valid CHECK (key ~ '^[a-z][a-z0-9_]{0,39}$'),
+    label text NOT NULL CONSTRAINT custom_fields_label_nonempty CHECK (label <> ''),
+    kind text NOT NULL CONSTRAINT custom_fields_kind_valid CHECK (kind IN ('text', 'number', 'date', 'choice', 'url')),
+    choices text[] NOT NULL DEFAULT '{}',
+    required boolean NOT NULL DEFAULT false,
+    position integer NOT NULL DEFAULT 0,
+    CONSTRAINT custom_fields_key_unique UNIQUE (object_type, key),
+    CONSTRAINT custom_fields_choices_given CHECK (kind <> 'choice' OR cardinality(choices) > 0)
+);
+
+SELECT lastmile_watch(t) FROM unnest(ARRAY['administrators', 'admin_roles']::regclass[]) AS t;
+
+-- =============================================================================================
+-- 8. Partitions: this day's or month's and the ones ahead
 -- =============================================================================================
 
 SELECT lastmile_maintain_partitions();

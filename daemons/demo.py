@@ -128,7 +128,7 @@ async def load(conn: asyncpg.Connection, customers: int, seed: int | None = None
             first, last = rnd.choice(FIRST), rnd.choice(LAST)
             city, zip_code = rnd.choice(CITIES)
             number = f"C{n:07d}"
-            status = rnd.choices(("active", "blocked", "disabled"), (95, 4, 1))[0]
+            status = rnd.choices(("active", "blocked", "new"), (95, 4, 1))[0]
             cust_rows.append(
                 (
                     partner_id,
@@ -153,7 +153,7 @@ async def load(conn: asyncpg.Connection, customers: int, seed: int | None = None
                     router_id,
                     f"{_ascii(first)[0]}{_ascii(last)}{n}".lower(),
                     _password(rnd),
-                    status,
+                    "active" if status == "new" else status,
                     ipv4,
                     ipaddress.IPv6Network((V6_FRAMED + (n << 64), 64)),
                     ipaddress.IPv6Network((V6_DELEGATED + (n << 72), 56)),

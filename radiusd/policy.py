@@ -77,7 +77,7 @@ def authorize(request: Request, sub: Subscriber | None, online: int, settings: P
         return reject(problem, auth_attributes)
     if sub.status in ("disabled", "archived"):
         return reject(SERVICE_INACTIVE)
-    if sub.customer_status in ("new", "disabled", "archived"):
+    if sub.customer_status in ("new", "inactive", "deleted"):
         return reject(CUSTOMER_INACTIVE)
     if sub.mac is not None and normalise_mac(request.calling_station_id) != sub.mac:
         return reject(MAC_MISMATCH)

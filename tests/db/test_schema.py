@@ -107,7 +107,8 @@ async def test_every_constraint_is_named(conn: asyncpg.Connection) -> None:
 
 
 PARTS_OF_A_WHOLE = {"ip_leases_pool_fk",  # an address row is part of its pool
-                    "router_sync_router_fk"}  # provisiond's state of a router, of that router
+                    "router_sync_router_fk",  # provisiond's state of a router, of that router
+                    "admin_sessions_admin_fk"}  # a login session of its administrator
 
 
 async def test_foreign_keys_restrict(conn: asyncpg.Connection) -> None:

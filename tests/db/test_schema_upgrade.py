@@ -73,11 +73,13 @@ async def live_in(conn: asyncpg.Connection) -> None:
 
 
 async def tables(conn: asyncpg.Connection) -> dict[str, list[str]]:
-    """Every table that holds rows itself (partitions, not their parents): its columns."""
+    """Every table that holds rows itself (partitions, not their parents): its columns. Not
+    partitioned_tables, which a step adds to (its rows are compared with a fresh database's)."""
     rows = await conn.fetch(
         "SELECT c.relname, array_agg(a.attname::text ORDER BY a.attnum) AS columns FROM pg_class c "
         "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-        "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' AND c.relname <> 'schema_version' "
+        "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' "
+        "AND c.relname NOT IN ('schema_version', 'partitioned_tables') "
         "GROUP BY c.relname"
     )
     return {r["relname"]: r["columns"] for r in rows}

@@ -330,7 +330,7 @@ async def test_leaks_are_recorded_per_address_and_flagged_by_billing(db_url: str
     await add_service(conn, "paid", "x", ipv4="100.64.0.1")
     await add_service(conn, "blocked", "x", ipv4="100.64.0.2", status="blocked")
     await add_service(conn, "gone", "x", ipv4="100.64.0.3", status="archived")
-    await add_service(conn, "unpaid", "x", ipv4="100.64.0.4", customer_status="disabled")
+    await add_service(conn, "unpaid", "x", ipv4="100.64.0.4", customer_status="inactive")
     daemon = start(db_url, tmp_path)
     try:
         end = now_ms() - 1000
@@ -349,7 +349,7 @@ async def test_leaks_are_recorded_per_address_and_flagged_by_billing(db_url: str
     assert unknown == {"100.64.0.3": 3000, "100.64.0.9": 9000, None: 99}
     flags = {r["login"]: r["billing"] for r in await conn.fetch(
         "SELECT s.login, u.billing FROM traffic_usage u JOIN services s ON s.id = u.service_id")}
-    assert flags == {"paid": None, "blocked": "service_blocked", "unpaid": "customer_disabled"}
+    assert flags == {"paid": None, "blocked": "service_blocked", "unpaid": "customer_inactive"}
 
     result = lastmile("flows", "leaks", "--since", "1h", db_url=db_url)
     assert result.returncode == 0, result.stderr

@@ -10,7 +10,8 @@ directory and returns what breaks these rules:
   dotted name through ``importlib``, which is allowed: the registry's way);
 - **component**: components never import each other, statically or by ``importlib`` with a
   constant name (``daemons/provisiond/`` is a component, though it sits under ``daemons/``);
-- **sql**: SQL appears only in store modules (``store.py``, ``<what>_store.py``, or a ``store`` package), the kit's
+- **sql**: SQL appears only in store modules (``store.py``, ``<what>_store.py``, a ``store`` package, or an admin
+  area's ``queries.py``), the kit's
   database modules and the demo loader; docstrings may talk about it.
 
 "No I/O" means: no import of a module that does I/O (sockets, asyncio, the database, processes,
@@ -91,7 +92,8 @@ class Layout:
 
     def is_sql_home(self, module: str) -> bool:
         parts = module.split(".")[1:]
-        return module in self.sql_homes or "store" in parts or (bool(parts) and parts[-1].endswith("_store"))
+        return (module in self.sql_homes or "store" in parts or (bool(parts) and parts[-1].endswith("_store"))
+                or (module.startswith("admin.") and parts[-1:] == ["queries"]))
 
     def store_of(self, module: str) -> str:
         """The file SQL found in ``module`` belongs in."""

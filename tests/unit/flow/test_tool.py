@@ -27,7 +27,7 @@ def test_table_and_words() -> None:
     rows = [{"address": "100.64.0.9", "login": None, "customer": None, "bytes": 1_234_567_890, "packets": 12345,
              "last_seen": at, "billing": "no_service"},
             {"address": None, "login": "bob", "customer": "Bob Ltd", "bytes": 999, "packets": 3, "last_seen": at,
-             "billing": "customer_disabled"}]
+             "billing": "customer_inactive"}]
     header, first, second = tool.table(rows)
     assert header.startswith("ADDRESS ") and header.endswith("BILLING")
     assert first.split()[:5] == ["100.64.0.9", "-", "-", "1.2", "GB"] and first.endswith("no service")

@@ -1,0 +1,57 @@
+"""``lastmile create-admin``: an administrator from the command line (the first one, or a locked-out one)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+
+import asyncpg
+
+from admin.auth import passwords, permissions, store
+from daemons import db
+from daemons.config import Settings
+
+
+def create_admin(settings: Settings, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="lastmile create-admin", description=(
+        "Create an administrator. The password is asked for (twice) on a terminal, else read from "
+        "standard input with --password-stdin."))
+    parser.add_argument("--login", default="admin")
+    parser.add_argument("--name", default="")
+    parser.add_argument("--email", default=None)
+    parser.add_argument("--role", default=permissions.SUPER, choices=[b.key for b in permissions.BUILTIN],
+                        help="a built-in role (default: super, the Super administrator)")
+    parser.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    args = parser.parse_args(argv)
+    login = args.login.strip().lower()
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {login}: ")
+        if getpass.getpass("again: ") != password:
+            print("lastmile create-admin: the two passwords differ", file=sys.stderr)
+            return 2
+    if (why := passwords.weak(password)) is not None:
+        print(f"lastmile create-admin: the password {why}", file=sys.stderr)
+        return 2
+    return asyncio.run(_create(settings, login, args.name, args.email, args.role, passwords.hash_password(password)))
+
+
+async def _create(settings: Settings, login: str, name: str, email: str | None, role: str, hashed: str) -> int:
+    conn = await db.connect(db.url_of(settings.database))
+    try:
+        await db.check_schema(conn)
+        admin_id = await store.create_admin(conn, login, name, email, hashed, role)
+    except asyncpg.UniqueViolationError:
+        print(f"lastmile create-admin: an administrator {login!r} exists already", file=sys.stderr)
+        return 1
+    except asyncpg.CheckViolationError:
+        print(f"lastmile create-admin: {login!r} is not a valid login (lower-case letters, digits, _ . @ -)",
+              file=sys.stderr)
+        return 2
+    finally:
+        await conn.close()
+    print(f"lastmile create-admin: created administrator {login!r} (id {admin_id}, role {role})")
+    return 0

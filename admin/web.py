@@ -1,0 +1,104 @@
+"""The shape every area shares: routes that declare their permission, pages and API operations.
+
+An area (``admin/<area>/routes.py``) makes one :class:`Area` named ``AREA`` and declares its
+handlers on it::
+
+    AREA = Area("tariffs", "Tariff plans", nav=[("Tariffs", "/tariffs", "tariffs.view")])
+
+    @AREA.page("/tariffs", permission="tariffs.view")
+    async def tariffs(request: web.Request) -> web.StreamResponse: ...
+
+    @AREA.api("GET", "/tariffs", permission="tariffs.view", summary="List tariffs",
+              query=TariffQuery, response=Page[Tariff])
+    async def list_tariffs(request: web.Request) -> web.StreamResponse: ...
+
+A page lives under ``/admin``, an operation under ``/api/v1`` and goes into the OpenAPI document
+with its schemas (admin/openapi.py). The auth middleware (admin/auth/middleware.py) refuses a
+request whose handler declared nothing, so a route cannot be left open by forgetting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+PUBLIC = "public"
+"""No login needed: the login pages, the API's document."""
+LOGGED_IN = "logged-in"
+"""Any administrator logged in (its own profile, logging out)."""
+SECOND_FACTOR = "second-factor"
+"""A login waiting for its second factor (the code page)."""
+
+PERMISSIONS: dict[Handler, str] = {}
+"""Every declared handler -> its permission (a permission name, or PUBLIC, LOGGED_IN, SECOND_FACTOR)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """An API operation, as the OpenAPI document describes it."""
+
+    method: str
+    path: str
+    summary: str
+    permission: str
+    tag: str
+    query: type | None = None
+    body: type | None = None
+    response: Any = None
+    status: int = 200
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NavItem:
+    label: str
+    path: str
+    permission: str
+
+
+@dataclass
+class Area:
+    name: str
+    title: str
+    nav: list[tuple[str, str, str]] = field(default_factory=list)
+    order: int = 50
+    routes: list[tuple[str, str, Handler]] = field(default_factory=list)
+    operations: list[Operation] = field(default_factory=list)
+
+    def page(self, path: str, *, permission: str, method: str = "GET") -> Callable[[Handler], Handler]:
+        """A page (or a form's POST) at ``/admin<path>``."""
+        def declare(handler: Handler) -> Handler:
+            PERMISSIONS[handler] = permission
+            self.routes.append((method, "/admin" + path, handler))
+            return handler
+        return declare
+
+    def api(self, method: str, path: str, *, permission: str, summary: str, query: type | None = None,
+            body: type | None = None, response: Any = None, status: int = 200,
+            description: str = "") -> Callable[[Handler], Handler]:
+        """An operation at ``/api/v1<path>`` (OpenAPI path syntax: ``/customers/{id}``)."""
+        def declare(handler: Handler) -> Handler:
+            PERMISSIONS[handler] = permission
+            self.routes.append((method, "/api/v1" + path, handler))
+            self.operations.append(Operation(method, path, summary, permission, self.title, query, body, response,
+                                             status, description or (handler.__doc__ or "").strip()))
+            return handler
+        return declare
+
+    @property
+    def nav_items(self) -> list[NavItem]:
+        return [NavItem(label, "/admin" + path, permission) for label, path, permission in self.nav]
+
+    def register(self, app: web.Application) -> None:
+        for method, path, handler in self.routes:
+            app.router.add_route(method, path, handler)
+
+
+def permission_of(request: web.Request) -> str | None:
+    """What the matched route declared, or None (an undeclared route: refused)."""
+    return PERMISSIONS.get(request.match_info.handler)
