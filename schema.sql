@@ -1,5 +1,5 @@
 -- lastmile schema version 7
--- lastmile schema hash 7182396cb917a521ae5d687658a5cfa71505dafc98325194a0c33ac9173074e0
+-- lastmile schema hash 1356c680f743e300920c32191cf5e08db4cfa43d6d5f80f6de8de05f3a7c34fb
 --
 -- The whole database as a fresh installation gets it: `lastmile db init` (and `lastmile up`)
 -- applies this file to an empty database, in one transaction, and records the version and hash
@@ -613,6 +613,13 @@ CREATE OR REPLACE TRIGGER tariffs_coa AFTER UPDATE ON tariffs FOR EACH ROW EXECU
 CREATE INDEX IF NOT EXISTS radius_sessions_stopped_ip_idx ON radius_sessions (stopped_at) WHERE framed_ip IS NOT NULL;
 -- "Who had this address at that time" (the admin's search box and abuse reports).
 CREATE INDEX IF NOT EXISTS radius_sessions_ip_idx ON radius_sessions (framed_ip, started_at) WHERE framed_ip IS NOT NULL;
+-- The admin's session lists, newest first (Interim-Updates change neither column: still HOT).
+CREATE INDEX IF NOT EXISTS radius_sessions_started_idx ON radius_sessions (started_at, acct_unique_id);
+CREATE INDEX IF NOT EXISTS radius_sessions_open_started_idx ON radius_sessions (started_at, acct_unique_id)
+    WHERE stopped_at IS NULL;
+-- The admin's login log, newest first, and its rejects.
+CREATE INDEX IF NOT EXISTS radius_postauth_at_idx ON radius_postauth (at);
+CREATE INDEX IF NOT EXISTS radius_postauth_result_idx ON radius_postauth (result, at);
 
 -- Per-service traffic by minute, written by flowcollector with COPY. A minute may have several
 -- rows (one per flush); readers sum them.

@@ -76,7 +76,7 @@ def create_app(settings: AdminSettings, keyring: Keyring, *, pool: asyncpg.Pool 
     app[auth.KEY_CACHE] = auth.KeyCache()
     found = areas()
     app[keys.AREAS] = found
-    aiohttp_jinja2.setup(app, loader=_loader(found), autoescape=True, undefined=jinja2.StrictUndefined,
+    aiohttp_jinja2.setup(app, loader=_loader(found), autoescape=True, undefined=jinja2.Undefined,
                          filters=filters.FILTERS)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -95,6 +95,7 @@ def create_app(settings: AdminSettings, keyring: Keyring, *, pool: asyncpg.Pool 
             await app[keys.POOL].close()
 
     app.cleanup_ctx.append(resources)
+    app.on_response_prepare.append(auth.secure_headers)
     for area in found:
         area.register(app)
     app.router.add_static("/admin/static/", HERE / "static", name="static", append_version=True)

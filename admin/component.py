@@ -32,5 +32,6 @@ COMPONENT = Component(
     ready_url=_ready,
     tools=(Tool("create-admin", "create an administrator (the first one is a Super administrator)",
                 "admin.tool:create_admin", "`[--login L] [--name N] [--email E] [--role KEY] [--password-stdin]`"),),
+    demo="admin.tool:demo_admin",
     order=60,
 )

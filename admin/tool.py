@@ -55,3 +55,26 @@ async def _create(settings: Settings, login: str, name: str, email: str | None, 
         await conn.close()
     print(f"lastmile create-admin: created administrator {login!r} (id {admin_id}, role {role})")
     return 0
+
+
+DEMO_LOGIN = "admin"
+DEMO_PASSWORD = "lastmile-demo"  # noqa: S105  # the demo's, printed by `lastmile up`
+
+
+def demo_admin(settings: Settings, url: str) -> list[tuple[str, str]]:
+    """``lastmile up`` on demo data: a Super administrator ``admin`` when there is no administrator yet."""
+    del settings
+
+    async def make() -> bool:
+        conn = await db.connect(url)
+        try:
+            if await store.any_admin(conn):
+                return False
+            await store.create_admin(conn, DEMO_LOGIN, "Demo administrator", None,
+                                     passwords.hash_password(DEMO_PASSWORD), permissions.SUPER)
+            return True
+        finally:
+            await conn.close()
+
+    made = asyncio.run(make())
+    return [("admin login", f"{DEMO_LOGIN} / {DEMO_PASSWORD}" + ("" if made else " (if not changed since)"))]

@@ -69,6 +69,8 @@ class Area:
     order: int = 50
     routes: list[tuple[str, str, Handler]] = field(default_factory=list)
     operations: list[Operation] = field(default_factory=list)
+    #: run when the application starts (it may set the area's state on the application then)
+    startup: list[Callable[[web.Application], Awaitable[None]]] = field(default_factory=list)
 
     def page(self, path: str, *, permission: str, method: str = "GET") -> Callable[[Handler], Handler]:
         """A page (or a form's POST) at ``/admin<path>``."""
@@ -97,6 +99,7 @@ class Area:
     def register(self, app: web.Application) -> None:
         for method, path, handler in self.routes:
             app.router.add_route(method, path, handler)
+        app.on_startup.extend(self.startup)
 
 
 def permission_of(request: web.Request) -> str | None:

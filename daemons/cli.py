@@ -20,7 +20,13 @@ from daemons import config, registry
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # A tool's own options before any positional argument (`create-admin --login x`):
+        # argparse's REMAINDER leaves those out; the tool parses its arguments itself.
+        if not isinstance(getattr(args, "args", None), list):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.args = [*extra, *args.args]
     if not getattr(args, "run", None):
         parser.print_help()
         return 2

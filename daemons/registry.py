@@ -69,6 +69,9 @@ class Component:
     #: Where ``lastmile up`` sees it ready (``lastmile_ready{daemon=...} 1``); default: its section's /metrics.
     ready_url: Callable[[Settings], str | None] | None = None
     order: int = 50  # `up` starts components in this order, then by name
+    #: ``"module:function"``, ``function(settings, database_url) -> [(label, value)]``: run by ``lastmile up``
+    #: on demo data (the admin makes its demo administrator); the lines are printed with the addresses.
+    demo: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property

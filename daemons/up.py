@@ -114,6 +114,7 @@ async def _up(settings: config.Settings, load_demo: bool, customers: int) -> int
             children.append(router)
             await _point_demo_router(url, settings)
         components = _startable(settings)
+        extra = await _demo_rows(settings, url, components) if load_demo else []
         daemons = [c.name for c in components]
         children += [Child(name, [sys.executable, "-m", "daemons.cli", name]) for name in daemons]
         for i, child in enumerate(children):
@@ -122,7 +123,7 @@ async def _up(settings: config.Settings, load_demo: bool, customers: int) -> int
         if children and children[0].name == "mqtt":
             await _wait_broker(settings.mqtt.embedded_port, 10)
         await _wait_ready(settings, [c for c in children if c.name in daemons])
-        _print_addresses(settings, url, mqtt_url, components, time.monotonic() - started, router is not None)
+        _print_addresses(settings, url, mqtt_url, components, time.monotonic() - started, router is not None, extra)
         supervisors = [asyncio.ensure_future(supervise(child, env, stop, settings)) for child in children]
         await stop.wait()
         _say("stopping ...")
@@ -376,9 +377,18 @@ async def _point_demo_router(url: str, settings: config.Settings) -> None:
         await conn.close()
 
 
+async def _demo_rows(settings: config.Settings, url: str,
+                     components: list[registry.Component]) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for component in components:
+        if component.demo is not None:
+            rows += await asyncio.to_thread(registry.load(component.demo), settings, url)
+    return rows
+
+
 def _print_addresses(
     settings: config.Settings, db_url: str, mqtt_url: str, components: list[registry.Component], took: float,
-    demo_router: bool = False,
+    demo_router: bool = False, extra: list[tuple[str, str]] | None = None,
 ) -> None:
     rows = [("PostgreSQL", db_url), ("MQTT events", f"{mqtt_url}  (topics lastmile/#)")]
     if demo_router:
@@ -387,6 +397,7 @@ def _print_addresses(
     for component in components:
         rows += component.addresses(settings) if component.addresses is not None else []
         rows.append((f"{component.name} metrics", component.metrics_url(settings) or "(off)"))
+    rows += extra or []
     width = max(len(label) for label, _ in rows)
     lines = [f"lastmile is up ({took:.1f} s); Ctrl-C stops everything", ""]
     lines += [f"  {label:<{width}}  {value}" for label, value in rows]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
@@ -78,7 +78,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             rehash = passwords.hash_password(password) if passwords.needs_rehash(row["password_hash"]) else None
             await store.logged_in(conn, row["id"], rehash)
     _log.info("logged in", login=login_name, address=address, second_factor=has_totp)
-    response = web.HTTPFound(auth.CODE_PATH + "?next=" + _next(request) if has_totp else _next(request))
+    response = web.HTTPFound(auth.CODE_PATH + "?next=" + quote(_next(request)) if has_totp else _next(request))
     _cookie(request, response, auth.SESSION_COOKIE, token, None)
     response.del_cookie(auth.LOGIN_COOKIE, path="/")
     raise response
@@ -97,14 +97,18 @@ async def code(request: web.Request) -> web.StreamResponse:
     given = str(form.get("code", "")).strip()
     address = keys.client_address(request)
     settings = request.app[keys.SETTINGS]
+    # Counted apart from the password's attempts, which a password login resets: else logging in
+    # again would give a code guesser a new allowance. (Upper case: a login typed into the form is
+    # lower-cased, so none becomes this.)
+    attempts = f"2FA:{who.name}"
     async with request.app[keys.POOL].acquire() as conn:
-        by_login, _ = await store.failures(conn, who.name, address, settings.login_window)
+        by_login, _ = await store.failures(conn, attempts, address, settings.login_window)
         row = await store.admin_by_id(conn, who.admin_id)
         assert row is not None
         ok = False
         if by_login < settings.login_failures_per_account:
             ok = await _second_factor(request, conn, row, given)
-        await store.record_attempt(conn, who.name, address, ok)
+        await store.record_attempt(conn, attempts, address, ok)
         if not ok:
             _log.info("second factor refused", login=who.name, address=address)
             error = ("Too many failed attempts: log in again later." if by_login >= settings.login_failures_per_account

@@ -23,6 +23,7 @@ TOUCH_EVERY_S = 60               # seen_at is written at most this often (idle t
 KEY_CACHE_S = 5.0                # an API key's row is reused this long (a revoked key stops within it)
 ENROL_PATH = "/admin/profile/two-factor"
 CODE_PATH = "/admin/login/code"
+LOGOUT_PATH = "/admin/logout"    # served to a session waiting for its code too (the code page's "Cancel")
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 _log = log.get("lastmile.admin")
@@ -146,20 +147,22 @@ async def _page(request: web.Request, handler: Handler, permission: str, address
     if request.method in UNSAFE and not await _csrf_ok(request, row["csrf_token"]):
         raise web.HTTPForbidden(text="The form has expired (CSRF token): reload the page and try again.")
     if not row["verified"]:
-        if permission in (SECOND_FACTOR, PUBLIC):
+        if permission in (SECOND_FACTOR, PUBLIC) or request.path == LOGOUT_PATH:
             return await handler(request)
         raise web.HTTPFound(CODE_PATH)
     if permission == SECOND_FACTOR:
         raise web.HTTPFound("/admin/")
     if row["require_2fa"] and row["totp_secret"] is None and permission != PUBLIC and \
-            not request.path.startswith((ENROL_PATH, "/admin/logout")):
+            not request.path.startswith((ENROL_PATH, LOGOUT_PATH)):
         raise web.HTTPFound(ENROL_PATH + "?required=1")
     if permission not in (PUBLIC, LOGGED_IN) and not who.can(permission):
         raise web.HTTPForbidden(text=f"Your role ({who.role}) may not do this: it needs the permission {permission}.")
     return await handler(request)
 
 
-def _secure(request: web.Request, response: web.StreamResponse) -> None:
+async def secure_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response's security headers (an ``on_response_prepare`` signal, admin/app.py: so that
+    redirects, error pages and static files get them too, not only what a handler returns)."""
     h = response.headers
     h.setdefault("X-Content-Type-Options", "nosniff")
     h.setdefault("Referrer-Policy", "same-origin")
@@ -183,9 +186,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     if not keys.allowed(address, nets.allow):
         raise web.HTTPForbidden(text="The admin is not served to this address ([admin] allow_from).")
     if isinstance(request.match_info.route.resource, web.StaticResource):
-        response = await handler(request)
-        _secure(request, response)
-        return response
+        return await handler(request)
     if request.match_info.http_exception is not None:
         raise request.match_info.http_exception
     permission = permission_of(request)
@@ -193,8 +194,5 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         _log.error("a route declares no permission: refused", path=request.path, method=request.method)
         raise web.HTTPInternalServerError(text="This route declares no permission and is not served.")
     if request.path.startswith("/api/"):
-        response = await _api(request, handler, permission, address)
-    else:
-        response = await _page(request, handler, permission, address)
-    _secure(request, response)
-    return response
+        return await _api(request, handler, permission, address)
+    return await _page(request, handler, permission, address)

@@ -3,7 +3,7 @@
 Every route declares the permission it needs (admin/web.py); a role grants permissions, and an
 administrator's own grants and revokes adjust the role's. The built-in roles are rows of
 schema.sql (``admin_roles.builtin``), written from :data:`BUILTIN` here
-(tests/unit/test_admin_permissions.py holds the two equal).
+(tests/db/test_admin_roles.py holds the two equal).
 """
 
 from __future__ import annotations

@@ -24,5 +24,9 @@ class Principal:
 
     @property
     def creator_id(self) -> int | None:
-        """The administrator whose customers alone this one sees, or None (no such limit)."""
-        return self.admin_id if self.own_customers_only else None
+        """The administrator whose customers alone this one sees, or None (no such limit). An API
+        key of an "own customers only" role created no customer: 0, which no administrator is,
+        so it sees none (never everyone's)."""
+        if not self.own_customers_only:
+            return None
+        return self.admin_id if self.admin_id is not None else 0

@@ -143,3 +143,7 @@ async def create_admin(conn: Connection, login: str, name: str, email: str | Non
         "INSERT INTO administrators (login, name, email, password_hash, role_id) "
         "SELECT $1, $2, $3, $4, id FROM admin_roles WHERE builtin = $5 RETURNING id",
         login, name, email, password_hash, role_builtin))
+
+
+async def any_admin(conn: Connection) -> bool:
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM administrators)"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 
 import pyotp
 import segno
@@ -18,6 +19,7 @@ ISSUER = "lastmile"
 STEP_S = 30
 VALID_WINDOW = 1  # one step either side: a phone's clock 30 s off still logs in
 RECOVERY_CODES = 10
+_RECOVERY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"  # base32, lower case
 
 
 def new_secret() -> str:
@@ -36,7 +38,7 @@ def qr_svg(uri: str) -> str:
 def verify(secret: str, code: str, now: float, last_step: int | None) -> int | None:
     """The time step ``code`` is valid for at ``now`` and not used before, else None."""
     code = "".join(code.split())
-    if len(code) != 6 or not code.isdigit():
+    if len(code) != 6 or not code.isascii() or not code.isdigit():  # "١٢٣٤٥٦".isdigit() too
         return None
     totp = pyotp.TOTP(secret)
     current = int(now // STEP_S)
@@ -50,13 +52,13 @@ def new_recovery_codes() -> list[str]:
     """Ten codes of 10 base32 characters, shown once as ``xxxxx-xxxxx``."""
     out = []
     for _ in range(RECOVERY_CODES):
-        raw = pyotp.random_base32(length=10).lower()
+        raw = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(10))  # 50 bits
         out.append(f"{raw[:5]}-{raw[5:]}")
     return out
 
 
 def hash_recovery(code: str) -> str:
-    return hashlib.sha256(code.replace("-", "").strip().lower().encode()).hexdigest()
+    return hashlib.sha256("".join(code.split()).replace("-", "").lower().encode()).hexdigest()
 
 
 def use_recovery(stored: list[str], code: str) -> list[str] | None:

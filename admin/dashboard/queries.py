@@ -21,8 +21,8 @@ async def figures(conn: Connection, partner_id: int | None, creator_id: int | No
     traffic = await conn.fetchval(
         "SELECT coalesce(sum(u.bytes_down + u.bytes_up), 0) FROM traffic_usage u "
         "WHERE u.minute >= date_trunc('minute', now()) - interval '5 minutes' "
-        "AND ($1::bigint IS NULL OR u.service_id IN (SELECT s.id FROM services s JOIN customers c "
-        "ON c.id = s.customer_id WHERE c.partner_id = $1))", partner_id)
+        "AND (($1::bigint IS NULL AND $2::bigint IS NULL) OR u.service_id IN (SELECT s.id FROM services s "
+        f"JOIN customers c ON c.id = s.customer_id WHERE {CUSTOMER_SCOPE}))", partner_id, creator_id)
     out_of_sync = await conn.fetchval(
         "SELECT count(*) FROM routers r LEFT JOIN router_sync y ON y.router_id = r.id "
         "WHERE r.enabled AND (y.router_id IS NULL OR NOT y.reachable OR y.last_error IS NOT NULL OR y.drift > 0)")

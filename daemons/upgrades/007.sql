@@ -9,7 +9,8 @@
 -- two generated columns and indexed (about 1.5 s per 100,000 customers); services, tariffs and
 -- routers ACCESS EXCLUSIVE for their new columns (no rewrite) and services SHARE while its new
 -- indexes are built; radius_sessions SHARE while its address index is built (radiusd's
--- accounting writes wait: about 1 s per million sessions).
+-- accounting writes wait: about 1 s per million sessions, for each of its three new indexes) and
+-- radius_postauth SHARE while its two are built.
 
 ALTER TABLE routers ADD COLUMN custom jsonb NOT NULL DEFAULT '{}' CONSTRAINT routers_custom_object CHECK (jsonb_typeof(custom) = 'object');
 
@@ -60,6 +61,10 @@ ALTER TABLE traffic_usage ADD CONSTRAINT traffic_usage_billing_valid CHECK (bill
     'customer_disabled', 'customer_archived'));
 
 CREATE INDEX radius_sessions_ip_idx ON radius_sessions (framed_ip, started_at) WHERE framed_ip IS NOT NULL;
+CREATE INDEX radius_sessions_started_idx ON radius_sessions (started_at, acct_unique_id);
+CREATE INDEX radius_sessions_open_started_idx ON radius_sessions (started_at, acct_unique_id) WHERE stopped_at IS NULL;
+CREATE INDEX radius_postauth_at_idx ON radius_postauth (at);
+CREATE INDEX radius_postauth_result_idx ON radius_postauth (result, at);
 
 -- Roles: a set of permissions "<area>.<action>" (admin/auth/permissions.py names them). The
 -- built-in ones (builtin set) are created by `lastmile db init` from that module and cannot be

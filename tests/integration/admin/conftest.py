@@ -17,6 +17,7 @@ from aiohttp import web
 
 from admin.app import create_app
 from admin.auth import passwords
+from admin.auth.store import Connection
 from admin.settings import AdminSettings
 from daemons import db
 from daemons.config import DatabaseSettings
@@ -33,7 +34,7 @@ def password_hash() -> str:
     return passwords.hash_password(PASSWORD)
 
 
-async def make_admin(conn: asyncpg.Connection, login: str, role: str = "super", *, partner_id: int | None = None,
+async def make_admin(conn: Connection, login: str, role: str = "super", *, partner_id: int | None = None,
                      **columns: Any) -> int:
     """An administrator with the built-in role ``role`` (its key) and password PASSWORD."""
     admin_id = await conn.fetchval(

@@ -1,0 +1,1 @@
+"""Administration: administrators, roles, API keys, the operations log, settings and custom fields."""

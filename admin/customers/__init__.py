@@ -1,0 +1,1 @@
+"""Customers and their services: the lifecycle, contacts, custom fields, the search box."""

@@ -1,0 +1,1 @@
+"""Network: NAS, routers and their sync state, IP pools and leases, flow exporters."""

@@ -1,0 +1,1 @@
+"""Tariff plans: speeds, bursts, priority, contention, price; the list, the forms and the API."""

@@ -1,0 +1,96 @@
+"""Customers and services through the pages and the API: lists, forms with errors on their
+fields, the lifecycle, deletion, the search box, the operations log."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from admin.auth import tokens
+from daemons import demo
+from tests.integration.admin.conftest import Admin, make_admin
+
+
+async def api_key(admin: Admin, role: str = "super", partner_id: int | None = None) -> str:
+    key, prefix = tokens.new_api_key()
+    async with admin.pool.acquire() as conn:
+        await conn.execute("INSERT INTO api_keys (name, prefix, key_hash, role_id, partner_id) "
+                           "SELECT $1, $2, $3, id, $5 FROM admin_roles WHERE builtin = $4",
+                           f"test-{prefix}", prefix, tokens.digest(key), role, partner_id)
+    return key
+
+
+async def call(admin: Admin, key: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as s, s.request(
+            method, admin.url + "/api/v1" + path, headers={"Authorization": f"Bearer {key}"},
+            data=None if body is None else json.dumps(body)) as r:
+        text = await r.text()
+        return r.status, json.loads(text) if text else None
+
+
+async def test_create_a_customer_with_a_service_block_it_and_see_the_log(admin: Admin,
+                                                                       conn: asyncpg.Connection) -> None:
+    await demo.load(conn, 5, seed=1)
+    await make_admin(conn, "ops", "manager")
+    tariff = await conn.fetchval("SELECT id FROM tariffs ORDER BY id LIMIT 1")
+    async with admin.client() as c:
+        await c.login("ops")
+        status, body = await c.get("/admin/customers/new")
+        assert status == 200
+        status, body, _ = await c.post("/admin/customers/new", {"name": "", "email": "not-an-email"})
+        assert status == 422 and "is required" in body and 'id="e-email"' in body
+        status, body, url = await c.post("/admin/customers/new", {
+            "name": "Ada Lovelace", "email": "ada@example.net", "phone": "+43 660 1234567", "city": "Wien",
+            "other_emails": "ada2@example.net, ada3@example.net", "status": "active"})
+        assert status == 200 and "/admin/customers/" in url, body
+        customer_id = int(url.rsplit("/", 1)[1])
+        status, body, url = await c.post(f"/admin/customers/{customer_id}/services/new", {
+            "tariff_id": tariff, "login": "ada", "password": "s3cret", "ipv4": "100.127.0.9"})
+        assert status == 200 and "/admin/services/" in url, body
+        status, body, _ = await c.post(f"/admin/customers/{customer_id}/services/new", {
+            "tariff_id": tariff, "login": "ada", "password": "x"})
+        assert status == 422 and "is taken by another service" in body
+        status, body, _ = await c.post(f"/admin/customers/{customer_id}/status", {"action": "block"})
+        assert status == 200 and "Blocked" in body
+        status, body, _ = await c.post(f"/admin/customers/{customer_id}/status", {"action": "block"})
+        assert status == 409
+        status, body = await c.get("/admin/search?q=100.127.0.9")
+        assert status == 200 and "Ada Lovelace" in body  # one hit: the customer page
+        status, body = await c.get("/admin/search?q=1234567&go=1")
+        assert "Ada Lovelace" in body
+    log = await conn.fetch("SELECT action, object_type, actor, before, after FROM operations_log "
+                           "WHERE customer_id = $1 ORDER BY id", customer_id)
+    assert [(r["action"], r["object_type"]) for r in log] == [
+        ("create", "customer"), ("create", "service"), ("block", "customer")]
+    assert log[2]["before"] == {"status": "active"} and log[2]["after"] == {"status": "blocked"}
+    assert all(r["actor"] == "ops" for r in log)
+
+
+async def test_the_api_lists_pages_and_changes_customers(admin: Admin, conn: asyncpg.Connection) -> None:
+    await demo.load(conn, 12, seed=2)
+    key = await api_key(admin)
+    status, page = await call(admin, key, "GET", "/customers?limit=5&sort=name")
+    assert status == 200 and len(page["items"]) == 5 and page["next"]
+    names = [c["name"] for c in page["items"]]
+    status, page2 = await call(admin, key, "GET", f"/customers?limit=5&sort=name&after={page['next']}")
+    assert status == 200 and page2["items"][0]["name"] >= names[-1]
+    assert not {c["id"] for c in page["items"]} & {c["id"] for c in page2["items"]}
+    status, made = await call(admin, key, "POST", "/customers", {"name": "API Person", "status": "active"})
+    assert status == 201 and made["number"].startswith("C")
+    status, err = await call(admin, key, "POST", "/customers", {"name": "X", "email": "nope"})
+    assert status == 422 and "email" in err["errors"]
+    status, changed = await call(admin, key, "PATCH", f"/customers/{made['id']}", {"city": "Graz"})
+    assert status == 200 and changed["city"] == "Graz"
+    status, _ = await call(admin, key, "DELETE", f"/customers/{made['id']}")
+    assert status == 409  # active: make it inactive first
+    status, moved = await call(admin, key, "POST", f"/customers/{made['id']}/status", {"action": "deactivate"})
+    assert status == 200 and moved["status"] == "inactive"
+    status, _ = await call(admin, key, "DELETE", f"/customers/{made['id']}")
+    assert status == 200
+    status, _ = await call(admin, key, "GET", "/customers/999999")
+    assert status == 404
+    status, hits = await call(admin, key, "GET", "/search?q=API%20Person")
+    assert status == 200 and hits == []  # deleted customers are not found
