@@ -62,7 +62,7 @@ DEFAULTS: dict[str, Any] = {"api_port": 8728, "api_tls": False, "api_tls_verify"
 CSV_COLUMNS = ("id", "name", "host", "api_port", "api_tls", "enabled", "auth_mode", "reachable", "last_success_at",
                "last_error", "drift", "adds", "sets", "removes", "services")
 SYNC_EXPLAINED = ("provisiond reconciles the router within about a second: the change of its row is notified to "
-                  "provisiond (PostgreSQL NOTIFY on lastmile_routers), which reads what the router should have and "
+                  "provisiond (a PostgreSQL notification on lastmile_routers), which reads what the router should have and "
                   "writes the differences.")
 REPORT_LISTS = (("drift", "Drift repaired (changed on the router by hand, set back)"),
                 ("missing", "Missing (an object without lastmile's tag holds the name)"),
@@ -368,7 +368,7 @@ async def update_router(request: web.Request) -> web.StreamResponse:
 
 @AREA.api("POST", "/routers/{id}/sync", permission="networking.edit", summary="Sync a router now",
           response=SyncRequested, status=202,
-          description="provisiond reconciles the router within about a second (PostgreSQL NOTIFY on "
+          description="provisiond reconciles the router within about a second (a PostgreSQL notification on "
                       "lastmile_routers); GET /routers/{id} shows the run's result in `sync`. 409: the router "
                       "is disabled.")
 async def sync_router(request: web.Request) -> web.StreamResponse:
