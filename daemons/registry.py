@@ -79,9 +79,13 @@ class Component:
         return f"lastmile-{self.name}.service"
 
     def metrics_url(self, settings: Settings) -> str | None:
+        """Its ``/metrics``: on its section's metrics port, or, for a component that serves
+        ``/metrics`` on its own port (the admin), where it is seen ready."""
         section = settings.section(self.name) if self.settings is not None else None
         port = getattr(section, "metrics_port", 0) if section is not None else 0
-        return f"http://{section.metrics_bind}:{port}/metrics" if section is not None and port else None
+        if section is not None and port:
+            return f"http://{section.metrics_bind}:{port}/metrics"
+        return self.ready_url(settings) if self.ready_url is not None else None
 
     def readiness_url(self, settings: Settings) -> str | None:
         return self.ready_url(settings) if self.ready_url is not None else self.metrics_url(settings)

@@ -225,8 +225,11 @@ async def search(conn: Connection, partner: int | None, creator: int | None, q: 
         words = _words(q)
         if words:
             tsq = arg(words)
-            branches.append(f"SELECT c.id, 'name or address', CASE WHEN lower(c.name) = {text} THEN 90 ELSE 50 END "
-                            f"FROM customers c WHERE c.search_words @@ to_tsquery('simple', {tsq})")
+            branches.append(
+                f"SELECT c.id, CASE WHEN to_tsvector('simple', c.name) @@ to_tsquery('simple', {tsq}) THEN 'name' "
+                "ELSE 'address ' || concat_ws(', ', c.street, concat_ws(' ', c.zip, c.city)) END, "
+                f"CASE WHEN lower(c.name) = {text} THEN 90 ELSE 50 END "
+                f"FROM customers c WHERE c.search_words @@ to_tsquery('simple', {tsq})")
     lim = arg(limit)
     union = " UNION ALL ".join(f"({b} LIMIT 200)" for b in branches)
     return await conn.fetch(

@@ -446,6 +446,18 @@ async def search_page(request: web.Request) -> web.StreamResponse:
     return pages.render("customers/search.html", request, {"q": q, "hits": hits, "at": request.query.get("at", "")})
 
 
+@AREA.page("/search/suggest", permission="customers.view")
+async def search_suggest(request: web.Request) -> web.StreamResponse:
+    """The search box's matches as the operator types (an htmx fragment): the best eight."""
+    q = request.query.get("q", "").strip()[:100]
+    hits: list[Any] = []
+    if len(q) >= 2:
+        who = keys.principal(request)
+        async with request.app[keys.POOL].acquire() as conn:
+            hits = await queries.search(conn, who.partner_id, who.creator_id, q, None, 8)
+    return pages.render("customers/suggest.html", request, {"q": q, "hits": hits})
+
+
 # -- the API ------------------------------------------------------------------------------------
 
 @AREA.api("GET", "/customers", permission="customers.view", summary="List customers", query=CustomerQuery,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from admin.auth.store import Connection
+from admin.network.queries import OUT_OF_SYNC
 from admin.queries import CUSTOMER_SCOPE
 
 
@@ -25,7 +26,7 @@ async def figures(conn: Connection, partner_id: int | None, creator_id: int | No
         f"JOIN customers c ON c.id = s.customer_id WHERE {CUSTOMER_SCOPE}))", partner_id, creator_id)
     out_of_sync = await conn.fetchval(
         "SELECT count(*) FROM routers r LEFT JOIN router_sync y ON y.router_id = r.id "
-        "WHERE r.enabled AND (y.router_id IS NULL OR NOT y.reachable OR y.last_error IS NOT NULL OR y.drift > 0)")
+        f"WHERE {OUT_OF_SYNC}")
     rejects = await conn.fetchval(
         "SELECT count(*) FROM radius_postauth WHERE result = 'reject' AND at > now() - interval '1 hour'")
     assert row is not None

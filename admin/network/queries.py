@@ -91,9 +91,10 @@ async def nas_overlapping(conn: Connection, address: str, nas_id: int | None) ->
 
 ROUTER_SORTS = {"name": "r.name", "host": "r.host"}
 OUT_OF_SYNC = ("r.enabled AND (y.router_id IS NULL OR NOT y.reachable OR y.last_error IS NOT NULL "
-               "OR y.drift > 0)")
-"""A router provisiond should have in step and has not: never synced, unreachable, its last run
-failed, or it found drift (the dashboard counts the same)."""
+               "OR y.last_success_at IS NULL)")
+"""A router provisiond should have in step and has not: never synced, unreachable, or its last run
+failed (the dashboard counts the same). Drift a run found and repaired is not out
+of sync: ``drift`` says what the last run had to change."""
 _ROUTER = ("r.id, r.name, r.host, r.api_port, r.api_tls, r.api_tls_verify, r.username, r.enabled, r.auth_mode, "
            "r.custom, r.created_at, r.updated_at, y.router_id IS NOT NULL AS synced, y.generation, y.reachable, "
            "y.last_attempt_at, y.last_success_at, y.last_error, y.adds, y.sets, y.removes, y.drift, y.duration_ms, "

@@ -62,8 +62,8 @@ DEFAULTS: dict[str, Any] = {"api_port": 8728, "api_tls": False, "api_tls_verify"
 CSV_COLUMNS = ("id", "name", "host", "api_port", "api_tls", "enabled", "auth_mode", "reachable", "last_success_at",
                "last_error", "drift", "adds", "sets", "removes", "services")
 SYNC_EXPLAINED = ("provisiond reconciles the router within about a second: the change of its row is notified to "
-                  "provisiond (a PostgreSQL notification on lastmile_routers), which reads what the router should have and "
-                  "writes the differences.")
+                  "provisiond (a PostgreSQL notification on lastmile_routers), which reads what the router should "
+                  "have and writes the differences.")
 REPORT_LISTS = (("drift", "Drift repaired (changed on the router by hand, set back)"),
                 ("missing", "Missing (an object without lastmile's tag holds the name)"),
                 ("conflicts", "Conflicts"), ("leaks", "Revenue leaks (on the router, unknown to billing)"),
@@ -301,7 +301,7 @@ async def router_delete_form(request: web.Request) -> web.StreamResponse:
           response=Page[Router])
 async def list_routers(request: web.Request) -> web.StreamResponse:
     """Routers with provisiond's sync state (``sync=out``: enabled routers never synced,
-    unreachable, whose last run failed or found drift); the report is in GET /routers/{id}."""
+    unreachable, or whose last run failed; drift a run repaired is in step); the report is in GET /routers/{id}."""
     f = schemas.query(request, RouterQuery)
     ls = listing.Listing.of(request, queries.ROUTER_SORTS, "name", limit=request.app[keys.SETTINGS].page_size)
     check_cursor(ls, {})
