@@ -149,7 +149,8 @@ class Router(msgspec.Struct):
     enabled: bool
     auth_mode: str
     custom: dict[str, Any]
-    in_sync: Annotated[bool, msgspec.Meta(description="enabled and its last run reached it and ended in step (drift it repaired included)")]
+    in_sync: Annotated[bool, msgspec.Meta(
+        description="enabled and its last run reached it and ended in step (drift it repaired included)")]
     services: int
     sync: SyncState | None
     created_at: dt.datetime
