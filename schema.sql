@@ -1,5 +1,5 @@
 -- lastmile schema version 7
--- lastmile schema hash 1356c680f743e300920c32191cf5e08db4cfa43d6d5f80f6de8de05f3a7c34fb
+-- lastmile schema hash 8397f43827526d2d4e93b18a5927de6d6ccfec1512bcfe18a6e9480dcf2c64eb
 --
 -- The whole database as a fresh installation gets it: `lastmile db init` (and `lastmile up`)
 -- applies this file to an empty database, in one transaction, and records the version and hash
@@ -326,8 +326,10 @@ CREATE TABLE IF NOT EXISTS customers (
 );
 CREATE INDEX IF NOT EXISTS customers_partner_idx ON customers (partner_id, id);
 CREATE INDEX IF NOT EXISTS customers_status_idx ON customers (status, id);
-CREATE INDEX IF NOT EXISTS customers_name_idx ON customers (lower(name) text_pattern_ops, id);
+-- The list sorted by name (names are searched by their words, customers_search_idx).
+CREATE INDEX IF NOT EXISTS customers_name_idx ON customers (lower(name), id);
 CREATE INDEX IF NOT EXISTS customers_email_idx ON customers (lower(email) text_pattern_ops);
+CREATE INDEX IF NOT EXISTS customers_billing_email_idx ON customers (lower(billing_email));
 CREATE INDEX IF NOT EXISTS customers_other_emails_idx ON customers USING gin (other_emails);
 CREATE INDEX IF NOT EXISTS customers_search_idx ON customers USING gin (search_words);
 -- A phone is found by its last digits, whatever prefix it was written with.
@@ -617,6 +619,8 @@ CREATE INDEX IF NOT EXISTS radius_sessions_ip_idx ON radius_sessions (framed_ip,
 CREATE INDEX IF NOT EXISTS radius_sessions_started_idx ON radius_sessions (started_at, acct_unique_id);
 CREATE INDEX IF NOT EXISTS radius_sessions_open_started_idx ON radius_sessions (started_at, acct_unique_id)
     WHERE stopped_at IS NULL;
+CREATE INDEX IF NOT EXISTS radius_sessions_open_address_idx
+    ON radius_sessions ((coalesce(framed_ip, '0.0.0.0'::inet)), acct_unique_id) WHERE stopped_at IS NULL;
 -- The admin's login log, newest first, and its rejects.
 CREATE INDEX IF NOT EXISTS radius_postauth_at_idx ON radius_postauth (at);
 CREATE INDEX IF NOT EXISTS radius_postauth_result_idx ON radius_postauth (result, at);

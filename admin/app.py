@@ -73,6 +73,7 @@ def create_app(settings: AdminSettings, keyring: Keyring, *, pool: asyncpg.Pool 
     app[keys.SETTINGS] = settings
     app[keys.KEYRING] = keyring
     app[keys.NETWORKS] = keys.Networks(settings)
+    app[pages.STATIC_URLS] = {}
     app[auth.KEY_CACHE] = auth.KeyCache()
     found = areas()
     app[keys.AREAS] = found

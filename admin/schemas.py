@@ -10,6 +10,7 @@ types that decode the requests (admin/openapi.py), so the two cannot drift.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import types
 import typing
@@ -90,8 +91,17 @@ async def body(request: web.Request, type_: type[T]) -> T:
     return decode_json(await request.read(), type_)
 
 
+@functools.cache
 def _hints(type_: type) -> dict[str, Any]:
     return typing.get_type_hints(type_, include_extras=True)
+
+
+@functools.cache
+def _plan(type_: type) -> tuple[tuple[Any, Any, Any, bool], ...]:
+    """Per field of a struct: (field, its hint, its base type, whether it may be null); read once per type."""
+    hints = _hints(type_)
+    return tuple((f, hints[f.name], _base(hints[f.name]), _optional(hints[f.name]))
+                 for f in msgspec.structs.fields(type_))
 
 
 def _base(hint: Any) -> Any:
@@ -115,12 +125,9 @@ def from_strings(values: Mapping[str, Any], type_: type[T], *, lists: frozenset[
     """A struct from a query string or an HTML form: every field converted on its own, so every
     wrong field gets its message (msgspec stops at the first). An empty field is null (or the
     default); a checkbox is true when present; a list field takes every value of its name."""
-    hints = _hints(type_)
     out: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    for f in msgspec.structs.fields(type_):  # type: ignore[arg-type]
-        hint = hints[f.name]
-        base = _base(hint)
+    for f, hint, base, optional in _plan(type_):  # type: ignore[arg-type]  # a struct type is hashable
         if base is bool:
             out[f.name] = f.name in values and values[f.name] not in ("", "0", "false", "off")
             continue
@@ -133,9 +140,9 @@ def from_strings(values: Mapping[str, Any], type_: type[T], *, lists: frozenset[
             if isinstance(value, str):
                 value = value.strip()
             if value == "":
-                if f.required and not _optional(hint):
+                if f.required and not optional:
                     errors[f.name] = "is required"
-                elif _optional(hint) and f.required:
+                elif optional and f.required:
                     out[f.name] = None
                 continue
         try:

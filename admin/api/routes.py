@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from admin import keys, openapi, schemas
+from admin import keys, openapi, pages, schemas
 from admin.web import PUBLIC, Area
 from daemons import __version__
 
@@ -56,4 +56,4 @@ async def docs(request: web.Request) -> web.StreamResponse:
             groups.setdefault(op["tags"][0], []).append({"method": method.upper(), "path": path, **op})
     return aiohttp_jinja2.render_template("api/docs.html", request, {
         "doc": doc, "groups": groups, "type_name": _type_name,
-        "static": lambda name: request.app.router["static"].url_for(filename=name)})
+        "static": lambda name: pages.static_url(request.app, name)})

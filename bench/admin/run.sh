@@ -4,8 +4,8 @@
 # the login's cost, each against issue 11's targets. See bench.py's docstring for what is
 # measured. `make bench` runs it.
 #
-#   bench/admin/run.sh                       # full: 100,000 customers, 200 requests per route (~5 minutes)
-#   BENCH_QUICK=1 bench/admin/run.sh         # quick: 5,000 customers, 50 requests per route (~1 minute)
+#   bench/admin/run.sh                       # full: 100,000 customers, 200 requests per route (~6 minutes)
+#   BENCH_QUICK=1 bench/admin/run.sh         # quick: 5,000 customers, 50 requests per route (~2 minutes)
 #   BENCH_CUSTOMERS=20000 BENCH_REQUESTS=100 bench/admin/run.sh   # every knob is an environment variable
 #
 # Results: a table on stdout, bench/results/admin-<date>[-quick].md and .json (and results.json in

@@ -9,7 +9,7 @@
 -- two generated columns and indexed (about 1.5 s per 100,000 customers); services, tariffs and
 -- routers ACCESS EXCLUSIVE for their new columns (no rewrite) and services SHARE while its new
 -- indexes are built; radius_sessions SHARE while its address index is built (radiusd's
--- accounting writes wait: about 1 s per million sessions, for each of its three new indexes) and
+-- accounting writes wait: about 1 s per million sessions, for each of its four new indexes) and
 -- radius_postauth SHARE while its two are built.
 
 ALTER TABLE routers ADD COLUMN custom jsonb NOT NULL DEFAULT '{}' CONSTRAINT routers_custom_object CHECK (jsonb_typeof(custom) = 'object');
@@ -33,8 +33,9 @@ ALTER TABLE customers
 DROP INDEX customers_partner_idx;
 CREATE INDEX customers_partner_idx ON customers (partner_id, id);
 CREATE INDEX customers_status_idx ON customers (status, id);
-CREATE INDEX customers_name_idx ON customers (lower(name) text_pattern_ops, id);
+CREATE INDEX customers_name_idx ON customers (lower(name), id);
 CREATE INDEX customers_email_idx ON customers (lower(email) text_pattern_ops);
+CREATE INDEX customers_billing_email_idx ON customers (lower(billing_email));
 CREATE INDEX customers_other_emails_idx ON customers USING gin (other_emails);
 CREATE INDEX customers_search_idx ON customers USING gin (search_words);
 CREATE INDEX customers_phone_idx ON customers (reverse(phone_digits) text_pattern_ops);
@@ -63,6 +64,8 @@ ALTER TABLE traffic_usage ADD CONSTRAINT traffic_usage_billing_valid CHECK (bill
 CREATE INDEX radius_sessions_ip_idx ON radius_sessions (framed_ip, started_at) WHERE framed_ip IS NOT NULL;
 CREATE INDEX radius_sessions_started_idx ON radius_sessions (started_at, acct_unique_id);
 CREATE INDEX radius_sessions_open_started_idx ON radius_sessions (started_at, acct_unique_id) WHERE stopped_at IS NULL;
+CREATE INDEX radius_sessions_open_address_idx
+    ON radius_sessions ((coalesce(framed_ip, '0.0.0.0'::inet)), acct_unique_id) WHERE stopped_at IS NULL;
 CREATE INDEX radius_postauth_at_idx ON radius_postauth (at);
 CREATE INDEX radius_postauth_result_idx ON radius_postauth (result, at);
 

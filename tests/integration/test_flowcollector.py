@@ -356,7 +356,7 @@ async def test_leaks_are_recorded_per_address_and_flagged_by_billing(db_url: str
     header, *lines = result.stdout.splitlines()
     assert header.split()[:3] == ["ADDRESS", "SERVICE", "CUSTOMER"]
     got = [(line.split()[0], line.split()[1], line.split("  ")[-1].strip()) for line in lines]
-    assert got == [("100.64.0.9", "-", "no service"), ("100.64.0.4", "unpaid", "customer disabled"),
+    assert got == [("100.64.0.9", "-", "no service"), ("100.64.0.4", "unpaid", "customer inactive"),
                    ("100.64.0.3", "gone", "service archived"), ("100.64.0.2", "blocked", "service blocked")]
 
 

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -81,7 +81,8 @@ def test_the_installed_wheel_is_what_runs(installed: Path, tmp_path: Path) -> No
     for path in out.split():
         assert path.startswith(prefix), f"{path} is not from the installed wheel"
         assert not path.startswith(str(ROOT))
-    for unit in ("lastmile-radiusd.service", "lastmile-backup.service", "lastmile-backup.timer"):
+    for unit in ("lastmile-radiusd.service", "lastmile-admin.service", "lastmile-backup.service",
+                 "lastmile-backup.timer"):
         assert (installed.parent / "share" / "lastmile" / "systemd" / unit).is_file(), unit
     assert (installed.parent / "share" / "doc" / "lastmile" / "operations.md").is_file()
 
@@ -109,6 +110,27 @@ def test_db_init_demo_and_every_daemon_from_the_wheel(installed: Path, db_url: s
         # The start-up line names the overrides in force (it said settings=defaults), secrets hidden.
         assert f"LASTMILE_{name.upper()}__METRICS_PORT={metrics_port}" in starting["settings"]
         assert "LASTMILE_DATABASE__URL=postgresql://" in starting["settings"]
+
+
+def test_the_admin_from_the_wheel(installed: Path, db_url: str, tmp_path: Path) -> None:
+    """`create-admin`, then `lastmile admin` serves its pages, templates and static files from the wheel."""
+    lastmile = str(installed / "lastmile")
+    env = clean_env(LASTMILE_DATABASE__URL=db_url, LASTMILE_DATABASE__POOL_MIN="1")
+    run(lastmile, "db", "init", cwd=tmp_path, env=env)
+    made = subprocess.run([lastmile, "create-admin", "--login", "ops", "--password-stdin"], input="a long password\n",
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0 and "created administrator 'ops'" in made.stdout, made.stderr
+    port = free_port()
+
+    def pages() -> None:
+        for path, expect in (("/admin/login", "Log in"), ("/api/v1/docs", "REST API reference"),
+                             ("/api/v1/openapi.json", '"openapi":"3.1.0"')):
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5).read().decode()
+            assert expect in body, path
+        for asset in ("admin.css", "vendor/htmx-2.0.11.min.js", "vendor/uPlot-1.6.32.iife.min.js"):
+            assert urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/static/{asset}", timeout=5).status == 200
+
+    run_until_ready(lastmile, "admin", port, tmp_path, {**env, "LASTMILE_ADMIN__PORT": str(port)}, pages)
 
 
 async def test_backup_and_restore_from_the_wheel(installed: Path, db_url: str, tmp_path: Path) -> None:
@@ -148,9 +170,11 @@ async def test_db_init_from_the_wheel_applies_and_upgrades(installed: Path, pg_s
 
 
 def run_until_ready(
-    lastmile: str, name: str, metrics_port: int, cwd: Path, env: dict[str, str]
+    lastmile: str, name: str, metrics_port: int, cwd: Path, env: dict[str, str],
+    while_up: Callable[[], None] | None = None,
 ) -> list[dict[str, str]]:
-    """Start ``lastmile <name>``, wait for ``lastmile_ready 1`` on /metrics, SIGTERM it; its log lines."""
+    """Start ``lastmile <name>``, wait for ``lastmile_ready 1`` on /metrics, (call ``while_up``,)
+    SIGTERM it; its log lines."""
     proc = subprocess.Popen([lastmile, name], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     try:
@@ -166,6 +190,8 @@ def run_until_ready(
             except OSError:
                 pass
             time.sleep(0.1)
+        if while_up is not None:
+            while_up()
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import re
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from admin.app import create_app
-from admin.auth import passwords
+from admin.auth import passwords, tokens
 from admin.auth.store import Connection
 from admin.settings import AdminSettings
 from daemons import db
@@ -112,3 +113,30 @@ async def admin(db_url: str) -> AsyncIterator[Admin]:
     finally:
         await runner.cleanup()
         await pool.close()
+
+
+async def api_key(conn: Connection, role: str = "super", *, partner_id: int | None = None) -> str:
+    """An API key with the permissions of the built-in role ``role`` (scoped to ``partner_id``)."""
+    key, prefix = tokens.new_api_key()
+    await conn.execute("INSERT INTO api_keys (name, prefix, key_hash, role_id, partner_id) "
+                       "SELECT $1, $2, $3, id, $5 FROM admin_roles WHERE builtin = $4",
+                       f"test-{role}-{prefix}", prefix, tokens.digest(key), role, partner_id)
+    return key
+
+
+async def call(admin: Admin, key: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """An API request with ``key``: (status, the decoded JSON or None)."""
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as s, \
+            s.request(method, admin.url + "/api/v1" + path, json=body) as r:
+        text = await r.text()
+        return r.status, json.loads(text) if text else None
+
+
+async def logged_in(admin: Admin, login: str = "root", role: str = "super") -> Client:
+    """A client logged in as a new administrator of ``role`` (close it: ``async with``)."""
+    async with admin.pool.acquire() as conn:
+        await make_admin(conn, login, role)
+    c = admin.client()
+    status, body, _ = await c.login(login)
+    assert status == 200, body
+    return c

@@ -3,32 +3,10 @@ fields, the lifecycle, deletion, the search box, the operations log."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-import aiohttp
 import asyncpg
 
-from admin.auth import tokens
 from daemons import demo
-from tests.integration.admin.conftest import Admin, make_admin
-
-
-async def api_key(admin: Admin, role: str = "super", partner_id: int | None = None) -> str:
-    key, prefix = tokens.new_api_key()
-    async with admin.pool.acquire() as conn:
-        await conn.execute("INSERT INTO api_keys (name, prefix, key_hash, role_id, partner_id) "
-                           "SELECT $1, $2, $3, id, $5 FROM admin_roles WHERE builtin = $4",
-                           f"test-{prefix}", prefix, tokens.digest(key), role, partner_id)
-    return key
-
-
-async def call(admin: Admin, key: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as s, s.request(
-            method, admin.url + "/api/v1" + path, headers={"Authorization": f"Bearer {key}"},
-            data=None if body is None else json.dumps(body)) as r:
-        text = await r.text()
-        return r.status, json.loads(text) if text else None
+from tests.integration.admin.conftest import Admin, api_key, call, make_admin
 
 
 async def test_create_a_customer_with_a_service_block_it_and_see_the_log(admin: Admin,
@@ -71,7 +49,7 @@ async def test_create_a_customer_with_a_service_block_it_and_see_the_log(admin: 
 
 async def test_the_api_lists_pages_and_changes_customers(admin: Admin, conn: asyncpg.Connection) -> None:
     await demo.load(conn, 12, seed=2)
-    key = await api_key(admin)
+    key = await api_key(conn)
     status, page = await call(admin, key, "GET", "/customers?limit=5&sort=name")
     assert status == 200 and len(page["items"]) == 5 and page["next"]
     names = [c["name"] for c in page["items"]]

@@ -8,36 +8,20 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from typing import Any, cast
+from typing import Any
 
-import aiohttp
 import asyncpg
 
-from admin.auth import tokens
 from admin.auth.store import Connection
 from admin.listing import encode_cursor
 from daemons.secrets import ROUTER_PURPOSE
-from tests.integration.admin.conftest import Admin, Client, make_admin
+from tests.integration.admin.conftest import Admin, api_key, call, logged_in
 
 NAS_FORM = {"name": "bras-1", "address": "192.0.2.1", "secret": "s3cret-Radius-42", "type": "mikrotik",
             "coa_port": "3799", "require_message_authenticator": "1", "limit_proxy_state": "1"}
 ROUTER_FORM = {"name": "core-1", "host": "core-1.example.net", "api_port": "8729", "api_tls": "1",
                "api_tls_verify": "1", "username": "lastmile", "password": "Router-Pass-1", "enabled": "1",
                "auth_mode": "radius"}
-
-
-async def api_key(conn: Connection, role: str = "super") -> str:
-    key, prefix = tokens.new_api_key()
-    await conn.execute("INSERT INTO api_keys (name, prefix, key_hash, role_id) "
-                       "SELECT $1, $2, $3, id FROM admin_roles WHERE builtin = $4",
-                       f"test-{role}-{prefix}", prefix, tokens.digest(key), role)
-    return key
-
-
-async def call(admin: Admin, key: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as s, \
-            s.request(method, admin.url + "/api/v1" + path, json=body) as r:
-        return r.status, await r.json(content_type=None)
 
 
 def field_error(html: str, name: str) -> str:
@@ -49,15 +33,6 @@ def created_id(url: str) -> int:
     m = re.search(r"/(\d+)\?done=created$", url)
     assert m, url
     return int(m.group(1))
-
-
-async def logged_in(admin: Admin, login: str = "root", role: str = "super") -> Client:
-    async with admin.pool.acquire() as conn:
-        await make_admin(cast(asyncpg.Connection, conn), login, role)
-    c = admin.client()
-    status, body, _ = await c.login(login)
-    assert status == 200, body
-    return c
 
 
 async def actions(admin: Admin, object_type: str, object_id: int) -> list[asyncpg.Record]:

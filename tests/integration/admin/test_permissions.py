@@ -26,7 +26,7 @@ from daemons import db
 from daemons.config import DatabaseSettings
 from daemons.secrets import Keyring
 from tests.conftest import free_port
-from tests.integration.admin.conftest import Admin, Client, make_admin
+from tests.integration.admin.conftest import Admin, Client, api_key, make_admin
 
 MISSING_ID = "999999999"
 SPECIAL = (PUBLIC, LOGGED_IN, SECOND_FACTOR)
@@ -80,16 +80,6 @@ def declared(app: web.Application) -> list[Route]:
     return sorted(routes, key=lambda r: ((r.method, r.path) in LAST, r.path, r.method))
 
 
-async def make_api_key(conn: asyncpg.Connection, role: str, *, partner_id: int | None = None) -> str:
-    """An API key of the built-in role ``role``, as admin/auth/tokens.py makes them."""
-    key, prefix = tokens.new_api_key()
-    await conn.execute(
-        "INSERT INTO api_keys (name, prefix, key_hash, role_id, partner_id) "
-        "SELECT $1, $2, $3, id, $5 FROM admin_roles WHERE builtin = $4",
-        f"{role}-key-{prefix}", prefix, tokens.digest(key), role, partner_id)
-    return key
-
-
 # --- (a) every route declares -----------------------------------------------------------------------------
 
 def test_every_route_of_the_admin_declares_its_permission() -> None:
@@ -134,7 +124,7 @@ async def test_a_route_added_without_a_permission_is_refused_with_500(db_url: st
     try:
         async with connection(pool) as conn:
             await make_admin(conn, "root")
-            key = await make_api_key(conn, SUPER)
+            key = await api_key(conn, SUPER)
         async with Client(url) as anonymous, Client(url) as root:
             await root.login("root")
             for c in (anonymous, root):
@@ -174,7 +164,7 @@ async def everyone(admin: Admin) -> AsyncIterator[dict[str, tuple[Client, str]]]
     async with connection(admin.pool) as conn:
         for b in BUILTIN:
             await make_admin(conn, f"role-{b.key}", b.key)
-            out[b.key] = (admin.client(), await make_api_key(conn, b.key))
+            out[b.key] = (admin.client(), await api_key(conn, b.key))
     try:
         for b in BUILTIN:
             c = out[b.key][0]
@@ -263,7 +253,7 @@ async def test_unauthenticated_requests_go_to_the_login_or_get_401(admin: Admin)
     # A key of the wrong shape, an unknown key and a revoked key are all 401 on the API.
     api = next(r for r in routes if r.api and r.permission not in SPECIAL and r.method == "GET")
     async with connection(admin.pool) as conn:
-        revoked = await make_api_key(conn, SUPER)
+        revoked = await api_key(conn, SUPER)
         await conn.execute("UPDATE api_keys SET revoked_at = now()")
     unknown, _ = tokens.new_api_key()
     async with admin.client() as c:
@@ -303,7 +293,7 @@ async def test_a_role_edited_in_the_database_takes_effect_on_the_next_request(
     assert (await request(c, route, {}))[0] == 403
     # (An API key's role is cached a few seconds, admin/auth/middleware.py KEY_CACHE_S: a new key sees it at once.)
     async with connection(admin.pool) as conn:
-        fresh = await make_api_key(conn, "finance")
+        fresh = await api_key(conn, "finance")
     async with admin.client() as bare:
         assert (await request(bare, api, {"Authorization": f"Bearer {fresh}"}))[0] == 403
 

@@ -60,7 +60,7 @@ TABLES = {"pools": "ip_pools", "exporters": "flow_exporters", "roles": "admin_ro
           "api-keys": "api_keys", "admins": "administrators", "fields": "custom_fields",
           "custom-fields": "custom_fields", "operations-log": "operations_log", "oplog": "operations_log"}
 # Query strings for routes that need input to do their work.
-QUERIES = {"/admin/search": "q={ip}", "/api/v1/search": "q={ip}"}
+QUERIES = {"/admin/search": "q={ip}", "/admin/search/suggest": "q={ip}", "/api/v1/search": "q={ip}"}
 # Statements of asyncpg itself (type introspection).
 _NOT_COUNTED = (introspection.INTRO_LOOKUP_TYPES_13.strip()[:60], introspection.INTRO_LOOKUP_TYPES.strip()[:60])
 
@@ -124,24 +124,30 @@ async def add_activity(conn: asyncpg.Connection, after_service: int) -> None:
     RADIUS session, an accept and a reject in the post-auth log, a line of the operations log and
     a minute of traffic (so the lists of those have rows too)."""
     await conn.execute("""
+        CREATE TEMP TABLE activity_window ON COMMIT DROP AS
+            -- back as far as 6 h, within today (the partitions the schema made)
+            SELECT least(now() - date_trunc('day', now()), interval '6 hours') AS back;
         INSERT INTO radius_session_index (acct_unique_id, started_at)
-        SELECT 'qc-' || s.id, now() - interval '1 hour' FROM services s WHERE s.id > $1;
+        SELECT 'qc-' || s.id, now() - w.back * (s.id * 7919 % 1000 / 1000.0)
+        FROM services s, activity_window w WHERE s.id > $1;
         INSERT INTO radius_sessions (acct_unique_id, started_at, service_id, nas_id, username, acct_session_id,
                                      nas_address, framed_ip, updated_at, input_octets, output_octets)
-        SELECT 'qc-' || s.id, now() - interval '1 hour', s.id, n.id, s.login, to_hex(s.id), host(n.address)::inet,
-               s.ipv4, now(), 1000 * s.id, 5000 * s.id
-        FROM services s CROSS JOIN (SELECT id, address FROM nas ORDER BY id LIMIT 1) n WHERE s.id > $1;
+        SELECT 'qc-' || s.id, now() - w.back * (s.id * 7919 % 1000 / 1000.0), s.id, n.id, s.login, to_hex(s.id),
+               host(n.address)::inet, s.ipv4, now(), 1000 * s.id, 5000 * s.id
+        FROM services s CROSS JOIN activity_window w CROSS JOIN (SELECT id, address FROM nas ORDER BY id LIMIT 1) n
+        WHERE s.id > $1;
         INSERT INTO radius_postauth (at, username, service_id, nas_id, result, reason, framed_ip)
-        SELECT now() - r.ago, s.login, s.id, n.id, r.result, r.reason, s.ipv4
-        FROM services s CROSS JOIN (SELECT id FROM nas ORDER BY id LIMIT 1) n
-             CROSS JOIN (VALUES (interval '2 hours', 'reject', 'wrong password'),
-                                (interval '1 hour', 'accept', 'ok')) r (ago, result, reason)
+        SELECT now() - w.back * ((s.id * 7919 + r.k * 131) % 1000 / 1000.0), s.login, s.id, n.id, r.result, r.reason,
+               s.ipv4
+        FROM services s CROSS JOIN activity_window w CROSS JOIN (SELECT id FROM nas ORDER BY id LIMIT 1) n
+             CROSS JOIN (VALUES (1, 'reject', 'wrong password'), (2, 'accept', 'ok')) r (k, result, reason)
         WHERE s.id > $1;
         INSERT INTO operations_log (actor, action, object_type, object_id, customer_id, partner_id, summary)
         SELECT 'demo', 'update', 'customer', c.id, c.id, c.partner_id, 'query counts'
         FROM services s JOIN customers c ON c.id = s.customer_id WHERE s.id > $1;
         INSERT INTO traffic_usage (service_id, minute, bytes_down, bytes_up, packets_down, packets_up)
-        SELECT s.id, date_trunc('minute', now()) - interval '5 minutes', 10000, 1000, 10, 5
+        SELECT s.id, greatest(date_trunc('day', now()), date_trunc('minute', now()) - interval '5 minutes'),
+               10000, 1000, 10, 5
         FROM services s WHERE s.id > $1;
     """.replace("$1", str(int(after_service))))
 

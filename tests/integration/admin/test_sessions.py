@@ -16,13 +16,12 @@ from typing import Any, cast
 import aiohttp
 import asyncpg
 
-from admin.auth import tokens
 from admin.listing import encode_cursor
 from admin.sessions import diagnose, traffic
 from admin.sessions.schemas import REASONS
 from daemons import demo
 from radiusd import policy
-from tests.integration.admin.conftest import Admin, make_admin
+from tests.integration.admin.conftest import Admin, api_key, make_admin
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 IP_AT = "100.127.9.9"  # held by one login two to three hours ago, by another one since an hour ago
@@ -67,15 +66,6 @@ async def connection(admin: Admin) -> AsyncIterator[asyncpg.Connection]:
     """A pool connection, typed as conftest's make_admin takes it."""
     async with admin.pool.acquire() as conn:
         yield cast(asyncpg.Connection, conn)
-
-
-async def api_key(conn: asyncpg.Connection, role: str, partner_id: int | None = None) -> str:
-    key, prefix = tokens.new_api_key()
-    await conn.execute(
-        "INSERT INTO api_keys (name, prefix, key_hash, role_id, partner_id) "
-        "SELECT $1, $2, $3, id, $5 FROM admin_roles WHERE builtin = $4",
-        f"test-{prefix}", prefix, tokens.digest(key), role, partner_id)
-    return key
 
 
 async def api(admin: Admin, key: str, method: str, path: str) -> tuple[int, Any]:
@@ -156,7 +146,7 @@ async def test_live_sessions_list_filter_page_by_keyset_and_export(admin: Admin)
 
 async def _key(admin: Admin, role: str, partner_id: int | None = None) -> str:
     async with connection(admin) as conn:
-        return await api_key(conn, role, partner_id)
+        return await api_key(conn, role, partner_id=partner_id)
 
 
 async def test_history_finds_who_had_an_address_at_a_time(admin: Admin) -> None:

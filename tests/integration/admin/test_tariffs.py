@@ -7,48 +7,21 @@ import csv
 import io
 import re
 from decimal import Decimal
-from typing import Any, cast
 
-import aiohttp
 import asyncpg
 
-from admin.auth import tokens
 from admin.auth.store import Connection
 from admin.listing import encode_cursor
-from tests.integration.admin.conftest import Admin, Client, make_admin
+from tests.integration.admin.conftest import Admin, api_key, call, logged_in
 
 FORM = {"name": "Fibre 100", "download_kbps": "100000", "upload_kbps": "20000", "priority": "5",
         "contention": "10", "price": "29,9900", "currency": "eur"}
-
-
-async def api_key(conn: Connection, role: str = "super") -> str:
-    """An API key with the permissions of the built-in role ``role``."""
-    key, prefix = tokens.new_api_key()
-    await conn.execute("INSERT INTO api_keys (name, prefix, key_hash, role_id) "
-                       "SELECT $1, $2, $3, id FROM admin_roles WHERE builtin = $4",
-                       f"test-{role}-{prefix}", prefix, tokens.digest(key), role)
-    return key
-
-
-async def call(admin: Admin, key: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as s, \
-            s.request(method, admin.url + "/api/v1" + path, json=body) as r:
-        return r.status, await r.json(content_type=None)
 
 
 def field_error(html: str, name: str) -> str:
     """The error shown next to the input ``name`` ("" if none)."""
     m = re.search(rf'<p class="error" id="e-{re.escape(name)}">([^<]*)</p>', html)
     return m.group(1) if m else ""
-
-
-async def logged_in(admin: Admin, login: str = "root", role: str = "super") -> Client:
-    async with admin.pool.acquire() as conn:
-        await make_admin(cast(asyncpg.Connection, conn), login, role)
-    c = admin.client()
-    status, body, _ = await c.login(login)
-    assert status == 200, body
-    return c
 
 
 async def service_on(conn: Connection, tariff_id: int, login: str) -> int:

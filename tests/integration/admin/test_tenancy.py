@@ -15,10 +15,9 @@ from typing import Any, cast
 import asyncpg
 import pytest
 
-from admin.auth import tokens
 from admin.web import PERMISSIONS
 from daemons import demo
-from tests.integration.admin.conftest import Admin, Client, make_admin
+from tests.integration.admin.conftest import Admin, Client, api_key, make_admin
 
 MISSING = 999999999
 
@@ -44,15 +43,6 @@ class Tenant:
     numbers: list[str]
     session: str              # acct_unique_id of a live session of its first service
     session_ip: str
-
-
-async def make_api_key(conn: asyncpg.Connection, role: str, *, partner_id: int | None = None) -> str:
-    key, prefix = tokens.new_api_key()
-    await conn.execute(
-        "INSERT INTO api_keys (name, prefix, key_hash, role_id, partner_id) "
-        "SELECT $1, $2, $3, id, $5 FROM admin_roles WHERE builtin = $4",
-        f"{role}-key-{prefix}", prefix, tokens.digest(key), role, partner_id)
-    return key
 
 
 async def add_tenant(conn: asyncpg.Connection, partner_id: int, tag: str, n: int) -> Tenant:
@@ -108,8 +98,8 @@ async def world(admin: Admin) -> Any:
         b = await add_tenant(conn, b_id, "bravo", 2)
         await make_admin(conn, "alpha", "super", partner_id=a_id)
         await make_admin(conn, "root", "super")
-        key = await make_api_key(conn, "super", partner_id=a_id)
-        root_key = await make_api_key(conn, "super")
+        key = await api_key(conn, "super", partner_id=a_id)
+        root_key = await api_key(conn, "super")
     async with admin.client() as alpha, admin.client() as root:
         for c, login in ((alpha, "alpha"), (root, "root")):
             status, _, url = await c.login(login)
@@ -361,7 +351,7 @@ async def test_an_api_key_of_the_customer_creator_role_sees_no_others_customers(
     """A key is no administrator: it created no customer, so a "own customers only" role's key must
     not see everyone's (it sees none)."""
     async with connection(world.admin.pool) as conn:
-        key = await make_api_key(conn, "creator")
+        key = await api_key(conn, "creator")
     async with world.alpha.session.get(world.admin.url + "/api/v1/customers",
                                        headers={"Authorization": f"Bearer {key}"}) as r:
         assert r.status == 200

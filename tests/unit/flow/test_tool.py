@@ -31,6 +31,6 @@ def test_table_and_words() -> None:
     header, first, second = tool.table(rows)
     assert header.startswith("ADDRESS ") and header.endswith("BILLING")
     assert first.split()[:5] == ["100.64.0.9", "-", "-", "1.2", "GB"] and first.endswith("no service")
-    assert "999 B" in second and second.endswith("customer disabled") and second.startswith("-")
+    assert "999 B" in second and second.endswith("customer inactive") and second.startswith("-")
     assert tool.billing_text("other_addresses").startswith("other addresses")
     assert tool.size(1_500_000_000_000_000) == "1500.0 TB"
