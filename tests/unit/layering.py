@@ -119,6 +119,12 @@ LAYOUT = Layout(
         # decisions and arithmetic that the transports call: tested without I/O, as codecs are
         "radiusd.policy", "radiusd.acct", "radiusd.dedup", "radiusd.logsummary", "flowcollector.addressmap",
         "flowcollector.aggregate", "flowcollector.bulk",
+        # the admin's rules: a customer's lifecycle, the login log's diagnosis, traffic buckets,
+        # permissions, the second factor; billing's engines (money, taxes, periods and proration,
+        # allocation, dunning dates, document numbers)
+        "admin.customers.lifecycle", "admin.sessions.diagnose", "admin.sessions.traffic", "admin.auth.permissions",
+        "admin.auth.totp", "admin.billing.money", "admin.billing.taxes", "admin.billing.periods",
+        "admin.billing.proration", "admin.billing.allocation", "admin.billing.dunning", "admin.billing.numbering",
     }),
     sql_homes=frozenset({
         "daemons.db",  # pools, the schema, partitions
