@@ -424,18 +424,22 @@ async def test_a_change_of_a_few_services_is_a_targeted_run_followed_by_a_full_o
 
     scheduler = Scheduler(reconciler, load, concurrency=2, backoff_max=5)
     task = asyncio.create_task(scheduler.run())
-    await conn.execute("UPDATE services SET status = 'blocked' WHERE id = $1", ids[7])
-    router.clear_journal()
-    scheduler.mark_services({rid: {ids[7]}})
-    await eventually(lambda: [e["address"] for e in owned(router, LISTS)] == ["10.9.0.8"], 2.0)
-    prints = [r for r in router.commands("print") if not r.word.startswith("/system")]
-    assert prints and all(any(w.startswith("?") for w in r.words) for r in prints)  # keyed reads only
-    assert any("?address=10.9.0.8" in r.words for r in prints) and any("?name=user7" in r.words for r in prints)
-    assert [w.command.menu for w in router.writes()] == ["/ip/firewall/address-list"]
-    assert any(q["name"] == "stray" for q in router.table(QUEUES))  # not seen by a targeted run
-    await eventually(lambda: not any(q["name"] == "stray" for q in router.table(QUEUES)), 3.0)  # the follow-up
-    outcomes = [(o.targeted, o.result) for o in scheduler.outcomes]
-    assert outcomes[:2] == [(True, "ok"), (False, "ok")]
-    task.cancel()
-    await scheduler.stop()
-    await reconciler.close()
+    try:
+        await conn.execute("UPDATE services SET status = 'blocked' WHERE id = $1", ids[7])
+        router.clear_journal()
+        scheduler.mark_services({rid: {ids[7]}})
+        await eventually(lambda: [e["address"] for e in owned(router, LISTS)] == ["10.9.0.8"], 2.0)
+        prints = [r for r in router.commands("print") if not r.word.startswith("/system")]
+        assert prints and all(any(w.startswith("?") for w in r.words) for r in prints)  # keyed reads only
+        assert any("?address=10.9.0.8" in r.words for r in prints) and any("?name=user7" in r.words for r in prints)
+        assert [w.command.menu for w in router.writes()] == ["/ip/firewall/address-list"]
+        assert any(q["name"] == "stray" for q in router.table(QUEUES))  # not seen by a targeted run
+        await eventually(lambda: not any(q["name"] == "stray" for q in router.table(QUEUES)), 3.0)  # the follow-up
+        # the follow-up's outcome is recorded when its run has ended, just after its last write
+        await eventually(lambda: len(scheduler.outcomes) >= 2, 3.0)
+        outcomes = [(o.targeted, o.result) for o in scheduler.outcomes]
+        assert outcomes[:2] == [(True, "ok"), (False, "ok")]
+    finally:
+        task.cancel()
+        await scheduler.stop()
+        await reconciler.close()
