@@ -6,6 +6,7 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
+from markupsafe import Markup, escape
 
 from admin import keys, openapi, pages, schemas
 from admin.web import PUBLIC, Area
@@ -46,14 +47,21 @@ def _type_name(schema: dict[str, Any]) -> str:
     return str(schema.get("type", "any"))
 
 
+def _code(text: str) -> Markup:
+    """Prose of the document, escaped, with its `code` spans as <code>."""
+    return Markup("").join(Markup("<code>{}</code>").format(p) if i % 2 else escape(p)
+                           for i, p in enumerate(text.split("`")))
+
+
 @AREA.api("GET", "/docs", permission=PUBLIC, summary="The API reference, as a page")
 async def docs(request: web.Request) -> web.StreamResponse:
     """The reference for people: every operation with its permission, parameters and types."""
     doc = document_of(request.app)
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, list[dict[str, Any]]] = {area.title: [] for area in request.app[keys.AREAS]}  # menu order
     for path, methods in doc["paths"].items():
         for method, op in methods.items():
             groups.setdefault(op["tags"][0], []).append({"method": method.upper(), "path": path, **op})
     return aiohttp_jinja2.render_template("api/docs.html", request, {
-        "doc": doc, "groups": groups, "type_name": _type_name,
+        "doc": doc, "groups": {tag: ops for tag, ops in groups.items() if ops}, "type_name": _type_name,
+        "code": _code,
         "static": lambda name: pages.static_url(request.app, name)})
