@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import ipaddress
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
@@ -169,3 +171,27 @@ def query(request: web.Request, type_: type[T]) -> T:
 
 def to_builtins(value: Any) -> Any:
     return msgspec.to_builtins(value)
+
+
+_AS_TEXT = (dt.date, Decimal, ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network,
+            ipaddress.IPv6Network, ipaddress.IPv4Interface, ipaddress.IPv6Interface)
+
+
+def jsonable(value: Any) -> Any:
+    """A value as JSON keeps it (the operations log's before/after, API responses): times, money
+    and addresses as text, bytes (hashes) left out."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if isinstance(value, _AS_TEXT):
+        return str(value)
+    if isinstance(value, bytes):
+        return None
+    return value
+
+
+def row_json(record: Any, fields: Iterable[str] | None = None) -> dict[str, Any]:
+    """A database row (only ``fields``, when given) as :func:`jsonable` values."""
+    row = dict(record)
+    return {k: jsonable(row[k]) for k in (fields if fields is not None else row)}

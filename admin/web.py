@@ -102,6 +102,14 @@ class Area:
         app.on_startup.extend(self.startup)
 
 
+def path_id(request: web.Request, name: str = "id") -> int:
+    """The id in the path (``/customers/{id}``); 404 when it is not one (a bigint above 0)."""
+    text = request.match_info[name]
+    if not text.isdigit() or not 0 < int(text) < 2**63:
+        raise web.HTTPNotFound()
+    return int(text)
+
+
 def permission_of(request: web.Request) -> str | None:
     """What the matched route declared, or None (an undeclared route: refused)."""
     return PERMISSIONS.get(request.match_info.handler)

@@ -21,6 +21,7 @@ from admin.administration.area import AREA
 from admin.administration.queries import Row
 from admin.auth import passwords, permissions
 from admin.auth.store import Connection
+from admin.web import path_id
 
 SORTS = {"login": "a.login", "name": "a.name"}
 LOGIN = re.compile(s.LOGIN_PATTERN)
@@ -58,7 +59,7 @@ def to_api(row: Row) -> s.Administrator:
 
 async def _target(conn: Connection, request: web.Request) -> asyncpg.Record:
     """The administrator of the path, if the principal may see it (404 otherwise)."""
-    row = await queries.administrator(conn, guard.path_id(request), keys.principal(request).partner_id)
+    row = await queries.administrator(conn, path_id(request), keys.principal(request).partner_id)
     if row is None:
         raise web.HTTPNotFound(text="No such administrator.")
     return row
@@ -297,12 +298,12 @@ async def detail(request: web.Request) -> web.StreamResponse:
 
 @AREA.page("/administrators/{id}/edit", permission="administration.edit")
 async def edit_form(request: web.Request) -> web.StreamResponse:
-    return await _render_form(request, guard.path_id(request))
+    return await _render_form(request, path_id(request))
 
 
 @AREA.page("/administrators/{id}/edit", permission="administration.edit", method="POST")
 async def edit(request: web.Request) -> web.StreamResponse:
-    target_id = guard.path_id(request)
+    target_id = path_id(request)
     form = await request.post()
     try:
         data, password = _form_input(form)
@@ -371,14 +372,14 @@ async def api_create(request: web.Request) -> web.StreamResponse:
 @AREA.api("GET", "/administrators/{id}", permission="administration.view", summary="One administrator",
           response=s.Administrator)
 async def api_get(request: web.Request) -> web.StreamResponse:
-    return await _one(request, guard.path_id(request))
+    return await _one(request, path_id(request))
 
 
 @AREA.api("PATCH", "/administrators/{id}", permission="administration.edit", summary="Change an administrator",
           body=s.AdministratorPatch, response=s.Administrator)
 async def api_patch(request: web.Request) -> web.StreamResponse:
     """Change the fields given; a new password or ``enabled: false`` ends its sessions."""
-    admin_id = guard.path_id(request)
+    admin_id = path_id(request)
     b = await common.body(request, s.AdministratorPatch)
     async with request.app[keys.POOL].acquire() as conn:
         row = await queries.administrator(conn, admin_id, keys.principal(request).partner_id)

@@ -19,6 +19,7 @@ from admin.administration.area import AREA
 from admin.administration.queries import Row
 from admin.auth import middleware, tokens
 from admin.settings import networks
+from admin.web import path_id
 
 REQUESTS_PAGE = 100
 CSV_HEADER = ["id", "name", "prefix", "role", "partner", "allow_from", "created_at", "last_used_at", "revoked_at"]
@@ -73,7 +74,7 @@ async def create_key(request: web.Request, name: str, role_id: int, partner_id: 
 async def revoke_key(request: web.Request) -> asyncpg.Record:
     who = keys.principal(request)
     async with request.app[keys.POOL].acquire() as conn:
-        row = await queries.api_key(conn, guard.path_id(request), who.partner_id)
+        row = await queries.api_key(conn, path_id(request), who.partner_id)
         if row is None:
             raise web.HTTPNotFound(text="No such API key.")
         if row["revoked_at"] is None:
@@ -159,7 +160,7 @@ async def detail(request: web.Request) -> web.StreamResponse:
         if before.tzinfo is None:
             before = before.replace(tzinfo=dt.UTC)
     async with request.app[keys.POOL].acquire() as conn:
-        row = await queries.api_key(conn, guard.path_id(request), who.partner_id)
+        row = await queries.api_key(conn, path_id(request), who.partner_id)
         if row is None:
             raise web.HTTPNotFound(text="No such API key.")
         requests = await queries.api_requests(conn, row["id"], before, REQUESTS_PAGE + 1)

@@ -16,6 +16,7 @@ from admin.administration import schemas as s
 from admin.administration.area import AREA
 from admin.administration.queries import Row
 from admin.auth.store import Connection
+from admin.web import path_id
 
 
 @AREA.page("/settings", permission="config.view")
@@ -135,7 +136,7 @@ async def create_field(request: web.Request) -> web.StreamResponse:
 
 
 async def _field(conn: Connection, request: web.Request) -> asyncpg.Record:
-    row = await queries.custom_field(conn, guard.path_id(request))
+    row = await queries.custom_field(conn, path_id(request))
     if row is None:
         raise web.HTTPNotFound(text="No such custom field.")
     return row

@@ -13,23 +13,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from admin import schemas
 from admin.administration import queries
 from admin.administration.queries import Row
 from admin.auth import permissions
 from admin.auth.principal import Principal
 from admin.auth.store import Connection
-
-_ADDRESS = (ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network, ipaddress.IPv6Network,
-            ipaddress.IPv4Interface, ipaddress.IPv6Interface)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,30 +92,7 @@ def partner(who: Principal, wanted: int | None) -> tuple[int | None, str | None]
     return wanted, None
 
 
-def path_id(request: web.Request) -> int:
-    """The ``{id}`` of the path (404 when it is not one)."""
-    try:
-        value = int(request.match_info["id"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
-    if not 1 <= value < 2**63:
-        raise web.HTTPNotFound()
-    return value
-
-
 def snapshot(row: Row, columns: Iterable[str]) -> dict[str, Any]:
     """The ``columns`` of ``row`` for the operations log's before/after."""
-    return {c: jsonable(row[c]) for c in columns}
+    return {c: schemas.jsonable(row[c]) for c in columns}
 
-
-def jsonable(value: Any) -> Any:
-    """A value for the operations log's before/after (jsonb): times, money, addresses as text."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (dt.date, decimal.Decimal, *_ADDRESS)):
-        return str(value)
-    if isinstance(value, bytes):
-        return None
-    return value

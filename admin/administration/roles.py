@@ -18,6 +18,7 @@ from admin.administration.area import AREA
 from admin.administration.queries import Row
 from admin.auth import permissions
 from admin.auth.store import Connection
+from admin.web import path_id
 
 
 def public(row: Row) -> dict[str, Any]:
@@ -32,7 +33,7 @@ def to_api(row: Row) -> s.Role:
 
 
 async def _role(conn: Connection, request: web.Request) -> asyncpg.Record:
-    row = await queries.role(conn, guard.path_id(request))
+    row = await queries.role(conn, path_id(request))
     if row is None:
         raise web.HTTPNotFound(text="No such role.")
     return row

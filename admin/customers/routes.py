@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -26,7 +25,7 @@ from admin.customers.schemas import (
     StatusChange,
 )
 from admin.schemas import Page
-from admin.web import Area
+from admin.web import Area, path_id
 
 AREA = Area("customers", "Customers", nav=[("Customers", "/customers", "customers.view"),
                                              ("New customer", "/customers/new", "customers.add")], order=10)
@@ -46,29 +45,10 @@ FIELD_OF_CONSTRAINT = {
 }
 
 
-def _jsonable(record: Any) -> dict[str, Any]:
-    out = {}
-    for k, v in dict(record).items():
-        if k in ("password",):
-            continue
-        out[k] = str(v) if isinstance(v, Decimal | dt.datetime | dt.date) or hasattr(v, "exploded") else v
-    return out
-
-
 def _db_error(e: asyncpg.PostgresError) -> schemas.Invalid:
     name = getattr(e, "constraint_name", None) or ""
     field, message = FIELD_OF_CONSTRAINT.get(name, ("", str(e).split("\n")[0]))
     return schemas.Invalid({field: message})
-
-
-def _id(request: web.Request, name: str = "id") -> int:
-    try:
-        value = int(request.match_info[name])
-    except ValueError:
-        raise web.HTTPNotFound() from None
-    if not 0 < value < 2**63:
-        raise web.HTTPNotFound()
-    return value
 
 
 async def _customer_or_404(conn: Any, request: web.Request, customer_id: int, *, lock: bool = False) -> Any:
@@ -183,7 +163,8 @@ async def _create_customer(conn: Any, request: web.Request, data: CustomerIn) ->
             row = await queries.create_customer(conn, values, who.admin_id)
             await oplog_store.record(conn, who, keys.client_address(request), "create", "customer", row["id"],
                                      customer_id=row["id"], partner_id=row["partner_id"],
-                                     summary=f"created customer {row['number']} {row['name']}", after=_jsonable(row))
+                                     summary=f"created customer {row['number']} {row['name']}",
+                                     after=schemas.row_json(row))
     except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as e:
         raise _db_error(e) from None
     return row
@@ -191,7 +172,7 @@ async def _create_customer(conn: Any, request: web.Request, data: CustomerIn) ->
 
 @AREA.page("/customers/{id}", permission="customers.view")
 async def customer_page(request: web.Request) -> web.StreamResponse:
-    customer_id = _id(request)
+    customer_id = path_id(request)
     async with request.app[keys.POOL].acquire() as conn:
         row = await _customer_or_404(conn, request, customer_id)
         services = await queries.services_of(conn, customer_id)
@@ -206,7 +187,7 @@ async def customer_page(request: web.Request) -> web.StreamResponse:
 @AREA.page("/customers/{id}/edit", permission="customers.edit")
 async def edit_customer_form(request: web.Request) -> web.StreamResponse:
     async with request.app[keys.POOL].acquire() as conn:
-        row = await _customer_or_404(conn, request, _id(request))
+        row = await _customer_or_404(conn, request, path_id(request))
         ctx = await _form_context(conn, request)
     c = dict(row)
     c["other_emails"], c["other_phones"] = ", ".join(row["other_emails"]), ", ".join(row["other_phones"])
@@ -215,7 +196,7 @@ async def edit_customer_form(request: web.Request) -> web.StreamResponse:
 
 @AREA.page("/customers/{id}/edit", permission="customers.edit", method="POST")
 async def edit_customer(request: web.Request) -> web.StreamResponse:
-    customer_id = _id(request)
+    customer_id = path_id(request)
     form = await request.post()
     values = _customer_values(form)
     values.pop("partner_id", None)
@@ -251,13 +232,13 @@ async def _update_customer(conn: Any, request: web.Request, customer_id: int, ch
             stopped = 0
             if changed.get("status") == "inactive":
                 stopped = await queries.stop_services(conn, customer_id)
-            old = _jsonable(before)
+            old = schemas.row_json(before)
             await oplog_store.record(
                 conn, who, keys.client_address(request), action, "customer", customer_id, customer_id=customer_id,
                 partner_id=before["partner_id"],
                 summary=summary or f"changed {', '.join(changed)}"
                 + (f"; stopped {stopped} services" if stopped else ""),
-                before={k: old[k] for k in changed}, after={k: _jsonable(after)[k] for k in changed})
+                before={k: old[k] for k in changed}, after={k: schemas.row_json(after)[k] for k in changed})
     except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as e:
         raise _db_error(e) from None
     return after
@@ -275,7 +256,7 @@ async def _change_status(conn: Any, request: web.Request, customer_id: int, acti
 
 @AREA.page("/customers/{id}/status", permission="customers.edit", method="POST")
 async def status_form(request: web.Request) -> web.StreamResponse:
-    customer_id = _id(request)
+    customer_id = path_id(request)
     action = str((await request.post()).get("action", ""))
     async with request.app[keys.POOL].acquire() as conn:
         await _change_status(conn, request, customer_id, action)
@@ -297,7 +278,7 @@ async def _delete(conn: Any, request: web.Request, customer_id: int) -> None:
 @AREA.page("/customers/{id}/delete", permission="customers.delete", method="POST")
 async def delete_form(request: web.Request) -> web.StreamResponse:
     async with request.app[keys.POOL].acquire() as conn:
-        await _delete(conn, request, _id(request))
+        await _delete(conn, request, path_id(request))
     raise web.HTTPFound("/admin/customers?done=deleted")
 
 
@@ -314,7 +295,7 @@ async def _service_context(conn: Any) -> dict[str, Any]:
 @AREA.page("/customers/{id}/services/new", permission="customers.add")
 async def new_service_form(request: web.Request) -> web.StreamResponse:
     async with request.app[keys.POOL].acquire() as conn:
-        c = await _customer_or_404(conn, request, _id(request))
+        c = await _customer_or_404(conn, request, path_id(request))
         ctx = await _service_context(conn)
     return pages.render("customers/service_form.html", request, {
         **ctx, "c": c, "s": {"status": "active", "simultaneous_use": 1, "custom": {}}, "errors": {}, "editing": False})
@@ -341,7 +322,7 @@ async def create_service_form(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     values = _service_values(form)
     async with request.app[keys.POOL].acquire() as conn:
-        c = await _customer_or_404(conn, request, _id(request))
+        c = await _customer_or_404(conn, request, path_id(request))
         ctx = await _service_context(conn)
         try:
             data = schemas.from_strings(values, ServiceIn)
@@ -366,7 +347,7 @@ async def _service_or_404(conn: Any, request: web.Request, service_id: int, *, l
 @AREA.page("/services/{id}", permission="customers.view")
 async def service_page(request: web.Request) -> web.StreamResponse:
     async with request.app[keys.POOL].acquire() as conn:
-        s = await _service_or_404(conn, request, _id(request))
+        s = await _service_or_404(conn, request, path_id(request))
         fields = await custom.definitions(conn, "service")
     return pages.render("customers/service.html", request, {"s": s, "fields": fields,
                                                              "notice": request.query.get("done", "")})
@@ -375,7 +356,7 @@ async def service_page(request: web.Request) -> web.StreamResponse:
 @AREA.page("/services/{id}/edit", permission="customers.edit")
 async def edit_service_form(request: web.Request) -> web.StreamResponse:
     async with request.app[keys.POOL].acquire() as conn:
-        s = await _service_or_404(conn, request, _id(request))
+        s = await _service_or_404(conn, request, path_id(request))
         ctx = await _service_context(conn)
         c = await _customer_or_404(conn, request, s["customer_id"])
     return pages.render("customers/service_form.html", request, {**ctx, "c": c, "s": s, "errors": {},
@@ -392,7 +373,7 @@ async def _update_service(conn: Any, request: web.Request, service_id: int, chan
             if not changed:
                 return
             await queries.update_service(conn, service_id, changed)
-            old = _jsonable(before)
+            old = schemas.row_json(before)
             await oplog_store.record(
                 conn, who, keys.client_address(request), "update", "service", service_id,
                 customer_id=before["customer_id"], partner_id=before["partner_id"],
@@ -405,7 +386,7 @@ async def _update_service(conn: Any, request: web.Request, service_id: int, chan
 
 @AREA.page("/services/{id}/edit", permission="customers.edit", method="POST")
 async def edit_service(request: web.Request) -> web.StreamResponse:
-    service_id = _id(request)
+    service_id = path_id(request)
     form = await request.post()
     values = _service_values(form)
     async with request.app[keys.POOL].acquire() as conn:
@@ -493,14 +474,14 @@ async def api_create_customer(request: web.Request) -> web.StreamResponse:
 @AREA.api("GET", "/customers/{id}", permission="customers.view", summary="Get a customer", response=Customer)
 async def api_customer(request: web.Request) -> web.StreamResponse:
     async with request.app[keys.POOL].acquire() as conn:
-        row = await _customer_or_404(conn, request, _id(request))
+        row = await _customer_or_404(conn, request, path_id(request))
     return schemas.json(_customer_out(row))
 
 
 @AREA.api("PATCH", "/customers/{id}", permission="customers.edit", summary="Change a customer's fields",
           body=CustomerPatch, response=Customer)
 async def api_update_customer(request: web.Request) -> web.StreamResponse:
-    customer_id = _id(request)
+    customer_id = path_id(request)
     patch = await schemas.body(request, CustomerPatch)
     changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
     async with request.app[keys.POOL].acquire() as conn:
@@ -519,7 +500,7 @@ async def api_update_customer(request: web.Request) -> web.StreamResponse:
 @AREA.api("POST", "/customers/{id}/status", permission="customers.edit", body=StatusChange, response=Customer,
           summary="Move a customer through its lifecycle (activate, block, unblock, deactivate)")
 async def api_status(request: web.Request) -> web.StreamResponse:
-    customer_id = _id(request)
+    customer_id = path_id(request)
     change = await schemas.body(request, StatusChange)
     async with request.app[keys.POOL].acquire() as conn:
         await _change_status(conn, request, customer_id, change.action)
@@ -530,7 +511,7 @@ async def api_status(request: web.Request) -> web.StreamResponse:
 @AREA.api("DELETE", "/customers/{id}", permission="customers.delete", response=schemas.Deleted,
           summary="Delete an inactive customer (its row stays for finance; lists hide it)")
 async def api_delete(request: web.Request) -> web.StreamResponse:
-    customer_id = _id(request)
+    customer_id = path_id(request)
     async with request.app[keys.POOL].acquire() as conn:
         await _delete(conn, request, customer_id)
     return schemas.json(schemas.Deleted(customer_id))
@@ -539,7 +520,7 @@ async def api_delete(request: web.Request) -> web.StreamResponse:
 @AREA.api("GET", "/customers/{id}/services", permission="customers.view", summary="A customer's services",
           response=list[Service])
 async def api_services(request: web.Request) -> web.StreamResponse:
-    customer_id = _id(request)
+    customer_id = path_id(request)
     async with request.app[keys.POOL].acquire() as conn:
         await _customer_or_404(conn, request, customer_id)
         rows = await queries.services_of(conn, customer_id)
@@ -551,7 +532,7 @@ async def api_services(request: web.Request) -> web.StreamResponse:
 async def api_create_service(request: web.Request) -> web.StreamResponse:
     data = await schemas.body(request, ServiceIn)
     async with request.app[keys.POOL].acquire() as conn:
-        c = await _customer_or_404(conn, request, _id(request))
+        c = await _customer_or_404(conn, request, path_id(request))
         data.custom, errors = custom.validate(await custom.definitions(conn, "service"),
                                               {f"custom.{k}": str(v) for k, v in data.custom.items()})
         if errors:
@@ -564,14 +545,14 @@ async def api_create_service(request: web.Request) -> web.StreamResponse:
 @AREA.api("GET", "/services/{id}", permission="customers.view", summary="Get a service", response=Service)
 async def api_service(request: web.Request) -> web.StreamResponse:
     async with request.app[keys.POOL].acquire() as conn:
-        row = await _service_or_404(conn, request, _id(request))
+        row = await _service_or_404(conn, request, path_id(request))
     return schemas.json(_service_out(row))
 
 
 @AREA.api("PATCH", "/services/{id}", permission="customers.edit", summary="Change a service", body=ServicePatch,
           response=Service)
 async def api_update_service(request: web.Request) -> web.StreamResponse:
-    service_id = _id(request)
+    service_id = path_id(request)
     patch = await schemas.body(request, ServicePatch)
     changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
     async with request.app[keys.POOL].acquire() as conn:

@@ -7,10 +7,8 @@ and their log lines carry no partner or customer.
 
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
-from collections.abc import Callable, Iterable, Mapping
-from decimal import Decimal
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -36,34 +34,13 @@ Row = Mapping[str, Any] | asyncpg.Record
 """A row: asyncpg's Record, or a dict made of one."""
 REQUIRED = "is required"
 TOO_LONG = "must be at most 128 characters"
-_TEXT = (Decimal, dt.date, dt.datetime, ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network,
-         ipaddress.IPv6Network, ipaddress.IPv4Interface, ipaddress.IPv6Interface)
-
-
 class InUse(Exception):
     """An object others still refer to: ``str()`` names them."""
 
 
-def path_id(request: web.Request) -> int:
-    try:
-        value = int(request.match_info["id"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
-    if not 0 < value < 2**63:
-        raise web.HTTPNotFound()
-    return value
-
-
-def jsonable(record: Row, fields: Iterable[str] | None = None) -> dict[str, Any]:
-    """A row (only ``fields``, when given) as the operations log and the API keep it: addresses,
-    times and numbers as text."""
-    row = dict(record)
-    return {k: str(row[k]) if isinstance(row[k], _TEXT) else row[k] for k in (fields if fields is not None else row)}
-
-
 def out(record: Row, type_: type[T]) -> T:
     """A row as an API response struct (addresses as text)."""
-    return msgspec.convert(jsonable(record, type_.__struct_fields__), type_)  # type: ignore[attr-defined]
+    return msgspec.convert(schemas.row_json(record, type_.__struct_fields__), type_)  # type: ignore[attr-defined]
 
 
 def form_values(form: Mapping[str, Any]) -> dict[str, Any]:
@@ -112,7 +89,7 @@ def checked(errors: dict[str, str], field: str, check: Callable[[], str]) -> str
 
 def changed(before: Row, values: Mapping[str, Any]) -> dict[str, Any]:
     """The values that differ from the row ``before`` (compared as the row's own text, for addresses)."""
-    return {k: v for k, v in values.items() if k not in before or jsonable(before, [k])[k] != v}
+    return {k: v for k, v in values.items() if k not in before or schemas.row_json(before, [k])[k] != v}
 
 
 async def log(conn: Connection, request: web.Request, action: str, object_type: str, object_id: int, summary: str,

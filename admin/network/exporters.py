@@ -19,14 +19,13 @@ from admin.network.common import (
     check_cursor,
     checked,
     form_values,
-    jsonable,
     log,
     out,
-    path_id,
     refused,
 )
 from admin.network.schemas import Exporter, ExporterIn, ExporterPatch, ExporterQuery, host_address
 from admin.schemas import Deleted, Page
+from admin.web import path_id
 
 DEFAULTS: dict[str, Any] = {"sampling_rate": 1, "enabled": True}
 CSV_COLUMNS = ("id", "name", "address", "sampling_rate", "router", "enabled")
@@ -47,7 +46,7 @@ async def _save(request: web.Request, exporter_id: int | None, values: dict[str,
             if exporter_id is None:
                 row = await queries.create_exporter(conn, values)
                 await log(conn, request, "create", "flow_exporter", row["id"], f"created flow exporter {row['name']}",
-                          after=jsonable(row, values))
+                          after=schemas.row_json(row, values))
                 return row
             before = await queries.exporter(conn, exporter_id, lock=True)
             if before is None:
@@ -57,8 +56,8 @@ async def _save(request: web.Request, exporter_id: int | None, values: dict[str,
                 return before
             row = await queries.update_exporter(conn, exporter_id, diff)
             await log(conn, request, "update", "flow_exporter", exporter_id,
-                      f"changed flow exporter {row['name']}: {', '.join(diff)}", before=jsonable(before, diff),
-                      after=jsonable(row, diff))
+                      f"changed flow exporter {row['name']}: {', '.join(diff)}", before=schemas.row_json(before, diff),
+                      after=schemas.row_json(row, diff))
             return row
     except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as e:
         raise refused(e) from None
@@ -70,7 +69,7 @@ async def _delete(request: web.Request, exporter_id: int) -> asyncpg.Record:
         if row is None or not await queries.delete_exporter(conn, exporter_id):
             raise web.HTTPNotFound()
         await log(conn, request, "delete", "flow_exporter", exporter_id, f"deleted flow exporter {row['name']}",
-                  before=jsonable(row, ExporterIn.__struct_fields__))
+                  before=schemas.row_json(row, ExporterIn.__struct_fields__))
     return row
 
 
@@ -133,7 +132,7 @@ async def exporter_edit_form(request: web.Request) -> web.StreamResponse:
         row = await queries.exporter(conn, path_id(request))
     if row is None:
         raise web.HTTPNotFound()
-    return await _form(request, jsonable(row), {}, editing=True)
+    return await _form(request, schemas.row_json(row), {}, editing=True)
 
 
 @AREA.page("/flow-exporters/{id}/edit", permission="networking.edit", method="POST")
@@ -190,7 +189,7 @@ async def update_exporter(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text="no such flow exporter")
     given = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
     try:
-        data = msgspec.convert({**jsonable(row, ExporterIn.__struct_fields__), **given}, ExporterIn)
+        data = msgspec.convert({**schemas.row_json(row, ExporterIn.__struct_fields__), **given}, ExporterIn)
     except msgspec.ValidationError as e:
         raise schemas.Invalid({"": str(e)}) from None
     return schemas.json(out(await _save(request, exporter_id, _values(data)), Exporter))

@@ -24,14 +24,13 @@ from admin.network.common import (
     check_cursor,
     checked,
     form_values,
-    jsonable,
     log,
     out,
-    path_id,
     refused,
 )
 from admin.network.schemas import NAS_TYPES, Nas, NasFields, NasIn, NasPatch, NasQuery, network
 from admin.schemas import Deleted, Page
+from admin.web import path_id
 
 DEFAULTS: dict[str, Any] = {"type": "mikrotik", "coa_port": 3799, "require_message_authenticator": True,
                             "limit_proxy_state": True}
@@ -47,7 +46,7 @@ def _values(data: NasFields, errors: dict[str, str]) -> dict[str, Any]:
 
 def _logged(row: Row, fields: Mapping[str, Any]) -> dict[str, Any]:
     """What the log keeps of a change: never the secret, only that it changed."""
-    shown = jsonable(row, [k for k in fields if k != "secret"])
+    shown = schemas.row_json(row, [k for k in fields if k != "secret"])
     return {**shown, "secret": "(changed)"} if "secret" in fields else shown
 
 
@@ -58,7 +57,7 @@ async def _save(request: web.Request, nas_id: int | None, values: dict[str, Any]
             if nas_id is None:
                 row = await queries.create_nas(conn, values)
                 await log(conn, request, "create", "nas", row["id"], f"created NAS {row['name']}",
-                          after={**jsonable(row), "secret": "(set)"})
+                          after={**schemas.row_json(row), "secret": "(set)"})
                 return row
             before = await queries.nas(conn, nas_id, lock=True)
             if before is None:
@@ -84,7 +83,7 @@ async def _delete(request: web.Request, nas_id: int) -> asyncpg.Record:
         row = await queries.nas(conn, nas_id, lock=True)
         if row is None or not await queries.delete_nas(conn, nas_id):
             raise web.HTTPNotFound()
-        await log(conn, request, "delete", "nas", nas_id, f"deleted NAS {row['name']}", before=jsonable(row))
+        await log(conn, request, "delete", "nas", nas_id, f"deleted NAS {row['name']}", before=schemas.row_json(row))
     return row
 
 
@@ -174,7 +173,7 @@ async def nas_edit_form(request: web.Request) -> web.StreamResponse:
         row = await queries.nas(conn, path_id(request))
     if row is None:
         raise web.HTTPNotFound()
-    return await _form(request, jsonable(row), {}, editing=True)
+    return await _form(request, schemas.row_json(row), {}, editing=True)
 
 
 @AREA.page("/nas/{id}/edit", permission="networking.edit", method="POST")
@@ -242,7 +241,7 @@ async def update_nas(request: web.Request) -> web.StreamResponse:
     given = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
     secret = given.pop("secret", None)
     try:
-        data = msgspec.convert({**jsonable(row, NasFields.__struct_fields__), **given}, NasFields)
+        data = msgspec.convert({**schemas.row_json(row, NasFields.__struct_fields__), **given}, NasFields)
     except msgspec.ValidationError as e:
         raise schemas.Invalid({"": str(e)}) from None
     return schemas.json(out(await _save(request, nas_id, _api_values(data, secret)), Nas))

@@ -23,11 +23,9 @@ from admin.network.common import (
     back,
     check_cursor,
     form_values,
-    jsonable,
     log,
     names,
     out,
-    path_id,
     plural,
     refused,
 )
@@ -43,6 +41,7 @@ from admin.network.schemas import (
     pool_network,
 )
 from admin.schemas import Deleted, Page
+from admin.web import path_id
 
 LEASE_SORTS = {"address": "l.address"}
 POOL_CSV = ("id", "name", "network", "managed_by", "size", "free", "bound", "held", "services")
@@ -68,7 +67,7 @@ async def _create(request: web.Request, data: PoolIn) -> asyncpg.Record:
             row = await queries.pool(conn, pool_id)
             assert row is not None
             await log(conn, request, "create", "ip_pool", pool_id, f"created IP pool {data.name} ({net})",
-                      after=jsonable(row, LOGGED))
+                      after=schemas.row_json(row, LOGGED))
             return row
     except asyncpg.ExclusionViolationError:
         async with pool.acquire() as conn:
@@ -108,7 +107,7 @@ async def _delete(request: web.Request, pool_id: int) -> asyncpg.Record:
                 users = await queries.pool_users(conn, pool_id)
                 if not users["services"] and not users["live"] and await queries.delete_pool(conn, pool_id):
                     await log(conn, request, "delete", "ip_pool", pool_id, f"deleted IP pool {row['name']}",
-                              before=jsonable(row, LOGGED))
+                              before=schemas.row_json(row, LOGGED))
                     return row
         except asyncpg.ForeignKeyViolationError:
             users = await queries.pool_users(conn, pool_id)
@@ -203,7 +202,7 @@ async def pool_edit_form(request: web.Request) -> web.StreamResponse:
         row = await queries.pool(conn, path_id(request))
     if row is None:
         raise web.HTTPNotFound()
-    return _form(request, jsonable(row), {}, editing=True)
+    return _form(request, schemas.row_json(row), {}, editing=True)
 
 
 @AREA.page("/ip-pools/{id}/edit", permission="networking.edit", method="POST")
@@ -221,7 +220,7 @@ async def pool_edit(request: web.Request) -> web.StreamResponse:
         else:
             raise schemas.Invalid({"name": "is required"})
     except schemas.Invalid as e:
-        return _form(request, {**jsonable(row), **values}, e.errors, status=422, editing=True)
+        return _form(request, {**schemas.row_json(row), **values}, e.errors, status=422, editing=True)
     raise web.HTTPFound(f"/admin/ip-pools/{pool_id}?done=saved")
 
 

@@ -37,10 +37,8 @@ from admin.network.common import (
     check_cursor,
     checked,
     form_values,
-    jsonable,
     log,
     names,
-    path_id,
     plural,
     refused,
 )
@@ -55,6 +53,7 @@ from admin.network.schemas import (
     host_name,
 )
 from admin.schemas import Deleted, Page
+from admin.web import path_id
 from daemons.secrets import ROUTER_PURPOSE
 
 DEFAULTS: dict[str, Any] = {"api_port": 8728, "api_tls": False, "api_tls_verify": True, "enabled": True,
@@ -83,7 +82,7 @@ def _out(row: Row) -> Router:
 
 
 def _logged(row: Row, fields: Mapping[str, Any]) -> dict[str, Any]:
-    shown = jsonable(row, [k for k in fields if k != "password"])
+    shown = schemas.row_json(row, [k for k in fields if k != "password"])
     return {**shown, "password": "(changed)"} if "password" in fields else shown
 
 

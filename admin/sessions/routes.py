@@ -38,7 +38,7 @@ from admin.sessions.schemas import (
     TrafficQuery,
     TrafficSeries,
 )
-from admin.web import Area
+from admin.web import Area, path_id
 
 AREA = Area("sessions", "Sessions", nav=[
     ("Sessions online", "/sessions", "networking.view"),
@@ -118,13 +118,6 @@ def _time(text: str | None, name: str = "at") -> datetime | None:
     except ValueError:
         raise schemas.Invalid({name: "not a time: write it as 2026-12-01T10:00 (UTC)"}) from None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _path_id(request: web.Request) -> int:
-    text = request.match_info["id"]
-    if not text.isdigit() or int(text) >= 2**63 or int(text) < 1:
-        raise web.HTTPNotFound(text="no such service")
-    return int(text)
 
 
 def _session(row: Any) -> Session:
@@ -365,7 +358,7 @@ async def _visible_service(conn: Connection, who: Principal, service_id: int) ->
 
 async def _series(request: web.Request) -> TrafficSeries:
     who = keys.principal(request)
-    service_id = _path_id(request)
+    service_id = path_id(request)
     range_ = _filters(request, TrafficQuery).range
     start, end = traffic.window(range_, datetime.now(UTC))
     async with request.app[keys.POOL].acquire() as conn:
@@ -379,7 +372,7 @@ async def _series(request: web.Request) -> TrafficSeries:
 @AREA.page("/services/{id}/traffic", permission="customers.view")
 async def traffic_page(request: web.Request) -> web.StreamResponse:
     who = keys.principal(request)
-    service_id = _path_id(request)
+    service_id = path_id(request)
     range_ = request.query.get("range", "minutes")
     if range_ not in traffic.WINDOWS:
         range_ = "minutes"

@@ -6,7 +6,6 @@ Tariffs belong to no partner (the table has no partner column): every administra
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -21,7 +20,7 @@ from admin.administration import custom
 from admin.schemas import Deleted, Page
 from admin.tariffs import queries
 from admin.tariffs.schemas import EDITABLE, Tariff, TariffIn, TariffPatch, TariffQuery, constraint_errors, values_of
-from admin.web import Area
+from admin.web import Area, path_id
 
 AREA = Area("tariffs", "Tariff plans", nav=[("Tariffs", "/tariffs", "tariffs.view")], order=20)
 
@@ -37,21 +36,6 @@ Row = Mapping[str, Any] | asyncpg.Record
 
 class InUse(Exception):
     """A tariff that services still use: ``str()`` says how many and which."""
-
-
-def _id(request: web.Request) -> int:
-    try:
-        value = int(request.match_info["id"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
-    if not 0 < value < 2**63:
-        raise web.HTTPNotFound()
-    return value
-
-
-def jsonable(record: Row) -> dict[str, Any]:
-    """A row as the operations log keeps it (numbers, text, lists, dicts)."""
-    return {k: str(v) if isinstance(v, Decimal | dt.date | dt.datetime) else v for k, v in dict(record).items()}
 
 
 def _name(value: Any) -> str:
@@ -109,7 +93,7 @@ async def _save(request: web.Request, tariff_id: int | None, data: TariffIn) -> 
             if tariff_id is None:
                 row = await queries.create(conn, values)
                 await oplog_store.record(conn, who, keys.client_address(request), "create", "tariff", row["id"],
-                                         summary=f"created tariff {row['name']}", after=jsonable(row))
+                                         summary=f"created tariff {row['name']}", after=schemas.row_json(row))
                 return row
             before = await queries.tariff(conn, tariff_id, lock=True)
             if before is None:
@@ -118,7 +102,7 @@ async def _save(request: web.Request, tariff_id: int | None, data: TariffIn) -> 
             if not changed:
                 return before
             row = await queries.update(conn, tariff_id, changed)
-            old, new = jsonable(before), jsonable(row)
+            old, new = schemas.row_json(before), schemas.row_json(row)
             await oplog_store.record(conn, who, keys.client_address(request), "update", "tariff", tariff_id,
                                      summary=f"changed tariff {row['name']}: {', '.join(changed)}",
                                      before={k: old[k] for k in changed}, after={k: new[k] for k in changed})
@@ -139,7 +123,7 @@ async def _delete(request: web.Request, tariff_id: int) -> asyncpg.Record:
                     raise web.HTTPNotFound()
                 if row["services"] == 0 and await queries.delete(conn, tariff_id):
                     await oplog_store.record(conn, who, keys.client_address(request), "delete", "tariff", tariff_id,
-                                             summary=f"deleted tariff {row['name']}", before=jsonable(row))
+                                             summary=f"deleted tariff {row['name']}", before=schemas.row_json(row))
                     return row
         except asyncpg.ForeignKeyViolationError:
             pass  # a service took the tariff meanwhile
@@ -241,12 +225,12 @@ async def _detail(request: web.Request, tariff_id: int, *, error: str = "", stat
 
 @AREA.page("/tariffs/{id}", permission="tariffs.view")
 async def tariff_page(request: web.Request) -> web.StreamResponse:
-    return await _detail(request, _id(request))
+    return await _detail(request, path_id(request))
 
 
 @AREA.page("/tariffs/{id}/edit", permission="tariffs.edit")
 async def edit_tariff_form(request: web.Request) -> web.StreamResponse:
-    tariff_id = _id(request)
+    tariff_id = path_id(request)
     async with request.app[keys.POOL].acquire() as conn:
         row = await queries.tariff(conn, tariff_id)
     if row is None:
@@ -256,12 +240,12 @@ async def edit_tariff_form(request: web.Request) -> web.StreamResponse:
 
 @AREA.page("/tariffs/{id}/edit", permission="tariffs.edit", method="POST")
 async def edit_tariff(request: web.Request) -> web.StreamResponse:
-    return await _submitted(request, _id(request))
+    return await _submitted(request, path_id(request))
 
 
 @AREA.page("/tariffs/{id}/delete", permission="tariffs.delete", method="POST")
 async def delete_tariff_form(request: web.Request) -> web.StreamResponse:
-    tariff_id = _id(request)
+    tariff_id = path_id(request)
     try:
         row = await _delete(request, tariff_id)
     except InUse as e:
@@ -287,7 +271,7 @@ async def list_tariffs(request: web.Request) -> web.StreamResponse:
 @AREA.api("GET", "/tariffs/{id}", permission="tariffs.view", summary="Get a tariff", response=Tariff)
 async def get_tariff(request: web.Request) -> web.StreamResponse:
     async with request.app[keys.POOL].acquire() as conn:
-        row = await queries.tariff(conn, _id(request))
+        row = await queries.tariff(conn, path_id(request))
     if row is None:
         raise web.HTTPNotFound(text="no such tariff")
     return schemas.json(_out(row))
@@ -315,7 +299,7 @@ async def create_tariff(request: web.Request) -> web.StreamResponse:
           response=Tariff)
 async def update_tariff(request: web.Request) -> web.StreamResponse:
     """Only the fields given change; ``custom`` replaces the tariff's custom values."""
-    tariff_id = _id(request)
+    tariff_id = path_id(request)
     patch = await schemas.body(request, TariffPatch)
     async with request.app[keys.POOL].acquire() as conn:
         row = await queries.tariff(conn, tariff_id)
@@ -335,7 +319,7 @@ async def update_tariff(request: web.Request) -> web.StreamResponse:
 @AREA.api("DELETE", "/tariffs/{id}", permission="tariffs.delete", summary="Delete a tariff", response=Deleted,
           description="Refused (409) while services use the tariff.")
 async def delete_tariff(request: web.Request) -> web.StreamResponse:
-    tariff_id = _id(request)
+    tariff_id = path_id(request)
     try:
         await _delete(request, tariff_id)
     except InUse as e:
