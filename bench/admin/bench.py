@@ -75,7 +75,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import fcntl
 import html
 import json
 import math
@@ -86,12 +85,10 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,7 +103,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench" / "radius"))  # procstat: CPU of process trees, as the radius bench counts it
 
+import benchkit  # noqa: E402
 import procstat  # noqa: E402
+from benchkit import percentile  # noqa: E402
 
 from admin import app as admin_app  # noqa: E402
 from admin.auth import passwords, tokens  # noqa: E402
@@ -436,7 +435,7 @@ class Bench:
         self.postmaster = 0
         self.key_file = s.work / "secret.key"
         self.config_file = s.work / "lastmile.toml"
-        self.port = free_port()
+        self.port = benchkit.free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.admin_cpu: int | None = None  # the CPU the admin is pinned to
         self.client_cpus: set[int] = set()
@@ -468,23 +467,7 @@ class Bench:
     # -- processes and set-up -------------------------------------------------------------------
 
     def take_lock(self, f: TextIO) -> None:
-        t = time.monotonic()
-        deadline = t + self.s.lock_wait
-        told = False
-        while True:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self.locked = True
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    log(f"could not take {self.s.lock} in {self.s.lock_wait:.0f} s: measuring without it")
-                    break
-                if not told:
-                    log(f"waiting for {self.s.lock} (another benchmark holds it)")
-                    told = True
-                time.sleep(1)
-        self.lock_wait_s = time.monotonic() - t
+        self.locked, self.lock_wait_s = benchkit.take_lock(f, self.s.lock, self.s.lock_wait, log)
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LASTMILE_")}
@@ -509,7 +492,7 @@ class Bench:
         return out.stdout
 
     def start_database(self) -> None:
-        self.pg = EmbeddedPostgres(self.work / "pg", free_port(), durable=True)
+        self.pg = EmbeddedPostgres(self.work / "pg", benchkit.free_port(), durable=True)
         self.pg_url = self.pg.start()
         self.postmaster = int((self.work / "pg" / "postmaster.pid").read_text().split("\n", 1)[0])
         self.register(self.postmaster)
@@ -992,7 +975,7 @@ class Bench:
                 await self.profile_routes(slowest + costly[:2])
                 await self.profile_throughput(["/api/v1/customers?limit=50"])
         assert self.proc is not None
-        self.rss_kb = status_kb(self.proc.pid, "VmHWM")
+        self.rss_kb = benchkit.status_kb(self.proc.pid, "VmHWM")
 
     async def close(self) -> None:
         for session in (self.page_session, self.api_session):
@@ -1032,7 +1015,7 @@ class Bench:
         s = self.s
         out = [f"## admin: {s.customers:,} demo customers ({self.started:%Y-%m-%d %H:%M} UTC"
                f"{', quick' if s.quick else ''})", "",
-               f"- machine: {platform.machine()}, {os.cpu_count()} CPUs ({cpu_model()}), Python "
+               f"- machine: {platform.machine()}, {os.cpu_count()} CPUs ({benchkit.cpu_model()}), Python "
                f"{platform.python_version()}, PostgreSQL embedded (durable), git {git_head()}",
                f"- admin: `python -m daemons.cli admin` pinned to CPU {self.admin_cpu}, the benchmark on CPUs "
                f"{sorted(self.client_cpus)}, PostgreSQL unpinned; admin VmHWM "
@@ -1209,42 +1192,10 @@ def summarize(prof: Profile, raw: str) -> None:
     prof.packages = [(k, v / total) for k, v in packages.most_common(12)]
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest rank."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def machine_busy() -> float:
     """Busy CPU seconds of all CPUs since boot."""
     f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     return (sum(f) - f[3] - f[4]) / procstat.HZ
-
-
-def status_kb(pid: int, key: str) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def git_head() -> str:
@@ -1265,20 +1216,6 @@ def tail(path: Path, chars: int) -> str:
         return ""
 
 
-@contextlib.contextmanager
-def terminate_on_sigterm() -> Iterator[None]:
-    """run.sh turns a Ctrl-C into SIGTERM for the driver: make it unwind like a KeyboardInterrupt."""
-
-    def handler(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
 async def run_all(bench: Bench) -> None:
     try:
         await bench.run()
@@ -1290,7 +1227,7 @@ def main() -> int:
     s = Settings.from_env()
     bench = Bench(s)
     s.lock.touch(exist_ok=True)
-    with terminate_on_sigterm(), s.lock.open("a") as lock:
+    with benchkit.terminate_on_sigterm(), s.lock.open("a") as lock:
         try:
             bench.take_lock(lock)
             uvloop.run(run_all(bench))

@@ -62,7 +62,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
-import fcntl
 import functools
 import hashlib
 import json
@@ -71,13 +70,12 @@ import os
 import platform
 import random
 import resource
-import signal
 import statistics
 import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,10 +89,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench" / "radius"))  # procstat: CPU of process trees, as the radius bench counts it
 
+import benchkit  # noqa: E402
 import dataset  # noqa: E402
 import fleet  # noqa: E402
 import procstat  # noqa: E402
 import rosapi  # noqa: E402
+from benchkit import percentile  # noqa: E402
 
 from daemons.config import SecretsSettings  # noqa: E402
 from daemons.pgembed import EmbeddedPostgres, bin_dir  # noqa: E402
@@ -293,7 +293,7 @@ class Bench:
         self.postmaster = 0
         self.doubles: list[fleet.Double] = []
         self.prov: Any = None  # subprocess.Popen[bytes]
-        self.metrics_port = fleet.free_port()
+        self.metrics_port = benchkit.free_port()
         self.key_file = s.work / "secret.key"
         self.config_file = s.work / "lastmile.toml"
         self.routers: list[dataset.RouterRow] = []
@@ -320,23 +320,7 @@ class Bench:
     # -- processes and set-up -------------------------------------------------------------------
 
     def take_lock(self, f: TextIO) -> None:
-        t = time.monotonic()
-        deadline = t + self.s.lock_wait
-        told = False
-        while True:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self.locked = True
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    log(f"could not take {self.s.lock} in {self.s.lock_wait:.0f} s: measuring without it")
-                    break
-                if not told:
-                    log(f"waiting for {self.s.lock} (another benchmark holds it)")
-                    told = True
-                time.sleep(1)
-        self.lock_wait_s = time.monotonic() - t
+        self.locked, self.lock_wait_s = benchkit.take_lock(f, self.s.lock, self.s.lock_wait, log)
 
     async def wait_quiet(self, limit: float = 0.25, window: float = 2.0) -> None:
         """Until everything but the benchmark's own processes used under ``limit`` cores over
@@ -364,7 +348,7 @@ class Bench:
         return env
 
     def start_database(self) -> None:
-        self.pg = EmbeddedPostgres(self.work / "pg", fleet.free_port(), durable=True)
+        self.pg = EmbeddedPostgres(self.work / "pg", benchkit.free_port(), durable=True)
         self.pg_url = self.pg.start()
         self.postmaster = int((self.work / "pg" / "postmaster.pid").read_text().split("\n", 1)[0])
         fleet.register(self.pids, self.postmaster)
@@ -419,7 +403,7 @@ class Bench:
     async def sample_rss(self) -> None:
         while True:
             if self.prov is not None and self.prov.poll() is None:
-                kb = fleet.status_kb(self.prov.pid, "VmRSS")
+                kb = benchkit.status_kb(self.prov.pid, "VmRSS")
                 if kb is not None:
                     self.rss_max_kb = max(self.rss_max_kb, kb)
             await asyncio.sleep(0.1)
@@ -507,7 +491,7 @@ class Bench:
         for r in rows.values():
             if r.error:
                 self.problems.append(f"(a) router {r.router_id}: last_error {r.error!r}")
-        f.rss_mb = (fleet.status_kb(self.prov.pid, "VmRSS") or 0) / 1024
+        f.rss_mb = (benchkit.status_kb(self.prov.pid, "VmRSS") or 0) / 1024
         # what the routers hold, asked through the API
         want_q = [self.s.per_router] * n
         want_b = [len(self.expected_blocked(i)) for i in range(n)]
@@ -740,7 +724,7 @@ class Bench:
                         break
             if self.prov is not None and self.prov.poll() is None:
                 self.metrics_end = await self.metric_sums()
-                self.hwm_kb = fleet.status_kb(self.prov.pid, "VmHWM")
+                self.hwm_kb = benchkit.status_kb(self.prov.pid, "VmHWM")
         finally:
             if sampler is not None:
                 sampler.cancel()
@@ -804,7 +788,7 @@ class Bench:
         commit = out(["git", "-C", str(ROOT), "describe", "--always", "--dirty"]) or "?"
         version = self.doubles[0].version if self.doubles else "?"
         return [
-            ("host", f"{platform.node()}: {os.cpu_count()} CPUs ({fleet.cpu_model()}), Linux {platform.release()}"),
+            ("host", f"{platform.node()}: {os.cpu_count()} CPUs ({benchkit.cpu_model()}), Linux {platform.release()}"),
             ("python", platform.python_version()),
             ("postgresql", f"{postgres[0]} (embedded, fsync and synchronous_commit on)"),
             ("librouteros", metadata.version("librouteros") + f"; asyncpg {metadata.version('asyncpg')}, "
@@ -1049,14 +1033,6 @@ def sources_digest() -> str:
     return h.hexdigest()[:12]
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest rank; a change that never arrived counts as infinite."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
 def fmt_ms(v: float | None) -> str:
     if v is None or math.isnan(v):
         return "-"
@@ -1077,25 +1053,11 @@ def per_object_us(seconds: float, objects: int) -> str:
     return f"{seconds * 1e6 / objects:,.0f} µs" if objects else "-"
 
 
-@contextlib.contextmanager
-def terminate_on_sigterm() -> Iterator[None]:
-    """run.sh turns a Ctrl-C into SIGTERM for the driver: make it unwind like a KeyboardInterrupt."""
-
-    def handler(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
 def main() -> int:
     s = Settings.from_env()
     bench = Bench(s)
     s.lock.touch(exist_ok=True)
-    with terminate_on_sigterm(), s.lock.open("a") as lock:
+    with benchkit.terminate_on_sigterm(), s.lock.open("a") as lock:
         try:
             bench.take_lock(lock)
             uvloop.run(bench.run())

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -70,13 +69,6 @@ def stop_all() -> None:
         stop(proc, timeout=10.0)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 # --- the doubles ------------------------------------------------------------------------------
 
 
@@ -121,26 +113,9 @@ def wait_listening(doubles: list[Double], timeout: float = 60.0) -> None:
 # --- /proc ------------------------------------------------------------------------------------
 
 
-def status_kb(pid: int, key: str) -> int | None:
-    """A ``/proc/<pid>/status`` figure in kB (``VmRSS``, ``VmHWM``)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def machine_jiffies() -> tuple[int, int]:
     """(busy, total) clock ticks of all CPUs since boot."""
     f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     idle = f[3] + f[4]
     return sum(f) - idle, sum(f)
 
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
