@@ -9,11 +9,13 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+import asyncpg
 from aiohttp import web
 
 from admin import keys, schemas
 from admin.auth import permissions, store, tokens
 from admin.auth.principal import Principal
+from admin.settings import networks
 from admin.web import LOGGED_IN, PUBLIC, SECOND_FACTOR, Handler, permission_of
 from daemons import log
 
@@ -29,17 +31,17 @@ UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _log = log.get("lastmile.admin")
 
 
-def _principal(row: object, *, csrf: str = "", session: bytes | None = None, name: str | None = None,
+def _principal(r: asyncpg.Record, *, csrf: str = "", session: bytes | None = None, name: str | None = None,
                admin_id: int | None = None, api_key_id: int | None = None) -> Principal:
-    r = row  # an asyncpg.Record of store._ADMIN or store.api_key
-    grants = r["grants"] if admin_id is not None else ()  # type: ignore[index]
-    revokes = r["revokes"] if admin_id is not None else ()  # type: ignore[index]
+    """From a row of store.session (an administrator) or store.api_key (a key: no grants or revokes)."""
+    grants = r["grants"] if admin_id is not None else ()
+    revokes = r["revokes"] if admin_id is not None else ()
     return Principal(
-        name=name or r["login"], role=r["role"],  # type: ignore[index]
-        permissions=permissions.effective(r["role_permissions"], grants, revokes,  # type: ignore[index]
-                                          super_role=r["builtin"] == permissions.SUPER),  # type: ignore[index]
-        admin_id=admin_id, api_key_id=api_key_id, partner_id=r["partner_id"],  # type: ignore[index]
-        own_customers_only=r["own_customers_only"], csrf_token=csrf, session=session)  # type: ignore[index]
+        name=name or r["login"], role=r["role"],
+        permissions=permissions.effective(r["role_permissions"], grants, revokes,
+                                          super_role=r["builtin"] == permissions.SUPER),
+        admin_id=admin_id, api_key_id=api_key_id, partner_id=r["partner_id"],
+        own_customers_only=r["own_customers_only"], csrf_token=csrf, session=session)
 
 
 class KeyCache:
@@ -59,7 +61,6 @@ class KeyCache:
             nets: list[keys.Network] = []
         else:
             found = _principal(row, name=f"key:{row['name']}", api_key_id=row["id"])
-            from admin.settings import networks
             nets = networks(",".join(row["allow_from"]))
         if len(self.entries) > 10_000:
             self.entries.clear()
