@@ -31,7 +31,10 @@ COMPONENT = Component(
     addresses=_addresses,
     ready_url=_ready,
     tools=(Tool("create-admin", "create an administrator (the first one is a Super administrator)",
-                "admin.tool:create_admin", "`[--login L] [--name N] [--email E] [--role KEY] [--password-stdin]`"),),
+                "admin.tool:create_admin", "`[--login L] [--name N] [--email E] [--role KEY] [--password-stdin]`"),
+           Tool("billing", "billing runs, prepaid charges and dunning", "admin.billing.tool:main",
+                "`run [--date D] [--partner P] [--preview | --confirm RUN]`, `prepaid [--date D]`, "
+                "`dunning [--date D]`")),
     demo="admin.tool:demo_admin",
     order=60,
 )
