@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import getpass
 import sys
 
@@ -62,8 +63,8 @@ DEMO_PASSWORD = "lastmile-demo"  # noqa: S105  # the demo's, printed by `lastmil
 
 
 def demo_admin(settings: Settings, url: str) -> list[tuple[str, str]]:
-    """``lastmile up`` on demo data: a Super administrator ``admin`` when there is no administrator yet."""
-    del settings
+    """``lastmile up`` on demo data: a Super administrator ``admin`` when there is no administrator yet,
+    and this month billed (admin/billing/demo.py)."""
 
     async def make() -> bool:
         conn = await db.connect(url)
@@ -76,5 +77,15 @@ def demo_admin(settings: Settings, url: str) -> list[tuple[str, str]]:
         finally:
             await conn.close()
 
+    async def bill() -> str:
+        from admin.billing import demo
+
+        pool = await db.create_pool(settings.database, url, max_size=2)
+        try:
+            return await demo.setup(pool, dt.datetime.now(dt.UTC).date())
+        finally:
+            await pool.close()
+
     made = asyncio.run(make())
-    return [("admin login", f"{DEMO_LOGIN} / {DEMO_PASSWORD}" + ("" if made else " (if not changed since)"))]
+    return [("admin login", f"{DEMO_LOGIN} / {DEMO_PASSWORD}" + ("" if made else " (if not changed since)")),
+            ("billing", asyncio.run(bill()))]

@@ -432,3 +432,27 @@ async def set_status_by_dunning(conn: Connection, customer_ids: Sequence[int], s
     caller's transaction scopes the reason."""
     await conn.execute("SET LOCAL lastmile.status_reason = 'dunning'")
     await conn.execute("UPDATE customers SET status = $2 WHERE id = ANY($1::bigint[])", list(customer_ids), status)
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+async def demo_taxes(conn: Connection, name: str, percent: Decimal) -> None:
+    """One tax rate and its group on every tariff without taxes (once)."""
+    async with conn.transaction():
+        rate = await conn.fetchval("INSERT INTO tax_rates (name, percent) VALUES ($1, $2) ON CONFLICT (name) "
+                                   "DO UPDATE SET name = excluded.name RETURNING id", name, percent)
+        group = await conn.fetchval("INSERT INTO tax_groups (name) VALUES ($1) ON CONFLICT (name) "
+                                    "DO UPDATE SET name = excluded.name RETURNING id", name)
+        await conn.execute("INSERT INTO tax_group_rates VALUES ($1, $2) ON CONFLICT DO NOTHING", group, rate)
+        await conn.execute("UPDATE tariffs SET tax_group_id = $1 WHERE tax_group_id IS NULL", group)
+
+
+async def demo_start_dates(conn: Connection, start: dt.date) -> None:
+    await conn.execute("UPDATE services SET start_date = $1 WHERE start_date IS NULL", start)
+
+
+async def demo_open_invoices(conn: Connection) -> list[tuple[int, Decimal]]:
+    rows = await conn.fetch("SELECT d.customer_id, sum(s.open) AS open FROM documents d "
+                            "JOIN billing_documents_state s USING (id) WHERE d.kind = 'invoice' AND s.open > 0 "
+                            "GROUP BY d.customer_id ORDER BY d.customer_id")
+    return [(r["customer_id"], Decimal(r["open"])) for r in rows]

@@ -203,3 +203,24 @@ async def test_dunning_leaves_a_block_staff_set_and_waits_for_working_days(pool:
                 await ledger.record_payment(conn, c, D("48.00"), dt.date(2026, 4, 21), method="cash")
         assert (await collect.run(conn, dt.date(2026, 4, 21))).actions == {"unblock": 1}
         assert await conn.fetchval("SELECT status FROM customers WHERE id = $1", other) == "blocked"
+
+
+async def test_the_demo_is_billed_once_and_mostly_paid(pool: asyncpg.Pool) -> None:
+    from admin.billing import demo
+    from daemons import demo as demo_data
+
+    async with pool.acquire() as conn:
+        await demo_data.load(conn, 50, seed=3)
+    today = dt.date(2026, 12, 2)
+    first = await demo.setup(pool, today)
+    assert "issued" in first and "paid" in first
+    async with pool.acquire() as conn:
+        invoices = await conn.fetchval("SELECT count(*) FROM documents WHERE kind = 'invoice'")
+        assert invoices > 40  # the active and blocked customers (new ones are not billed)
+        unpaid = await conn.fetchval("SELECT count(*) FROM billing_documents_state WHERE kind = 'invoice' "
+                                     "AND status <> 'paid'")
+        assert 0 < unpaid < invoices / 3
+    again = await demo.setup(pool, today)
+    assert "Nothing to bill" in again
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM documents WHERE kind = 'invoice'") == invoices
