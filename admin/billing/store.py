@@ -122,6 +122,7 @@ async def open_credits(conn: Connection, customer_ids: Sequence[int]) -> list[as
         "FROM transactions t LEFT JOIN allocations a ON a.credit_id = t.id "
         "LEFT JOIN documents d ON d.id = t.document_id "
         "WHERE t.customer_id = ANY($1::bigint[]) AND t.direction = 'credit' AND t.kind <> 'reversal' "
+        "AND NOT EXISTS (SELECT 1 FROM transactions r WHERE r.reverses_id = t.id) "
         "GROUP BY t.id, d.related_id HAVING t.amount - coalesce(sum(a.amount), 0) > 0 ORDER BY t.posted_on, t.id",
         list(customer_ids))
 
@@ -141,6 +142,7 @@ async def open_debts(conn: Connection, customer_ids: Sequence[int]) -> list[asyn
         "t.period_start, t.period_end FROM transactions t "
         "LEFT JOIN LATERAL (SELECT sum(amount) AS paid FROM allocations WHERE target_transaction_id = t.id) p ON true "
         "WHERE t.customer_id = ANY($1::bigint[]) AND t.direction = 'debit' AND t.document_id IS NULL "
+        "AND t.kind <> 'reversal' "
         "AND NOT EXISTS (SELECT 1 FROM transactions r WHERE r.reverses_id = t.id) "
         "AND t.amount - coalesce(p.paid, 0) > 0 "
         "ORDER BY 4, 2", list(customer_ids))
