@@ -79,12 +79,6 @@ def _period_text(period: Period) -> str:
     return f"{period.start.isoformat()} to {last.isoformat()}"
 
 
-def _tax_groups(rows: Iterable[asyncpg.Record]) -> dict[int, taxes.TaxGroup]:
-    return {r["id"]: taxes.TaxGroup(r["name"], tuple(taxes.TaxRate(n, Decimal(p))
-                                                   for n, p in zip(r["names"], r["percents"], strict=True)))
-            for r in rows}
-
-
 
 
 def _pauses(text: Sequence[str] | None) -> list[Period]:
@@ -183,7 +177,7 @@ async def preview(pool: asyncpg.Pool, billing_date: dt.date, partner_id: int | N
         settings = await store.settings(conn)
         if not settings["enabled"]:
             raise RunError("billing is switched off (Finance settings): no run bills anybody")
-        groups = _tax_groups(await store.tax_groups(conn))
+        groups = store.tax_groups_of(await store.tax_groups(conn))
         waiting = await store.open_run(conn, partner_id, billing_date, ("preview", "issuing"))
         if waiting is not None:
             raise RunError(f"run {waiting['id']} for {billing_date.isoformat()} is {waiting['status']} already: "
@@ -229,7 +223,7 @@ async def confirm(pool: asyncpg.Pool, run_id: int, by: str = "") -> RunSummary:
             raise RunError(f"run {run_id} is being issued by another process")
         try:
             await store.set_run_issuing(conn, run_id)
-            groups = _tax_groups(await store.tax_groups(conn))
+            groups = store.tax_groups_of(await store.tax_groups(conn))
             after = 0
             while True:
                 items = await store.run_items_after(conn, run_id, after, CHUNK)

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from admin.auth.store import Connection
-from admin.billing import numbering
+from admin.billing import numbering, taxes
 
 DOCUMENT_COLUMNS = ("id", "kind", "customer_id", "partner_id", "number", "issued_on", "due_on", "period_start",
                     "period_end", "currency", "subtotal", "tax_total", "total", "origin", "related_id", "run_id",
@@ -112,6 +112,13 @@ async def tax_groups(conn: Connection) -> list[asyncpg.Record]:
         "FROM tax_groups g LEFT JOIN tax_group_rates gr ON gr.group_id = g.id "
         "LEFT JOIN tax_rates r ON r.id = gr.rate_id "
         "GROUP BY g.id ORDER BY g.id")
+
+
+def tax_groups_of(rows: Iterable[asyncpg.Record]) -> dict[int, taxes.TaxGroup]:
+    """tax_groups()'s rows as the engine's groups, by id."""
+    return {r["id"]: taxes.TaxGroup(r["name"], tuple(taxes.TaxRate(n, Decimal(p))
+                                                   for n, p in zip(r["names"], r["percents"], strict=True)))
+            for r in rows}
 
 
 async def open_credits(conn: Connection, customer_ids: Sequence[int]) -> list[asyncpg.Record]:
@@ -458,3 +465,43 @@ async def demo_open_invoices(conn: Connection) -> list[tuple[int, Decimal]]:
                             "JOIN billing_documents_state s USING (id) WHERE d.kind = 'invoice' AND s.open > 0 "
                             "GROUP BY d.customer_id ORDER BY d.customer_id")
     return [(r["customer_id"], Decimal(r["open"])) for r in rows]
+
+
+# -- plan changes and pauses -------------------------------------------------------------------
+
+async def service_billing(conn: Connection, service_id: int) -> asyncpg.Record | None:
+    """A service with its tariff's price and taxes and its customer's billing settings."""
+    return await conn.fetchrow(
+        "SELECT s.id, s.customer_id, s.login, s.tariff_id, t.name AS tariff, t.price, t.tax_group_id, "
+        "t.price_includes_tax, c.partner_id, b.billing_day, b.months_in_advance, b.currency, b.due_days, "
+        "b.billing_type FROM services s JOIN tariffs t ON t.id = s.tariff_id JOIN customers c ON c.id = s.customer_id "
+        "JOIN customer_billing b ON b.customer_id = c.id WHERE s.id = $1", service_id)
+
+
+async def tariff(conn: Connection, tariff_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT id, name, price, tax_group_id, price_includes_tax FROM tariffs WHERE id = $1",
+                               tariff_id)
+
+
+async def charges_over(conn: Connection, service_id: int, start: dt.date, end: dt.date) -> list[asyncpg.Record]:
+    """The service's charges (not reversed) whose periods overlap [start, end), with their invoice."""
+    return await conn.fetch(
+        "SELECT t.id, t.period_start, t.period_end, t.amount, t.document_id FROM transactions t "
+        "WHERE t.service_id = $1 AND t.kind = 'charge' AND t.period_start < $3 AND t.period_end > $2 "
+        "AND NOT EXISTS (SELECT 1 FROM transactions r WHERE r.reverses_id = t.id) ORDER BY t.period_start",
+        service_id, start, end)
+
+
+async def pauses_of(conn: Connection, service_id: int) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT starts_on, ends_on FROM service_pauses WHERE service_id = $1", service_id)
+
+
+async def insert_pause(conn: Connection, service_id: int, starts_on: dt.date, ends_on: dt.date, reason: str,
+                       by_admin: int | None) -> int:
+    return int(await conn.fetchval(
+        "INSERT INTO service_pauses (service_id, starts_on, ends_on, reason, created_by) "
+        "VALUES ($1, $2, $3, $4, $5) RETURNING id", service_id, starts_on, ends_on, reason, by_admin))
+
+
+async def set_tariff(conn: Connection, service_id: int, tariff_id: int) -> None:
+    await conn.execute("UPDATE services SET tariff_id = $2 WHERE id = $1", service_id, tariff_id)

@@ -205,12 +205,15 @@ async def test_dunning_leaves_a_block_staff_set_and_waits_for_working_days(pool:
         assert await conn.fetchval("SELECT status FROM customers WHERE id = $1", other) == "blocked"
 
 
-async def test_the_demo_is_billed_once_and_mostly_paid(pool: asyncpg.Pool) -> None:
+async def test_the_demo_is_billed_once_and_mostly_paid(pool: asyncpg.Pool, db_url: str) -> None:
     from admin.billing import demo
     from daemons import demo as demo_data
 
-    async with pool.acquire() as conn:
-        await demo_data.load(conn, 50, seed=3)
+    loader = await db.connect(db_url)
+    try:
+        await demo_data.load(loader, 50, seed=3)
+    finally:
+        await loader.close()
     today = dt.date(2026, 12, 2)
     first = await demo.setup(pool, today)
     assert "issued" in first and "paid" in first
@@ -224,3 +227,45 @@ async def test_the_demo_is_billed_once_and_mostly_paid(pool: asyncpg.Pool) -> No
     assert "Nothing to bill" in again
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM documents WHERE kind = 'invoice'") == invoices
+
+
+async def test_a_mid_month_plan_change_credits_the_unused_days_and_charges_the_new_plan(pool: asyncpg.Pool) -> None:
+    """Splynx's example: 200 a month in a 30-day month, changed to 100 on the 16th: 15 days x 6.67
+    credited (100.00: the cumulative rule rounds the total, not each day), 15 days x 3.33 charged (50.00)."""
+    from admin.billing import changes
+
+    async with pool.acquire() as conn:
+        cid = await customer(conn, 1, price="200.00", start=dt.date(2026, 4, 1))
+        cheaper = await conn.fetchval("INSERT INTO tariffs (name, download_kbps, upload_kbps, price) "
+                                      "VALUES ('Small', 1000, 1000, 100) RETURNING id")
+        await conn.execute("UPDATE billing_settings SET downgrade_fee = 5")
+    await run.run(pool, dt.date(2026, 4, 1))
+    async with pool.acquire() as conn:
+        service = await conn.fetchval("SELECT id FROM services WHERE customer_id = $1", cid)
+        async with conn.transaction():
+            issued = await changes.change_plan(conn, service, cheaper, dt.date(2026, 4, 16), "test")
+        docs = await conn.fetch("SELECT kind, total, related_id, period_start, period_end FROM documents "
+                                "WHERE id = ANY($1::bigint[]) ORDER BY id", issued)
+        assert [(d["kind"], d["total"]) for d in docs] == [("credit_note", D("100.00")), ("invoice", D("55.00"))]
+        assert (docs[0]["period_start"], docs[0]["period_end"]) == (dt.date(2026, 4, 16), dt.date(2026, 5, 1))
+        assert await balance(conn, cid) == D("-155.00")  # 200 - 100 + 50 + the 5.00 downgrade fee
+        assert await conn.fetchval("SELECT tariff_id FROM services WHERE id = $1", service) == cheaper
+    may = await run.run(pool, dt.date(2026, 5, 1))
+    assert may.totals == {"EUR": D("100.00")}  # the next period at the new plan
+
+
+async def test_a_pause_credits_the_charged_days_and_the_next_period_leaves_them_out(pool: asyncpg.Pool) -> None:
+    from admin.billing import changes
+
+    async with pool.acquire() as conn:
+        cid = await customer(conn, 1, price="30.00", start=dt.date(2026, 6, 1))
+    await run.run(pool, dt.date(2026, 6, 1))  # June: 30 days, 30.00
+    async with pool.acquire() as conn:
+        service = await conn.fetchval("SELECT id FROM services WHERE customer_id = $1", cid)
+        async with conn.transaction():
+            issued = await changes.pause(conn, service, dt.date(2026, 6, 21), dt.date(2026, 7, 11), "vacation")
+        assert [await conn.fetchval("SELECT total FROM documents WHERE id = $1", i) for i in issued] == [D("10.00")]
+    july = await run.run(pool, dt.date(2026, 7, 1))
+    assert july.totals == {"EUR": D("20.32")}  # 21 of July's 31 days of 30.00 (10 paused)
+    async with pool.acquire() as conn:
+        assert await balance(conn, cid) == D("-40.32")
