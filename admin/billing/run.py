@@ -341,3 +341,45 @@ async def charge_prepaid(pool: asyncpg.Pool, on: dt.date, by: str = "") -> Prepa
                 summary.totals[r["currency"]] = summary.totals.get(r["currency"], Decimal(0)) + r["amount"]
     return summary
 
+
+
+# -- what the next invoice will say --------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class PreviewLine:
+    """A line of a customer's next invoice: what, why, for which days, how much."""
+
+    description: str
+    reason: str
+    period: Period | None
+    net: Decimal
+    tax: Decimal
+    gross: Decimal
+
+
+async def next_invoice(conn: Connection, customer_id: int, on: dt.date) -> tuple[dt.date, list[PreviewLine]]:
+    """The customer's next recurring invoice as of ``on``: its date (the next billing day, or
+    ``on`` when something is due already) and its lines, each with its reason."""
+    row = await store.customer(conn, customer_id)
+    if row is None:
+        raise RunError(f"customer {customer_id} does not exist")
+    date = periods.next_billing_date(on, row["billing_day"]) if on.day != row["billing_day"] else on
+    groups = store.tax_groups_of(await store.tax_groups(conn))
+    due = await _due_in(conn, customer_id, customer_id + 1, date, None, groups)
+    entry = due.get(customer_id)
+    if entry is None:
+        return date, []
+    out = []
+    for line, _ in entry.lines:
+        priced = taxes.price_line(taxes.DocumentLine(line.description, line.quantity, line.unit_price, line.tax_group,
+                                                     line.inclusive, entry.currency))
+        if line.item_id is not None:
+            reason = "added for the next invoice"
+        elif line.period is not None and "(part," in line.description:
+            reason = "part of a period, by days (the first period, or the last before the service ends)"
+        elif line.period is not None:
+            reason = "in advance for the period" if row["timing"] == "advance" else "for the period just ended"
+        else:
+            reason = ""
+        out.append(PreviewLine(line.description, reason, line.period, priced.net, priced.tax, priced.gross))
+    return date, out

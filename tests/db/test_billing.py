@@ -269,3 +269,13 @@ async def test_a_pause_credits_the_charged_days_and_the_next_period_leaves_them_
     assert july.totals == {"EUR": D("20.32")}  # 21 of July's 31 days of 30.00 (10 paused)
     async with pool.acquire() as conn:
         assert await balance(conn, cid) == D("-40.32")
+
+
+async def test_the_next_invoice_says_each_line_and_why(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        cid = await customer(conn, 1, start=dt.date(2027, 3, 15))  # ahead: the item, added today, is in
+        await ledger.add_next_invoice_item(conn, cid, "Router", D(1), D("59.00"))
+        date, lines = await run.next_invoice(conn, cid, dt.date(2027, 3, 10))
+    assert date == dt.date(2027, 4, 1)
+    assert [(line.gross, line.reason.split(" ")[0]) for line in lines] == [
+        (D("17.00"), "part"), (D("31.00"), "in"), (D("59.00"), "added")]
