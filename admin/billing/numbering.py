@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from dataclasses import dataclass
 
 #: the fields a pattern may use, with the digits each is written with at least
@@ -96,10 +97,12 @@ def _unparse(segment: Segment) -> str:
     return f"{{{segment.name}}}" if segment.width is None else f"{{{segment.name}|{segment.width}}}"
 
 
+@functools.lru_cache(maxsize=256)
 def parse(pattern: str) -> Pattern:
     """The segments of ``pattern``; NumberingError naming the fault and where it is.
 
-    Checks syntax, field names and widths only; :func:`validate` also requires ``{next}``."""
+    Checks syntax, field names and widths only; :func:`validate` also requires ``{next}``.
+    Cached: a run numbers thousands of documents from one pattern (a Pattern is immutable)."""
     segments: list[Segment] = []
     text: list[str] = []
     i, n = 0, len(pattern)
