@@ -267,10 +267,15 @@ async def _tax_invoice_for(conn: Connection, proforma: asyncpg.Record, on: dt.da
         doc = NewDocument(
             kind="invoice", customer_id=proforma["customer_id"], partner_id=proforma["partner_id"],
             currency=proforma["currency"], issued_on=on, origin="proforma", due_on=on,
-            lines=tuple(_line_from(row) for row in lines), related_id=proforma["id"],
+            lines=tuple(_line_from(row, charge=True) for row in lines), related_id=proforma["id"],
             period=Period(proforma["period_start"], proforma["period_end"]) if proforma["period_start"] else None,
             key=f"tax-invoice:{proforma['id']}", by=by)
-        issued = await issue(conn, [doc])
+        try:
+            async with conn.transaction():
+                issued = await issue(conn, [doc])
+        except asyncpg.UniqueViolationError:
+            raise LedgerError(f"the periods of proforma {proforma['number']} were invoiced meanwhile: record the "
+                              "payment without naming the proforma") from None
         existing_id = issued[0].id
     else:
         existing_id = existing
@@ -279,12 +284,15 @@ async def _tax_invoice_for(conn: Connection, proforma: asyncpg.Record, on: dt.da
     return row
 
 
-def _line_from(row: asyncpg.Record, gross: Decimal | None = None, prefix: str = "") -> NewLine:
-    """A new line priced as an issued one was (its taxes, inclusive of them), for ``gross``."""
+def _line_from(row: asyncpg.Record, gross: Decimal | None = None, prefix: str = "", *, charge: bool = False) -> NewLine:
+    """A new line priced as an issued one was (its taxes, inclusive of them), for ``gross``;
+    ``charge``: a service's period charged by it (keyed as a run's charge, so no run bills it again)."""
     group = group_of(row["taxes"])
+    period = Period(row["period_start"], row["period_end"]) if row["period_start"] else None
+    key = (f"charge:{row['service_id']}:{period.start.isoformat()}"
+           if charge and period is not None and row["service_id"] is not None else None)
     return NewLine(prefix + row["description"], row["gross"] if gross is None else gross, group, inclusive=True,
-                   period=Period(row["period_start"], row["period_end"]) if row["period_start"] else None,
-                   service_id=row["service_id"])
+                   period=period, service_id=row["service_id"], key=key)
 
 
 async def void_document(conn: Connection, document_id: int, reason: str, by: str = "") -> None:

@@ -383,3 +383,26 @@ async def next_invoice(conn: Connection, customer_id: int, on: dt.date) -> tuple
             reason = ""
         out.append(PreviewLine(line.description, reason, line.period, priced.net, priced.tax, priced.gross))
     return date, out
+
+
+async def issue_proforma(conn: Connection, customer_id: int, on: dt.date, by: str = "") -> int | None:
+    """A proforma invoice of the customer's next invoice (a request for payment in advance: no
+    balance change, no tax point); paying it issues the tax invoice with these lines, which
+    the run then does not bill again. None when nothing is due."""
+    row = await store.customer(conn, customer_id)
+    if row is None:
+        raise RunError(f"customer {customer_id} does not exist")
+    date = periods.next_billing_date(on, row["billing_day"]) if on.day != row["billing_day"] else on
+    due = (await _due_in(conn, customer_id, customer_id + 1, date, None,
+                         store.tax_groups_of(await store.tax_groups(conn)))).get(customer_id)
+    if due is None:
+        return None
+    lines = tuple(line for line, _ in due.lines if line.item_id is None)  # items stay for the tax invoice's run
+    if not lines:
+        return None
+    spans = [line.period for line in lines if line.period is not None]
+    issued = await ledger.issue(conn, [ledger.NewDocument(
+        kind="proforma", customer_id=customer_id, partner_id=row["partner_id"], currency=row["currency"],
+        issued_on=on, origin="recurring", lines=lines, due_on=on + dt.timedelta(days=row["due_days"]),
+        period=Period(min(p.start for p in spans), max(p.end for p in spans)) if spans else None, by=by)])
+    return issued[0].id

@@ -279,3 +279,21 @@ async def test_the_next_invoice_says_each_line_and_why(pool: asyncpg.Pool) -> No
     assert date == dt.date(2027, 4, 1)
     assert [(line.gross, line.reason.split(" ")[0]) for line in lines] == [
         (D("17.00"), "part"), (D("31.00"), "in"), (D("59.00"), "added")]
+
+
+async def test_a_paid_proforma_becomes_the_tax_invoice_and_is_not_billed_again(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        cid = await customer(conn, 1, start=dt.date(2027, 3, 1), tax_group=await vat(conn))
+        async with conn.transaction():
+            proforma = await run.issue_proforma(conn, cid, dt.date(2027, 2, 20))
+        assert proforma is not None
+        assert await balance(conn, cid) == D("0")  # no balance change, no tax point
+        async with conn.transaction():
+            await ledger.record_payment(conn, cid, D("37.20"), dt.date(2027, 2, 25), method="card",
+                                        document_id=proforma)
+        invoice = await conn.fetchrow("SELECT d.id, s.status FROM documents d JOIN billing_documents_state s "
+                                      "USING (id) WHERE d.related_id = $1 AND d.kind = 'invoice'", proforma)
+        assert invoice is not None and invoice["status"] == "paid"
+        assert await conn.fetchval("SELECT status FROM billing_documents_state WHERE id = $1", proforma) == "paid"
+        assert await balance(conn, cid) == D("0.00")
+    assert (await run.run(pool, dt.date(2027, 3, 1))).nothing
