@@ -256,3 +256,19 @@ async def test_type_codecs(conn: asyncpg.Connection) -> None:
     assert row["v6"] == ipaddress.IPv6Network("2001:db8::/56")
     assert row["reply"] == [["Session-Timeout", 60]]
     assert await conn.fetchval("SELECT $1::jsonb -> 'a'", {"a": 1}) == 1
+
+
+async def test_money_is_numeric(conn: asyncpg.Connection) -> None:
+    """No column of the money type, and every column named like an amount is numeric(14,4), never a
+    float (reliability.md D-2; floats stay for durations and rates)."""
+    money = await conn.fetch("SELECT table_name, column_name FROM information_schema.columns "
+                             "WHERE table_schema = 'public' AND data_type = 'money'")
+    assert [tuple(r) for r in money] == []
+    named = await conn.fetch(
+        "SELECT table_name, column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns "
+        "WHERE table_schema = 'public' AND column_name ~ '(amount|price|total|balance|subtotal|fee|^net$|^tax$|"
+        "^gross$|^paid$|^open$)' AND data_type NOT IN ('boolean', 'jsonb') AND table_name NOT LIKE 'pgqueuer%'")
+    assert named, "no money columns found: the pattern is wrong"
+    wrong = [tuple(r) for r in named if (r["data_type"], r["numeric_precision"], r["numeric_scale"])
+             != ("numeric", 14, 4) and r["table_name"] not in ("customer_balances", "billing_documents_state")]
+    assert wrong == []
