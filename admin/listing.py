@@ -14,6 +14,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from admin import csvcells
+
 MAX_LIMIT = 500
 EXPORT_PAGE = 5000
 
@@ -102,15 +104,6 @@ class Listing:
         return self.params.get("format") == "csv"
 
 
-def _cell(value: Any) -> Any:
-    """A CSV cell; text that a spreadsheet would run as a formula is quoted (OWASP "CSV injection")."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 Fetch = Callable[[list[Any] | None, int], Awaitable[list[Any]]]
 
 
@@ -127,7 +120,7 @@ async def export_csv(request: web.Request, filename: str, header: Sequence[str],
     while True:
         rows = await fetch(after, EXPORT_PAGE)
         for r in rows:
-            writer.writerow([_cell(v) for v in row(r)])
+            writer.writerow([csvcells.safe(v) for v in row(r)])
         await response.write(buffer.getvalue().encode())
         buffer.seek(0)
         buffer.truncate()

@@ -125,6 +125,11 @@ LAYOUT = Layout(
         "admin.customers.lifecycle", "admin.sessions.diagnose", "admin.sessions.traffic", "admin.auth.permissions",
         "admin.auth.totp", "admin.billing.money", "admin.billing.taxes", "admin.billing.periods",
         "admin.billing.proration", "admin.billing.allocation", "admin.billing.dunning", "admin.billing.numbering",
+        # billing documents: what they show, their sandboxed templates (which read only the shipped
+        # template files, through Jinja2's loader), the sample documents, the CSV exports;
+        # render.pdf is not here: WeasyPrint reads fonts and the system's libraries
+        "admin.billing.render", "admin.billing.render.model", "admin.billing.render.templates",
+        "admin.billing.render.samples", "admin.billing.render.csv_export", "admin.csvcells",
     }),
     sql_homes=frozenset({
         "daemons.db",  # pools, the schema, partitions
