@@ -182,7 +182,12 @@ async def preview(pool: asyncpg.Pool, billing_date: dt.date, partner_id: int | N
         if waiting is not None:
             raise RunError(f"run {waiting['id']} for {billing_date.isoformat()} is {waiting['status']} already: "
                            f"confirm it (lastmile billing run --confirm {waiting['id']}) or cancel it first")
-        run_id = await store.insert_run(conn, partner_id, billing_date, by, confirm_after)
+        try:
+            async with conn.transaction():
+                run_id = await store.insert_run(conn, partner_id, billing_date, by, confirm_after)
+        except asyncpg.UniqueViolationError:  # another preview of this date was made just now
+            raise RunError(f"a run for {billing_date.isoformat()} is being made already: confirm or cancel it "
+                           "before making another") from None
         summary = RunSummary(run_id, billing_date, "preview")
         lo, hi = await store.customer_id_range(conn)
         for a, b in _chunks(lo, hi):
@@ -365,8 +370,10 @@ async def next_invoice(conn: Connection, customer_id: int, on: dt.date) -> tuple
         raise RunError(f"customer {customer_id} does not exist")
     date = periods.next_billing_date(on, row["billing_day"]) if on.day != row["billing_day"] else on
     groups = store.tax_groups_of(await store.tax_groups(conn))
-    due = await _due_in(conn, customer_id, customer_id + 1, date, None, groups)
-    entry = due.get(customer_id)
+    entry = (await _due_in(conn, customer_id, customer_id + 1, date, None, groups)).get(customer_id)
+    if entry is None and date == on:  # today's billing is done: the one after it
+        date = periods.next_billing_date(on, row["billing_day"])
+        entry = (await _due_in(conn, customer_id, customer_id + 1, date, None, groups)).get(customer_id)
     if entry is None:
         return date, []
     out = []

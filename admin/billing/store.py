@@ -505,3 +505,10 @@ async def insert_pause(conn: Connection, service_id: int, starts_on: dt.date, en
 
 async def set_tariff(conn: Connection, service_id: int, tariff_id: int) -> None:
     await conn.execute("UPDATE services SET tariff_id = $2 WHERE id = $1", service_id, tariff_id)
+
+
+async def previews_due(conn: Connection, now: dt.datetime) -> list[int]:
+    """Previews whose automatic confirmation time has come (and runs left issuing by a crash)."""
+    rows = await conn.fetch("SELECT id FROM billing_runs WHERE (status = 'preview' AND confirm_after <= $1) "
+                            "OR status = 'issuing' ORDER BY id", now)
+    return [r["id"] for r in rows]

@@ -297,3 +297,26 @@ async def test_a_paid_proforma_becomes_the_tax_invoice_and_is_not_billed_again(p
         assert await conn.fetchval("SELECT status FROM billing_documents_state WHERE id = $1", proforma) == "paid"
         assert await balance(conn, cid) == D("0.00")
     assert (await run.run(pool, dt.date(2027, 3, 1))).nothing
+
+
+async def test_the_daily_job_issues_automatically_after_the_confirmation_period(pool: asyncpg.Pool) -> None:
+    import structlog
+
+    from admin.billing import jobs
+    from admin.worker.jobs import Context
+    from daemons.config import Settings
+
+    async with pool.acquire() as conn:
+        cid = await customer(conn, 1, start=dt.date(2026, 11, 20))
+        await conn.execute("UPDATE billing_settings SET auto_issue = true, confirmation_days = 3")
+    ctx = Context(1, "billing.daily", {}, 1, pool, Settings(), structlog.get_logger())
+    await jobs.daily(ctx)
+    async with pool.acquire() as conn:
+        waiting = await conn.fetchrow("SELECT id, status, confirm_after FROM billing_runs")
+        assert waiting is not None and waiting["status"] == "preview"  # waits three days for a look
+        assert await balance(conn, cid) == D("0")
+        await conn.execute("UPDATE billing_runs SET confirm_after = now() - interval '1 minute'")
+    await jobs.daily(ctx)  # the next day: the preview's time has come
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT status FROM billing_runs WHERE id = $1", waiting["id"]) == "issued"
+        assert await balance(conn, cid) < 0

@@ -23,12 +23,14 @@ path parameter) with 5 customers and again with 30: the counts must be equal.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -42,6 +44,7 @@ from admin import keys
 from admin.app import create_app
 from admin.auth import middleware as auth
 from admin.auth import tokens
+from admin.billing import ledger
 from admin.settings import AdminSettings
 from admin.web import PERMISSIONS, SECOND_FACTOR
 from daemons import db, demo
@@ -58,7 +61,8 @@ PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 # The segment before a path parameter -> its table, where the two differ.
 TABLES = {"pools": "ip_pools", "exporters": "flow_exporters", "roles": "admin_roles", "keys": "api_keys",
           "api-keys": "api_keys", "admins": "administrators", "fields": "custom_fields",
-          "custom-fields": "custom_fields", "operations-log": "operations_log", "oplog": "operations_log"}
+          "custom-fields": "custom_fields", "operations-log": "operations_log", "oplog": "operations_log",
+          "jobs": "pgqueuer"}
 # Query strings for routes that need input to do their work.
 QUERIES = {"/admin/search": "q={ip}", "/admin/search/suggest": "q={ip}", "/api/v1/search": "q={ip}"}
 # Statements of asyncpg itself (type introspection).
@@ -167,7 +171,27 @@ async def _data(conn: asyncpg.Connection) -> dict[str, Any]:
     assert row is not None
     await conn.execute("INSERT INTO custom_fields (object_type, key, label, kind) "
                        "VALUES ('customer', 'contract', 'Contract', 'text') ON CONFLICT DO NOTHING")
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM documents)"):
+        await _bill(conn, row["customer_id"])
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pgqueuer)"):  # a job for the Jobs pages
+        await conn.execute("INSERT INTO pgqueuer (priority, status, entrypoint, payload) "
+                           "VALUES (0, 'queued', 'qc.job', '{}')")
     return {"customers": row["customer_id"], "services": row["id"], "ip": row["ip"]}
+
+
+async def _bill(conn: asyncpg.Connection, customer_id: int) -> None:
+    """An invoice partly paid (a receipt, an allocation) and a billing run's preview: rows for the
+    finance area's pages (the demo bills nobody by itself)."""
+    today = dt.datetime.now(dt.UTC).date()
+    c = await conn.fetchrow("SELECT c.partner_id, b.currency FROM customers c JOIN customer_billing b "
+                            "ON b.customer_id = c.id WHERE c.id = $1", customer_id)
+    assert c is not None
+    async with conn.transaction():
+        [invoice] = await ledger.issue(conn, [ledger.NewDocument(
+            "invoice", customer_id, c["partner_id"], c["currency"], today, "manual",
+            (ledger.NewLine("Installation", Decimal("10.00")),), due_on=today)])
+        await ledger.record_payment(conn, customer_id, Decimal("4.00"), today, method="cash", document_id=invoice.id)
+        await conn.execute("INSERT INTO billing_runs (billing_date, created_by) VALUES ($1, 'qc')", today)
 
 
 async def _id(conn: asyncpg.Connection, data: dict[str, Any], segment: str) -> Any:
@@ -210,7 +234,8 @@ async def get_routes(app: web.Application, conn: asyncpg.Connection) -> dict[str
 async def count(c: Counted, client: Client, url: str) -> tuple[int, list[str]]:
     """(status, the statements) of one GET, caches warm: asked once before, the session's seen_at
     fresh (no touch), the API key cache empty (one lookup)."""
-    await client.get(url, allow_redirects=False)
+    async with client.session.get(client.url + url, allow_redirects=False) as r:  # (bytes: a PDF is no text)
+        await r.read()
     async with c.admin.pool.acquire() as conn:  # before the recorder is on: not counted
         await conn.execute("UPDATE admin_sessions SET seen_at = now()")
     c.admin.app[auth.KEY_CACHE].entries.clear()

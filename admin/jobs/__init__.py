@@ -1,0 +1,1 @@
+"""Jobs: the worker's queue, its log and its schedules (under Administration)."""
