@@ -1,5 +1,5 @@
 -- lastmile schema version 8
--- lastmile schema hash d9e065f047fa07e89af7aff982934949971db55b76af1b34df210b8ff96afc85
+-- lastmile schema hash 5c9c6d7d98f2786be3c8a90dde4d8019ae705636bf5b29fd251c327c7faf6da3
 --
 -- The whole database as a fresh installation gets it: `lastmile db init` (and `lastmile up`)
 -- applies this file to an empty database, in one transaction, and records the version and hash
@@ -1120,6 +1120,9 @@ CREATE TABLE IF NOT EXISTS tax_group_rates (
 ALTER TABLE tariffs
     ADD COLUMN IF NOT EXISTS tax_group_id bigint CONSTRAINT tariffs_tax_group_fk REFERENCES tax_groups ON DELETE RESTRICT,
     ADD COLUMN IF NOT EXISTS price_includes_tax boolean NOT NULL DEFAULT false;
+-- A service's billing starts over on this day (its customer's billing type changed): what was
+-- charged before it stays, periods are counted again from it (admin/billing/changes.py).
+ALTER TABLE services ADD COLUMN IF NOT EXISTS billing_since date;
 
 -- A customer's billing settings; every customer has a row (customers_billing_defaults makes it
 -- from billing_settings).

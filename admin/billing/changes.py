@@ -1,4 +1,4 @@
-"""Changes to a billed service: a plan change mid-period, a pause (vacation).
+"""Changes to a billed service: a plan change mid-period, a pause (vacation), another billing type.
 
 Both look at what was charged already (charges are billed in advance): the part of a charged
 period after the change is credited at the old price by a credit note against the invoice that
@@ -130,3 +130,56 @@ async def pause(conn: Connection, service_id: int, starts_on: dt.date, ends_on: 
     await ledger.allocate(conn, [service["customer_id"]], by)
     return issued
 
+
+
+TYPES = ("recurring", "prepaid_daily", "prepaid_custom")
+
+
+async def change_billing_type(conn: Connection, customer_id: int, billing_type: str, on: dt.date,
+                              by: str = "") -> list[int]:
+    """A customer's billing type from ``on``: what was charged for ``on`` and after is credited
+    (a credit note per charge, against its invoice when it has one), and each active or blocked
+    service's billing starts over that day under the new type (``services.billing_since``). The
+    services themselves stay: their logins, addresses and sessions are the network's, and
+    starting their billing over is what ending them and starting new ones would do to billing.
+    Returns the credit notes issued."""
+    if billing_type not in TYPES:
+        raise ledger.LedgerError(f"billing type {billing_type!r} is not one of {', '.join(TYPES)}")
+    row = await store.customer(conn, customer_id)
+    if row is None:
+        raise ledger.LedgerError(f"customer {customer_id} does not exist")
+    if row["billing_type"] == billing_type:
+        raise ledger.LedgerError(f"the customer is billed {billing_type.replace('_', ' ')} already")
+    await store.lock_customers(conn, [customer_id])
+    groups = await _groups(conn)
+    cycle = periods.Cycle(row["billing_day"], row["months_in_advance"])
+    rest = Period(on, dt.date.max)
+    documents = []
+    for service_id in await store.billing_restarts(conn, customer_id, on, billing_type):
+        service = await store.service_billing(conn, service_id)
+        assert service is not None
+        pauses = [Period(p["starts_on"], p["ends_on"]) for p in await store.pauses_of(conn, service_id)]
+        for charge in await store.charges_over(conn, service_id, on, dt.date.max):
+            billed = Period(charge["period_start"], charge["period_end"])
+            if row["billing_type"] == "recurring":
+                bp = _billing_period(charge, cycle, pauses)
+            elif row["billing_type"] == "prepaid_daily":
+                bp = periods.BillingPeriod(billed, periods.calendar_month(billed.start), 1)
+            else:
+                bp = periods.BillingPeriod(billed, billed, None)
+            credit = proration.pause_credit(service["price"] * (bp.months or 1), bp, [rest], row["currency"])
+            if credit <= 0:
+                continue
+            part = rest.intersection(billed)
+            documents.append(ledger.NewDocument(
+                kind="credit_note", customer_id=customer_id, partner_id=row["partner_id"], currency=row["currency"],
+                issued_on=on, origin="manual", related_id=charge["document_id"], period=part,
+                lines=(ledger.NewLine(f"{service['tariff']}, {service['login']}, billed "
+                                      f"{billing_type.replace('_', ' ')} from {on.isoformat()}", credit,
+                                      groups.get(service["tax_group_id"], ledger.NO_TAX),
+                                      service["price_includes_tax"], period=part, service_id=service_id),),
+                note=f"Billing type changed to {billing_type.replace('_', ' ')}",
+                key=f"billing-type:{service_id}:{charge['id']}:{on.isoformat()}", by=by))
+    issued = [d.id for d in await ledger.issue(conn, documents)]
+    await ledger.allocate(conn, [customer_id], by)
+    return issued

@@ -266,9 +266,11 @@ async def insert_next_item(conn: Connection, customer_id: int, service_id: int |
 
 SERVICES_DUE = """
 SELECT s.id AS service_id, s.customer_id, c.partner_id, t.name AS tariff, t.price, t.tax_group_id,
-       t.price_includes_tax, s.login, coalesce(s.start_date, (s.created_at AT TIME ZONE 'UTC')::date) AS start,
+       t.price_includes_tax, s.login,
+       greatest(coalesce(s.start_date, (s.created_at AT TIME ZONE 'UTC')::date), s.billing_since) AS start,
        s.end_date, b.billing_type, b.timing, b.billing_day, b.months_in_advance, b.period_days, b.due_days, b.currency,
-       (SELECT max(x.period_end) FROM transactions x WHERE x.service_id = s.id AND x.kind = 'charge') AS billed_until,
+       (SELECT max(x.period_end) FROM transactions x WHERE x.service_id = s.id AND x.kind = 'charge'
+        AND x.period_start >= coalesce(s.billing_since, '-infinity')) AS billed_until,
        (SELECT array_agg(p.starts_on || ',' || p.ends_on) FROM service_pauses p WHERE p.service_id = s.id) AS pauses
 FROM customers c
 JOIN customer_billing b ON b.customer_id = c.id
@@ -277,7 +279,7 @@ JOIN tariffs t ON t.id = s.tariff_id
 WHERE c.id >= $1 AND c.id < $2 AND b.enabled AND c.status IN ('active', 'blocked')
   AND s.status IN ('active', 'blocked') AND b.billing_type = ANY($3::text[])
   AND ($4::bigint IS NULL OR c.partner_id = $4)
-  AND coalesce(s.start_date, (s.created_at AT TIME ZONE 'UTC')::date) <= $5
+  AND greatest(coalesce(s.start_date, (s.created_at AT TIME ZONE 'UTC')::date), s.billing_since) <= $5
 ORDER BY c.id, s.id
 """
 
@@ -511,4 +513,14 @@ async def previews_due(conn: Connection, now: dt.datetime) -> list[int]:
     """Previews whose automatic confirmation time has come (and runs left issuing by a crash)."""
     rows = await conn.fetch("SELECT id FROM billing_runs WHERE (status = 'preview' AND confirm_after <= $1) "
                             "OR status = 'issuing' ORDER BY id", now)
+    return [r["id"] for r in rows]
+
+
+async def billing_restarts(conn: Connection, customer_id: int, on: dt.date, billing_type: str) -> list[int]:
+    """The customer's billing type from ``on``: its services' billing starts over that day. Returns
+    the services (active or blocked) concerned."""
+    await conn.execute("UPDATE customer_billing SET billing_type = $2 WHERE customer_id = $1", customer_id,
+                       billing_type)
+    rows = await conn.fetch("UPDATE services SET billing_since = $2 WHERE customer_id = $1 "
+                            "AND status IN ('active', 'blocked') RETURNING id", customer_id, on)
     return [r["id"] for r in rows]

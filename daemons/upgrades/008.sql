@@ -2,10 +2,11 @@
 --
 -- billing: its settings, taxes, customers' billing settings (a row for every customer, made
 -- here for those there are), status changes, pauses, runs, documents, the ledger, allocations
--- and number counters; tariffs get their taxes. The worker's job queue: pgqueuer's tables.
+-- and number counters; tariffs get their taxes, services the day their billing starts over.
+-- The worker's job queue: pgqueuer's tables.
 --
--- Locks, held until the step commits: tariffs ACCESS EXCLUSIVE for its two new columns (no
--- rewrite: nullable and constant default; milliseconds), customers SHARE ROW EXCLUSIVE while
+-- Locks, held until the step commits: tariffs and services ACCESS EXCLUSIVE for their new columns
+-- (no rewrite: nullable and constant default; milliseconds), customers SHARE ROW EXCLUSIVE while
 -- its two new triggers are made; every other table is new.
 
 -- =============================================================================================
@@ -97,6 +98,9 @@ CREATE TABLE IF NOT EXISTS tax_group_rates (
 ALTER TABLE tariffs
     ADD COLUMN IF NOT EXISTS tax_group_id bigint CONSTRAINT tariffs_tax_group_fk REFERENCES tax_groups ON DELETE RESTRICT,
     ADD COLUMN IF NOT EXISTS price_includes_tax boolean NOT NULL DEFAULT false;
+-- A service's billing starts over on this day (its customer's billing type changed): what was
+-- charged before it stays, periods are counted again from it (admin/billing/changes.py).
+ALTER TABLE services ADD COLUMN IF NOT EXISTS billing_since date;
 
 -- A customer's billing settings; every customer has a row (customers_billing_defaults makes it
 -- from billing_settings).

@@ -320,3 +320,24 @@ async def test_the_daily_job_issues_automatically_after_the_confirmation_period(
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT status FROM billing_runs WHERE id = $1", waiting["id"]) == "issued"
         assert await balance(conn, cid) < 0
+
+
+async def test_changing_the_billing_type_credits_what_was_charged_ahead_and_starts_over(pool: asyncpg.Pool) -> None:
+    from admin.billing import changes
+
+    async with pool.acquire() as conn:
+        cid = await customer(conn, 1, price="30.00", start=dt.date(2026, 6, 1))
+    await run.run(pool, dt.date(2026, 6, 1))  # June in advance: 30.00
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            notes = await changes.change_billing_type(conn, cid, "prepaid_daily", dt.date(2026, 6, 21))
+        assert [await conn.fetchval("SELECT total FROM documents WHERE id = $1", n) for n in notes] == [D("10.00")]
+        async with conn.transaction():
+            await ledger.record_payment(conn, cid, D("30.00"), dt.date(2026, 6, 21), method="cash")
+    prepaid = await run.charge_prepaid(pool, dt.date(2026, 6, 30))
+    assert (prepaid.charges, prepaid.totals) == (10, {"EUR": D("10.00")})  # 21-30 June, a day at a time
+    assert (await run.run(pool, dt.date(2026, 7, 1))).nothing  # no longer billed by runs
+    async with pool.acquire() as conn:
+        assert await balance(conn, cid) == D("0.00")  # 30 paid, 20 of June's invoice and 10 of days
+        with pytest.raises(ledger.LedgerError, match="already"):
+            await changes.change_billing_type(conn, cid, "prepaid_daily", dt.date(2026, 7, 1))
