@@ -459,7 +459,11 @@ async def demo_taxes(conn: Connection, name: str, percent: Decimal) -> None:
 
 
 async def demo_start_dates(conn: Connection, start: dt.date) -> None:
+    """Services without a start start on ``start``, and customers never billed are billed on its
+    day of the month (the first: whole calendar months on the demo's invoices)."""
     await conn.execute("UPDATE services SET start_date = $1 WHERE start_date IS NULL", start)
+    await conn.execute("UPDATE customer_billing b SET billing_day = $1 WHERE billing_day <> $1 "
+                       "AND NOT EXISTS (SELECT 1 FROM transactions t WHERE t.customer_id = b.customer_id)", start.day)
 
 
 async def demo_open_invoices(conn: Connection) -> list[tuple[int, Decimal]]:
