@@ -4,7 +4,7 @@ void, a credit note, the PDF); and the same in the API."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -171,62 +171,55 @@ def _form_key(customer_id: int, form: Mapping[str, Any]) -> str | None:
     return f"form:{customer_id}:{key}" if key else None
 
 
-@AREA.page("/finance/documents/{id}/pay", permission="finance.add", method="POST")
-async def pay_form(request: web.Request) -> web.StreamResponse:
-    """A payment by hand of this invoice (or proforma invoice: its tax invoice is issued and paid)."""
+Act = Callable[[Connection, asyncpg.Record, Mapping[str, Any]], Awaitable[str]]
+
+
+async def _act(request: web.Request, form_name: str, act: Act) -> web.StreamResponse:
+    """A document page's form: ``act`` does it and says where to go; a refusal shows the page
+    again with the form's errors (422 for its fields, 409 for what the ledger refuses)."""
     document_id = path_id(request)
     form = await request.post()
     async with request.app[keys.POOL].acquire() as conn:
         row = await document_or_404(conn, request, document_id)
+        values = {**form, "form": form_name}
         try:
-            data = schemas.from_strings(form, PaymentIn)
-            customer = await common.customer_or_404(conn, request, row["customer_id"])
-            await actions.pay(conn, request, customer, data, document=row, key=_form_key(customer["id"], form))
+            target = await act(conn, row, form)
         except schemas.Invalid as e:
-            return await _page(conn, request, row, errors={"pay": e.errors}, values={**form, "form": "pay"},
-                               status=422)
+            return await _page(conn, request, row, errors={form_name: e.errors}, values=values, status=422)
         except ledger.LedgerError as e:
-            return await _page(conn, request, row, errors={"pay": {"": str(e)}}, values={**form, "form": "pay"},
-                               status=409)
-    raise web.HTTPFound(f"/admin/finance/documents/{document_id}?done=paid")
+            return await _page(conn, request, row, errors={form_name: {"": str(e)}}, values=values, status=409)
+    raise web.HTTPFound(target)
+
+
+@AREA.page("/finance/documents/{id}/pay", permission="finance.add", method="POST")
+async def pay_form(request: web.Request) -> web.StreamResponse:
+    async def pay(conn: Connection, row: asyncpg.Record, form: Mapping[str, Any]) -> str:
+        data = schemas.from_strings(form, PaymentIn)
+        customer = await common.customer_or_404(conn, request, row["customer_id"])
+        await actions.pay(conn, request, customer, data, document=row, key=_form_key(customer["id"], form))
+        return f"/admin/finance/documents/{row['id']}?done=paid"
+
+    return await _act(request, "pay", pay)
 
 
 @AREA.page("/finance/documents/{id}/void", permission="finance.edit", method="POST")
 async def void_form(request: web.Request) -> web.StreamResponse:
-    document_id = path_id(request)
-    form = await request.post()
-    async with request.app[keys.POOL].acquire() as conn:
-        row = await document_or_404(conn, request, document_id)
-        try:
-            data = schemas.from_strings(form, VoidIn)
-            await actions.void(conn, request, row, data.reason)
-        except schemas.Invalid as e:
-            return await _page(conn, request, row, errors={"void": e.errors}, values={**form, "form": "void"},
-                               status=422)
-        except ledger.LedgerError as e:
-            return await _page(conn, request, row, errors={"void": {"": str(e)}}, values={**form, "form": "void"},
-                               status=409)
-    raise web.HTTPFound(f"/admin/finance/documents/{document_id}?done=void")
+    async def void(conn: Connection, row: asyncpg.Record, form: Mapping[str, Any]) -> str:
+        await actions.void(conn, request, row, schemas.from_strings(form, VoidIn).reason)
+        return f"/admin/finance/documents/{row['id']}?done=void"
+
+    return await _act(request, "void", void)
 
 
 @AREA.page("/finance/documents/{id}/credit-note", permission="finance.add", method="POST")
 async def credit_note_form(request: web.Request) -> web.StreamResponse:
-    document_id = path_id(request)
-    form = await request.post()
-    async with request.app[keys.POOL].acquire() as conn:
-        row = await document_or_404(conn, request, document_id)
-        try:
-            if row["kind"] != "invoice":
-                raise ledger.LedgerError(f"only an invoice is credited, not a {row['kind'].replace('_', ' ')}")
-            data = schemas.from_strings(form, CreditNoteIn)
-            note_id = await actions.credit(conn, request, row, data)
-        except schemas.Invalid as e:
-            return await _page(conn, request, row, errors={"credit": e.errors}, values={**form, "form": "credit"},
-                               status=422)
-        except ledger.LedgerError as e:
-            return await _page(conn, request, row, errors={"credit": {"": str(e)}},
-                               values={**form, "form": "credit"}, status=409)
-    raise web.HTTPFound(f"/admin/finance/documents/{note_id}?done=credited")
+    async def credit(conn: Connection, row: asyncpg.Record, form: Mapping[str, Any]) -> str:
+        if row["kind"] != "invoice":
+            raise ledger.LedgerError(f"only an invoice is credited, not a {row['kind'].replace('_', ' ')}")
+        note_id = await actions.credit(conn, request, row, schemas.from_strings(form, CreditNoteIn))
+        return f"/admin/finance/documents/{note_id}?done=credited"
+
+    return await _act(request, "credit", credit)
 
 
 @AREA.page("/finance/documents/{id}/pdf", permission="finance.view")
