@@ -105,13 +105,11 @@ async def issue(conn: Connection, documents: Sequence[NewDocument]) -> list[Issu
             return []
     settings = await store.settings(conn)
     numbers: dict[int, str] = {}
-    by_series: dict[tuple[str, str, int], list[int]] = defaultdict(list)  # (kind, pattern NUL date, partner)
+    by_series: dict[tuple[str, dt.date, int], list[int]] = defaultdict(list)  # (kind, date, partner): documents
     for i, d in enumerate(documents):
-        pattern = settings[store.PATTERNS[d.kind]]
-        by_series[(d.kind, f"{pattern}\0{d.issued_on.isoformat()}", d.partner_id)].append(i)
-    for (kind, pattern_on, partner_id), indexes in by_series.items():
-        pattern, on = pattern_on.split("\0")
-        taken = await store.take_numbers(conn, kind, pattern, dt.date.fromisoformat(on), partner_id, len(indexes))
+        by_series[(d.kind, d.issued_on, d.partner_id)].append(i)
+    for (kind, on, partner_id), indexes in by_series.items():
+        taken = await store.take_numbers(conn, kind, settings[store.PATTERNS[kind]], on, partner_id, len(indexes))
         numbers.update(zip(indexes, taken, strict=True))
     doc_ids = await store.reserve_ids(conn, "documents", len(documents))
     posts = sum(len(d.lines) if d.kind == "invoice" else 1 if d.kind in ("credit_note", "receipt") else 0
