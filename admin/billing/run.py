@@ -111,7 +111,7 @@ def due_lines(row: asyncpg.Record, on: dt.date, groups: dict[int, taxes.TaxGroup
         if bp.paused:
             what += f", {sum(p.days for p in bp.paused)} days paused"
         lines.append(ledger.NewLine(
-            f"{what}, {row['login']}, {_period_text(bp.billed)}", amount, group, row["price_includes_tax"],
+            f"{what}, {row['login']}", amount, group, row["price_includes_tax"],  # the period is the line's own
             period=bp.billed, service_id=row["service_id"],
             key=f"charge:{row['service_id']}:{bp.billed.start.isoformat()}"))
     return lines
