@@ -116,7 +116,7 @@ v5_records = st.lists(st.fixed_dictionaries({
 
 
 @settings(max_examples=40, deadline=None)
-@given(records=v5_records, uptime=st.integers(4_000_000, 2**32 - 1), nsecs=st.integers(0, 999_999_999))
+@given(records=v5_records, uptime=st.integers(5_000_000, 2**32 - 1), nsecs=st.integers(0, 999_999_999))  # > age + dur
 def test_differential_scapy_built(records: list[dict[str, int]], uptime: int, nsecs: int) -> None:
     """Datagrams built by scapy decode to the same flows in lastmile, scapy and ``netflow``."""
     pkt = NetflowHeader() / NetflowHeaderV5(count=len(records), sysUptime=uptime, unixSecs=NOW,
