@@ -83,7 +83,7 @@ async def outcome(url: str) -> tuple[list[tuple[object, ...]], ...]:
         lines = await conn.fetch("SELECT d.number, l.position, l.description, l.net, l.tax, l.gross, l.taxes::text "
                                  "FROM document_lines l JOIN documents d ON d.id = l.document_id ORDER BY 1, 2")
         ledger = await conn.fetch("SELECT customer_id, direction, kind, amount, posted_on, idempotency_key, "
-                                  "description FROM transactions ORDER BY idempotency_key")
+                                  "description FROM transactions ORDER BY customer_id, idempotency_key, description")
         return tuple([tuple(r) for r in rows] for rows in (docs, lines, ledger))
     finally:
         await conn.close()
