@@ -16,6 +16,7 @@ AREAS: dict[str, str] = {
     "customers": "Customers",
     "tariffs": "Tariff plans",
     "finance": "Finance",
+    "payments": "Payments",
     "networking": "Networking",
     "support": "Support",
     "inventory": "Inventory",
@@ -53,13 +54,16 @@ BUILTIN: tuple[Builtin, ...] = (
     Builtin("admin", "Administrator", ALL - _of("config.*")),
     Builtin("creator", "Customer creator", _of("dashboard.view", "customers.view", "customers.add", "customers.edit",
                                                "tariffs.view"), own_customers_only=True),
-    Builtin("finance", "Financial manager", _of("dashboard.view", "customers.view", "tariffs.view", "finance.*")),
-    Builtin("manager", "Manager", _of("dashboard.view", "customers.*", "tariffs.*", "finance.view", "support.*",
-                                      "networking.view", "inventory.view", "voice.view")),
+    Builtin("finance", "Financial manager", _of("dashboard.view", "customers.view", "tariffs.view", "finance.*",
+                                                "payments.*")),
+    Builtin("manager", "Manager", _of("dashboard.view", "customers.*", "tariffs.*", "finance.view", "payments.view",
+                                      "support.*", "networking.view", "inventory.view", "voice.view")),
     Builtin("engineer", "Engineer", _of("dashboard.view", "customers.view", "tariffs.view", "networking.*",
                                         "support.view", "support.edit", "inventory.view")),
     Builtin("technician", "Technician", _of("dashboard.view", "customers.view", "networking.view", "support.view",
                                             "support.edit", "inventory.view", "inventory.edit")),
+    # The cash desk: takes payments and sees whom from, nothing else (no reversal, no settings).
+    Builtin("cashier", "Cashier", _of("dashboard.view", "customers.view", "payments.view", "payments.add")),
 )
 
 

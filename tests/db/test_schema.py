@@ -114,7 +114,8 @@ PARTS_OF_A_WHOLE = {"ip_leases_pool_fk",  # an address row is part of its pool
                     # group's rates, a service's pauses, a preview's items
                     "customer_billing_customer_fk", "customer_status_changes_customer_fk",
                     "partner_branding_partner_fk", "tax_group_rates_group_fk", "service_pauses_service_fk",
-                    "billing_run_items_run_fk", "billing_run_items_customer_fk"}
+                    "billing_run_items_run_fk", "billing_run_items_customer_fk",
+                    "document_templates_partner_fk"}  # a partner's own document templates
 
 
 async def test_foreign_keys_restrict(conn: asyncpg.Connection) -> None:

@@ -45,13 +45,15 @@ def test_effective_takes_any_iterables() -> None:
 
 def test_the_builtin_roles() -> None:
     by_key = {b.key: b for b in BUILTIN}
-    assert list(by_key) == ["super", "admin", "creator", "finance", "manager", "engineer", "technician"]
+    assert list(by_key) == ["super", "admin", "creator", "finance", "manager", "engineer", "technician", "cashier"]
     assert by_key[SUPER].permissions == ALL
     assert not any(p.startswith("config.") for p in by_key["admin"].permissions)
     assert by_key["creator"].own_customers_only and not any(b.own_customers_only for b in BUILTIN if b.key != "creator")
     assert "customers.delete" not in by_key["creator"].permissions
     assert {"finance.view", "finance.add", "finance.edit", "finance.delete"} <= by_key["finance"].permissions
     assert "networking.edit" not in by_key["technician"].permissions
+    assert {"payments.view", "payments.add", "payments.edit", "payments.delete"} <= by_key["finance"].permissions
+    assert by_key["cashier"].permissions == {"dashboard.view", "customers.view", "payments.view", "payments.add"}
     assert all(b.permissions <= ALL and "dashboard.view" in b.permissions for b in BUILTIN)
     assert len({b.name for b in BUILTIN}) == len(BUILTIN)
 
