@@ -138,8 +138,14 @@ async def issue(conn: Connection, documents: Sequence[NewDocument]) -> list[Issu
             posted.append(credit_id)
             kind = "credit_note" if d.kind == "credit_note" else "payment"
             what = "Credit note" if d.kind == "credit_note" else "Payment"
+            # A payment for a service and a period carries them to its credit (allocation.py pays
+            # that service's charges for the period first).
+            named = d.lines[0] if d.kind == "receipt" else None
+            np = named.period if named is not None else None
             tx_rows.append((credit_id, d.customer_id, "credit", kind, totals.gross, d.currency, d.issued_on,
-                            f"{what} {numbers[i]}", None, None, None, doc_id, None, d.key and f"{d.key}:post", d.by))
+                            f"{what} {numbers[i]}", named.service_id if named is not None else None,
+                            np.start if np else None, np.end if np else None, doc_id, None,
+                            d.key and f"{d.key}:post", d.by))
         elif d.kind in ("credit_note", "receipt"):
             next(tx_ids)  # reserved for a zero total: nothing to post
         for position, (line, amounts) in enumerate(zip(d.lines, priced, strict=True), start=1):
@@ -221,11 +227,13 @@ def _amount(value: object, currency: str, what: str) -> Decimal:
 
 async def record_payment(conn: Connection, customer_id: int, amount: Decimal, on: dt.date, *, method: str,
                          reference: str = "", by: str = "", document_id: int | None = None,
-                         idempotency_key: str | None = None) -> int:
+                         idempotency_key: str | None = None, service_id: int | None = None,
+                         period: Period | None = None) -> int:
     """A payment received: a receipt and its credit, allocated (to ``document_id`` first when
-    given, then oldest first). The same ``idempotency_key`` again returns the first payment's
-    transaction id and writes nothing. A proforma named as ``document_id`` is answered with its
-    tax invoice, issued now, which the payment then pays."""
+    given, or to the charges of ``service_id`` for ``period``, then oldest first). The same
+    ``idempotency_key`` again returns the first payment's transaction id and writes nothing. A
+    proforma named as ``document_id`` is answered with its tax invoice, issued now, which the
+    payment then pays."""
     if idempotency_key is not None:
         done = await store.transaction_by_key(conn, f"{idempotency_key}:post")
         if done is not None:
@@ -249,7 +257,7 @@ async def record_payment(conn: Connection, customer_id: int, amount: Decimal, on
     text = " ".join(part for part in (method.strip(), reference.strip()) if part)
     receipt = NewDocument(
         kind="receipt", customer_id=customer_id, partner_id=c["partner_id"], currency=c["currency"], issued_on=on,
-        origin="payment", lines=(NewLine(f"Payment: {text}", amount),),
+        origin="payment", lines=(NewLine(f"Payment: {text}", amount, period=period, service_id=service_id),),
         related_id=target["id"] if target is not None else None, key=idempotency_key, by=by,
         note=reference.strip())
     issued = await issue(conn, [receipt])
@@ -321,6 +329,35 @@ async def void_document(conn: Connection, document_id: int, reason: str, by: str
     await store.copy(conn, "allocations", store.ALLOCATION_COLUMNS, [
         (a["customer_id"], a["credit_id"], None, document_id, -a["amount"], a["id"], by) for a in live])
     await store.insert_void(conn, document_id, by, reason.strip())
+    await allocate(conn, [doc["customer_id"]], by)
+
+
+async def reverse_payment(conn: Connection, receipt_id: int, reason: str, by: str = "") -> None:
+    """Take a payment back (a cheque that bounced, a card charge refunded, a payment entered by
+    mistake): what it paid is released, its credit reversed, its receipt void; the customer's
+    other credits are then allocated again, so the debts it paid are open once more unless
+    something else pays them."""
+    if not reason.strip():
+        raise LedgerError("say why the payment is taken back")
+    doc = await store.document(conn, receipt_id)
+    if doc is None or doc["kind"] != "receipt":
+        raise LedgerError(f"document {receipt_id} is not a payment's receipt")
+    await store.lock_customers(conn, [doc["customer_id"]])
+    if doc["status"] == "void":
+        raise LedgerError(f"the payment of {doc['number']} was taken back already")
+    posted = await store.unreversed_posts(conn, receipt_id)
+    live = await store.live_allocations_from(conn, [t["id"] for t in posted])
+    await store.copy(conn, "allocations", store.ALLOCATION_COLUMNS, [
+        (a["customer_id"], a["credit_id"], a["target_transaction_id"], a["target_document_id"], -a["amount"], a["id"],
+         by) for a in live])
+    ids = await store.reserve_ids(conn, "transactions", len(posted)) if posted else []
+    today = dt.datetime.now(dt.UTC).date()
+    await store.copy(conn, "transactions", store.TRANSACTION_COLUMNS, [
+        (tx_id, t["customer_id"], "debit", "reversal", t["amount"], t["currency"], max(today, t["posted_on"]),
+         f"Taken back {doc['number']}: {reason.strip()}", t["service_id"], t["period_start"], t["period_end"], None,
+         t["id"], None, by)
+        for tx_id, t in zip(ids, posted, strict=True)])
+    await store.insert_void(conn, receipt_id, by, reason.strip())
     await allocate(conn, [doc["customer_id"]], by)
 
 

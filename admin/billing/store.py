@@ -135,12 +135,16 @@ async def open_credits(conn: Connection, customer_ids: Sequence[int]) -> list[as
 
 
 async def open_debts(conn: Connection, customer_ids: Sequence[int]) -> list[asyncpg.Record]:
-    """What is owed, per customer: open invoices (not void) and debit transactions on no invoice
-    (not reversed), each with what is still open on it."""
+    """What is owed, per customer: open invoices (not void; an invoice whose lines are all one
+    service's is that service's) and debit transactions on no invoice (not reversed), each with
+    what is still open on it."""
     return await conn.fetch(
         "SELECT 'invoice' AS kind, d.id, d.customer_id, d.issued_on AS on, d.total - coalesce(p.paid, 0) AS rest, "
-        "NULL::bigint AS service_id, d.period_start, d.period_end FROM documents d "
+        "s.service_id, d.period_start, d.period_end FROM documents d "
         "LEFT JOIN LATERAL (SELECT sum(amount) AS paid FROM allocations WHERE target_document_id = d.id) p ON true "
+        # an invoice of one service's charges is that service's debt (a payment may name it)
+        "LEFT JOIN LATERAL (SELECT CASE WHEN count(DISTINCT l.service_id) = 1 AND count(*) = count(l.service_id) "
+        "THEN min(l.service_id) END AS service_id FROM document_lines l WHERE l.document_id = d.id) s ON true "
         "WHERE d.customer_id = ANY($1::bigint[]) AND d.kind = 'invoice' "
         "AND NOT EXISTS (SELECT 1 FROM document_voids v WHERE v.document_id = d.id) "
         "AND d.total - coalesce(p.paid, 0) > 0 "
@@ -238,6 +242,13 @@ async def live_allocations_to(conn: Connection, document_id: int) -> list[asyncp
     return await conn.fetch(
         "SELECT a.* FROM allocations a WHERE a.target_document_id = $1 AND a.amount > 0 "
         "AND NOT EXISTS (SELECT 1 FROM allocations r WHERE r.releases_id = a.id)", document_id)
+
+
+async def live_allocations_from(conn: Connection, credit_ids: Sequence[int]) -> list[asyncpg.Record]:
+    """What these credits pay now: their allocations not released."""
+    return await conn.fetch(
+        "SELECT a.* FROM allocations a WHERE a.credit_id = ANY($1::bigint[]) AND a.amount > 0 "
+        "AND NOT EXISTS (SELECT 1 FROM allocations r WHERE r.releases_id = a.id)", list(credit_ids))
 
 
 async def insert_void(conn: Connection, document_id: int, by: str, reason: str) -> None:
