@@ -16,7 +16,7 @@ import asyncpg
 import jinja2
 from aiohttp import web
 
-from admin import filters, keys, pages, schemas
+from admin import filters, idempotency, keys, pages, schemas
 from admin.auth import middleware as auth
 from admin.auth.apilog import ApiLog
 from admin.settings import AdminSettings
@@ -69,7 +69,8 @@ def create_app(settings: AdminSettings, keyring: Keyring, *, pool: asyncpg.Pool 
                make_pool: Callable[[], Awaitable[asyncpg.Pool]] | None = None) -> web.Application:
     """The application over ``pool`` (the caller's), or over one ``make_pool`` opens in the app's
     cleanup_ctx (and the app closes)."""
-    app = web.Application(middlewares=[errors, auth.middleware], client_max_size=4 * 1024 * 1024)
+    app = web.Application(middlewares=[errors, auth.middleware, idempotency.middleware],
+                          client_max_size=4 * 1024 * 1024)
     app[keys.SETTINGS] = settings
     app[keys.KEYRING] = keyring
     app[keys.NETWORKS] = keys.Networks(settings)

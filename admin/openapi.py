@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 
+from admin.idempotency import METHODS as IDEMPOTENT_METHODS
+from admin.idempotency import PARAMETER as IDEMPOTENCY_KEY
 from admin.schemas import Problem
 from admin.web import PUBLIC, Area, Operation
 
@@ -51,6 +53,8 @@ def _operation(op: Operation, by_type: dict[int, Any], components: dict[str, Any
         {"name": name, "in": "path", "required": True,
          "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1} if name == "id" else {"type": "string"}}
         for name in _PATH_PARAM.findall(op.path)]
+    if op.method in IDEMPOTENT_METHODS and op.permission != PUBLIC:
+        params.append(IDEMPOTENCY_KEY)
     if op.query is not None:
         ref = by_type[id(op.query)]
         schema = components[ref["$ref"].rsplit("/", 1)[1]]
@@ -80,7 +84,7 @@ def _operation(op: Operation, by_type: dict[int, Any], components: dict[str, Any
         out["responses"]["400"] = _problem("a malformed request (a bad page cursor)")
     if _PATH_PARAM.search(op.path):
         out["responses"]["404"] = _problem("no such object, or not one this key may see")
-    if op.method in ("POST", "PATCH", "DELETE"):
+    if op.method in ("POST", "PATCH", "PUT", "DELETE"):
         out["responses"]["409"] = _problem("the change conflicts with the object's state or its references")
     return out
 

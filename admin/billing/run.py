@@ -392,16 +392,21 @@ async def next_invoice(conn: Connection, customer_id: int, on: dt.date) -> tuple
     return date, out
 
 
-async def issue_proforma(conn: Connection, customer_id: int, on: dt.date, by: str = "") -> int | None:
+async def issue_proforma(conn: Connection, customer_id: int, on: dt.date, by: str = "",
+                         key: str | None = None) -> int | None:
     """A proforma invoice of the customer's next invoice (a request for payment in advance: no
     balance change, no tax point); paying it issues the tax invoice with these lines, which
-    the run then does not bill again. None when nothing is due."""
+    the run then does not bill again. None when nothing is due. ``key``: the proforma's
+    idempotency key (the caller looks it up first, under the customer's lock)."""
     row = await store.customer(conn, customer_id)
     if row is None:
         raise RunError(f"customer {customer_id} does not exist")
     date = periods.next_billing_date(on, row["billing_day"]) if on.day != row["billing_day"] else on
-    due = (await _due_in(conn, customer_id, customer_id + 1, date, None,
-                         store.tax_groups_of(await store.tax_groups(conn)))).get(customer_id)
+    groups = store.tax_groups_of(await store.tax_groups(conn))
+    due = (await _due_in(conn, customer_id, customer_id + 1, date, None, groups)).get(customer_id)
+    if due is None and date == on:  # today's billing is done: the one after it (as next_invoice says)
+        date = periods.next_billing_date(on, row["billing_day"])
+        due = (await _due_in(conn, customer_id, customer_id + 1, date, None, groups)).get(customer_id)
     if due is None:
         return None
     lines = tuple(line for line, _ in due.lines if line.item_id is None)  # items stay for the tax invoice's run
@@ -411,5 +416,7 @@ async def issue_proforma(conn: Connection, customer_id: int, on: dt.date, by: st
     issued = await ledger.issue(conn, [ledger.NewDocument(
         kind="proforma", customer_id=customer_id, partner_id=row["partner_id"], currency=row["currency"],
         issued_on=on, origin="recurring", lines=lines, due_on=on + dt.timedelta(days=row["due_days"]),
-        period=Period(min(p.start for p in spans), max(p.end for p in spans)) if spans else None, by=by)])
+        period=Period(min(p.start for p in spans), max(p.end for p in spans)) if spans else None, key=key, by=by)])
+    if not issued:
+        raise RunError(f"a proforma with the key {key!r} was issued already")
     return issued[0].id

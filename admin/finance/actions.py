@@ -17,6 +17,7 @@ from admin.auth.store import Connection
 from admin.billing import collect, ledger
 from admin.finance import common, queries
 from admin.finance.schemas import METHODS, CreditNoteIn, ItemIn, PaymentIn
+from admin.payments import record
 
 
 async def _dunning(conn: Connection, request: web.Request, customer: asyncpg.Record) -> None:
@@ -33,41 +34,37 @@ async def _dunning(conn: Connection, request: web.Request, customer: asyncpg.Rec
 
 async def pay(conn: Connection, request: web.Request, customer: asyncpg.Record, data: PaymentIn, *,
               document: asyncpg.Record | None = None, key: str | None = None) -> int:
-    """Record a payment of ``customer`` (to ``document`` first, when given); the credit's
-    transaction id. A ``key`` seen before records nothing and answers with the first payment."""
+    """Record a payment of ``customer`` (to ``document`` first, when given) through
+    admin/payments/record.py; the credit's transaction id. A ``key`` seen before records nothing
+    and answers with the first payment."""
     who = keys.principal(request)
     value = common.amount(data.amount, customer["currency"], "amount")
     on = data.on or common.today()
     method = METHODS[data.method]
-    try:
-        async with conn.transaction():
-            repeat = await queries.payment_by_key(conn, key) if key is not None else None
-            transaction_id = await ledger.record_payment(
-                conn, customer["id"], value, on, method=method, reference=data.reference, by=who.name,
-                document_id=document["id"] if document is not None else None, idempotency_key=key)
-            if repeat is not None:
-                return transaction_id
-            receipt = await queries.receipt_of(conn, transaction_id)
-            assert receipt is not None
-            what = f" for {document['number']}" if document is not None else ""
-            await oplog_store.record(
-                conn, who, keys.client_address(request), "payment", "document", receipt["document_id"],
-                customer_id=customer["id"], partner_id=customer["partner_id"],
-                summary=f"payment of {value} {customer['currency']} ({method}){what}: receipt {receipt['number']}",
-                after={"amount": str(value), "on": on.isoformat(), "method": method, "reference": data.reference,
-                       "document_id": document["id"] if document is not None else None,
-                       "transaction_id": transaction_id})
-    except asyncpg.UniqueViolationError:
-        # The same key submitted twice at once: the other one recorded it.
-        if key is None:
-            raise
-        async with conn.transaction():
-            first = await queries.payment_by_key(conn, key)
-        if first is None:
-            raise
-        return first
-    await _dunning(conn, request, customer)
-    return transaction_id
+    async with conn.transaction():
+        try:
+            done = await record.record(conn, record.NewPayment(
+                customer["id"], value, on, data.method, source="api" if who.api_key_id is not None else "desk",
+                receipt_number=data.reference, document_id=document["id"] if document is not None else None,
+                key=key, by=who.name), today=common.today())
+        except record.PaymentError as e:
+            raise ledger.LedgerError(str(e)) from None
+        if not done.created:
+            return done.transaction_id
+        what = f" for {document['number']}" if document is not None else ""
+        await oplog_store.record(
+            conn, who, keys.client_address(request), "payment", "document", done.receipt_id,
+            customer_id=customer["id"], partner_id=customer["partner_id"],
+            summary=f"payment of {value} {customer['currency']} ({method}){what}: receipt {done.receipt_number}",
+            after={"amount": str(value), "on": on.isoformat(), "method": method, "reference": data.reference,
+                   "document_id": document["id"] if document is not None else None,
+                   "transaction_id": done.transaction_id, "payment_id": done.id})
+        if done.dunning:
+            moved = ", ".join(done.dunning)
+            await oplog_store.record(conn, who, keys.client_address(request), moved, "customer", customer["id"],
+                                     customer_id=customer["id"], partner_id=customer["partner_id"],
+                                     summary=f"dunning after the payment: {moved}")
+    return done.transaction_id
 
 
 async def void(conn: Connection, request: web.Request, document: asyncpg.Record, reason: str) -> None:

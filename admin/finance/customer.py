@@ -1,8 +1,9 @@
 """A customer's Billing tab (/admin/customers/{id}/billing, beside the customer's page): its
-balance and billing settings (editable), its statement, what its next invoice would say, its
-documents, a payment by hand and an item for the next invoice; and the same in the API under
-/api/v1/customers/{id}/... . The customer is looked up in the principal's scope first, so
-another partner's customer is not found (404) before any input is read."""
+balance and billing settings (editable), its statement (and as PDF, statement_pdf.py), what its
+next invoice would say, its documents, a payment by hand, an item for the next invoice and a
+proforma invoice of the next invoice; and the same in the API under /api/v1/customers/{id}/... .
+The customer is looked up in the principal's scope first, so another partner's customer is not
+found (404) before any input is read."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from admin import keys, oplog_store, schemas
+from admin import idempotency, keys, oplog_store, schemas
 from admin.auth.store import Connection
 from admin.billing import ledger, money
 from admin.billing import run as billing
-from admin.finance import actions, common, documents, queries
+from admin.finance import actions, common, documents, queries, statement_pdf
 from admin.finance.area import AREA
 from admin.finance.schemas import (
     CUSTOMER_BILLING_EDITABLE,
@@ -27,6 +28,7 @@ from admin.finance.schemas import (
     CustomerBilling,
     CustomerBillingIn,
     CustomerBillingPatch,
+    DocumentDetail,
     Item,
     ItemIn,
     NextInvoice,
@@ -34,12 +36,15 @@ from admin.finance.schemas import (
     Payment,
     PaymentIn,
     PreviewLine,
+    ProformaIn,
     Statement,
     StatementEntry,
+    StatementQuery,
 )
 from admin.web import path_id
 
 STATEMENT_SHOWN = 100
+PROFORMA_DAYS = 366  # a proforma invoice is issued within a year of today
 DOCUMENTS_SHOWN = 50
 BILLING_TYPES = (("recurring", "recurring (invoices)"), ("prepaid_daily", "prepaid, charged daily"),
                  ("prepaid_custom", "prepaid, charged per period"))
@@ -109,6 +114,9 @@ async def _page(conn: Connection, request: web.Request, customer: asyncpg.Record
                 "key": common.form_key(), **(given if form == "pay" else {})},
         "item": {"description": "", "quantity": "1", "unit_price": "", "service_id": "", "tax_group_id": "",
                  "price_includes_tax": False, **(given if form == "item" else {})},
+        "proforma": {"on": common.today().isoformat(), "key": common.form_key(),
+                     **(given if form == "proforma" else {})},
+        "statement_days": {"since": "", "until": "", **(given if form == "statement" else {})},
         "errors": errors or {}, "methods": list(METHODS.items()), "billing_types": BILLING_TYPES,
         "timings": TIMINGS, "done": request.query.get("done", ""), "doc_kinds": documents.KINDS},
         status=status)
@@ -146,66 +154,124 @@ async def _save(conn: Connection, request: web.Request, customer: asyncpg.Record
         raise schemas.Invalid({field: text}) from None
 
 
+async def _act(request: web.Request, form_name: str, act: documents.Act) -> web.StreamResponse:
+    """A billing tab's form (documents.form_action over the customer and this tab)."""
+    return await documents.form_action(
+        request, form_name, lambda conn: common.customer_or_404(conn, request, path_id(request)), _page, act)
+
+
 @AREA.page("/customers/{id}/billing", permission="finance.edit", method="POST")
 async def save_form(request: web.Request) -> web.StreamResponse:
     """Save the customer's billing settings."""
-    customer_id = path_id(request)
-    async with request.app[keys.POOL].acquire() as conn:
-        customer = await common.customer_or_404(conn, request, customer_id)
-        form = await request.post()
-        try:
-            data = schemas.from_strings(form, CustomerBillingIn)
-            await _save(conn, request, customer, msgspec.structs.asdict(data))
-        except schemas.Invalid as e:
-            return await _page(conn, request, customer, errors={"settings": e.errors},
-                               values={**form, "form": "settings"}, status=422)
-    raise web.HTTPFound(f"/admin/customers/{customer_id}/billing?done=saved")
+    async def save(conn: Connection, customer: asyncpg.Record, form: Mapping[str, Any]) -> str:
+        data = schemas.from_strings(form, CustomerBillingIn)
+        await _save(conn, request, customer, msgspec.structs.asdict(data))
+        return f"/admin/customers/{customer['id']}/billing?done=saved"
+
+    return await _act(request, "settings", save)
 
 
-def _form_key(customer_id: int, form: Mapping[str, Any]) -> str | None:
+def _form_key(customer_id: int, form: Mapping[str, Any], prefix: str = "form") -> str | None:
     key = str(form.get("key", ""))
-    return f"form:{customer_id}:{key}" if key else None
+    return f"{prefix}:{customer_id}:{key}" if key else None
 
 
 @AREA.page("/customers/{id}/payments", permission="finance.add", method="POST")
 async def payment_form(request: web.Request) -> web.StreamResponse:
     """A payment by hand: a receipt, allocated to what the customer owes, oldest first."""
-    customer_id = path_id(request)
-    async with request.app[keys.POOL].acquire() as conn:
-        customer = await common.customer_or_404(conn, request, customer_id)
-        form = await request.post()
-        try:
-            data = schemas.from_strings(form, PaymentIn)
-            await actions.pay(conn, request, customer, data, key=_form_key(customer_id, form))
-        except schemas.Invalid as e:
-            return await _page(conn, request, customer, errors={"pay": e.errors}, values={**form, "form": "pay"},
-                               status=422)
-        except ledger.LedgerError as e:
-            return await _page(conn, request, customer, errors={"pay": {"": str(e)}},
-                               values={**form, "form": "pay"}, status=409)
-    raise web.HTTPFound(f"/admin/customers/{customer_id}/billing?done=paid")
+    async def pay(conn: Connection, customer: asyncpg.Record, form: Mapping[str, Any]) -> str:
+        data = schemas.from_strings(form, PaymentIn)
+        await actions.pay(conn, request, customer, data, key=_form_key(customer["id"], form))
+        return f"/admin/customers/{customer['id']}/billing?done=paid"
+
+    return await _act(request, "pay", pay)
 
 
 @AREA.page("/customers/{id}/next-invoice-items", permission="finance.add", method="POST")
 async def item_form(request: web.Request) -> web.StreamResponse:
     """A one-time charge for the customer's next invoice."""
-    customer_id = path_id(request)
+    async def add(conn: Connection, customer: asyncpg.Record, form: Mapping[str, Any]) -> str:
+        await actions.add_item(conn, request, customer, schemas.from_strings(form, ItemIn))
+        return f"/admin/customers/{customer['id']}/billing?done=item"
+
+    return await _act(request, "item", add)
+
+
+@AREA.page("/customers/{id}/statement/pdf", permission="finance.view")
+async def statement_pdf_page(request: web.Request) -> web.StreamResponse:
+    """The customer's statement as PDF, for the days asked (``since``, ``until``), made now."""
     async with request.app[keys.POOL].acquire() as conn:
-        customer = await common.customer_or_404(conn, request, customer_id)
-        form = await request.post()
+        customer = await common.customer_or_404(conn, request, path_id(request))
         try:
-            data = schemas.from_strings(form, ItemIn)
-            await actions.add_item(conn, request, customer, data)
+            return await statement_pdf.response(conn, customer, common.query(request, StatementQuery))
         except schemas.Invalid as e:
-            return await _page(conn, request, customer, errors={"item": e.errors}, values={**form, "form": "item"},
-                               status=422)
-        except ledger.LedgerError as e:
-            return await _page(conn, request, customer, errors={"item": {"": str(e)}},
-                               values={**form, "form": "item"}, status=409)
-    raise web.HTTPFound(f"/admin/customers/{customer_id}/billing?done=item")
+            return await _page(conn, request, customer, errors={"statement": e.errors},
+                               values={**request.query, "form": "statement"}, status=422)
+
+
+async def _nothing_due(conn: Connection, customer: asyncpg.Record) -> ledger.LedgerError:
+    """Why no proforma invoice is issued: billing off, prepaid, or nothing due."""
+    b = await queries.customer_billing(conn, customer["id"])
+    if not b["enabled"]:
+        return ledger.LedgerError("billing is off for this customer: its next invoice bills nothing")
+    if b["billing_type"] != "recurring":
+        return ledger.LedgerError("a prepaid customer is charged, not invoiced: there is no next invoice to ask for")
+    return ledger.LedgerError("nothing is due on the customer's next invoice: no proforma invoice to issue")
+
+
+async def issue_proforma(conn: Connection, request: web.Request, customer: asyncpg.Record, on: dt.date | None,
+                         key: str | None) -> int:
+    """A proforma invoice of the customer's next invoice (run.issue_proforma), with its line in
+    the operations log; its id. A ``key`` issued before issues nothing and answers with that one.
+    Refused (LedgerError, nothing written) when nothing is due, or when an open proforma invoice
+    asks for the same periods already."""
+    who = keys.principal(request)
+    today = common.today()
+    on = on or today
+    if abs((on - today).days) > PROFORMA_DAYS:
+        raise schemas.Invalid({"on": f"must be within {PROFORMA_DAYS} days of today"})
+    async with conn.transaction():
+        await common.customer_or_404(conn, request, customer["id"], lock=True)  # one at a time per customer
+        if key is not None and (done := await queries.document_by_key(conn, key)) is not None:
+            return done
+        document_id = await billing.issue_proforma(conn, customer["id"], on, who.name, key=key)
+        if document_id is None:
+            raise await _nothing_due(conn, customer)
+        if (other := await queries.open_proforma_overlapping(conn, document_id)) is not None:
+            raise ledger.LedgerError(f"the open proforma invoice {other} asks for these periods already: "
+                                     "void it first, or have it paid")
+        row = await queries.document(conn, *common.scope(who), document_id)
+        assert row is not None
+        await oplog_store.record(
+            conn, who, keys.client_address(request), "create", "document", document_id,
+            customer_id=customer["id"], partner_id=customer["partner_id"],
+            summary=f"proforma invoice {row['number']} of {row['total']} {row['currency']} for "
+                    f"{common.period(row['period_start'], row['period_end']) or 'the next invoice'}",
+            after={"kind": "proforma", "number": row["number"], "issued_on": on.isoformat(),
+                   "total": str(row["total"]), "period_start": schemas.jsonable(row["period_start"]),
+                   "period_end": schemas.jsonable(row["period_end"])})
+    return document_id
+
+
+@AREA.page("/customers/{id}/proformas", permission="finance.add", method="POST")
+async def proforma_form(request: web.Request) -> web.StreamResponse:
+    """Issue a proforma invoice of the customer's next invoice; its page follows."""
+    async def issue(conn: Connection, customer: asyncpg.Record, form: Mapping[str, Any]) -> str:
+        data = schemas.from_strings(form, ProformaIn)
+        document_id = await issue_proforma(conn, request, customer, data.on,
+                                           _form_key(customer["id"], form, "proforma:form"))
+        return f"/admin/finance/documents/{document_id}?done=proforma"
+
+    return await _act(request, "proforma", issue)
 
 
 # -- the API ------------------------------------------------------------------------------------
+
+def idempotency_key(request: web.Request) -> str | None:
+    """The request's Idempotency-Key header (as admin/idempotency.py reads it), or None."""
+    value = request.headers.get(idempotency.HEADER)
+    return idempotency.parse(value) if value is not None else None
+
 
 @AREA.api("GET", "/customers/{id}/billing", permission="finance.view", response=CustomerBilling,
           summary="A customer's billing settings and balance")
@@ -235,6 +301,39 @@ async def api_statement(request: web.Request) -> web.StreamResponse:
     async with request.app[keys.POOL].acquire() as conn:
         customer = await common.customer_or_404(conn, request, path_id(request))
         return schemas.json(_statement_out(customer["id"], await ledger.statement(conn, customer["id"])))
+
+
+@AREA.api("GET", "/customers/{id}/statement/pdf", permission="finance.view", query=StatementQuery,
+          summary="A customer's statement as PDF")
+async def api_statement_pdf(request: web.Request) -> web.StreamResponse:
+    """`application/pdf`, made when asked (never kept): the transactions from `since` to `until`
+    with the balance after each, the balance before `since` carried as the opening balance, in
+    the customer's partner's branding."""
+    async with request.app[keys.POOL].acquire() as conn:
+        customer = await common.customer_or_404(conn, request, path_id(request))
+        return await statement_pdf.response(conn, customer, common.query(request, StatementQuery))
+
+
+@AREA.api("POST", "/customers/{id}/proformas", permission="finance.add", body=ProformaIn, response=DocumentDetail,
+          status=201, summary="Issue a proforma invoice of a customer's next invoice")
+async def api_proforma(request: web.Request) -> web.StreamResponse:
+    """A request for payment in advance (no balance change, no tax point) with the lines of the
+    customer's next invoice; paying it (POST /finance/documents/{id}/payments) issues its tax
+    invoice. With an `Idempotency-Key` header, the same key again answers with the same proforma
+    invoice and issues nothing (the proforma keeps the key: after the header's replay window too).
+    409 when nothing is due, or an open proforma invoice asks for the same periods already."""
+    customer_id = path_id(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        customer = await common.customer_or_404(conn, request, customer_id)
+        key = idempotency_key(request)
+        data = await schemas.body(request, ProformaIn)
+        try:
+            document_id = await issue_proforma(conn, request, customer, data.on,
+                                               f"proforma:api:{customer_id}:{key}" if key is not None else None)
+        except ledger.LedgerError as e:
+            raise common.refused(e) from None
+        return schemas.json(await documents.detail(conn, await documents.document_or_404(conn, request, document_id)),
+                            status=201)
 
 
 @AREA.api("GET", "/customers/{id}/next-invoice", permission="finance.view", query=NextInvoiceQuery,

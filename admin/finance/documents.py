@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import msgspec
@@ -15,7 +15,7 @@ from aiohttp import web
 from admin import keys, listing, schemas
 from admin.auth.store import Connection
 from admin.billing import ledger, money
-from admin.finance import actions, common, pdf, queries
+from admin.finance import actions, common, exports, pdf, queries
 from admin.finance.area import AREA
 from admin.finance.schemas import (
     METHODS,
@@ -23,6 +23,7 @@ from admin.finance.schemas import (
     CreditNoteIn,
     Document,
     DocumentDetail,
+    DocumentExportQuery,
     DocumentFilter,
     DocumentQuery,
     Line,
@@ -46,9 +47,6 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "credit_note": ("/finance/credit-notes", "Credit notes", "Credit note"),
     "receipt": ("/finance/receipts", "Receipts", "Receipt"),
 }
-CSV_COLUMNS = ("id", "kind", "number", "status", "customer_id", "customer_number", "customer", "issued_on", "due_on",
-               "period_start", "period_end", "currency", "subtotal", "tax_total", "total", "paid", "open", "origin",
-               "run_id", "note")
 
 
 def _key(row: Any) -> tuple[Any, int]:
@@ -81,9 +79,9 @@ def _list_page(kind: str) -> Handler:
                                                direction=ls.direction, after=after, limit=limit)
 
         if ls.wants_csv and not errors:
-            return await listing.export_csv(request, f"{path.rsplit('/', 1)[1]}.csv", CSV_COLUMNS,
-                                            lambda after, limit: fetch(after, limit - 1), _key,
-                                            lambda r: [r[c] for c in CSV_COLUMNS])
+            delimiter, bom = exports.options(request)
+            return await exports.documents(request, who, scoped, sort=ls.sort, direction=ls.direction,
+                                           filename=f"{path.rsplit('/', 1)[1]}.csv", delimiter=delimiter, bom=bom)
         ls.take(await fetch(ls.after, ls.limit) if not errors else [], _key)
         return common.render("finance/documents.html", request, {
             "ls": ls, "f": f, "errors": errors, "kind": kind, "title": title, "list_path": "/admin" + path,
@@ -172,23 +170,38 @@ def _form_key(customer_id: int, form: Mapping[str, Any]) -> str | None:
 
 
 Act = Callable[[Connection, asyncpg.Record, Mapping[str, Any]], Awaitable[str]]
+"""A form's action on its row (a document, a customer): does it, and says where to go next."""
 
 
-async def _act(request: web.Request, form_name: str, act: Act) -> web.StreamResponse:
-    """A document page's form: ``act`` does it and says where to go; a refusal shows the page
-    again with the form's errors (422 for its fields, 409 for what the ledger refuses)."""
-    document_id = path_id(request)
-    form = await request.post()
+class Shown(Protocol):
+    """A page that shows its row again with a form's errors (and the values given)."""
+
+    def __call__(self, conn: Connection, request: web.Request, row: asyncpg.Record, /, *,
+                 errors: Mapping[str, Any] | None = None, values: Mapping[str, Any] | None = None,
+                 status: int = 200) -> Awaitable[web.Response]: ...
+
+
+async def form_action(request: web.Request, form_name: str, load: Callable[[Connection], Awaitable[asyncpg.Record]],
+                      page: Shown, act: Act) -> web.StreamResponse:
+    """A page's form: its row is looked up first (``load``: in scope or 404, before any input is
+    read), ``act`` does it and says where to go; a refusal shows the page again with the form's
+    errors (422 for its fields, 409 for what the ledger refuses)."""
     async with request.app[keys.POOL].acquire() as conn:
-        row = await document_or_404(conn, request, document_id)
+        row = await load(conn)
+        form = await request.post()
         values = {**form, "form": form_name}
         try:
             target = await act(conn, row, form)
         except schemas.Invalid as e:
-            return await _page(conn, request, row, errors={form_name: e.errors}, values=values, status=422)
+            return await page(conn, request, row, errors={form_name: e.errors}, values=values, status=422)
         except ledger.LedgerError as e:
-            return await _page(conn, request, row, errors={form_name: {"": str(e)}}, values=values, status=409)
+            return await page(conn, request, row, errors={form_name: {"": str(e)}}, values=values, status=409)
     raise web.HTTPFound(target)
+
+
+async def _act(request: web.Request, form_name: str, act: Act) -> web.StreamResponse:
+    return await form_action(request, form_name, lambda conn: document_or_404(conn, request, path_id(request)),
+                             _page, act)
 
 
 @AREA.page("/finance/documents/{id}/pay", permission="finance.add", method="POST")
@@ -244,6 +257,19 @@ async def api_documents(request: web.Request) -> web.StreamResponse:
                                        limit=f.limit)
     return schemas.json(Page[Document]([common.out(Document, r) for r in rows[: f.limit]],
                                        common.next_cursor(rows, f.limit, _key)))
+
+
+@AREA.api("GET", "/finance/documents.csv", permission="finance.view", summary="Export documents as CSV",
+          query=DocumentExportQuery)
+async def api_documents_csv(request: web.Request) -> web.StreamResponse:
+    """`text/csv`: every document the filter selects (all pages), for accounting software: number,
+    kind, dates (the period's last day, not its exclusive end), the customer, the currency, net,
+    tax, total and paid with a decimal point in the currency's minor unit, the status, and the
+    invoice a credit note credits (or the proforma a tax invoice pays)."""
+    f = common.query(request, DocumentExportQuery)
+    return await exports.documents(request, keys.principal(request), f, sort=f.sort, direction=f.dir,
+                                   filename=f"{f.kind or 'document'}s.csv".replace("_", "-"), delimiter=f.delimiter,
+                                   bom=f.bom)
 
 
 @AREA.api("GET", "/finance/documents/{id}", permission="finance.view", summary="Get a document",

@@ -1,7 +1,9 @@
 """A document's PDF: rendered the first time it is asked for (admin/billing/render/, WeasyPrint,
 in a thread: it is CPU work), then kept in document_files and served from there, so an issued
 document reads the same every time (its status stamp included: PAID, VOID, OVERDUE as it was
-when it was first asked for)."""
+when it was first asked for). Its template is its partner's own (Finance -> Settings -> Document
+templates), else the operator-wide one, else the file lastmile ships: a template changed later
+changes the documents rendered from then on, not the PDFs kept."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from aiohttp import web
 
 from admin.auth.store import Connection
 from admin.billing.render import model, pdf, templates
-from admin.finance import queries
+from admin.finance import common, doc_templates_store, queries
 
 LOCALE = "en"
 
@@ -24,7 +26,7 @@ def _lines(text: str | None) -> tuple[str, ...]:
     return tuple(line.strip() for line in (text or "").splitlines() if line.strip())
 
 
-def branding(row: asyncpg.Record) -> model.Branding:
+def branding(row: common.Row) -> model.Branding:
     """A partner's branding (partner_branding), or its name alone while it has none."""
     if row["company_name"] is None:  # no partner_branding row
         return model.Branding(company_name=row["partner"])
@@ -81,16 +83,24 @@ def document(doc: asyncpg.Record, lines: list[asyncpg.Record], related: list[asy
         payment_reference=reference, payment_method=method)
 
 
+async def template(conn: Connection, partner_id: int | None, kind: str) -> str | None:
+    """The template a partner's document of ``kind`` is rendered with: its own, else the
+    operator-wide one; None: the shipped file."""
+    return await doc_templates_store.effective(conn, partner_id, kind)
+
+
 async def render(conn: Connection, doc: asyncpg.Record) -> bytes:
     lines = await queries.document_lines(conn, doc["id"])
     related = await queries.related(conn, doc["id"], doc["related_id"])
     customer = await queries.party(conn, doc["customer_id"])
     brand = await queries.branding(conn, doc["partner_id"])
+    source = await template(conn, doc["partner_id"], doc["kind"])
     printable = document(doc, lines, related, customer)
     try:
-        return await asyncio.to_thread(pdf.render_pdf, printable, branding(brand))
+        return await asyncio.to_thread(pdf.render_pdf, printable, branding(brand), source)
     except (pdf.RenderError, templates.TemplateError) as e:
-        raise web.HTTPServiceUnavailable(text=f"The PDF cannot be made: {e}") from None
+        which = "the operator's template" if source is not None else "the template"
+        raise web.HTTPServiceUnavailable(text=f"The PDF cannot be made ({which} for {doc['kind']}): {e}") from None
 
 
 async def response(conn: Connection, doc: asyncpg.Record) -> web.StreamResponse:

@@ -187,13 +187,6 @@ async def receipt_of(conn: Connection, transaction_id: int) -> asyncpg.Record | 
         "FROM transactions t LEFT JOIN documents d ON d.id = t.document_id WHERE t.id = $1", transaction_id)
 
 
-async def payment_by_key(conn: Connection, key: str) -> int | None:
-    """The credit of the payment recorded with this idempotency key (its receipt carries the key)."""
-    value = await conn.fetchval("SELECT t.id FROM documents d JOIN transactions t ON t.document_id = d.id "
-                                "WHERE d.idempotency_key = $1 AND d.kind = 'receipt' AND t.direction = 'credit'", key)
-    return int(value) if value is not None else None
-
-
 async def document_number(conn: Connection, document_id: int) -> str:
     return str(await conn.fetchval("SELECT number FROM documents WHERE id = $1", document_id))
 
@@ -449,3 +442,28 @@ async def apply_settings(conn: Connection, partner: int | None, creator: int | N
         partner, creator)
     return int(result.split()[-1])
 
+
+
+# -- statements, proforma invoices from the admin, accounting exports ---------------------------
+
+async def document_by_key(conn: Connection, key: str) -> int | None:
+    """The document issued with this idempotency key."""
+    value = await conn.fetchval("SELECT id FROM documents WHERE idempotency_key = $1", key)
+    return int(value) if value is not None else None
+
+
+async def open_proforma_overlapping(conn: Connection, document_id: int) -> str | None:
+    """The number of another open proforma invoice of the same customer (unpaid, not void)
+    whose period overlaps this one's, or None."""
+    value = await conn.fetchval(
+        "SELECT o.number FROM documents d JOIN documents o ON o.customer_id = d.customer_id AND o.kind = 'proforma' "
+        "AND o.id <> d.id JOIN billing_documents_state s ON s.id = o.id "
+        "WHERE d.id = $1 AND s.status IN ('unpaid', 'partially_paid', 'overdue') "
+        "AND o.period_start < d.period_end AND d.period_start < o.period_end ORDER BY o.id LIMIT 1", document_id)
+    return str(value) if value is not None else None
+
+
+async def document_numbers(conn: Connection, document_ids: Sequence[int]) -> dict[int, str]:
+    """Documents' numbers by id (what a page of an export refers to)."""
+    rows = await conn.fetch("SELECT id, number FROM documents WHERE id = ANY($1::bigint[])", list(document_ids))
+    return {r["id"]: r["number"] for r in rows}

@@ -5,7 +5,18 @@ settings (settings.py). Each module declares its pages and API operations on the
 
 from __future__ import annotations
 
-from admin.finance import customer, documents, reports, runs, settings, transactions
+from admin.finance import (
+    branding,
+    customer,
+    doc_templates,
+    documents,
+    reports,
+    runs,
+    settings,
+    taxes,
+    transactions,
+)
 from admin.finance.area import AREA
 
-__all__ = ["AREA", "customer", "documents", "reports", "runs", "settings", "transactions"]
+__all__ = ["AREA", "branding", "customer", "doc_templates", "documents", "reports", "runs", "settings", "taxes",
+           "transactions"]

@@ -571,3 +571,45 @@ class ApplyIn(msgspec.Struct, kw_only=True):
 
 class Applied(msgspec.Struct):
     customers: int
+
+
+# -- statements as PDF, proforma invoices from the admin, accounting exports --------------------
+
+class StatementQuery(msgspec.Struct, kw_only=True):
+    """A statement's days, ``since`` to ``until`` (both included): by default from the first entry
+    to today (or the last entry, when one is posted later); the balance before ``since`` is
+    carried as the opening balance."""
+
+    since: dt.date | None = None
+    until: dt.date | None = None
+
+
+class ProformaIn(msgspec.Struct, kw_only=True):
+    """A proforma invoice of the customer's next invoice, issued ``on`` (today, UTC, by default):
+    the periods its next billing day bills (as many months as its billing settings put on one
+    invoice), items for the next invoice left for the tax invoice's run."""
+
+    on: dt.date | None = None
+
+
+ExportDelimiter = Literal[",", ";"]
+
+
+class DocumentExportQuery(DocumentListFilter, kw_only=True):
+    """The documents the filter selects, all of them, as CSV for accounting software: amounts
+    with a decimal point in the currency's minor unit, ISO dates; ``delimiter`` ``;`` where the
+    decimal comma is the custom, ``bom`` for Excel."""
+
+    sort: Literal["issued_on", "number", "total", "due_on"] = "issued_on"
+    dir: Direction = "desc"
+    delimiter: ExportDelimiter = ","
+    bom: bool = False
+
+
+class TransactionExportQuery(TransactionFilter, kw_only=True):
+    """The transactions the filter selects, all of them, as CSV (a debit and a credit column)."""
+
+    sort: Literal["posted_on", "amount", "id"] = "posted_on"
+    dir: Direction = "desc"
+    delimiter: ExportDelimiter = ","
+    bom: bool = False

@@ -1,5 +1,5 @@
 """The ledger's transactions: the list (customer, kind, direction, dates, amounts), what the whole
-filtered list adds up to, its CSV; and the same in the API."""
+filtered list adds up to, its CSV for accounting (exports.py); and the same in the API."""
 
 from __future__ import annotations
 
@@ -8,16 +8,13 @@ from typing import Any
 from aiohttp import web
 
 from admin import keys, listing, schemas
-from admin.finance import common, queries
+from admin.finance import common, exports, queries
 from admin.finance.area import AREA
-from admin.finance.schemas import Total, Transaction, TransactionFilter, TransactionQuery
+from admin.finance.schemas import Total, Transaction, TransactionExportQuery, TransactionFilter, TransactionQuery
 from admin.schemas import Page
 
 SORT_KINDS = {"posted_on": "date", "amount": "decimal", "id": "int"}
 KINDS = ("charge", "fee", "refund", "payment", "credit_note", "correction", "reversal")
-CSV_COLUMNS = ("id", "posted_on", "customer_id", "customer_number", "customer", "direction", "kind", "amount",
-               "currency", "description", "document_number", "service_id", "period_start", "period_end",
-               "reverses_id", "created_by", "created_at")
 
 
 def _key(row: Any) -> tuple[Any, int]:
@@ -46,9 +43,9 @@ async def transactions_page(request: web.Request) -> web.StreamResponse:
                                               after=after, limit=limit)
 
     if ls.wants_csv and not errors:
-        return await listing.export_csv(request, "transactions.csv", CSV_COLUMNS,
-                                        lambda after, limit: fetch(after, limit - 1), _key,
-                                        lambda r: [r[c] for c in CSV_COLUMNS])
+        delimiter, bom = exports.options(request)
+        return await exports.transactions(request, who, f, sort=ls.sort, direction=ls.direction, delimiter=delimiter,
+                                          bom=bom)
     ls.take(await fetch(ls.after, ls.limit) if not errors else [], _key)
     async with pool.acquire() as conn:
         totals = totals_of(await queries.transaction_totals(conn, *common.scope(who), f)) if not errors else []
@@ -69,6 +66,17 @@ async def api_transactions(request: web.Request) -> web.StreamResponse:
                                           limit=f.limit)
     return schemas.json(Page[Transaction]([common.out(Transaction, r) for r in rows[: f.limit]],
                                           common.next_cursor(rows, f.limit, _key)))
+
+
+@AREA.api("GET", "/finance/transactions.csv", permission="finance.view", summary="Export transactions as CSV",
+          query=TransactionExportQuery)
+async def api_transactions_csv(request: web.Request) -> web.StreamResponse:
+    """`text/csv`: every transaction the filter selects (all pages), for accounting software: the
+    posting date, the id, the customer, kind, description, document, a debit and a credit column
+    with a decimal point in the currency's minor unit, and the currency."""
+    f = common.query(request, TransactionExportQuery)
+    return await exports.transactions(request, keys.principal(request), f, sort=f.sort, direction=f.dir,
+                                      delimiter=f.delimiter, bom=f.bom)
 
 
 @AREA.api("GET", "/finance/transactions/totals", permission="finance.view", summary="Sum transactions",

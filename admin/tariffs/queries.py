@@ -17,7 +17,9 @@ COLUMNS = ("t.id, t.name, t.download_kbps, t.upload_kbps, t.burst_download_kbps,
            "t.burst_threshold_download_kbps, t.burst_threshold_upload_kbps, t.burst_time_s, t.priority, "
            "t.limit_at_download_kbps, t.limit_at_upload_kbps, t.contention, t.price, t.currency, "
            "t.session_timeout_s, t.custom, t.created_at, t.updated_at, "
-           "(SELECT count(*) FROM services s WHERE s.tariff_id = t.id) AS services")
+           "(SELECT count(*) FROM services s WHERE s.tariff_id = t.id) AS services, "
+           "t.tax_group_id, (SELECT g.name FROM tax_groups g WHERE g.id = t.tax_group_id) AS tax_group, "
+           "t.price_includes_tax")
 
 
 def _like(text: str) -> str:
@@ -62,6 +64,11 @@ async def update(conn: Connection, tariff_id: int, values: dict[str, Any]) -> as
 
 async def delete(conn: Connection, tariff_id: int) -> bool:
     return bool(await conn.execute("DELETE FROM tariffs WHERE id = $1", tariff_id) == "DELETE 1")
+
+
+async def tax_groups(conn: Connection) -> list[asyncpg.Record]:
+    """The tax groups a tariff may name (Finance -> Settings -> Taxes), by name."""
+    return await conn.fetch("SELECT id, name FROM tax_groups ORDER BY name, id")
 
 
 async def services_using(conn: Connection, tariff_id: int, limit: int = 5) -> tuple[int, list[str]]:

@@ -27,8 +27,9 @@ AREA = Area("tariffs", "Tariff plans", nav=[("Tariffs", "/tariffs", "tariffs.vie
 CSV_COLUMNS = ("id", "name", "download_kbps", "upload_kbps", "burst_download_kbps", "burst_upload_kbps",
                "burst_threshold_download_kbps", "burst_threshold_upload_kbps", "burst_time_s", "priority",
                "limit_at_download_kbps", "limit_at_upload_kbps", "contention", "price", "currency",
-               "session_timeout_s", "services")
-DEFAULTS: dict[str, Any] = {"priority": 8, "contention": 1, "price": "0", "currency": "EUR", "custom": {}}
+               "session_timeout_s", "tax_group", "price_includes_tax", "services")
+DEFAULTS: dict[str, Any] = {"priority": 8, "contention": 1, "price": "0", "currency": "EUR", "custom": {},
+                            "price_includes_tax": False}
 
 
 Row = Mapping[str, Any] | asyncpg.Record
@@ -171,8 +172,9 @@ async def _form(request: web.Request, t: Mapping[str, Any], errors: dict[str, st
                 editing: bool = False) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         fields = await custom.definitions(conn, "tariff")
+        groups = [(g["id"], g["name"]) for g in await queries.tax_groups(conn)]
     return pages.render("tariffs/form.html", request, {"t": t, "errors": errors, "fields": fields,
-                                                        "editing": editing}, status=status)
+                                                        "editing": editing, "tax_groups": groups}, status=status)
 
 
 async def _submitted(request: web.Request, tariff_id: int | None) -> web.StreamResponse:
@@ -198,8 +200,8 @@ async def _submitted(request: web.Request, tariff_id: int | None) -> web.StreamR
         data.custom = {**kept, **custom_values}
         row = await _save(request, tariff_id, data)
     except schemas.Invalid as e:
-        return await _form(request, {**values, "id": tariff_id, "custom": given}, e.errors, status=422,
-                           editing=tariff_id is not None)
+        shown = {**values, "id": tariff_id, "custom": given, "price_includes_tax": "price_includes_tax" in values}
+        return await _form(request, shown, e.errors, status=422, editing=tariff_id is not None)
     raise web.HTTPFound(f"/admin/tariffs/{row['id']}?done={'saved' if tariff_id else 'created'}")
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from admin.schemas import Limit, Name
+from admin.schemas import Id, Limit, Name
 
 Kbps = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1, description="kbit/s")]
 Guaranteed = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1, description="kbit/s; 0 or null: none")]
@@ -44,6 +44,10 @@ class TariffIn(msgspec.Struct, kw_only=True):
     currency: Currency = "EUR"
     session_timeout_s: Seconds | None = None
     custom: dict[str, Any] = {}
+    tax_group_id: Annotated[Id, msgspec.Meta(description="the tax group its lines pay (Finance settings: "
+                                                         "taxes); null: outside the scope of tax")] | None = None
+    price_includes_tax: Annotated[bool, msgspec.Meta(description="the price is gross: its tax is "
+                                                                 "taken out of it, not added")] = False
 
 
 class TariffPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -65,6 +69,8 @@ class TariffPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     currency: Currency | msgspec.UnsetType = msgspec.UNSET
     session_timeout_s: Seconds | msgspec.UnsetType | None = msgspec.UNSET
     custom: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    tax_group_id: Id | msgspec.UnsetType | None = msgspec.UNSET
+    price_includes_tax: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class Tariff(msgspec.Struct):
@@ -88,6 +94,9 @@ class Tariff(msgspec.Struct):
     services: int
     created_at: dt.datetime
     updated_at: dt.datetime
+    tax_group_id: int | None
+    tax_group: str | None
+    price_includes_tax: bool
 
 
 class TariffQuery(msgspec.Struct, kw_only=True):
@@ -135,6 +144,7 @@ CONSTRAINTS: dict[str, tuple[str, str]] = {
     "tariffs_limit_at_download_range": ("limit_at_download_kbps", "must be from 0 to the download speed"),
     "tariffs_limit_at_upload_range": ("limit_at_upload_kbps", "must be from 0 to the upload speed"),
     "tariffs_contention_range": ("contention", "must be from 1 to 1000"),
+    "tariffs_tax_group_fk": ("tax_group_id", "no such tax group (deleted meanwhile?)"),
 }
 
 BURST = ("burst_download_kbps", "burst_upload_kbps", "burst_time_s")

@@ -12,6 +12,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
+from admin.auth.store import Connection
 from admin.billing import collect, run
 from admin.billing.periods import Period
 from admin.payments import record
@@ -32,7 +33,7 @@ async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
         await p.close()
 
 
-async def status(conn: asyncpg.Connection, document_id: int) -> str:
+async def status(conn: Connection, document_id: int) -> str:
     value: str = await conn.fetchval("SELECT status FROM billing_documents_state WHERE id = $1", document_id)
     return value
 
@@ -60,6 +61,7 @@ async def test_a_desk_payment_pays_its_invoice_and_a_repeat_of_its_key_writes_no
         assert first.created and not again.created and (again.id, again.receipt_id) == (first.id, first.receipt_id)
         assert await status(conn, invoice) == "paid" and await balance(conn, cid) == D("0.00")
         row = await conn.fetchrow("SELECT * FROM payments")
+        assert row is not None
         assert (row["receipt_number"], row["payer"], row["source"], row["amount"]) == (
             "R-77",
             "Ann",

@@ -118,7 +118,7 @@ async def call(c: Client, method: str, path: str, *, key: str | None = None, jso
     elif form is not None:
         kw["data"] = form
     async with c.session.request(method, c.url + path, headers=headers, allow_redirects=False, **kw) as r:
-        return r.status, await r.text()
+        return r.status, (await r.read()).decode(errors="replace")  # (a statement's PDF is no text)
 
 
 _ROW = re.compile(r"^/(admin|api/v1)/(customers|services|sessions)/\{\w+\}")
