@@ -409,12 +409,12 @@ async def post_new(conn: Connection, posts: Sequence[Sequence[Any]]) -> list[asy
 CANDIDATES = """
 WITH owing AS (
     SELECT customer_id FROM documents d
-    WHERE d.kind = 'invoice' AND NOT EXISTS (SELECT 1 FROM document_voids v WHERE v.document_id = d.id)
+    WHERE d.kind = 'invoice' {documents} AND NOT EXISTS (SELECT 1 FROM document_voids v WHERE v.document_id = d.id)
       AND d.total > coalesce((SELECT sum(a.amount) FROM allocations a WHERE a.target_document_id = d.id), 0)
     UNION
-    SELECT customer_id FROM customer_status_changes WHERE reason = 'dunning'
+    SELECT customer_id FROM customer_status_changes WHERE reason = 'dunning' {changes}
     UNION
-    SELECT b.customer_id FROM customer_billing b WHERE b.billing_type <> 'recurring'
+    SELECT b.customer_id FROM customer_billing b WHERE b.billing_type <> 'recurring' {billing}
 )
 SELECT c.id, c.status, b.billing_type, b.due_days, b.block_after_due_days, b.deactivate_after_block_days,
        b.min_balance, b.enabled,
@@ -426,6 +426,13 @@ SELECT c.id, c.status, b.billing_type, b.due_days, b.block_after_due_days, b.dea
 FROM customers c JOIN customer_billing b ON b.customer_id = c.id
 WHERE c.id IN (SELECT customer_id FROM owing) AND c.status IN ('active', 'blocked', 'inactive')
 """
+"""Who dunning looks at: customers owing on an invoice, those it blocked, the prepaid ones. For
+given customers (after a payment) every part is narrowed to them, so a payment does not read
+the whole ledger."""
+EVERYONE = CANDIDATES.format(documents="", changes="", billing="")
+THESE = CANDIDATES.format(documents="AND d.customer_id = ANY($1::bigint[])",
+                          changes="AND customer_id = ANY($1::bigint[])",
+                          billing="AND b.customer_id = ANY($1::bigint[])") + " AND c.id = ANY($1::bigint[])"
 
 UNPAID = """
 SELECT d.customer_id, d.issued_on, d.due_on FROM documents d
@@ -441,8 +448,8 @@ async def holidays(conn: Connection) -> frozenset[dt.date]:
 
 async def dunning_candidates(conn: Connection, customer_ids: Sequence[int] | None) -> list[asyncpg.Record]:
     if customer_ids is None:
-        return await conn.fetch(CANDIDATES)
-    return await conn.fetch(CANDIDATES + " AND c.id = ANY($1::bigint[])", list(customer_ids))
+        return await conn.fetch(EVERYONE)
+    return await conn.fetch(THESE, list(customer_ids))
 
 
 async def unpaid_invoices(conn: Connection, customer_ids: Sequence[int]) -> list[asyncpg.Record]:
