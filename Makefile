@@ -41,4 +41,4 @@ bench: $(STAMP)
 	@for script in bench/*/run.sh; do [ -x "$$script" ] && "$$script" || true; done
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-localstripe .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,5 +1,5 @@
 -- lastmile schema version 9
--- lastmile schema hash cc804565c118aedf3ee2394a4a7c8159e7090dfc86ffb4910c19423891f200ac
+-- lastmile schema hash 1d638e9d7629f0ebb89bdf861faac5da3f42e79ab5cac24799a70ed9cfcfa8ca
 --
 -- The whole database as a fresh installation gets it: `lastmile db init` (and `lastmile up`)
 -- applies this file to an empty database, in one transaction, and records the version and hash
@@ -1553,6 +1553,9 @@ CREATE TABLE IF NOT EXISTS bank_statement_lines (
 );
 CREATE INDEX IF NOT EXISTS bank_statement_lines_statement_idx ON bank_statement_lines (statement_id, position);
 CREATE INDEX IF NOT EXISTS bank_statement_lines_review_idx ON bank_statement_lines (status, id) WHERE status IN ('new', 'error');
+-- The accounts that paid for a customer before (matching's "account" signal, admin/payments/matching.py).
+CREATE INDEX IF NOT EXISTS bank_statement_lines_account_idx ON bank_statement_lines (payer_account, customer_id)
+    WHERE status IN ('matched', 'paired') AND payer_account <> '';
 
 -- SEPA direct debit: the creditor (one row), mandates, collection batches (pain.008) and their
 -- collections, marked paid or failed from the return file or the statement.

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from admin.payments import reference
+
 
 def when(value: datetime | None) -> str:
     return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -55,5 +57,11 @@ def pair(value: Any) -> tuple[Any, Any]:
     return (value, value)
 
 
+def payment_reference(customer_id: int) -> str:
+    """The customer's payment reference as printed on its invoices ("RF18 0000 1234")."""
+    return reference.printed(reference.for_customer(customer_id))
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
-    "when": when, "ago": ago, "size": size, "speed": speed, "money": money, "duration": duration, "pair": pair}
+    "when": when, "ago": ago, "size": size, "speed": speed, "money": money, "duration": duration, "pair": pair,
+    "payment_reference": payment_reference}

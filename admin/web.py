@@ -33,6 +33,9 @@ LOGGED_IN = "logged-in"
 """Any administrator logged in (its own profile, logging out)."""
 SECOND_FACTOR = "second-factor"
 """A login waiting for its second factor (the code page)."""
+SIGNED = "signed"
+"""No login, no CSRF token: the request proves itself by a signature its handler checks (a payment
+gateway's webhook, at ``/hooks/...``: Area.hook)."""
 
 PERMISSIONS: dict[Handler, str] = {}
 """Every declared handler -> its permission (a permission name, or PUBLIC, LOGGED_IN, SECOND_FACTOR)."""
@@ -71,6 +74,8 @@ class Area:
     operations: list[Operation] = field(default_factory=list)
     #: run when the application starts (it may set the area's state on the application then)
     startup: list[Callable[[web.Application], Awaitable[None]]] = field(default_factory=list)
+    #: run when the application stops (what its startup opened, closed)
+    cleanup: list[Callable[[web.Application], Awaitable[None]]] = field(default_factory=list)
 
     def page(self, path: str, *, permission: str, method: str = "GET") -> Callable[[Handler], Handler]:
         """A page (or a form's POST) at ``/admin<path>``."""
@@ -92,6 +97,15 @@ class Area:
             return handler
         return declare
 
+    def hook(self, path: str, *, method: str = "POST") -> Callable[[Handler], Handler]:
+        """A webhook at ``/hooks<path>`` for a peer that signs what it sends (SIGNED): the handler
+        checks the signature before anything else, and answers 400 when it does not hold."""
+        def declare(handler: Handler) -> Handler:
+            PERMISSIONS[handler] = SIGNED
+            self.routes.append((method, "/hooks" + path, handler))
+            return handler
+        return declare
+
     @property
     def nav_items(self) -> list[NavItem]:
         return [NavItem(label, "/admin" + path, permission) for label, path, permission in self.nav]
@@ -100,6 +114,7 @@ class Area:
         for method, path, handler in self.routes:
             app.router.add_route(method, path, handler)
         app.on_startup.extend(self.startup)
+        app.on_cleanup.extend(self.cleanup)
 
 
 def path_id(request: web.Request, name: str = "id") -> int:

@@ -12,7 +12,8 @@ from decimal import Decimal
 
 import asyncpg
 
-from admin.billing import ledger, periods, run, store
+from admin.billing import periods, run, store
+from admin.payments import record
 
 
 async def setup(pool: asyncpg.Pool, today: dt.date) -> str:
@@ -29,9 +30,8 @@ async def setup(pool: asyncpg.Pool, today: dt.date) -> str:
         for customer_id, amount in await store.demo_open_invoices(conn):
             if customer_id % 5 == 0:
                 continue  # one in five pays late: dunning has something to do
-            async with conn.transaction():
-                await ledger.record_payment(conn, customer_id, amount, today, method="bank transfer",
-                                            reference=f"demo {customer_id}", by="demo",
-                                            idempotency_key=f"demo:{customer_id}:{today.isoformat()}")
+            await record.record(conn, record.NewPayment(
+                customer_id, amount, today, "bank_transfer", payer=f"demo {customer_id}", comment="demo",
+                key=f"demo:{customer_id}:{today.isoformat()}", by="demo"), dunning=False)
             paid += 1
     return f"{summary.describe()} {paid} customers paid."

@@ -18,6 +18,7 @@ from aiohttp import web
 from admin.auth.store import Connection
 from admin.billing.render import model, pdf, templates
 from admin.finance import common, doc_templates_store, queries
+from admin.payments import reference
 
 LOCALE = "en"
 
@@ -40,7 +41,8 @@ def party(row: asyncpg.Record) -> model.Party:
     place = " ".join(p for p in (row["zip"], row["city"]) if p)
     return model.Party(name=row["name"], number=row["number"],
                        address_lines=tuple(p for p in (row["street"], place, row["country"]) if p),
-                       email=row["billing_email"] or row["email"] or "")
+                       email=row["billing_email"] or row["email"] or "",
+                       payment_reference=reference.printed(reference.for_customer(row["id"])))
 
 
 def _period(start: dt.date | None, end: dt.date | None) -> model.Period | None:

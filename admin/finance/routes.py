@@ -8,15 +8,20 @@ from __future__ import annotations
 from admin.finance import (
     branding,
     customer,
+    direct_debit,
     doc_templates,
     documents,
+    gateways,
+    payment_types,
+    payments,
     reports,
     runs,
     settings,
+    statements,
     taxes,
     transactions,
 )
 from admin.finance.area import AREA
 
-__all__ = ["AREA", "branding", "customer", "doc_templates", "documents", "reports", "runs", "settings", "taxes",
-           "transactions"]
+__all__ = ["AREA", "branding", "customer", "direct_debit", "doc_templates", "documents", "gateways", "payment_types",
+           "payments", "reports", "runs", "settings", "statements", "taxes", "transactions"]

@@ -32,7 +32,6 @@ directory.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import os
@@ -43,11 +42,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
-from benchkit import percentile, take_lock
+from benchkit import on_embedded_postgres, percentile
 
 from admin.billing import collect, ledger, run
 from daemons import db, demo
-from daemons.pgembed import EmbeddedPostgres
 
 CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", "100000"))
 STATEMENTS = int(os.environ.get("BENCH_STATEMENTS", "200"))
@@ -108,16 +106,7 @@ async def timed(what: str, results: dict[str, object], work: object) -> object:
 
 
 def main() -> int:
-    WORK.mkdir(parents=True, exist_ok=True)
-    with open("/tmp/bench.lock", "w") as lock:
-        take_lock(lock, Path("/tmp/bench.lock"), 3600, say)
-        server = EmbeddedPostgres(WORK / "pg", int(os.environ.get("BENCH_PG_PORT", "55499")), durable=True)
-        server.start()
-        try:
-            results = asyncio.run(measure(server.url))
-        finally:
-            server.stop()
-    report(results)
+    report(on_embedded_postgres(WORK, 55499, measure, say))
     return 0
 
 

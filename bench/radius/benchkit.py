@@ -4,15 +4,19 @@ it sits here with procstat, on the MYPYPATH `make lint` gives every bench folder
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import math
+import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
+
+T = TypeVar("T")
 
 
 def take_lock(f: TextIO, name: Path, wait: float, say: Callable[[str], None]) -> tuple[bool, float]:
@@ -32,6 +36,24 @@ def take_lock(f: TextIO, name: Path, wait: float, say: Callable[[str], None]) ->
                 say(f"waiting for {name} (another benchmark holds it)")
                 told = True
             time.sleep(1)
+
+
+def on_embedded_postgres(work: Path, port: int, measure: Callable[[str], Coroutine[Any, Any, T]],
+                         say: Callable[[str], None]) -> T:
+    """Under the benchmarks' lock: a durable embedded PostgreSQL in ``work``/pg on ``port``
+    (``BENCH_PG_PORT`` says another), ``measure(its url)`` run to the end, the server stopped (the
+    database benchmarks of bench/billing and bench/payments)."""
+    from daemons.pgembed import EmbeddedPostgres  # here: the other benchmarks need no daemons
+
+    work.mkdir(parents=True, exist_ok=True)
+    with open("/tmp/bench.lock", "w") as lock:
+        take_lock(lock, Path("/tmp/bench.lock"), 3600, say)
+        server = EmbeddedPostgres(work / "pg", int(os.environ.get("BENCH_PG_PORT", str(port))), durable=True)
+        server.start()
+        try:
+            return asyncio.run(measure(server.url))
+        finally:
+            server.stop()
 
 
 def percentile(values: list[float], p: float) -> float:

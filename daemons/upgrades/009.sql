@@ -103,6 +103,9 @@ CREATE TABLE bank_statement_lines (
 );
 CREATE INDEX bank_statement_lines_statement_idx ON bank_statement_lines (statement_id, position);
 CREATE INDEX bank_statement_lines_review_idx ON bank_statement_lines (status, id) WHERE status IN ('new', 'error');
+-- The accounts that paid for a customer before (matching's "account" signal, admin/payments/matching.py).
+CREATE INDEX bank_statement_lines_account_idx ON bank_statement_lines (payer_account, customer_id)
+    WHERE status IN ('matched', 'paired') AND payer_account <> '';
 
 -- SEPA direct debit: the creditor (one row), mandates, collection batches (pain.008) and their
 -- collections, marked paid or failed from the return file or the statement.

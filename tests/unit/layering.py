@@ -134,6 +134,15 @@ LAYOUT = Layout(
         "admin.billing.render.logo",
         # payments: the customer's payment reference (ISO 11649 check digits)
         "admin.payments.reference",
+        # bank statements: the file formats read from bytes (CSV through a mapping, CAMT.053 with
+        # defusedxml, MT940), and matching a line to a customer from what its store loaded
+        "admin.payments.statements.model", "admin.payments.statements.csvfile", "admin.payments.statements.camt",
+        "admin.payments.statements.mt940", "admin.payments.statements.read", "admin.payments.matching",
+        # SEPA direct debit: IBAN/BIC/creditor-id checks, the TARGET2 calendar, the pain.008 writer and the
+        # pain.002/camt.054 reader (parsed from the bytes given)
+        "admin.payments.direct_debit",
+        # online payments: what a gateway does and answers (the interface, statuses, minor units)
+        "admin.payments.gateways",
     }),
     sql_homes=frozenset({
         "daemons.db",  # pools, the schema, partitions

@@ -108,6 +108,9 @@ class Party:
     address_lines: tuple[str, ...] = ()
     tax_id: str = ""
     email: str = ""
+    #: The customer's own payment reference, as printed (admin/payments/reference.py: "RF18 0000 1234"),
+    #: which a bank transfer quotes so that it is matched to this customer.
+    payment_reference: str = ""
 
     def __post_init__(self) -> None:
         _texts(self)

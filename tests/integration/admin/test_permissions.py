@@ -21,7 +21,7 @@ from admin.app import create_app
 from admin.auth import tokens
 from admin.auth.permissions import ALL, BUILTIN, SUPER, effective
 from admin.settings import AdminSettings
-from admin.web import LOGGED_IN, PERMISSIONS, PUBLIC, SECOND_FACTOR
+from admin.web import LOGGED_IN, PERMISSIONS, PUBLIC, SECOND_FACTOR, SIGNED
 from daemons import db
 from daemons.config import DatabaseSettings
 from daemons.secrets import Keyring
@@ -29,7 +29,7 @@ from tests.conftest import free_port
 from tests.integration.admin.conftest import Admin, Client, api_key, make_admin
 
 MISSING_ID = "999999999"
-SPECIAL = (PUBLIC, LOGGED_IN, SECOND_FACTOR)
+SPECIAL = (PUBLIC, LOGGED_IN, SECOND_FACTOR, SIGNED)
 #: Served by address (the middleware's [admin] metrics_allow), not by a login: no declared permission.
 BY_ADDRESS = {("GET", "/metrics")}
 LAST = {("POST", "/admin/logout")}  # it ends the session the other requests reuse
@@ -90,7 +90,8 @@ def test_every_route_of_the_admin_declares_its_permission() -> None:
                                                                                         for r in routes}
     for r in routes:
         assert r.permission in ALL or r.permission in SPECIAL, r
-        assert r.path.startswith(("/admin", "/api/v1/")), r
+        assert r.path.startswith(("/admin", "/api/v1/", "/hooks/")), r
+        assert (r.permission == SIGNED) == r.path.startswith("/hooks/"), r  # a webhook proves itself, nothing else does
         if r.permission == PUBLIC:  # few, and nothing that shows or changes data
             assert r.path in ("/admin/login", "/api/v1/openapi.json", "/api/v1/docs"), r
         if r.permission == SECOND_FACTOR:
@@ -244,6 +245,9 @@ async def test_unauthenticated_requests_go_to_the_login_or_get_401(admin: Admin)
         if route.permission == PUBLIC:
             if status >= 500 or status == 401 or location.startswith("/admin/login?"):
                 wrong.append(f"{route.method} {route.url}: {status} {location} (a public route)")
+        elif route.permission == SIGNED:  # a webhook without its signature: refused, never served
+            if not 400 <= status < 500:
+                wrong.append(f"{route.method} {route.url}: {status} {location} (an unsigned webhook)")
         elif route.api:
             if status != 401:
                 wrong.append(f"{route.method} {route.url}: {status}, not 401")

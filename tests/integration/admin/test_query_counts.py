@@ -45,6 +45,7 @@ from admin.app import create_app
 from admin.auth import middleware as auth
 from admin.auth import tokens
 from admin.billing import ledger
+from admin.payments import record
 from admin.settings import AdminSettings
 from admin.web import PERMISSIONS, SECOND_FACTOR
 from daemons import db, demo
@@ -52,6 +53,8 @@ from daemons.config import DatabaseSettings
 from daemons.secrets import Keyring
 from tests.conftest import free_port
 from tests.integration.admin.conftest import Admin, Client, make_admin
+from tests.integration.admin.test_payments_direct_debit import sample_rows as direct_debit_rows
+from tests.integration.admin.test_payments_statements import sample_rows as statement_rows
 
 BASELINE = Path(__file__).with_name("query_counts.json")
 UPDATE_ENV = "LASTMILE_UPDATE_QUERY_COUNTS"
@@ -62,9 +65,10 @@ PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 TABLES = {"pools": "ip_pools", "exporters": "flow_exporters", "roles": "admin_roles", "keys": "api_keys",
           "api-keys": "api_keys", "admins": "administrators", "fields": "custom_fields",
           "custom-fields": "custom_fields", "operations-log": "operations_log", "oplog": "operations_log",
-          "jobs": "pgqueuer"}
+          "jobs": "pgqueuer", "batches": "dd_batches", "mandates": "sepa_mandates"}
 # Query strings for routes that need input to do their work.
-QUERIES = {"/admin/search": "q={ip}", "/admin/search/suggest": "q={ip}", "/api/v1/search": "q={ip}"}
+QUERIES = {"/admin/search": "q={ip}", "/admin/search/suggest": "q={ip}", "/api/v1/search": "q={ip}",
+           "/api/v1/payments/customers": "q={ip}", "/admin/finance/payments/customers": "q={ip}"}
 # Statements of asyncpg itself (type introspection).
 _NOT_COUNTED = (introspection.INTRO_LOOKUP_TYPES_13.strip()[:60], introspection.INTRO_LOOKUP_TYPES.strip()[:60])
 
@@ -173,6 +177,13 @@ async def _data(conn: asyncpg.Connection) -> dict[str, Any]:
                        "VALUES ('customer', 'contract', 'Contract', 'text') ON CONFLICT DO NOTHING")
     if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM documents)"):
         await _bill(conn, row["customer_id"])
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM dd_batches)"):  # a mandate and a direct-debit batch
+        await direct_debit_rows(conn, row["customer_id"])
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM payments)"):  # a payment for Finance -> Payments
+        await record.record(conn, record.NewPayment(row["customer_id"], Decimal("2.00"), dt.datetime.now(dt.UTC).date(),
+                                                    "cash", key="qc-payment"))
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM bank_statements)"):  # a statement, its lines, a mapping
+        await statement_rows(conn, row["customer_id"])
     if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pgqueuer)"):  # a job for the Jobs pages
         await conn.execute("INSERT INTO pgqueuer (priority, status, entrypoint, payload) "
                            "VALUES (0, 'queued', 'qc.job', '{}')")
