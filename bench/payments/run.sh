@@ -21,10 +21,10 @@ cd "$ROOT"
 . "$ROOT/bench/driver.sh"
 
 declare -A BENCHES=(
-  [statement]="$HERE/statement.py"   # bank statements: import and matching (H4)
-  [allocation]="$HERE/allocation.py" # a payment's allocation, status change and unblock (H3)
-  [direct_debit]="$HERE/direct_debit.py" # a SEPA batch of 10,000 collections, settled, returns (H6)
-  [webhooks]="$HERE/webhooks.py"     # 100 concurrent Stripe webhooks with duplicates, each recorded once (H5)
+  [statement]="$HERE/statement.py"   # bank statements: import and matching
+  [allocation]="$HERE/allocation.py" # a payment's allocation, status change and unblock
+  [direct_debit]="$HERE/direct_debit.py" # a SEPA batch of 10,000 collections, settled, returns
+  [webhooks]="$HERE/webhooks.py"     # 100 concurrent Stripe webhooks with duplicates, each recorded once
 )
 
 wanted=("$@")
