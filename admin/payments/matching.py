@@ -49,7 +49,7 @@ NAME_FULL, NAME_SHARED, NAME_PART = 45, 30, 30
 FOLD_FROM = "àáâãäåāăąçćčďèéêëēėęěìíîïīįıñńňòóôõöōőŕřśšşùúûüūůűųýÿžźżţť"
 FOLD_TO = "aaaaaaaaacccdeeeeeeeeiiiiiiinnnooooooorrsssuuuuuuuuyyzzztt"
 SPELT = (("ß", "ss"), ("æ", "ae"), ("ø", "o"), ("œ", "oe"), ("ł", "l"), ("đ", "d"), ("þ", "th"))
-VOWEL_E = r"([aou])e"
+VOWEL_E = r"([aou])e+"  # all the e, so folding twice is folding once ("æe": "aee" -> "a")
 WORD_SPLIT = r"[\W_]+"  # words of any script (a Cyrillic name is words too)
 STOP = frozenset({
     "gmbh", "mbh", "ag", "kg", "ohg", "ug", "eg", "ev", "ltd", "llc", "inc", "plc", "corp", "co", "sa", "sas", "sarl",

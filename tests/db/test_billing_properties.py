@@ -1,5 +1,6 @@
 """Property tests of the ledger against a real PostgreSQL (hypothesis): random sequences of runs,
-payments, credit notes and voids for a customer, and after each sequence the invariants:
+payments (recorded and taken back through admin/payments/record.py), credit notes and voids for a
+customer, and after each sequence the invariants:
 
 - every credit's allocations are within its amount, every debt's within its total;
 - every document's totals are the sums of its lines, and an invoice's total is what it posted;
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from admin.auth.store import Connection
 from admin.billing import ledger, run
 from admin.billing.ledger import LedgerError
+from admin.payments import record
 from daemons import db
 
 COUNTER = itertools.count(1)
@@ -32,6 +34,7 @@ op = st.one_of(
     st.tuples(st.just("credit"), st.decimals("0.01", "60.00", places=2)),
     st.tuples(st.just("void"), st.integers(0, 5)),
     st.tuples(st.just("item"), st.decimals("0.00", "99.99", places=2)),
+    st.tuples(st.just("take_back"), st.integers(0, 5)),
 )
 
 
@@ -64,9 +67,15 @@ async def scenario(url: str, ops: list[tuple[str, object]], price: Decimal, incl
                         assert isinstance(arg, dt.date)
                         await run.run(pool, arg, partner)
                     elif kind == "pay":
-                        async with conn.transaction():
-                            await ledger.record_payment(conn, cid, Decimal(str(arg)), dt.date(2026, 6, 1),
-                                                        method="cash")
+                        await record.record(conn, record.NewPayment(cid, Decimal(str(arg)), dt.date(2026, 6, 1),
+                                                                    "cash"), today=dt.date(2026, 6, 1))
+                    elif kind == "take_back":
+                        assert isinstance(arg, int)
+                        payments = [r["id"] for r in await conn.fetch(
+                            "SELECT id FROM payments WHERE customer_id = $1 ORDER BY id", cid)]
+                        if payments:
+                            await record.reverse(conn, payments[arg % len(payments)], "the cheque bounced",
+                                                 today=dt.date(2026, 6, 1))
                     elif kind == "credit" and invoices:
                         async with conn.transaction():
                             await ledger.credit_note(conn, invoices[0], "goodwill", amount=Decimal(str(arg)))
@@ -76,7 +85,7 @@ async def scenario(url: str, ops: list[tuple[str, object]], price: Decimal, incl
                             await ledger.void_document(conn, invoices[arg % len(invoices)], "mistake")
                     elif kind == "item" and Decimal(str(arg)) > 0:
                         await ledger.add_next_invoice_item(conn, cid, "Extra", Decimal(1), Decimal(str(arg)))
-                except (LedgerError, run.RunError):
+                except (LedgerError, run.RunError, record.PaymentError):
                     pass  # refused (nothing left to credit, void twice, ...): refused as a whole
         async with pool.acquire() as conn:
             await check(conn, cid)

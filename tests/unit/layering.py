@@ -130,6 +130,8 @@ LAYOUT = Layout(
         # render.pdf is not here: WeasyPrint reads fonts and the system's libraries
         "admin.billing.render", "admin.billing.render.model", "admin.billing.render.templates",
         "admin.billing.render.samples", "admin.billing.render.csv_export", "admin.csvcells",
+        # XML from outside parsed with DTDs, entities and external references refused
+        "admin.safexml",
         # a partner's uploaded SVG logo, checked to be a plain picture (parsed from the bytes given)
         "admin.billing.render.logo",
         # payments: the customer's payment reference (ISO 11649 check digits)

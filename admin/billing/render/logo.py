@@ -25,11 +25,10 @@ element and attribute is checked against what a static picture needs:
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET  # the tree's types; parsing goes through defusedxml
+import xml.etree.ElementTree as ET  # the tree's types; parsing goes through admin/safexml.py
 from collections.abc import Iterator
 
-import defusedxml  # type: ignore[import-untyped]  # no py.typed
-import defusedxml.ElementTree as SafeET  # type: ignore[import-untyped]
+from admin import safexml
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -141,21 +140,17 @@ class _Builder(ET.TreeBuilder):
 
 def _parse(text: str) -> ET.Element:
     builder = _Builder()
-    parser = SafeET.DefusedXMLParser(target=builder, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     try:
-        parser.feed(text)
-        root: ET.Element = parser.close()
-    except defusedxml.DTDForbidden:
-        raise LogoError("the SVG has a DOCTYPE (a DTD): remove the <!DOCTYPE …> line, or save it as plain SVG "
-                        "(a logo declares no entities)") from None
-    except defusedxml.EntitiesForbidden:
-        raise LogoError("the SVG declares entities (<!ENTITY …>): not taken in a logo") from None
-    except defusedxml.ExternalReferenceForbidden:
-        raise LogoError("the SVG refers to an external entity: not taken in a logo") from None
-    except ET.ParseError as e:
-        line, column = e.position
-        raise LogoError(f"not an SVG file: the XML is broken at line {line}, column {column + 1} "
-                        f"({str(e).split(':')[0]})") from None
+        root = safexml.parse(text, target=builder)
+    except safexml.Refused as e:
+        raise LogoError({
+            "dtd": "the SVG has a DOCTYPE (a DTD): remove the <!DOCTYPE …> line, or save it as plain SVG "
+                   "(a logo declares no entities)",
+            "entity": "the SVG declares entities (<!ENTITY …>): not taken in a logo",
+            "external": "the SVG refers to an external entity: not taken in a logo",
+            "refused": f"the SVG is refused: {e.detail}",
+            "broken": f"not an SVG file: the XML is broken at line {e.line}, column {e.column} ({e.detail})",
+        }[e.kind]) from None
     if builder.instructions:
         raise LogoError(f"the SVG has a processing instruction (<?{builder.instructions[0]} …?>): not taken in a "
                         "logo")

@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import xml.etree.ElementTree as ET  # the tree's types and ParseError; parsing goes through defusedxml
+import xml.etree.ElementTree as ET  # the tree's types and ParseError; parsing goes through admin/safexml.py
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 
-import defusedxml  # type: ignore[import-untyped]  # no py.typed
-import defusedxml.ElementTree as SafeET  # type: ignore[import-untyped]
-
+from admin import safexml
 from admin.payments.statements.model import (
     Line,
     Statement,
@@ -86,21 +84,16 @@ def parse(data: bytes) -> Statement:
 
 def _tree(data: bytes) -> ET.Element:
     try:
-        root: ET.Element = SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except defusedxml.DTDForbidden:
-        raise StatementError("the XML declares a DTD (<!DOCTYPE ...>), which a bank statement never has: it is refused "
-                             "so that no entity in it is expanded and nothing it names is read") from None
-    except defusedxml.EntitiesForbidden as e:
-        raise StatementError(f"the XML declares an entity ({e.name}): refused, a bank statement has none") from None
-    except defusedxml.ExternalReferenceForbidden:
-        raise StatementError("the XML refers to an outside resource: refused, nothing is fetched") from None
-    except defusedxml.DefusedXmlException as e:
-        raise StatementError(f"the XML is refused: {e}") from None
-    except ET.ParseError as e:
-        line, column = e.position
-        raise StatementError(f"not well-formed XML at line {line}, column {column + 1}: "
-                             f"{str(e).split(':')[0]}") from None
-    return root
+        return safexml.parse(data)
+    except safexml.Refused as e:
+        raise StatementError({
+            "dtd": "the XML declares a DTD (<!DOCTYPE ...>), which a bank statement never has: it is refused "
+                   "so that no entity in it is expanded and nothing it names is read",
+            "entity": f"the XML declares an entity ({e.detail}): refused, a bank statement has none",
+            "external": "the XML refers to an outside resource: refused, nothing is fetched",
+            "refused": f"the XML is refused: {e.detail}",
+            "broken": f"not well-formed XML at line {e.line}, column {e.column}: {e.detail}",
+        }[e.kind]) from None
 
 
 def _local(tag: str) -> str:
