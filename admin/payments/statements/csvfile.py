@@ -340,7 +340,7 @@ _HEADER_WORDS: dict[str, tuple[str, ...]] = {
     "debit": ("debit", "soll", "lastschrift", "ausgang", "paid out", "money out", "withdrawal"),
     "currency": ("currency", "währung", "waehrung", "ccy", "devise", "měna", "mena", "waluta"),
     "payer_account": ("iban", "account number", "kontonummer", "counterparty account", "payer account", "konto"),
-    "payer_name": ("payer", "name", "auftraggeber", "empfänger", "beguenstigter", "begünstigter", "counterparty",
+    "payer_name": ("payer", "name", "zahler", "auftraggeber", "empfänger", "beguenstigter", "begünstigter", "counterparty",
                    "partner", "remitter", "from"),
     "reference": ("reference", "referenz", "eref", "end-to-end", "end to end", "kundenreferenz", "ref"),
     "description": ("description", "verwendungszweck", "purpose", "text", "details", "memo", "buchungstext",

@@ -49,7 +49,7 @@ def statement(people: list[dict[str, Any]]) -> bytes:
     day = TODAY.strftime("%d.%m.%Y")
     rows = [
         "Umsätze Girokonto;DE89 3704 0044 0532 0130 00", "",
-        "Buchungstag;Valuta;Zahler;Verwendungszweck;Betrag;Währung",
+        "Buchungstag;Valuta;Gegenüber;Verwendungszweck;Betrag;Währung",
         f"{day};{day};Anna Berger;Internet {reference.printed(reference.for_customer(anna['id']))};31,00;EUR",
         f"{day};{day};K. Huber;Rechnung {karl['invoice']};31,00;EUR",
         f"{day};{day};MUELLER JUERGEN;Internet Mai;31,00;EUR",
@@ -88,7 +88,7 @@ async def test_a_csv_statement_is_mapped_matched_and_its_last_line_paired(conn: 
     assert await page.input_value("select[name=col_4]") == "amount"
     assert "Anna Berger" in await page.inner_text("#columns")
     await tab.shot("mapping-guessed")
-    # "Zahler" (the payer) is no header word the guess knows: the person says which column it is
+    # "Gegenüber" (the other party) is no header word the guess knows: the person says which column it is
     assert await page.input_value("select[name=col_1]") == ""  # the value date is no field
     assert await page.input_value("select[name=col_2]") == ""
     await page.select_option("select[name=col_2]", "payer_name")
