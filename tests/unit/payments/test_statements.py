@@ -47,7 +47,8 @@ def test_the_mapping_screen_guesses_a_german_banks_file() -> None:
     assert guessed.columns == DE.columns
     sample = csvfile.sample(vector("bank_de.csv"), guessed)
     assert sample.header[0] == "Buchungstag" and sample.rows[2][1] == "Müller, Jürgen" and not sample.error
-    zahler = csvfile.guess(b"Buchungstag;Zahler;Verwendungszweck;Betrag\n02.12.2026;Anna Berger;Internet;31,00\n", "EUR")
+    zahler = csvfile.guess(b"Buchungstag;Zahler;Verwendungszweck;Betrag\n02.12.2026;Anna Berger;Internet;31,00\n",
+                           "EUR")
     assert zahler.columns.get("payer_name") == (1,)  # German banks' own word for the payer
     wrong = csvfile.sample(vector("bank_de.csv"), csvfile.Mapping({}, ",", "utf-8", 0, True))
     assert wrong.width >= 1 and not wrong.error  # a wrong delimiter reads, badly: the person sees it
