@@ -115,7 +115,12 @@ PARTS_OF_A_WHOLE = {"ip_leases_pool_fk",  # an address row is part of its pool
                     "customer_billing_customer_fk", "customer_status_changes_customer_fk",
                     "partner_branding_partner_fk", "tax_group_rates_group_fk", "service_pauses_service_fk",
                     "billing_run_items_run_fk", "billing_run_items_customer_fk",
-                    "document_templates_partner_fk"}  # a partner's own document templates
+                    "document_templates_partner_fk",  # a partner's own document templates
+                    # notifications: a partner's own settings, rules, templates and webhooks; a webhook's
+                    # deliveries (and an event's: pruned with it), a delivery's attempts
+                    "notification_settings_partner_fk", "notice_rules_partner_fk", "message_templates_partner_fk",
+                    "webhooks_partner_fk", "webhook_deliveries_webhook_fk", "webhook_deliveries_event_fk",
+                    "webhook_attempts_delivery_fk"}
 
 
 async def test_foreign_keys_restrict(conn: asyncpg.Connection) -> None:
