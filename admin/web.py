@@ -19,6 +19,7 @@ request whose handler declared nothing, so a route cannot be left open by forget
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,12 +118,22 @@ class Area:
         app.on_cleanup.extend(self.cleanup)
 
 
+_ID = re.compile(r"[0-9]{1,19}")
+
+
+def parse_id(text: str) -> int | None:
+    """``text`` as a row id (a bigint above 0, ASCII digits only: ``"¹".isdigit()`` is true), else None."""
+    if not _ID.fullmatch(text) or not 0 < int(text) < 2**63:
+        return None
+    return int(text)
+
+
 def path_id(request: web.Request, name: str = "id") -> int:
     """The id in the path (``/customers/{id}``); 404 when it is not one (a bigint above 0)."""
-    text = request.match_info[name]
-    if not text.isdigit() or not 0 < int(text) < 2**63:
+    found = parse_id(request.match_info[name])
+    if found is None:
         raise web.HTTPNotFound()
-    return int(text)
+    return found
 
 
 def permission_of(request: web.Request) -> str | None:

@@ -199,6 +199,10 @@ def describe() -> str:
         "(QoS 1 by default): an event sent just before a reconnect may arrive twice.",
         "Subscribe to all of them with `mosquitto_sub -t 'lastmile/#' -v`.",
         "",
+        "The events of the outbox (customers, services, invoices and other documents, payments:",
+        "`lastmile/customer/created`, `lastmile/invoice/created`, ...) go to MQTT too, as the worker",
+        "dispatches them; their payloads are listed in [webhooks.md](webhooks.md).",
+        "",
     ]
     for cls in CATALOGUE:
         lines += [f"## `lastmile/{cls.subject}/{cls.name}`", "", " ".join((cls.__doc__ or "").split()), "",
@@ -253,15 +257,20 @@ class EventPublisher:
 
     def publish(self, event: Event) -> None:
         """Queue ``event`` for ``<prefix>/<subject>/<name>``; never blocks."""
+        self.publish_payload(event.subject, event.name,
+                             {f.name: getattr(event, f.name) for f in fields(event)})  # type: ignore[arg-type]
+
+    def publish_payload(self, subject: str, name: str, payload: dict[str, Any]) -> None:
+        """Queue a JSON object for ``<prefix>/<subject>/<name>``; never blocks. For the events of the
+        outbox (admin/notifications/dispatch.py), whose payloads the database writes (their
+        catalogue: docs/webhooks.md); a daemon's own events are catalogue classes (``publish``)."""
         if not self.enabled:
             return
         if len(self._queue) >= self.settings.queue_size:
             self._drop("backlog" if self.connected.is_set() else "broker_away")
             return
-        payload = {"time": time.time(), **{f.name: getattr(event, f.name) for f in fields(event)}}  # type: ignore[arg-type]
-        body = json.dumps(payload, default=str, separators=(",", ":")).encode()
-        self._queue.append((event.subject, f"{self.settings.topic_prefix}/{event.subject}/{event.name}".encode(),
-                            body))
+        body = json.dumps({"time": time.time(), **payload}, default=str, separators=(",", ":")).encode()
+        self._queue.append((subject, f"{self.settings.topic_prefix}/{subject}/{name}".encode(), body))
         self._idle.clear()
         if not self._wake.is_set():
             self._wake.set()

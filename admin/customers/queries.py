@@ -15,11 +15,11 @@ from admin.queries import CUSTOMER_SCOPE, keyset
 
 CUSTOMER_COLUMNS = ("c.id, c.number, c.name, c.partner_id, c.category, c.status, c.email, c.billing_email, "
                     "c.other_emails, c.phone, c.other_phones, c.street, c.city, c.zip, c.country, c.notes, c.custom, "
-                    "c.created_by, c.created_at, c.updated_at")
+                    "c.created_by, c.created_at, c.updated_at, c.language, c.marketing_opt_out")
 SORTS = {"id": "c.id", "name": "lower(c.name)", "number": "c.number", "status": "c.status",
          "city": "coalesce(c.city, '')"}
 EDITABLE = ("name", "category", "email", "billing_email", "other_emails", "phone", "other_phones", "street", "city",
-            "zip", "country", "notes", "custom")
+            "zip", "country", "notes", "custom", "language", "marketing_opt_out")
 
 
 def _words(text: str) -> str | None:

@@ -41,6 +41,7 @@ FIELD_OF_CONSTRAINT = {
     "services_ipv6_prefix_family": ("ipv6_prefix", "must be an IPv6 prefix"),
     "services_delegated_prefix_family": ("delegated_ipv6_prefix", "must be an IPv6 prefix"),
     "customers_country_iso": ("country", "must be a two-letter country code"),
+    "customers_language_valid": ("language", "must be a language code: de, or de_AT"),
     "customers_partner_fk": ("partner_id", "no such partner"),
 }
 
@@ -127,6 +128,9 @@ def _customer_values(form: Any) -> dict[str, Any]:
     values.update(_form_lists(form, "other_emails", "other_phones"))
     if values.get("country"):
         values["country"] = str(values["country"]).upper()
+    if values.get("language"):  # "DE-at" as the form may be typed -> "de_AT"
+        lang, _, region = str(values["language"]).strip().replace("-", "_").partition("_")
+        values["language"] = lang.lower() + (f"_{region.upper()}" if region else "")
     return values
 
 

@@ -19,6 +19,8 @@ Login = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._@+-]{1,64}$")]
 Mac = Annotated[str, msgspec.Meta(pattern=r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$")]
 Ipv4 = Annotated[str, msgspec.Meta(pattern=r"^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$")]
 Ipv6Prefix = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Fa-f:]+/\d{1,3}$")]
+Language = Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2}(_[A-Z]{2})?$", description=(
+    "the language of the messages sent to the customer: `de`, or with a country `de_AT`; null: the partner's default"))]
 
 
 class CustomerIn(msgspec.Struct, kw_only=True):
@@ -39,6 +41,8 @@ class CustomerIn(msgspec.Struct, kw_only=True):
     country: Country | None = None
     notes: Annotated[str, msgspec.Meta(max_length=5000)] = ""
     custom: dict[str, Any] = {}
+    language: Language | None = None
+    marketing_opt_out: bool = False  # announcements (marketing) are not sent; legal notices are
 
 
 class CustomerPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -57,6 +61,8 @@ class CustomerPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     country: Country | msgspec.UnsetType | None = msgspec.UNSET
     notes: Annotated[str, msgspec.Meta(max_length=5000)] | msgspec.UnsetType = msgspec.UNSET
     custom: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    language: Language | msgspec.UnsetType | None = msgspec.UNSET
+    marketing_opt_out: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class Customer(msgspec.Struct):
@@ -80,6 +86,8 @@ class Customer(msgspec.Struct):
     created_by: int | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    language: str | None
+    marketing_opt_out: bool
 
 
 class StatusChange(msgspec.Struct):

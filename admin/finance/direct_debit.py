@@ -54,7 +54,7 @@ from admin.payments import direct_debit_service as service
 from admin.payments import direct_debit_store as store
 from admin.payments import record
 from admin.schemas import Page
-from admin.web import path_id
+from admin.web import parse_id, path_id
 
 BASE = "/admin/finance/direct-debit"
 MANDATE_SORT_KINDS = {"id": "int", "signed_on": "date", "reference": "text"}
@@ -199,7 +199,7 @@ async def settle_form(request: web.Request) -> web.StreamResponse:
     """Settle what is due now (the worker does it every morning too): of one batch, or of all."""
     form = await request.post()
     batch_id = str(form.get("batch_id", ""))
-    target = int(batch_id) if batch_id.isdigit() and 0 < int(batch_id) < 2**63 else None
+    target = parse_id(batch_id)
     async with request.app[keys.POOL].acquire() as conn:
         done = await _settle(conn, request, target)
     back = f"{BASE}/batches/{target}" if target is not None else BASE

@@ -33,6 +33,7 @@ from admin.finance.gateways_schemas import Checked, GatewayForm, GatewayOut, Gat
 from admin.payments import online
 from admin.payments import online_store as store
 from admin.payments.gateways import NAMES, GatewayError, SignatureError
+from admin.web import parse_id
 from daemons import log
 
 GATEWAYS = web.AppKey("payment_gateways", online.Gateways)
@@ -256,8 +257,8 @@ async def find_customer(request: web.Request) -> web.StreamResponse:
     who = keys.principal(request)
     async with request.app[keys.POOL].acquire() as conn:
         found = await store.customer_by_number(conn, *common.scope(who), text) if text else None
-        if found is None and text.isdigit() and 0 < int(text) < 2**63:
-            match = await queries.customer(conn, *common.scope(who), int(text))
+        if found is None and (typed := parse_id(text)) is not None:
+            match = await queries.customer(conn, *common.scope(who), typed)
             found = match["id"] if match is not None else None
     if found is None:
         raise web.HTTPFound("/admin/finance/gateways?customer_missing=1")

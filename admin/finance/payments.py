@@ -46,7 +46,7 @@ from admin.finance.payments_schemas import (
 from admin.payments import manual, record, reference
 from admin.payments import store as payments_core
 from admin.schemas import Page
-from admin.web import path_id
+from admin.web import parse_id, path_id
 
 SORT_KINDS = {"paid_on": "date", "amount": "decimal", "id": "int"}
 SOURCES = record.SOURCES
@@ -343,9 +343,9 @@ async def new_page(request: web.Request) -> web.StreamResponse:
     async with request.app[keys.POOL].acquire() as conn:
         customer = None
         if text:
-            if not text.isdigit() or not 0 < int(text) < 2**63:
+            if (wanted := parse_id(text)) is None:
                 raise web.HTTPNotFound()
-            customer = await common.customer_or_404(conn, request, int(text))
+            customer = await common.customer_or_404(conn, request, wanted)
         return await _new_page(conn, request, customer)
 
 
@@ -380,11 +380,11 @@ async def new_form(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     who = keys.principal(request)
     text = str(form.get("customer_id", ""))
-    if not text.isdigit() or not 0 < int(text) < 2**63:
+    if (customer_id := parse_id(text)) is None:
         raise web.HTTPNotFound()
     key = str(form.get("key", ""))
     async with request.app[keys.POOL].acquire() as conn:
-        customer = await common.customer_or_404(conn, request, int(text))
+        customer = await common.customer_or_404(conn, request, customer_id)
         try:
             w, wrong = _form_wanted(form, customer["id"])
             try:

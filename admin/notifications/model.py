@@ -92,6 +92,13 @@ class PermanentFailure(DeliveryError):
     """Trying again would get the same answer: the message is held as failed."""
 
 
+class Unreachable(TemporaryFailure):
+    """The channel cannot be reached at all (connection refused or timed out, TLS handshake or
+    credentials refused): nothing about this message, and the next ones would fail the same way.
+    The delivery loop puts the rest of that transport's batch back untouched (no attempt counted)
+    and never holds a message as failed for it: an outage loses nothing."""
+
+
 class Transport(Protocol):
     """A channel's connection out (one per partner's settings, kept open between messages)."""
 

@@ -77,7 +77,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
 
     pgq = PgQueuer.from_asyncpg_pool(queue_pool)
     for spec in declared.values():
-        _register(pgq, spec, pool, settings, ws)
+        _register(pgq, spec, pool, settings, ws, rt.stopping)
     async with pool.acquire() as conn:
         for spec in declared.values():
             await store.forget_schedules(conn, spec.entrypoint, spec.schedule)
@@ -116,14 +116,15 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
                 schedules={s.entrypoint: s.schedule for s in declared.values() if s.schedule})
 
 
-def _register(pgq: PgQueuer, spec: jobs.Job, pool: asyncpg.Pool, settings: Settings, ws: WorkerSettings) -> None:
+def _register(pgq: PgQueuer, spec: jobs.Job, pool: asyncpg.Pool, settings: Settings, ws: WorkerSettings,
+              stopping: asyncio.Event) -> None:
     def executor(params: EntrypointExecutorParameters) -> DatabaseRetryEntrypointExecutor:
         return DatabaseRetryEntrypointExecutor(
             parameters=params, max_attempts=spec.retries, initial_delay=timedelta(seconds=ws.retry_delay),
             max_delay=timedelta(seconds=ws.retry_delay_max))
 
     pgq.entrypoint(spec.entrypoint, concurrency_limit=spec.concurrency, accepts_context=False, on_failure="hold",
-                   executor_factory=executor)(functools.partial(execute, spec, pool, settings, ws))
+                   executor_factory=executor)(functools.partial(execute, spec, pool, settings, ws, stopping))
     if spec.schedule is not None:
         async def tick(_: Schedule) -> None:
             async with pool.acquire() as conn:
@@ -133,7 +134,7 @@ def _register(pgq: PgQueuer, spec: jobs.Job, pool: asyncpg.Pool, settings: Setti
 
 
 async def execute(spec: jobs.Job, pool: asyncpg.Pool, settings: Settings, ws: WorkerSettings,
-                  job: QueuedJob) -> None:
+                  stopping: asyncio.Event, job: QueuedJob) -> None:
     """One run of a job: its context, its timeout, its metrics and log lines. An exception goes on to
     pgqueuer's retry executor, which re-queues the job (or holds it as failed)."""
     attempt = job.attempts + 1
@@ -141,7 +142,8 @@ async def execute(spec: jobs.Job, pool: asyncpg.Pool, settings: Settings, ws: Wo
     metrics.STARTED.labels(spec.entrypoint).inc()
     started = time.monotonic()
     try:
-        ctx = jobs.Context(job.id, spec.entrypoint, queue.decode(job.payload), attempt, pool, settings, logger)
+        ctx = jobs.Context(job.id, spec.entrypoint, queue.decode(job.payload), attempt, pool, settings, logger,
+                           stopping)
         deadline = asyncio.timeout(spec.timeout)
         try:
             async with deadline:

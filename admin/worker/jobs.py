@@ -27,13 +27,14 @@ written to be idempotent: billing runs by (customer, period), sending by a key i
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib
 import inspect
 import pkgutil
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,8 @@ class Context:
     pool: asyncpg.Pool
     settings: Settings
     log: Any  # a structlog logger bound to the job's entrypoint and id
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the worker is asked to stop (SIGTERM): a long job ends at its next safe point."""
 
 
 Run = Callable[[Context], Awaitable[None]]

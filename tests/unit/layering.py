@@ -145,6 +145,12 @@ LAYOUT = Layout(
         "admin.payments.direct_debit",
         # online payments: what a gateway does and answers (the interface, statuses, minor units)
         "admin.payments.gateways",
+        # notifications: the send windows, reminder days and prepaid outlook; the message templates
+        # (sandboxed; they read only the shipped message files, through Jinja2's loader), their
+        # sandbox's budget, the e-mail's text alternative and the sample contexts
+        "admin.notifications.schedule", "admin.notifications.templates", "admin.notifications.sandbox",
+        "admin.notifications.plaintext", "admin.notifications.samples", "admin.notifications.sign",
+        "admin.notifications.event_types",
     }),
     sql_homes=frozenset({
         "daemons.db",  # pools, the schema, partitions

@@ -69,7 +69,7 @@ class TemplateError(ValueError):
         self.line = line
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
+class Sandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox, with ``*`` and ``**`` bounded (``{{ 'x' * 10**10 }}`` is refused)."""
 
     intercepted_binops = frozenset({"*", "**"})
@@ -98,7 +98,7 @@ def _locale(ctx: Context) -> str:
 
 
 @pass_context
-def _money(ctx: Context, amount: Decimal | None, currency: str | None = None) -> str:
+def money_filter(ctx: Context, amount: Decimal | None, currency: str | None = None) -> str:
     amount = _defined(amount)
     if amount is None:
         return ""
@@ -109,7 +109,7 @@ def _money(ctx: Context, amount: Decimal | None, currency: str | None = None) ->
 
 
 @pass_context
-def _date(ctx: Context, value: date | None, format: str = "medium") -> str:
+def date_filter(ctx: Context, value: date | None, format: str = "medium") -> str:
     value = _defined(value)
     if value is None:
         return ""
@@ -125,11 +125,15 @@ def _percent(ctx: Context, value: Decimal | int | None) -> str:
 
 
 @pass_context
-def _number(ctx: Context, value: Decimal | int | None) -> str:
+def number_filter(ctx: Context, value: Decimal | int | None) -> str:
     value = _defined(value)
     if value is None:
         return ""
     return str(format_decimal(Decimal(value).normalize(), locale=_locale(ctx), decimal_quantization=False))
+
+
+# The filters' and the sandbox's former private names (admin/notifications/templates.py uses the public ones).
+_Sandbox, _money, _date, _number = Sandbox, money_filter, date_filter, number_filter
 
 
 @pass_context
@@ -141,7 +145,7 @@ def _period(ctx: Context, value: Period | None) -> str:
 @functools.cache
 def environment() -> ImmutableSandboxedEnvironment:
     """The one sandboxed environment every document template runs in (shipped or operator's)."""
-    env = _Sandbox(
+    env = Sandbox(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         autoescape=True,
         undefined=StrictUndefined,
@@ -150,7 +154,7 @@ def environment() -> ImmutableSandboxedEnvironment:
         auto_reload=False,  # the shipped templates change with a release, not while it runs
     )
     env.globals.pop("lipsum", None)  # nothing a document needs; it only makes text
-    env.filters.update(money=_money, date=_date, percent=_percent, number=_number, period=_period)
+    env.filters.update(money=money_filter, date=date_filter, percent=_percent, number=number_filter, period=_period)
     return env
 
 

@@ -3,6 +3,8 @@ fields, the lifecycle, deletion, the search box, the operations log."""
 
 from __future__ import annotations
 
+import re
+
 import asyncpg
 
 from daemons import demo
@@ -72,3 +74,38 @@ async def test_the_api_lists_pages_and_changes_customers(admin: Admin, conn: asy
     assert status == 404
     status, hits = await call(admin, key, "GET", "/search?q=API%20Person")
     assert status == 200 and hits == []  # deleted customers are not found
+
+
+async def test_a_customers_language_and_marketing_opt_out(admin: Admin, conn: asyncpg.Connection) -> None:
+    """The language of its messages (a template's) and whether it takes announcements: on the form,
+    the page and the API."""
+    await demo.load(conn, 1, seed=1)
+    await make_admin(conn, "ops", "manager")
+    async with admin.client() as c:
+        await c.login("ops")
+        status, body, url = await c.post("/admin/customers/new", {"name": "Ute Berg", "language": "DE-at",
+                                                                  "marketing_opt_out": "1"})
+        assert status == 200 and "/admin/customers/" in url, body
+        customer_id = int(url.rsplit("/", 1)[1])
+        assert "de_AT" in body and "no announcements (opted out)" in body
+        row = await conn.fetchrow("SELECT language, marketing_opt_out FROM customers WHERE id = $1", customer_id)
+        assert row is not None and (row["language"], row["marketing_opt_out"]) == ("de_AT", True)
+        status, body = await c.get(f"/admin/customers/{customer_id}/edit")
+        assert 'value="de_AT"' in body and re.search(r'name="marketing_opt_out" value="1" checked', body)
+        status, body, _ = await c.post(f"/admin/customers/{customer_id}/edit", {"name": "Ute Berg",
+                                                                                "language": "deutsch"})
+        assert status == 422 and 'id="e-language"' in body
+        status, body, _ = await c.post(f"/admin/customers/{customer_id}/edit", {"name": "Ute Berg", "language": ""})
+        assert status == 200 and "in the partner&#39;s language" in body
+        row = await conn.fetchrow("SELECT language, marketing_opt_out FROM customers WHERE id = $1", customer_id)
+        assert row is not None and (row["language"], row["marketing_opt_out"]) == (None, False)  # unticked: off
+    key = await api_key(conn)
+    status, made = await call(admin, key, "GET", f"/customers/{customer_id}")
+    assert status == 200 and made["language"] is None and made["marketing_opt_out"] is False
+    status, changed = await call(admin, key, "PATCH", f"/customers/{customer_id}",
+                                 {"language": "fr", "marketing_opt_out": True})
+    assert status == 200 and changed["language"] == "fr" and changed["marketing_opt_out"] is True
+    status, err = await call(admin, key, "PATCH", f"/customers/{customer_id}", {"language": "FR"})
+    assert status == 422 and "language" in err["errors"]
+    status, made = await call(admin, key, "POST", "/customers", {"name": "Jean Dupont", "language": "fr_BE"})
+    assert status == 201 and made["language"] == "fr_BE" and made["marketing_opt_out"] is False

@@ -65,7 +65,10 @@ PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 TABLES = {"pools": "ip_pools", "exporters": "flow_exporters", "roles": "admin_roles", "keys": "api_keys",
           "api-keys": "api_keys", "admins": "administrators", "fields": "custom_fields",
           "custom-fields": "custom_fields", "operations-log": "operations_log", "oplog": "operations_log",
-          "jobs": "pgqueuer", "batches": "dd_batches", "mandates": "sepa_mandates"}
+          "jobs": "pgqueuer", "batches": "dd_batches", "mandates": "sepa_mandates",
+          "deliveries": "webhook_deliveries"}
+# Path parameters that name no row of a table, by their name: the value they are asked with.
+NAMED = {"partner": "default", "kind": "invoice", "channel": "email"}
 # Query strings for routes that need input to do their work.
 QUERIES = {"/admin/search": "q={ip}", "/admin/search/suggest": "q={ip}", "/api/v1/search": "q={ip}",
            "/api/v1/payments/customers": "q={ip}", "/admin/finance/payments/customers": "q={ip}"}
@@ -184,6 +187,19 @@ async def _data(conn: asyncpg.Connection) -> dict[str, Any]:
                                                     "cash", key="qc-payment"))
     if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM bank_statements)"):  # a statement, its lines, a mapping
         await statement_rows(conn, row["customer_id"])
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM messages)"):  # a message for Notifications -> Messages
+        await conn.execute("INSERT INTO messages (partner_id, customer_id, kind, channel, cause, recipient, subject, "
+                           "body, status, attachments) SELECT partner_id, id, 'invoice', 'email', 'qc-message', "
+                           "'qc@example.net', 'Invoice', '<p>Hello</p>', 'failed', "
+                           "ARRAY(SELECT id FROM documents ORDER BY id LIMIT 2) FROM customers WHERE id = $1",
+                           row["customer_id"])
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM webhooks)"):  # a webhook, a delivery, an attempt
+        await conn.execute(
+            "WITH w AS (INSERT INTO webhooks (url, events, secret) VALUES ('http://127.0.0.1:9/hook', '{*}', 'x') "
+            "RETURNING id), e AS (SELECT id FROM events ORDER BY id LIMIT 1), "
+            "d AS (INSERT INTO webhook_deliveries (webhook_id, event_id, status, attempts) "
+            "SELECT w.id, e.id, 'failed', 1 FROM w, e RETURNING id) "
+            "INSERT INTO webhook_attempts (delivery_id, response_status, response_body) SELECT id, 500, 'no' FROM d")
     if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pgqueuer)"):  # a job for the Jobs pages
         await conn.execute("INSERT INTO pgqueuer (priority, status, entrypoint, payload) "
                            "VALUES (0, 'queued', 'qc.job', '{}')")
@@ -229,8 +245,8 @@ async def get_routes(app: web.Application, conn: asyncpg.Connection) -> dict[str
             url = path
             segments = path.split("/")
             for i, segment in enumerate(segments):
-                if PARAM.fullmatch(segment):
-                    value = await _id(conn, data, segments[i - 1])
+                if match := PARAM.fullmatch(segment):
+                    value = NAMED.get(match.group(1)) or await _id(conn, data, segments[i - 1])
                     if value is None:
                         unfilled.append(path)
                     url = url.replace(segment, str(value), 1)

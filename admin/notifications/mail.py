@@ -1,0 +1,332 @@
+"""Email out through SMTP: :func:`build` turns an :class:`Outgoing` into the message (pure), and
+:class:`MailTransport` sends it over one connection kept open between messages (aiosmtplib).
+
+The Message-ID is made from the message's id and the sender (``<lastmile.{id}.{sha8}@{domain}>``),
+so a message sent again (a retry after a lost answer) carries the same id and the receiving side
+can tell it is the same message. BCC addresses go in the envelope only.
+
+Header injection is impossible by construction: a subject, address or file name holding a line
+break (CR, LF or any character ``str.splitlines`` breaks at) is refused with
+:class:`PermanentFailure` before anything is sent.
+
+How a failure is classed (the delivery loop retries a :class:`TemporaryFailure`, holds a
+:class:`PermanentFailure` as failed):
+
+- temporary: connection refused, reset or timed out; a failed TLS handshake (an unknown CA, a
+  wrong name); the credentials refused (535) or AUTH wanted (530): the operator fixes the
+  settings, then the waiting mail goes; any 4xx answer; a 5xx to MAIL FROM other than 552 (the
+  sender refused: a settings matter too); no valid sender in the settings.
+- permanent: a 5xx to RCPT TO (550, 553 ...) or to the data (552, 554); a recipient address that
+  cannot be written (a non-ASCII local part would need SMTPUTF8, which lastmile does not use).
+
+Every failure's text is one line with the stage, the server's code and its words, e.g.
+``RCPT TO <anna@example.at>: 550 5.1.1 User unknown``.
+
+A recipient field may list several addresses separated by commas (as a customer's record may);
+each goes in To. A 5xx to one of several To addresses drops that address (noted in the answer);
+all refused is permanent. A refused BCC address never stops the message (it is noted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+import functools
+import hashlib
+import re
+import socket
+import ssl
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+import aiosmtplib
+
+from admin.notifications.model import (
+    Delivered,
+    MailSettings,
+    Outgoing,
+    PermanentFailure,
+    TemporaryFailure,
+    Unreachable,
+)
+
+# CRLF line ends, RFC 2047/2231 for non-ASCII headers, folding at 78, and 7bit transfer encodings
+# (quoted-printable or base64) so that no server needs 8BITMIME.
+_POLICY = email.policy.SMTP.clone(cte_type="7bit")
+_PARSE = email.policy.default
+_TOKEN = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")  # RFC 6838 type and subtype names
+
+
+def _one_line(value: str, what: str, failure: type[PermanentFailure | TemporaryFailure] = PermanentFailure) -> str:
+    if "\r" in value or "\n" in value or "\x00" in value or len(value.splitlines()) > 1:
+        raise failure(f"the {what} holds a line break: refused (header injection)")
+    return value
+
+
+def _addresses(text: str, what: str, failure: type[PermanentFailure | TemporaryFailure] = PermanentFailure,
+               ) -> tuple[Address, ...]:
+    """The addresses of ``text`` ("a@x.at", "Name <a@x.at>", "a@x.at, b@y.de"), each checked
+    (no defect, a local part and a domain, ASCII local part; IDNA domains are encoded)."""
+    _one_line(text, what, failure)
+    parsed = _parse(text)
+    if isinstance(parsed, str):
+        raise failure(f"the {what} is not an email address: {text!r}{parsed}")
+    return parsed
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> tuple[Address, ...] | str:
+    """The addresses, or why not (" (reason)" or ''). Cached: the email package's header parser
+    is most of the cost of a message, and the sender, the reply-to and many recipients repeat."""
+    try:
+        header = _PARSE.header_factory("to", text)
+        parsed = list(getattr(header, "addresses", ()))
+        defects = list(header.defects)
+    except Exception as error:  # the parser's IndexError/HeaderParseError on some inputs
+        return f" ({error})"
+    if defects or not parsed:
+        return f" ({defects[0]})" if defects else ""
+    result = []
+    for address in parsed:
+        if not address.username or not address.domain:
+            return ""
+        domain = address.domain
+        if not domain.isascii():
+            try:
+                domain = domain.encode("idna").decode("ascii")
+            except UnicodeError:
+                return f" (a domain that cannot be written: {address.domain!r})"
+        result.append(Address(display_name=address.display_name, username=address.username, domain=domain))
+    return tuple(result)
+
+
+def _sender(settings: MailSettings) -> Address:
+    if not settings.sender:
+        raise TemporaryFailure("the mail settings have no sender (From) address")
+    addresses = _addresses(settings.sender, "sender in the mail settings", TemporaryFailure)
+    if len(addresses) != 1:
+        raise TemporaryFailure(f"the sender in the mail settings is more than one address: {settings.sender!r}")
+    return addresses[0]
+
+
+def message_id(message_id: int, sender: Address) -> str:
+    """``<lastmile.{id}.{sha8}@{domain}>``: the same for the same message and sender."""
+    digest = hashlib.sha256(f"{message_id}\x00{sender.addr_spec.lower()}".encode()).hexdigest()[:8]
+    return f"<lastmile.{message_id}.{digest}@{sender.domain.lower()}>"
+
+
+def build(message: Outgoing, settings: MailSettings, *, now: datetime | None = None) -> EmailMessage:
+    """The message as it goes out (no I/O). ``now`` is the Date header (the current time unless told)."""
+    sender = _sender(settings)
+    to = _addresses(message.recipient, "recipient")
+    subject = _one_line(message.subject, "subject")
+    mail = EmailMessage(policy=_POLICY)
+    mail["From"] = sender
+    mail["To"] = to
+    if settings.reply_to:
+        mail["Reply-To"] = _addresses(settings.reply_to, "reply-to in the mail settings", TemporaryFailure)
+    mail["Subject"] = subject
+    mail["Date"] = format_datetime(now or datetime.now(UTC))
+    mail["Message-ID"] = message_id(message.message_id, sender)
+    mail["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to invoices
+    mail.set_content(message.body)
+    if message.html:
+        mail.add_alternative(message.html, subtype="html")
+    for attachment in message.attachments:
+        filename = _one_line(attachment.filename, "attachment's file name")
+        maintype, _, subtype = attachment.content_type.strip().lower().partition("/")
+        if not (_TOKEN.fullmatch(maintype) and _TOKEN.fullmatch(subtype)):
+            maintype, subtype = "application", "octet-stream"
+        mail.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=filename)
+    return mail
+
+
+def envelope(message: Outgoing, settings: MailSettings) -> tuple[str, list[str], list[str]]:
+    """(envelope sender, To addresses, BCC addresses), as the SMTP commands carry them."""
+    sender = _sender(settings).addr_spec
+    to = [a.addr_spec for a in _addresses(message.recipient, "recipient")]
+    bcc: list[str] = []
+    for entry in message.bcc:
+        bcc.extend(a.addr_spec for a in _addresses(entry, "BCC address"))
+    return sender, to, [b for b in dict.fromkeys(bcc) if b not in to]
+
+
+def _line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _answer(error: aiosmtplib.SMTPResponseException) -> str:
+    return _line(f"{error.code} {error.message}")
+
+
+class _Stale(Exception):
+    """A kept connection turned out closed before anything of this message was sent."""
+
+
+class MailTransport:
+    """One SMTP connection (per partner's settings), opened at the first message, kept open,
+    opened again when the server closed it or after an error. One message at a time on it:
+    concurrent ``send`` calls wait for each other (make several transports for parallel
+    connections)."""
+
+    def __init__(self, settings: MailSettings, *, local_hostname: str | None = None) -> None:
+        self.settings = settings
+        self.connections = 0  # connections opened so far
+        self._client: aiosmtplib.SMTP | None = None
+        self._lock = asyncio.Lock()
+        self._local_hostname = local_hostname or socket.gethostname() or "localhost"  # no DNS (getfqdn would)
+        self._tls: ssl.SSLContext | None = None
+        self._broken = ""  # why the settings cannot work (a CA file that cannot be read)
+        if settings.security != "none":  # made once: a context per message would cost ~10 ms each
+            try:
+                self._tls = ssl.create_default_context(cafile=settings.ca_file or None)
+            except (OSError, ssl.SSLError) as error:
+                self._broken = f"the CA file {settings.ca_file!r} of the mail settings cannot be read: {error}"
+            else:
+                if not settings.verify:
+                    self._tls.check_hostname = False
+                    self._tls.verify_mode = ssl.CERT_NONE
+
+    @property
+    def _where(self) -> str:
+        return f"{self.settings.host}:{self.settings.port}"
+
+    async def send(self, message: Outgoing) -> Delivered:
+        mail = build(message, self.settings)
+        sender, to, bcc = envelope(message, self.settings)
+        data = mail.as_bytes()
+        mid = str(mail["Message-ID"])
+        async with self._lock:
+            for _ in range(2):
+                reused = self._client is not None and self._client.is_connected
+                client = await self._connected()
+                try:
+                    return await self._transaction(client, sender, to, bcc, data, mid, reused)
+                except _Stale:
+                    self._drop()
+            raise TemporaryFailure(f"the server at {self._where} closed the connection at MAIL FROM twice")
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and client.is_connected:
+            try:
+                await client.quit(timeout=min(self.settings.timeout, 5.0))
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
+
+    # -- connection --------------------------------------------------------------------------------
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._client is not None and self._client.is_connected:
+            return self._client
+        self._drop()
+        if self._broken:
+            raise Unreachable(_line(self._broken))
+        s = self.settings
+        client = aiosmtplib.SMTP(
+            hostname=s.host, port=s.port, timeout=s.timeout, local_hostname=self._local_hostname,
+            use_tls=s.security == "tls", start_tls=s.security == "starttls", tls_context=self._tls,
+            username=s.username or None, password=s.password if s.username else None)
+        self.connections += 1
+        try:
+            await client.connect()
+        except aiosmtplib.SMTPAuthenticationError as error:
+            raise Unreachable(f"the server at {self._where} refused the credentials for {s.username!r}: "
+                                   f"{_answer(error)}", _answer(error)) from None
+        except aiosmtplib.SMTPConnectTimeoutError:
+            raise Unreachable(f"connecting to {self._where} timed out after {s.timeout:g} s") from None
+        except aiosmtplib.SMTPTimeoutError:
+            raise Unreachable(f"the server at {self._where} did not answer within {s.timeout:g} s") from None
+        except aiosmtplib.SMTPResponseException as error:
+            raise Unreachable(f"the server at {self._where} answered {_answer(error)}", _answer(error)) from None
+        except ssl.SSLError as error:
+            raise Unreachable(f"the TLS handshake with {self._where} failed: {_line(str(error))}") from None
+        except (aiosmtplib.SMTPException, OSError) as error:  # refused, reset, STARTTLS/AUTH not offered
+            raise Unreachable(f"cannot connect to {self._where}: {_line(str(error))}") from None
+        except BaseException:
+            client.close()
+            raise
+        self._client = client
+        return client
+
+    # -- one message -------------------------------------------------------------------------------
+
+    async def _transaction(self, client: aiosmtplib.SMTP, sender: str, to: list[str], bcc: list[str],
+                           data: bytes, mid: str, reused: bool) -> Delivered:
+        stage = f"MAIL FROM <{sender}>"
+        try:
+            try:
+                await client.mail(sender)
+            except aiosmtplib.SMTPServerDisconnected:
+                if reused:
+                    raise _Stale from None
+                raise
+            except aiosmtplib.SMTPResponseException as error:
+                if reused and error.code == 421:  # "closing transmission channel": it timed us out
+                    raise _Stale from None
+                raise
+            notes: list[str] = []
+            accepted = 0
+            for address in to:
+                stage = f"RCPT TO <{address}>"
+                try:
+                    await client.rcpt(address)
+                    accepted += 1
+                except aiosmtplib.SMTPRecipientRefused as error:
+                    if error.code < 500 or len(to) == 1:
+                        raise
+                    notes.append(f"{address} refused: {_answer(error)}")
+            if not accepted:
+                raise PermanentFailure(f"every recipient was refused: {'; '.join(notes)}", "; ".join(notes))
+            for address in bcc:
+                stage = f"RCPT TO <{address}> (BCC)"
+                try:
+                    await client.rcpt(address)
+                except aiosmtplib.SMTPRecipientRefused as error:
+                    notes.append(f"BCC {address} refused: {_answer(error)}")
+            stage = "DATA"
+            response = await client.data(data)
+        except aiosmtplib.SMTPResponseException as error:
+            await self._reset(client)
+            raise self._classify(stage, error) from None
+        except PermanentFailure:
+            await self._reset(client)
+            raise
+        except aiosmtplib.SMTPTimeoutError:
+            self._drop()
+            raise TemporaryFailure(f"{stage}: the server at {self._where} did not answer within "
+                                   f"{self.settings.timeout:g} s") from None
+        except (aiosmtplib.SMTPException, OSError) as error:
+            self._drop()
+            raise TemporaryFailure(f"{stage}: the connection to {self._where} failed: {_line(str(error))}") from None
+        except BaseException:  # cancelled mid-transaction: the connection's state is unknown
+            self._drop()
+            raise
+        answer = _line(f"{response.code} {response.message}")
+        if notes:
+            answer += " (" + "; ".join(notes) + ")"
+        return Delivered(provider_id=mid, answer=answer)
+
+    def _classify(self, stage: str, error: aiosmtplib.SMTPResponseException) -> TemporaryFailure | PermanentFailure:
+        text = f"{stage}: {_answer(error)}"
+        if error.code < 500:
+            return TemporaryFailure(text, _answer(error))
+        if stage.startswith("MAIL FROM") and error.code != 552:
+            what = "wants AUTH (set a username)" if error.code == 530 else "refused the sender"
+            return TemporaryFailure(f"the server {what}: {text}", _answer(error))
+        return PermanentFailure(text, _answer(error))
+
+    async def _reset(self, client: aiosmtplib.SMTP) -> None:
+        """RSET after a refused transaction, so the connection can carry the next message."""
+        try:
+            await client.rset()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            self._drop()
+
