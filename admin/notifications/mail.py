@@ -37,13 +37,21 @@ import re
 import socket
 import ssl
 from datetime import UTC, datetime
+from email.charset import QP, Charset
+from email.encoders import encode_base64
+from email.header import Header
 from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.message import Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.utils import format_datetime, formataddr
+from typing import cast
 
 import aiosmtplib
 
 from admin.notifications.model import (
+    Attachment,
     Delivered,
     MailSettings,
     Outgoing,
@@ -52,9 +60,11 @@ from admin.notifications.model import (
     Unreachable,
 )
 
-# CRLF line ends, RFC 2047/2231 for non-ASCII headers, folding at 78, and 7bit transfer encodings
-# (quoted-printable or base64) so that no server needs 8BITMIME.
-_POLICY = email.policy.SMTP.clone(cte_type="7bit")
+# CRLF line ends and folding at 78; the text parts quoted-printable, files base64, so that the
+# message is ASCII and no server needs 8BITMIME.
+_POLICY = email.policy.compat32.clone(linesep="\r\n")
+_UTF8 = Charset("utf-8")
+_UTF8.header_encoding = _UTF8.body_encoding = QP
 _PARSE = email.policy.default
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")  # RFC 6838 type and subtype names
 
@@ -117,30 +127,74 @@ def message_id(message_id: int, sender: Address) -> str:
     return f"<lastmile.{message_id}.{digest}@{sender.domain.lower()}>"
 
 
-def build(message: Outgoing, settings: MailSettings, *, now: datetime | None = None) -> EmailMessage:
-    """The message as it goes out (no I/O). ``now`` is the Date header (the current time unless told)."""
+def build(message: Outgoing, settings: MailSettings, *, now: datetime | None = None) -> Message:
+    """The message as it goes out (no I/O). ``now`` is the Date header (the current time unless told).
+
+    Made with the email package's MIME classes and written by its compat32 generator: the newer
+    ``EmailMessage`` API parses and refolds every header it is given, which made building a
+    reminder 1.4 ms, the largest part of sending one; this way it is 0.5 ms. The headers are
+    encoded here (RFC 2047 words, RFC 2231 file names), so the generator only writes them."""
     sender = _sender(settings)
     to = _addresses(message.recipient, "recipient")
     subject = _one_line(message.subject, "subject")
-    mail = EmailMessage(policy=_POLICY)
-    mail["From"] = sender
-    mail["To"] = to
+    body = _text(message.body, "plain")
+    if message.html:
+        body = _multipart("alternative", body, _text(message.html, "html"))
+    if message.attachments:
+        body = _multipart("mixed", body, *(_attachment(a) for a in message.attachments))
+    # MIME-Version is on it already. Typed to take a Header too: compat32 keeps one as it is and
+    # folds it when writing (typeshed's Message takes only str).
+    mail = cast("Message[str, str | Header]", body)
+    mail["From"] = _written(sender)
+    mail["To"] = ", ".join(_written(a) for a in to)
     if settings.reply_to:
-        mail["Reply-To"] = _addresses(settings.reply_to, "reply-to in the mail settings", TemporaryFailure)
-    mail["Subject"] = subject
+        reply_to = _addresses(settings.reply_to, "reply-to in the mail settings", TemporaryFailure)
+        mail["Reply-To"] = ", ".join(_written(a) for a in reply_to)
+    mail["Subject"] = _header(subject, "Subject")
     mail["Date"] = format_datetime(now or datetime.now(UTC))
     mail["Message-ID"] = message_id(message.message_id, sender)
     mail["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to invoices
-    mail.set_content(message.body)
-    if message.html:
-        mail.add_alternative(message.html, subtype="html")
-    for attachment in message.attachments:
-        filename = _one_line(attachment.filename, "attachment's file name")
-        maintype, _, subtype = attachment.content_type.strip().lower().partition("/")
-        if not (_TOKEN.fullmatch(maintype) and _TOKEN.fullmatch(subtype)):
-            maintype, subtype = "application", "octet-stream"
-        mail.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=filename)
     return mail
+
+
+def _written(address: Address) -> str:
+    """An address as a header holds it: a non-ASCII display name as an RFC 2047 word."""
+    return formataddr((address.display_name, address.addr_spec), charset="utf-8")
+
+
+def _header(text: str, name: str) -> str | Header:
+    """An unstructured header's value: as it is when plain ASCII, encoded words otherwise, and
+    when it holds what a reader would take for one (``=?``) or a word too long to fold."""
+    if text.isascii() and "=?" not in text and max(map(len, text.split()), default=0) <= 70:
+        return text
+    return Header(text, _UTF8, header_name=name)
+
+
+def _text(text: str, subtype: str) -> Message:
+    part = MIMENonMultipart("text", subtype, policy=_POLICY)
+    part.set_payload(text, _UTF8)
+    return part
+
+
+def _multipart(subtype: str, *parts: Message) -> Message:
+    container = MIMEMultipart(subtype, policy=_POLICY)
+    for part in parts:
+        del part["MIME-Version"]  # on top only
+        container.attach(part)
+    return container
+
+
+def _attachment(attachment: Attachment) -> Message:
+    filename = _one_line(attachment.filename, "attachment's file name")
+    maintype, _, subtype = attachment.content_type.strip().lower().partition("/")
+    if not (_TOKEN.fullmatch(maintype) and _TOKEN.fullmatch(subtype)):
+        maintype, subtype = "application", "octet-stream"
+    part = MIMEBase(maintype, subtype, policy=_POLICY)
+    part.set_payload(attachment.data)
+    encode_base64(part)
+    name: str | tuple[str, str, str] = filename if filename.isascii() else ("utf-8", "", filename)
+    part.add_header("Content-Disposition", "attachment", filename=name)
+    return part
 
 
 def envelope(message: Outgoing, settings: MailSettings) -> tuple[str, list[str], list[str]]:

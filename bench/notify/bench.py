@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import secrets
 import subprocess
@@ -40,6 +41,7 @@ import time
 from pathlib import Path
 
 import asyncpg
+import structlog
 from benchkit import free_port, on_embedded_postgres, percentile
 
 from admin.billing import run
@@ -234,6 +236,8 @@ def report(results: dict[str, object]) -> None:
 
 
 def main() -> int:
+    # the jobs' debug lines (a line per dispatched batch) would flood the report
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
     report(on_embedded_postgres(WORK, 55497, measure, say))
     return 0
 

@@ -192,3 +192,15 @@ def test_any_recipient_is_either_an_address_or_a_permanent_failure(recipient: st
         assert "\n" not in str(failure) and "\r" not in str(failure)
         return
     assert to and all("@" in a and a.isascii() and "\n" not in a for a in to)
+
+
+def test_a_word_too_long_to_fold_is_written_as_encoded_words() -> None:
+    subject = "Invoice " + "x" * 1200
+    raw = mail.build(outgoing(subject=subject), SETTINGS, now=NOW).as_bytes()
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 78
+    assert reparsed(mail.build(outgoing(subject=subject), SETTINGS, now=NOW))["Subject"] == subject
+
+
+def test_a_subject_that_looks_like_an_encoded_word_reads_back_as_written() -> None:
+    subject = "Code =?utf-8?q?A?= inside"
+    assert reparsed(mail.build(outgoing(subject=subject), SETTINGS, now=NOW))["Subject"] == subject
