@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import email.policy
 import re
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 
 import pytest
@@ -30,7 +30,7 @@ def outgoing(**changes: object) -> Outgoing:
     return Outgoing(**fields)  # type: ignore[arg-type]
 
 
-def reparsed(message: EmailMessage) -> EmailMessage:
+def reparsed(message: Message[str, str]) -> EmailMessage:
     """The message as a mail store reads it: the bytes sent, with local line ends."""
     parsed = BytesParser(policy=email.policy.default).parsebytes(message.as_bytes().replace(b"\r\n", b"\n"))
     assert isinstance(parsed, EmailMessage)
