@@ -1,5 +1,5 @@
--- lastmile schema version 10
--- lastmile schema hash c9a917ef801e58bfdf6bc9626a683c7f9cd638d18f941dc4ee385c35f081e592
+-- lastmile schema version 11
+-- lastmile schema hash e3ad955a0a5ffdc1535c86b0598675af0894256549ecc36a2f31183e4d8bd332
 --
 -- The whole database as a fresh installation gets it: `lastmile db init` (and `lastmile up`)
 -- applies this file to an empty database, in one transaction, and records the version and hash
@@ -24,8 +24,10 @@
 --  10. Notifications and events                       notification_settings, notice_rules, message_templates,
 --                                                      messages, events, event_cursors, webhooks,
 --                                                      webhook_deliveries, webhook_attempts
---  11. The worker's job queue                          pgqueuer (pgqueuer's own tables)
---  12. Partitions                                      lastmile_maintain_partitions()
+--  11. ACS                                            acs_devices, acs_parameters, acs_tasks, acs_faults,
+--                                                      acs_presets, acs_files, acs_wakeups, acs_dry_runs, acs_sessions
+--  12. The worker's job queue                          pgqueuer (pgqueuer's own tables)
+--  13. Partitions                                      lastmile_maintain_partitions()
 --
 -- Conventions
 --   * PostgreSQL types: inet/cidr/macaddr for addresses, numeric(14,4) for money,
@@ -2090,7 +2092,270 @@ CREATE OR REPLACE TRIGGER payment_reversals_emit AFTER INSERT ON payment_reversa
     FOR EACH STATEMENT EXECUTE FUNCTION lastmile_emit_payments();
 
 -- =============================================================================================
--- 11. The worker's job queue: pgqueuer 1.6's own objects (admin/worker/), as `pgq sql install`
+-- 11. ACS (acs/): customer routers managed over CWMP/TR-069, what the ACS knows of each, the
+-- tasks queued for them, the presets that declare their configuration, the files it serves,
+-- and a line per session
+-- =============================================================================================
+
+-- The serial number of the customer's router (CPE): the ACS links the device that informs with
+-- it to this service (or to the one whose login is the device's PPPoE user name).
+ALTER TABLE services ADD COLUMN IF NOT EXISTS cpe_serial text CONSTRAINT services_cpe_serial_nonempty CHECK (cpe_serial <> '');
+CREATE INDEX IF NOT EXISTS services_cpe_serial_idx ON services (cpe_serial) WHERE cpe_serial IS NOT NULL;
+
+-- Devices: one row per CPE that has informed (or was entered by hand before it did). cwmp_id is
+-- the TR-069 device identity "OUI-ProductClass-SerialNumber" (each part with '%' and '-'
+-- percent-encoded, as GenieACS does, so two devices never share an id).
+CREATE TABLE IF NOT EXISTS acs_devices (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT acs_devices_pk PRIMARY KEY,
+    cwmp_id text NOT NULL CONSTRAINT acs_devices_cwmp_id_unique UNIQUE,
+    oui text NOT NULL,
+    product_class text NOT NULL DEFAULT '',
+    serial text NOT NULL,
+    manufacturer text NOT NULL DEFAULT '',
+    -- 'tr098' (InternetGatewayDevice.) or 'tr181' (Device.), from the Inform's parameter names.
+    data_model text NOT NULL DEFAULT 'tr181' CONSTRAINT acs_devices_data_model_valid CHECK (data_model IN ('tr098', 'tr181')),
+    cwmp_version text NOT NULL DEFAULT '1.0',
+    hardware_version text NOT NULL DEFAULT '',
+    software_version text NOT NULL DEFAULT '',
+    provisioning_code text NOT NULL DEFAULT '',
+    parameter_key text NOT NULL DEFAULT '',
+    connection_request_url text NOT NULL DEFAULT '',
+    address inet,                     -- where the last Inform came from
+    wan_address text NOT NULL DEFAULT '',  -- the WAN address the Inform reports (as the CPE wrote it)
+    pppoe_username text NOT NULL DEFAULT '',
+    tags text[] NOT NULL DEFAULT '{}',
+    customer_id bigint CONSTRAINT acs_devices_customer_fk REFERENCES customers ON DELETE RESTRICT,
+    service_id bigint CONSTRAINT acs_devices_service_fk REFERENCES services ON DELETE RESTRICT,
+    -- The credentials this CPE authenticates with (user name = cwmp_id), sealed ("lm1:...",
+    -- daemons/secrets.py, purpose "acs-cpe"); NULL: the global ones of [acs].
+    cpe_password text,
+    -- What the ACS set ManagementServer.ConnectionRequestUsername/Password to (password sealed,
+    -- purpose "acs-connection-request"); NULL until the default preset has run.
+    connection_request_username text,
+    connection_request_password text,
+    first_inform_at timestamptz,
+    last_inform_at timestamptz,
+    last_boot_at timestamptz,
+    last_bootstrap_at timestamptz,
+    -- The presets' desired state: presets_key is the presets generation it was last brought to
+    -- (acs/plan.py); stale is set when an input changed since (its service, customer, tags,
+    -- software version); due_at is when a declared refresh falls due. A PERIODIC Inform of a
+    -- device with presets_key current, stale false, due_at not passed and no task due is one
+    -- round trip (InformResponse, then 204).
+    presets_key text NOT NULL DEFAULT '',
+    stale boolean NOT NULL DEFAULT true,
+    due_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS acs_devices_serial_idx ON acs_devices (serial);
+CREATE INDEX IF NOT EXISTS acs_devices_software_idx ON acs_devices (software_version);
+CREATE INDEX IF NOT EXISTS acs_devices_last_inform_idx ON acs_devices (last_inform_at);
+CREATE INDEX IF NOT EXISTS acs_devices_customer_idx ON acs_devices (customer_id) WHERE customer_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS acs_devices_service_idx ON acs_devices (service_id) WHERE service_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS acs_devices_pppoe_idx ON acs_devices (lower(pppoe_username)) WHERE pppoe_username <> '';
+CREATE INDEX IF NOT EXISTS acs_devices_tags_idx ON acs_devices USING gin (tags);
+
+-- The parameter tree as last read (or set): one row per parameter or object (path ending '.').
+-- writable is NULL until a GetParameterNames said; read_at is when the value was last known.
+CREATE TABLE IF NOT EXISTS acs_parameters (
+    device_id bigint NOT NULL CONSTRAINT acs_parameters_device_fk REFERENCES acs_devices ON DELETE CASCADE,
+    path text NOT NULL,
+    value text,
+    type text NOT NULL DEFAULT '',
+    writable boolean,
+    read_at timestamptz NOT NULL,
+    CONSTRAINT acs_parameters_pk PRIMARY KEY (device_id, path)
+);
+-- "devices whose SSID is Y": by value (its first 200 characters), then path.
+CREATE INDEX IF NOT EXISTS acs_parameters_value_idx ON acs_parameters (left(value, 200), path) WHERE value <> '';
+
+-- Work for one device, run in its next session (or at once after a connection request), in id
+-- order. waiting: the CPE accepted a Reboot, Download or Upload and reports the end later (M
+-- Reboot, TransferComplete); a fault is retried after retry_delay * 2^attempts until
+-- max_attempts, then stays 'fault'.
+CREATE TABLE IF NOT EXISTS acs_tasks (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT acs_tasks_pk PRIMARY KEY,
+    device_id bigint NOT NULL CONSTRAINT acs_tasks_device_fk REFERENCES acs_devices ON DELETE CASCADE,
+    kind text NOT NULL CONSTRAINT acs_tasks_kind_valid CHECK (kind IN (
+        'get', 'set', 'refresh', 'add_object', 'delete_object', 'get_attributes', 'set_attributes',
+        'reboot', 'factory_reset', 'download', 'upload')),
+    args jsonb NOT NULL DEFAULT '{}' CONSTRAINT acs_tasks_args_object CHECK (jsonb_typeof(args) = 'object'),
+    status text NOT NULL DEFAULT 'queued' CONSTRAINT acs_tasks_status_valid CHECK (status IN (
+        'queued', 'waiting', 'done', 'fault', 'cancelled')),
+    attempts smallint NOT NULL DEFAULT 0,
+    max_attempts smallint NOT NULL DEFAULT 5 CONSTRAINT acs_tasks_max_attempts_positive CHECK (max_attempts > 0),
+    not_before timestamptz NOT NULL DEFAULT now(),
+    command_key text NOT NULL DEFAULT '',
+    result jsonb,
+    fault_code integer,
+    fault_string text,
+    created_by text NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS acs_tasks_due_idx ON acs_tasks (device_id, id) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS acs_tasks_waiting_idx ON acs_tasks (device_id, command_key) WHERE status = 'waiting';
+CREATE INDEX IF NOT EXISTS acs_tasks_device_idx ON acs_tasks (device_id, created_at);
+
+-- Faults of a device: a CPE's SOAP Fault to one of our RPCs, a task that ran out of attempts, a
+-- preset that could not be applied, a session broken off. Kept for the device page.
+CREATE TABLE IF NOT EXISTS acs_faults (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT acs_faults_pk PRIMARY KEY,
+    device_id bigint NOT NULL CONSTRAINT acs_faults_device_fk REFERENCES acs_devices ON DELETE CASCADE,
+    at timestamptz NOT NULL DEFAULT now(),
+    source text NOT NULL CONSTRAINT acs_faults_source_valid CHECK (source IN ('task', 'preset', 'session')),
+    task_id bigint CONSTRAINT acs_faults_task_fk REFERENCES acs_tasks ON DELETE CASCADE,
+    rpc text NOT NULL DEFAULT '',
+    code integer,
+    message text NOT NULL DEFAULT '',
+    detail jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS acs_faults_device_idx ON acs_faults (device_id, at);
+
+-- Presets: the configuration a device should have, declared. match (all given keys must hold):
+-- {"tags": [...], "oui": "...", "product_class": "...", "software_version": "glob", "data_model":
+-- "tr098"|"tr181", "events": ["1 BOOT", ...]}; actions, applied in weight then id order (a
+-- later one wins on the same parameter): [{"set": path, "value": template, "type": "xsd:..."},
+-- {"refresh": path, "max_age": seconds}, {"add_object": path, "count": n}, {"download": file_id},
+-- {"reboot": true}] (acs/plan.py). Values are Jinja2 templates over device, service, customer.
+CREATE TABLE IF NOT EXISTS acs_presets (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT acs_presets_pk PRIMARY KEY,
+    name text NOT NULL CONSTRAINT acs_presets_name_unique UNIQUE CONSTRAINT acs_presets_name_nonempty CHECK (name <> ''),
+    enabled boolean NOT NULL DEFAULT true,
+    weight integer NOT NULL DEFAULT 0,
+    match jsonb NOT NULL DEFAULT '{}' CONSTRAINT acs_presets_match_object CHECK (jsonb_typeof(match) = 'object'),
+    actions jsonb NOT NULL DEFAULT '[]' CONSTRAINT acs_presets_actions_array CHECK (jsonb_typeof(actions) = 'array'),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+-- The default preset (docs/acs.md says why 300 s): every device informs every 5 minutes, and
+-- its connection request credentials are the ACS's.
+INSERT INTO acs_presets (name, weight, match, actions) VALUES
+    ('default', -100, '{}', '[{"set": "@management.periodic_inform_interval", "value": "300", "type": "xsd:unsignedInt"},
+                             {"set": "@management.periodic_inform_enable", "value": "true", "type": "xsd:boolean"},
+                             {"connection_request_credentials": true}]')
+ON CONFLICT (name) DO NOTHING;
+
+-- Files the ACS serves to CPEs (firmware, configuration; Download) and receives from them
+-- (Upload), stored in chunks of 1 MiB so any instance serves any byte range.
+CREATE TABLE IF NOT EXISTS acs_files (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT acs_files_pk PRIMARY KEY,
+    name text NOT NULL CONSTRAINT acs_files_name_valid CHECK (name ~ '^[A-Za-z0-9._-]{1,200}$'),
+    -- The TR-069 FileType: '1 Firmware Upgrade Image', '2 Web Content', '3 Vendor Configuration
+    -- File', '4 Tone File', '5 Ringer File' (Download); '1 Vendor Configuration File', '2 Vendor
+    -- Log File' (Upload, with device_id).
+    file_type text NOT NULL,
+    oui text NOT NULL DEFAULT '',
+    product_class text NOT NULL DEFAULT '',
+    version text NOT NULL DEFAULT '',
+    size bigint NOT NULL DEFAULT 0 CONSTRAINT acs_files_size_nonnegative CHECK (size >= 0),
+    sha256 text NOT NULL DEFAULT '',
+    complete boolean NOT NULL DEFAULT false,   -- every chunk written
+    device_id bigint CONSTRAINT acs_files_device_fk REFERENCES acs_devices ON DELETE CASCADE,
+    created_by text NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS acs_files_name_unique ON acs_files (name) WHERE device_id IS NULL;
+CREATE TABLE IF NOT EXISTS acs_file_chunks (
+    file_id bigint NOT NULL CONSTRAINT acs_file_chunks_file_fk REFERENCES acs_files ON DELETE CASCADE,
+    n integer NOT NULL,
+    data bytea NOT NULL,
+    CONSTRAINT acs_file_chunks_pk PRIMARY KEY (file_id, n)
+);
+
+-- Connection requests asked for (admin, API): one acs instance takes each (FOR UPDATE SKIP
+-- LOCKED) and sends it to the device's ConnectionRequestURL.
+CREATE TABLE IF NOT EXISTS acs_wakeups (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT acs_wakeups_pk PRIMARY KEY,
+    device_id bigint NOT NULL CONSTRAINT acs_wakeups_device_fk REFERENCES acs_devices ON DELETE CASCADE,
+    status text NOT NULL DEFAULT 'pending' CONSTRAINT acs_wakeups_status_valid CHECK (status IN ('pending', 'sent', 'failed')),
+    requested_by text NOT NULL DEFAULT '',
+    requested_at timestamptz NOT NULL DEFAULT now(),
+    done_at timestamptz,
+    http_status integer,
+    error text NOT NULL DEFAULT '',
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS acs_wakeups_pending_idx ON acs_wakeups (id) WHERE status = 'pending';
+
+-- Dry runs of a preset against a device, asked for by the admin's presets editor: an acs
+-- instance takes each (FOR UPDATE SKIP LOCKED), computes what the preset would do to the device
+-- (acs/plan.py: matches, values, the RPCs of the first round, faults) and writes it to result.
+CREATE TABLE IF NOT EXISTS acs_dry_runs (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT acs_dry_runs_pk PRIMARY KEY,
+    device_id bigint NOT NULL CONSTRAINT acs_dry_runs_device_fk REFERENCES acs_devices ON DELETE CASCADE,
+    preset jsonb NOT NULL CONSTRAINT acs_dry_runs_preset_object CHECK (jsonb_typeof(preset) = 'object'),
+    status text NOT NULL DEFAULT 'pending' CONSTRAINT acs_dry_runs_status_valid CHECK (status IN ('pending', 'done', 'failed')),
+    result jsonb,
+    requested_by text NOT NULL DEFAULT '',
+    requested_at timestamptz NOT NULL DEFAULT now(),
+    done_at timestamptz,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS acs_dry_runs_pending_idx ON acs_dry_runs (id) WHERE status = 'pending';
+
+-- Sessions with work in flight (their RPC plan), so that any instance behind a balancer takes
+-- the next request of a session (the cookie names it). A session that has nothing queued
+-- lives in its cookie only. Unlogged: a live session is not worth a WAL write, and a crash
+-- ends it (the CPE retries).
+CREATE UNLOGGED TABLE IF NOT EXISTS acs_live_sessions (
+    id uuid CONSTRAINT acs_live_sessions_pk PRIMARY KEY,
+    device_id bigint NOT NULL,
+    step integer NOT NULL,
+    state jsonb NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+
+-- The access log: a line per session, written when it ends (GenieACS's cwmp-access log).
+CREATE TABLE IF NOT EXISTS acs_sessions (
+    started_at timestamptz NOT NULL,
+    device_id bigint NOT NULL,
+    address inet,
+    events text[] NOT NULL,
+    rpcs text[] NOT NULL,
+    faults text[] NOT NULL DEFAULT '{}',
+    duration_ms integer NOT NULL,
+    outcome text NOT NULL CONSTRAINT acs_sessions_outcome_valid CHECK (outcome IN ('ok', 'fault', 'timeout', 'error')),
+    instance text NOT NULL DEFAULT ''
+) PARTITION BY RANGE (started_at);
+CREATE INDEX IF NOT EXISTS acs_sessions_device_idx ON acs_sessions (device_id, started_at);
+SELECT lastmile_partitioned('acs_sessions', 'day', 7);
+
+-- acs_presets, acs_wakeups and acs_dry_runs notify (lastmile_watch); acs_devices does not (the ACS writes it
+-- on every Inform), except for what the ACS caches of it: a device's own credentials.
+SELECT lastmile_watch(t) FROM unnest(ARRAY['acs_presets', 'acs_wakeups', 'acs_dry_runs']::regclass[]) AS t;
+CREATE OR REPLACE FUNCTION lastmile_acs_credentials() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('lastmile_acs_credentials', NEW.cwmp_id);
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER acs_devices_credentials_insert AFTER INSERT ON acs_devices
+    FOR EACH ROW WHEN (NEW.cpe_password IS NOT NULL) EXECUTE FUNCTION lastmile_acs_credentials();
+CREATE OR REPLACE TRIGGER acs_devices_credentials_update AFTER UPDATE ON acs_devices
+    FOR EACH ROW WHEN (OLD.cpe_password IS DISTINCT FROM NEW.cpe_password) EXECUTE FUNCTION lastmile_acs_credentials();
+
+-- An input of a device's desired state changed: its service (login, password, custom fields)
+-- or its customer. The device is then brought to its presets in its next session.
+CREATE OR REPLACE FUNCTION lastmile_acs_stale() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'services' THEN
+        UPDATE acs_devices d SET stale = true FROM new_rows n
+        WHERE d.service_id = n.id AND NOT d.stale;
+    ELSE
+        UPDATE acs_devices d SET stale = true FROM new_rows n
+        WHERE d.customer_id = n.id AND NOT d.stale;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER services_acs_stale AFTER UPDATE ON services REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION lastmile_acs_stale();
+CREATE OR REPLACE TRIGGER customers_acs_stale AFTER UPDATE ON customers REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION lastmile_acs_stale();
+
+-- =============================================================================================
+-- 12. The worker's job queue: pgqueuer 1.6's own objects (admin/worker/), as `pgq sql install`
 -- makes them, written to run again; tests/db/test_worker_queue.py has pgqueuer verify them.
 -- =============================================================================================
 
@@ -2222,7 +2487,7 @@ AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pgqueuer
 EXECUTE FUNCTION fn_pgqueuer_changed();
 
 -- =============================================================================================
--- 12. Partitions: this day's or month's and the ones ahead
+-- 13. Partitions: this day's or month's and the ones ahead
 -- =============================================================================================
 
 SELECT lastmile_maintain_partitions();

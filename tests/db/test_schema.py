@@ -120,7 +120,11 @@ PARTS_OF_A_WHOLE = {"ip_leases_pool_fk",  # an address row is part of its pool
                     # deliveries (and an event's: pruned with it), a delivery's attempts
                     "notification_settings_partner_fk", "notice_rules_partner_fk", "message_templates_partner_fk",
                     "webhooks_partner_fk", "webhook_deliveries_webhook_fk", "webhook_deliveries_event_fk",
-                    "webhook_attempts_delivery_fk"}
+                    "webhook_attempts_delivery_fk",
+                    # acs: a device's parameters, tasks, faults, connection requests and uploaded files; a
+                    # task's faults; a file's chunks
+                    "acs_parameters_device_fk", "acs_tasks_device_fk", "acs_faults_device_fk", "acs_faults_task_fk",
+                    "acs_wakeups_device_fk", "acs_dry_runs_device_fk", "acs_files_device_fk", "acs_file_chunks_file_fk"}
 
 
 async def test_foreign_keys_restrict(conn: asyncpg.Connection) -> None:
