@@ -1,0 +1,1 @@
+"""acs: the CWMP/TR-069 auto-configuration server (docs/acs.md)."""

@@ -1,0 +1,1 @@
+"""The ACS's pure parts (no sockets, no database)."""
