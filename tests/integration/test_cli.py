@@ -53,8 +53,8 @@ def test_the_commands_are_what_is_installed() -> None:
     for component in registry.components().values():
         assert f"run {component.name}: {component.summary}"[:40] in " ".join(help_text.split())
         assert all(tool.name in help_text for tool in component.tools)
-    result = lastmile("acs")
-    assert result.returncode == 2 and "invalid choice: 'acs'" in result.stderr
+    result = lastmile("tickets")
+    assert result.returncode == 2 and "invalid choice: 'tickets'" in result.stderr
 
 
 def test_a_bad_section_of_one_component_does_not_stop_another(tmp_path: Path) -> None:

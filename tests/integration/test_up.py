@@ -80,10 +80,11 @@ class Up:
             "RADIUSD": ("AUTH_PORT", "ACCT_PORT", "METRICS_PORT"),
             "FLOWCOLLECTOR": ("NETFLOW_PORT", "IPFIX_PORT", "METRICS_PORT"),
             "PROVISIOND": ("METRICS_PORT",),
+            "ACS": ("PORT", "METRICS_PORT"),
         }.items():
             for key in keys:
                 env[f"LASTMILE_{section}__{key}"] = str(free_port())
-        env["LASTMILE_RADIUSD__BIND"] = env["LASTMILE_FLOWCOLLECTOR__BIND"] = "127.0.0.1"
+        env["LASTMILE_RADIUSD__BIND"] = env["LASTMILE_FLOWCOLLECTOR__BIND"] = env["LASTMILE_ACS__BIND"] = "127.0.0.1"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "daemons.cli", "up", "--customers", "200"],
             cwd=cwd,
@@ -220,6 +221,7 @@ def test_up_serves_stops_clean_and_reuses_var(workdir: Path) -> None:
         first.wait_for(r"lastmile is up", 60)
         first.wait_for(r"noop metrics", 5)
         assert re.search(r"noop\s+nothing to see here", first.text())  # a component `up` was not told about
+        assert re.search(r"acs\s+CWMP http://127\.0\.0\.1:\d+/", first.text())
         assert f"postgresql://postgres@127.0.0.1:{pg_port}/lastmile" in first.text()
         assert f"mqtt://127.0.0.1:{mqtt_port}" in first.text()
         assert "loaded demo data: 200 customers" in first.text()

@@ -114,6 +114,9 @@ LAYOUT = Layout(
         "flowcollector.codec", "flowcollector.templates",
         # the kit's MQTT 3.1.1 packets
         "daemons.mqtt",
+        # the ACS's CWMP messages and their SOAP codec (XML parsed with DTDs and entities refused),
+        # with its reader and writer
+        "acs.messages", "acs.soap", "acs._soapread", "acs._soapwrite",
     }),
     pure=frozenset({
         # decisions and arithmetic that the transports call: tested without I/O, as codecs are
@@ -151,6 +154,11 @@ LAYOUT = Layout(
         "admin.notifications.schedule", "admin.notifications.templates", "admin.notifications.sandbox",
         "admin.notifications.plaintext", "admin.notifications.samples", "admin.notifications.sign",
         "admin.notifications.event_types",
+        # the ACS: its data types, the session state machine, presets and the minimal RPCs, the
+        # TR-098/TR-181 aliases, tasks as RPCs, CPE authentication arithmetic (digest, signed
+        # cookies and nonces), file byte ranges, connection request URLs checked
+        "acs.model", "acs.session", "acs.plan", "acs.datamodel", "acs.tasks", "acs.auth", "acs.ranges",
+        "acs.targets",
     }),
     sql_homes=frozenset({
         "daemons.db",  # pools, the schema, partitions
