@@ -83,7 +83,7 @@ async def update_customer(conn: Connection, customer_id: int, values: dict[str, 
 SERVICE_COLUMNS = ("s.id, s.customer_id, s.tariff_id, t.name AS tariff, s.login, s.status, s.router_id, "
                    "host(s.ipv4) AS ipv4, s.pool_id, s.ipv6_prefix::text AS ipv6_prefix, "
                    "s.delegated_ipv6_prefix::text AS delegated_ipv6_prefix, s.mac::text AS mac, s.simultaneous_use, "
-                   "s.start_date, s.end_date, s.custom, s.created_at, s.updated_at, "
+                   "s.start_date, s.end_date, s.custom, s.created_at, s.updated_at, s.cpe_serial, "
                    "EXISTS (SELECT 1 FROM radius_sessions r WHERE r.service_id = s.id AND r.stopped_at IS NULL) "
                    "AS online")
 
@@ -109,7 +109,8 @@ async def service(conn: Connection, partner: int | None, creator: int | None, se
 
 
 SERVICE_EDITABLE = ("tariff_id", "login", "password", "router_id", "status", "ipv4", "pool_id", "ipv6_prefix",
-                    "delegated_ipv6_prefix", "mac", "simultaneous_use", "start_date", "end_date", "custom")
+                    "delegated_ipv6_prefix", "mac", "simultaneous_use", "start_date", "end_date", "custom",
+                    "cpe_serial")
 _CASTS = {"ipv4": "::inet", "ipv6_prefix": "::cidr", "delegated_ipv6_prefix": "::cidr", "mac": "::macaddr"}
 
 
@@ -143,6 +144,14 @@ async def choices(conn: Connection) -> dict[str, list[tuple[int, str]]]:
     for r in rows:
         out[r["kind"]].append((r["id"], r["name"]))
     return out
+
+
+async def devices_of(conn: Connection, customer_id: int) -> list[asyncpg.Record]:
+    """The customer's CPE devices (those the ACS linked to it, or an operator did), for its page."""
+    return await conn.fetch(
+        "SELECT d.id, d.cwmp_id, d.manufacturer, d.product_class, d.software_version, d.last_inform_at, "
+        "s.login AS service_login FROM acs_devices d LEFT JOIN services s ON s.id = d.service_id "
+        "WHERE d.customer_id = $1 ORDER BY d.id LIMIT 50", customer_id)
 
 
 async def recent_changes(conn: Connection, customer_id: int, limit: int = 10) -> list[asyncpg.Record]:

@@ -182,8 +182,9 @@ async def customer_page(request: web.Request) -> web.StreamResponse:
         services = await queries.services_of(conn, customer_id)
         changes = await queries.recent_changes(conn, customer_id)
         fields = await custom.definitions(conn, "customer")
+        devices = await queries.devices_of(conn, customer_id) if keys.principal(request).can("networking.view") else []
     return pages.render("customers/detail.html", request, {
-        "c": row, "services": services, "changes": changes, "fields": fields,
+        "c": row, "services": services, "changes": changes, "fields": fields, "devices": devices,
         "actions": lifecycle.actions(row["status"]), "deletable": lifecycle.deletable(row["status"]),
         "blockers": queries.references(services), "notice": request.query.get("done", "")})
 

@@ -16,6 +16,8 @@ Short = Annotated[str, msgspec.Meta(max_length=200)]
 Status = Literal["new", "active", "blocked", "inactive", "deleted"]
 ServiceStatus = Literal["active", "blocked", "disabled", "archived"]
 Login = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._@+-]{1,64}$")]
+CpeSerial = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\x00\s]+$", description=(
+    "the serial number of the customer's router: the ACS links the device with this serial to the service"))]
 Mac = Annotated[str, msgspec.Meta(pattern=r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$")]
 Ipv4 = Annotated[str, msgspec.Meta(pattern=r"^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$")]
 Ipv6Prefix = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Fa-f:]+/\d{1,3}$")]
@@ -120,6 +122,7 @@ class ServiceIn(msgspec.Struct, kw_only=True):
     start_date: dt.date | None = None
     end_date: dt.date | None = None
     custom: dict[str, Any] = {}
+    cpe_serial: CpeSerial | None = None
 
 
 class ServicePatch(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -137,6 +140,7 @@ class ServicePatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     start_date: dt.date | msgspec.UnsetType | None = msgspec.UNSET
     end_date: dt.date | msgspec.UnsetType | None = msgspec.UNSET
     custom: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    cpe_serial: CpeSerial | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class Service(msgspec.Struct):
@@ -159,6 +163,7 @@ class Service(msgspec.Struct):
     online: bool
     created_at: dt.datetime
     updated_at: dt.datetime
+    cpe_serial: str | None = None
 
 
 class SearchHit(msgspec.Struct):

@@ -66,7 +66,8 @@ TABLES = {"pools": "ip_pools", "exporters": "flow_exporters", "roles": "admin_ro
           "api-keys": "api_keys", "admins": "administrators", "fields": "custom_fields",
           "custom-fields": "custom_fields", "operations-log": "operations_log", "oplog": "operations_log",
           "jobs": "pgqueuer", "batches": "dd_batches", "mandates": "sepa_mandates",
-          "deliveries": "webhook_deliveries"}
+          "deliveries": "webhook_deliveries", "devices": "acs_devices", "tasks": "acs_tasks",
+          "wakeups": "acs_wakeups", "dry-runs": "acs_dry_runs", "presets": "acs_presets", "files": "acs_files"}
 # Path parameters that name no row of a table, by their name: the value they are asked with.
 NAMED = {"partner": "default", "kind": "invoice", "channel": "email"}
 # Query strings for routes that need input to do their work.
@@ -203,6 +204,19 @@ async def _data(conn: asyncpg.Connection) -> dict[str, Any]:
     if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pgqueuer)"):  # a job for the Jobs pages
         await conn.execute("INSERT INTO pgqueuer (priority, status, entrypoint, payload) "
                            "VALUES (0, 'queued', 'qc.job', '{}')")
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM acs_devices)"):  # a CPE with a tree, a task, ...
+        await conn.execute(
+            "WITH d AS (INSERT INTO acs_devices (cwmp_id, oui, product_class, serial, customer_id, last_inform_at) "
+            "VALUES ('00D09E-QC-1', '00D09E', 'QC', '1', $1, now()) RETURNING id), "
+            "p AS (INSERT INTO acs_parameters (device_id, path, value, read_at) "
+            "SELECT id, 'Device.DeviceInfo.UpTime', '1', now() FROM d), "
+            "t AS (INSERT INTO acs_tasks (device_id, kind) SELECT id, 'reboot' FROM d), "
+            "w AS (INSERT INTO acs_wakeups (device_id) SELECT id FROM d), "
+            "r AS (INSERT INTO acs_dry_runs (device_id, preset) SELECT id, '{}' FROM d) "
+            "INSERT INTO acs_sessions (started_at, device_id, events, rpcs, duration_ms, outcome) "
+            "SELECT now(), id, '{2 PERIODIC}', '{Inform}', 3, 'ok' FROM d", row["customer_id"])
+        await conn.execute("INSERT INTO acs_files (name, file_type, size, complete) "
+                           "VALUES ('qc.bin', '1 Firmware Upgrade Image', 1, true)")
     return {"customers": row["customer_id"], "services": row["id"], "ip": row["ip"]}
 
 
