@@ -49,6 +49,10 @@ FORM_TASKS = ("reboot", "factory_reset", "refresh", "get", "set", "download")
 """The tasks the device page queues (the API takes every kind)."""
 XSD_TYPES = ("xsd:string", "xsd:boolean", "xsd:unsignedInt", "xsd:int", "xsd:dateTime", "xsd:base64")
 WAKEUP_POLL_S = 30
+CPE_PASSWORD_PURPOSE = "acs-cpe"  # noqa: S105 (a name, not a password)
+"""The sealing purpose of acs_devices.cpe_password: acs.server's CPE_PASSWORD_PURPOSE (the two
+components meet in the column; tests/unit/test_admin_devices.py checks they agree)."""
+_PASSWORD = re.compile(r"[\x21-\x7e]{8,256}")
 """How long the page polls a pending connection request before it says no acs instance took it."""
 _NUMBER = re.compile(r"(\d+)")
 TYPES = {"last_inform": as_time}
@@ -167,12 +171,22 @@ async def _change(request: web.Request, device_id: int, given: Mapping[str, Any]
             if "customer_id" in given or "service_id" in given:
                 values.update(await _link_values(conn, request, before, given))
             diff = {k: v for k, v in values.items() if before[k] != v}
-            if not diff:
+            password = given.get("cpe_password")
+            new_password = password is not None or ("cpe_password" in given and before["own_password"])
+            if not diff and not new_password:
                 return before
-            await queries.update_device(conn, device_id, diff)
+            if diff:
+                await queries.update_device(conn, device_id, diff)
+            if new_password:
+                keyring = request.app[keys.KEYRING]
+                await queries.set_cpe_password(
+                    conn, device_id, None if password is None else keyring.seal(password, CPE_PASSWORD_PURPOSE))
             after = await queries.device(conn, None, None, device_id)
             assert after is not None
-            summary = f"changed CPE {before['cwmp_id']}: {_said(before, after, diff)}"
+            said = [_said(before, after, diff)] if diff else []
+            if new_password:
+                said.append("its own CWMP password set" if password is not None else "its own CWMP password removed")
+            summary = f"changed CPE {before['cwmp_id']}: {'; '.join(said)}"
             await log(conn, request, "update", "cpe_device", device_id, summary,
                       device=after if after["customer_id"] is not None else before,
                       before=schemas.row_json(before, diff), after=schemas.row_json(after, diff))
@@ -336,6 +350,23 @@ async def link_form(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(f"/admin/cpe/devices/{device_id}?done=linked")
 
 
+@AREA.page("/cpe/devices/{id}/password", permission="networking.edit", method="POST")
+async def password_form(request: web.Request) -> web.StreamResponse:
+    """Give the device a CWMP password of its own (its user name is then its cwmp id), or remove it
+    (``remove``: the shared login again)."""
+    device_id = path_id(request)
+    form = await request.post()
+    if "remove" in form:
+        await _change(request, device_id, {"cpe_password": None})
+        raise web.HTTPFound(f"/admin/cpe/devices/{device_id}?done=password_removed")
+    password = str(form.get("password", ""))
+    if not _PASSWORD.fullmatch(password):
+        why = "8 to 256 characters, letters, digits and punctuation (no spaces)"
+        return await _detail(request, device_id, errors={"password": why}, status=422)
+    await _change(request, device_id, {"cpe_password": password})
+    raise web.HTTPFound(f"/admin/cpe/devices/{device_id}?done=password")
+
+
 def _form_args(form: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """The task a device page's form asks for: (kind, args)."""
     kind = str(form.get("kind", ""))
@@ -447,12 +478,14 @@ async def api_device(request: web.Request) -> web.StreamResponse:
     return schemas.json(detail)
 
 
-@AREA.api("PATCH", "/cpe/devices/{id}", permission="networking.edit", summary="Change a CPE device's tags or link",
+@AREA.api("PATCH", "/cpe/devices/{id}", permission="networking.edit",
+          summary="Change a CPE device's tags, link or own password",
           body=DevicePatch, response=CpeDeviceDetail)
 async def api_change_device(request: web.Request) -> web.StreamResponse:
     """Tags replace the device's; ``service_id`` links it to that service and its customer,
     ``customer_id`` alone to a customer, ``customer_id: null`` unlinks it. The device's presets
-    apply again in its next session."""
+    apply again in its next session. ``cpe_password`` gives it a CWMP password of its own (its user
+    name is then its cwmp id; null takes it away); it is never returned."""
     device_id = path_id(request)
     patch = await schemas.body(request, DevicePatch)
     given = {k: getattr(patch, k) for k in DevicePatch.__struct_fields__ if getattr(patch, k) is not msgspec.UNSET}

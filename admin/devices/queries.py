@@ -38,7 +38,8 @@ _DEVICE = ("d.id, d.cwmp_id, d.oui, d.product_class, d.serial, d.manufacturer, d
            "host(d.address) AS address, d.wan_address, d.pppoe_username, d.tags, d.customer_id, "
            "c.number AS customer_number, c.name AS customer_name, c.partner_id, d.service_id, "
            "s.login AS service_login, d.first_inform_at, d.last_inform_at, d.last_boot_at, d.last_bootstrap_at, "
-           f"d.stale, d.created_at, d.updated_at, i.seconds AS inform_interval, {STATUS} AS status")
+           f"d.stale, d.cpe_password IS NOT NULL AS own_password, d.created_at, d.updated_at, "
+           f"i.seconds AS inform_interval, {STATUS} AS status")
 DEVICE_SORTS = {"last_inform": "coalesce(d.last_inform_at, 'epoch'::timestamptz)", "serial": "d.serial",
                 "software_version": "d.software_version", "cwmp_id": "d.cwmp_id"}
 PARAMETERS_SHOWN = 20_000
@@ -127,6 +128,12 @@ async def update_device(conn: Connection, device_id: int, values: dict[str, Any]
     assert set(values) <= {"tags", "customer_id", "service_id"}, values
     sets = ", ".join(f"{k} = ${i}" for i, k in enumerate(values, start=2))
     await conn.execute(f"UPDATE acs_devices SET {sets}, stale = true WHERE id = $1", device_id, *values.values())
+
+
+async def set_cpe_password(conn: Connection, device_id: int, sealed: str | None) -> None:
+    """Give the device its own CWMP password (sealed), or take it away (None: the shared login
+    again). The acs instances hear of it (trigger lastmile_acs_credentials) and use it at once."""
+    await conn.execute("UPDATE acs_devices SET cpe_password = $2 WHERE id = $1", device_id, sealed)
 
 
 async def customer_in_scope(conn: Connection, partner: int | None, creator: int | None,

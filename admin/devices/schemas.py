@@ -169,6 +169,9 @@ class CpeDevice(msgspec.Struct):
     last_boot_at: dt.datetime | None
     last_bootstrap_at: dt.datetime | None
     stale: Annotated[bool, msgspec.Meta(description="an input of its presets changed: applied in its next session")]
+    own_password: Annotated[bool, msgspec.Meta(
+        description="it authenticates with a password of its own, under its cwmp id as the user name (not the "
+                    "shared [acs] username)")]
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -190,13 +193,21 @@ class CpeDeviceDetail(CpeDevice):
     parameters: list[CpeParameter] = []
 
 
+CpePassword = Annotated[str, msgspec.Meta(
+    min_length=8, max_length=256, pattern=r"^[\x21-\x7e]+$",
+    description="the device's own CWMP password (write-only; null: back to the shared login). Configure the CPE "
+                "with its cwmp id as the user name and this password.")]
+
+
 class DevicePatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Tags replace the device's; a service links the device to it and its customer, a customer
-    alone to the customer (no service); customer_id null unlinks it."""
+    alone to the customer (no service); customer_id null unlinks it; cpe_password gives the device
+    a password of its own (null takes it away)."""
 
     tags: Annotated[list[Tag], msgspec.Meta(max_length=MAX_TAGS)] | msgspec.UnsetType = msgspec.UNSET
     customer_id: Id | msgspec.UnsetType | None = msgspec.UNSET
     service_id: Id | msgspec.UnsetType | None = msgspec.UNSET
+    cpe_password: CpePassword | msgspec.UnsetType | None = msgspec.UNSET
 
 
 # -- tasks ------------------------------------------------------------------------------------

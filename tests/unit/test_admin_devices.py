@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from acs import datamodel, model, plan, tasks
+from acs import datamodel, model, plan, server, tasks
 from admin.devices import schemas
-from admin.devices.devices import masked_args, tree
+from admin.devices.devices import CPE_PASSWORD_PURPOSE, masked_args, tree
 
 TASKS: list[tuple[str, Any]] = [
     ("get", {"names": ["Device.DeviceInfo."]}), ("get", {"names": []}), ("get", {"names": "Device."}),
@@ -61,6 +61,7 @@ def test_the_admins_copies_of_the_acs_tables_are_the_acs_tables() -> None:
     assert schemas.TASK_KINDS == model.TASK_KINDS
     assert schemas.MATCH_KEYS == plan.MATCH_KEYS and schemas.ACTIONS == plan.ACTIONS
     assert schemas.MAX_COUNT == plan.MAX_COUNT
+    assert CPE_PASSWORD_PURPOSE == server.CPE_PASSWORD_PURPOSE
     for path in ("Device.WiFi.AccessPoint.1.Security.KeyPassphrase", "Device.ManagementServer.Password",
                  "Device.WiFi.SSID.1.SSID", "@wifi.key", "@pppoe.password", "@wifi.ssid",
                  "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.WEPKey.1.WEPKey"):

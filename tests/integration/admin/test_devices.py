@@ -18,6 +18,7 @@ import aiohttp
 import asyncpg
 
 from admin.auth.store import Connection
+from admin.devices.devices import CPE_PASSWORD_PURPOSE
 from tests.integration.admin.conftest import Admin, Client, api_key, call, logged_in, make_admin
 
 IGD = "InternetGatewayDevice."
@@ -233,6 +234,37 @@ async def test_a_device_is_linked_unlinked_and_tagged_by_hand_and_marked_stale(a
         "changed CPE 00D09E-HG8245-SNFREE: unlinked from customer C-alpha"]
     assert [r["partner_id"] for r in log] == [w.partner_a, w.partner_a, w.partner_b, w.partner_a, w.partner_a]
     assert log[0]["before"] == {"customer_id": None, "service_id": None}
+
+
+async def test_a_device_gets_a_password_of_its_own_sealed_and_never_shown(admin: Admin) -> None:
+    async with admin.pool.acquire() as conn:
+        w = await world(conn)
+        key = await api_key(conn)
+        await conn.execute("UPDATE acs_devices SET stale = false")
+    async with await logged_in(admin) as c:
+        status, body, _ = await c.post(f"/admin/cpe/devices/{w.device_free}/password", {"password": "short"})
+        assert status == 422 and "8 to 256 characters" in body
+        status, body, url = await c.post(f"/admin/cpe/devices/{w.device_free}/password",
+                                         {"password": "Tr0ub4dor&3-long"})
+        assert status == 200 and url.endswith("?done=password") and "Tr0ub4dor" not in body
+        assert "Its own password, user name" in body and "00D09E-HG8245-SNFREE" in body
+    async with admin.pool.acquire() as conn:
+        sealed = await conn.fetchval("SELECT cpe_password FROM acs_devices WHERE id = $1", w.device_free)
+        assert await conn.fetchval("SELECT stale FROM acs_devices WHERE id = $1", w.device_free) is False
+    assert "Tr0ub4dor" not in sealed and admin.keyring.open(sealed, CPE_PASSWORD_PURPOSE) == "Tr0ub4dor&3-long"
+    status, d = await call(admin, key, "GET", f"/cpe/devices/{w.device_free}")
+    assert status == 200 and d["own_password"] is True and "cpe_password" not in d
+    status, _ = await call(admin, key, "PATCH", f"/cpe/devices/{w.device_free}", {"cpe_password": "has space in"})
+    assert status == 422
+    status, d = await call(admin, key, "PATCH", f"/cpe/devices/{w.device_free}", {"cpe_password": None})
+    assert status == 200 and d["own_password"] is False
+    async with admin.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT cpe_password FROM acs_devices WHERE id = $1", w.device_free) is None
+    log = await oplog(admin, "cpe_device")
+    assert [r["summary"] for r in log] == [
+        "changed CPE 00D09E-HG8245-SNFREE: its own CWMP password set",
+        "changed CPE 00D09E-HG8245-SNFREE: its own CWMP password removed"]
+    assert all("Tr0ub4dor" not in json.dumps([r["before"], r["after"]]) for r in log)
 
 
 # -- tasks ------------------------------------------------------------------------------------------
