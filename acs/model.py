@@ -154,11 +154,13 @@ class TaskWaiting:
 
 @dataclass(frozen=True, slots=True)
 class TaskFaulted:
-    """One attempt failed: the store retries it (backoff) or, out of attempts, ends it as 'fault'."""
+    """One attempt failed: the store retries it (backoff) or, out of attempts, ends it as 'fault'.
+    ``detail`` goes to its acs_faults line (a SetParameterValues fault's parameters)."""
 
     task_id: int
     code: int
     string: str
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,10 +186,15 @@ class FaultRecorded:
 
 @dataclass(frozen=True, slots=True)
 class PresetsApplied:
-    """The device is in its declared state as of ``presets_key``; ``due_at``: the next refresh."""
+    """The device is in its declared state as of ``presets_key``; ``due_at``: the next refresh.
+    ``service_id`` is the service the plan saw: a device linked to one since (a PPPoE user name
+    read in the session) stays stale, its presets owed with that service; so does one whose
+    service or customer changed after ``since`` (the values sent were read before the change)."""
 
     presets_key: str
     due_at: float | None = None
+    service_id: int | None = None
+    since: float | None = None  # when the view the plan was made from was read (None: in this transaction)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,8 @@ The plan (:func:`preset_round`) compares it with the tree the ACS knows:
   session (and no Download: a CPE reboots for that itself), so a device in its declared state
   is never rebooted.
 - connection_request_credentials: ConnectionRequestUsername = the device's cwmp_id and a new
-  random ConnectionRequestPassword, unless the ACS set them already.
+  random ConnectionRequestPassword, unless the ACS set them already (and no 0 BOOTSTRAP since:
+  a factory reset brings the CPE's own back).
 
 Order: GetParameterNames, AddObject, SetParameterValues, GetParameterValues, Download, Reboot.
 A BOOTSTRAP'd device with a PPPoE and Wi-Fi preset is one SetParameterValues.
@@ -242,7 +243,8 @@ def desired(view: DeviceView, presets: Sequence[Preset]) -> Desired:
                 d.faults.append(FaultRecorded("preset", "", None, f"preset {preset.name!r} action {i}: {problem}",
                                               detail={"preset": preset.id, "action": i}))
             credentials = credentials or (problem is None and "connection_request_credentials" in action)
-    if credentials and view.device.connection_request_username != view.device.cwmp_id:
+    if credentials and (view.device.connection_request_username != view.device.cwmp_id
+                        or "0 BOOTSTRAP" in view.events):  # a factory reset lost them
         d.credentials = (view.device.cwmp_id, secrets.token_urlsafe(18))
     return d
 
@@ -375,7 +377,7 @@ def preset_round(view: DeviceView, presets: Sequence[Preset]) -> Round:
         steps.append(Step(Reboot(f"preset-{key}"), "preset.reboot"))
     due_at = min(dues, default=None)
     if not steps:
-        effects.append(PresetsApplied(key, due_at))
+        effects.append(PresetsApplied(key, due_at, view.device.service_id))
     return Round(steps, effects, key, due_at, d)
 
 
@@ -417,7 +419,7 @@ def answer(step: Step, response: Message, now: float, key: str) -> Answer:
     if isinstance(response, GetParameterValuesResponse):
         path = step.data["path"]
         params = read(response.parameters, now, secrets=step.data["secrets"])
-        return Answer(refreshed(path, params, [path] if path.endswith(".") else [], now))
+        return Answer(refreshed(path, params, {path: None} if path.endswith(".") else {}, now))
     return Answer()  # Download, Reboot: the CPE reports the end later (TransferComplete, M Reboot)
 
 

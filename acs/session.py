@@ -93,6 +93,7 @@ class Session:
     changed: bool = False  # a SetParameterValues or AddObject of the presets went through
     downloaded: bool = False  # a Download of the presets went out
     due_at: float | None = None
+    service_id: int | None = None  # the device's service when the plan was made (PresetsApplied says it)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,7 +104,7 @@ class Session:
             "current": None if self.current is None else self.current.to_json(), "sent": self.sent,
             "presets_key": self.presets_key, "presets_owed": self.presets_owed,
             "presets_faulted": self.presets_faulted, "changed": self.changed, "downloaded": self.downloaded,
-            "due_at": self.due_at,
+            "due_at": self.due_at, "service_id": self.service_id,
         }
 
     @classmethod
@@ -113,7 +114,7 @@ class Session:
             Phase(d["phase"]), list(d["rpcs"]), list(d["faults"]), d["step"],
             [Step.from_json(s) for s in d["queue"]], None if d["current"] is None else Step.from_json(d["current"]),
             d["sent"], d["presets_key"], d["presets_owed"], d["presets_faulted"], d["changed"], d["downloaded"],
-            d["due_at"])
+            d["due_at"], d.get("service_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +169,7 @@ def plan(session: Session, view: DeviceView, presets: Sequence[Preset]) -> list[
     round_ = presets_plan.preset_round(view, presets)
     session.queue += round_.steps
     session.presets_key, session.due_at, session.presets_owed = round_.key, round_.due_at, bool(round_.steps)
+    session.service_id = view.device.service_id
     effects += round_.effects
     _log(session, effects)
     return effects
@@ -237,12 +239,12 @@ def _cpe_request(session: Session, body: Message | None, now: float) -> Outcome:
 def _fault(session: Session, step: Step, fault: CpeFault) -> list[Effect]:
     """A CPE's fault to ``step``: the task faults (and ends here), or the presets are not
     applied this session (their other steps still go: none depends on a faulted one)."""
+    detail: dict[str, Any] = {"parameters": [[f.name, f.code, f.string] for f in fault.set_faults]} \
+        if fault.set_faults else {}
     if step.task_id is not None:
-        effect: Effect = TaskFaulted(step.task_id, fault.code, fault.string)
+        effect: Effect = TaskFaulted(step.task_id, fault.code, fault.string, detail)
     else:
         session.presets_faulted = True
-        detail: dict[str, Any] = {"parameters": [[f.name, f.code, f.string] for f in fault.set_faults]} \
-            if fault.set_faults else {}
         effect = FaultRecorded("preset", _name(step.rpc), fault.code, fault.string, detail=detail)
     session.faults.append(f"{fault.code} {fault.string} ({_name(step.rpc)})")
     return [effect]
@@ -262,7 +264,7 @@ def _next(session: Session, effects: list[Effect]) -> Outcome:
         session.rpcs.append(_name(step.rpc))
         return Outcome(step.rpc, tuple(effects))
     if session.presets_owed and not session.presets_faulted:
-        effects.append(PresetsApplied(session.presets_key, session.due_at))
+        effects.append(PresetsApplied(session.presets_key, session.due_at, session.service_id, session.started_at))
         session.presets_owed = False
     session.phase = Phase.CLOSED
     return Outcome(None, tuple(effects))

@@ -270,9 +270,9 @@ async def load_view(conn: Connection, device: Device, events: Sequence[str], now
     files: dict[int, FileRef] = {}
     wanted = _file_ids(tasks, presets)
     if wanted:
-        for r in await conn.fetch("SELECT id, name, file_type, size FROM acs_files "
+        for r in await conn.fetch("SELECT id, name, file_type, size, version FROM acs_files "
                                   "WHERE id = ANY($1::bigint[]) AND complete AND device_id IS NULL", list(wanted)):
-            files[r[0]] = FileRef(r[0], r[1], r[2], r[3], file_url(r[0], r[1]))
+            files[r[0]] = FileRef(r[0], r[1], r[2], r[3], file_url(r[0], r[1]), r[4])
     return DeviceView(device, tree, tasks, context, tuple(events), now, files)
 
 
@@ -369,9 +369,9 @@ async def _task_faulted(conn: Connection, device_id: int, e: TaskFaulted, now: f
             RETURNING id, kind, attempts, status)
         INSERT INTO acs_faults (device_id, at, source, task_id, rpc, code, message, detail)
         SELECT $2, to_timestamp($3), 'task', t.id, coalesce($7::jsonb ->> t.kind, ''), $5, $6,
-               jsonb_build_object('attempts', t.attempts, 'final', t.status = 'fault')
+               $8::jsonb || jsonb_build_object('attempts', t.attempts, 'final', t.status = 'fault')
         FROM t""",
-        e.task_id, device_id, now, retry_delay, e.code, e.string, TASK_RPC)
+        e.task_id, device_id, now, retry_delay, e.code, e.string, TASK_RPC, e.detail)
 
 
 async def _transfer_ended(conn: Connection, device_id: int, e: TransferEnded, now: float) -> None:
@@ -421,8 +421,14 @@ async def apply(conn: Connection, device_id: int, effects: Sequence[Effect], *, 
         elif isinstance(e, FaultRecorded):
             await conn.execute(FAULT_SQL, device_id, now, e.source, e.task_id, e.rpc, e.code, e.message, e.detail)
         elif isinstance(e, PresetsApplied):
-            await conn.execute("UPDATE acs_devices SET presets_key = $2, stale = false, due_at = to_timestamp($3) "
-                               "WHERE id = $1", device_id, e.presets_key, e.due_at)
+            # The device stays stale if linked to a service since the plan was made (that service's
+            # values are owed), or if its service or customer changed since its view was read.
+            await conn.execute(
+                "UPDATE acs_devices d SET presets_key = $2, due_at = to_timestamp($3), stale = stale AND ("
+                "service_id IS DISTINCT FROM $4 OR $5::float8 IS NOT NULL AND ("
+                "EXISTS (SELECT 1 FROM services s WHERE s.id = d.service_id AND s.updated_at > to_timestamp($5)) "
+                "OR EXISTS (SELECT 1 FROM customers c WHERE c.id = d.customer_id AND c.updated_at > to_timestamp($5))"
+                ")) WHERE id = $1", device_id, e.presets_key, e.due_at, e.service_id, e.since)
         elif isinstance(e, ConnectionRequestCredentials):
             await conn.execute(
                 "UPDATE acs_devices SET connection_request_username = $2, connection_request_password = $3 "
@@ -435,20 +441,27 @@ async def expire_transfers(conn: Connection, now: float, timeout: float = TRANSF
                            success: bool = False) -> int:
     """End the waiting downloads and uploads that have had no TransferComplete for ``timeout``
     seconds: as 'fault' (with an acs_faults line), or as 'done' with ``success`` (GenieACS's
-    downloadSuccessOnTimeout, for CPEs that never send one). Returns how many ended."""
+    downloadSuccessOnTimeout, for CPEs that never send one). A reboot that no ``M Reboot`` Inform
+    has ended in that time is a fault whatever ``success`` says (the CPE did not come back, or
+    did not say it rebooted). Returns how many ended."""
     rows = await conn.fetch(
         """WITH t AS (
-            UPDATE acs_tasks SET status = CASE WHEN $3::bool THEN 'done' ELSE 'fault' END,
-                fault_string = CASE WHEN $3::bool THEN fault_string ELSE $4 END,
+            UPDATE acs_tasks SET status = CASE WHEN $3::bool AND kind <> 'reboot' THEN 'done' ELSE 'fault' END,
+                fault_string = CASE WHEN $3::bool AND kind <> 'reboot' THEN fault_string
+                                    WHEN kind = 'reboot' THEN $5 ELSE $4 END,
                 finished_at = to_timestamp($1), updated_at = to_timestamp($1)
-            WHERE status = 'waiting' AND kind IN ('download', 'upload')
+            WHERE status = 'waiting' AND kind IN ('download', 'upload', 'reboot')
                 AND updated_at < to_timestamp($1::float8 - $2::float8)
-            RETURNING id, device_id, kind)
+            RETURNING id, device_id, kind, status)
         , f AS (
             INSERT INTO acs_faults (device_id, at, source, task_id, rpc, message)
-            SELECT t.device_id, to_timestamp($1), 'task', t.id, 'TransferComplete', $4 FROM t WHERE NOT $3)
+            SELECT t.device_id, to_timestamp($1), 'task', t.id,
+                   CASE WHEN t.kind = 'reboot' THEN 'Reboot' ELSE 'TransferComplete' END,
+                   CASE WHEN t.kind = 'reboot' THEN $5 ELSE $4 END
+            FROM t WHERE t.status = 'fault')
         SELECT id FROM t""",
-        now, timeout, success, f"no TransferComplete within {timeout:g} s")
+        now, timeout, success, f"no TransferComplete within {timeout:g} s",
+        f"no Inform with M Reboot within {timeout:g} s")
     return len(rows)
 
 

@@ -314,10 +314,11 @@ def written(rpc: SetParameterValues, now: float) -> ParametersKnown:
     return ParametersKnown(tuple(Param(v.name, v.value, v.type, True, now) for v in rpc.parameters))
 
 
-def refreshed(path: str, params: list[Param], objects: Iterable[str], now: float) -> tuple[Effect, ...]:
+def refreshed(path: str, params: list[Param], objects: Mapping[str, bool | None], now: float) -> tuple[Effect, ...]:
     """A subtree read again in full: what the tree held under ``path`` goes (deleted instances
-    with it), what was read comes in."""
-    known = ParametersKnown(tuple([Param(o, None, "", None, now) for o in objects] + params))
+    with it), what was read comes in: the values, and the objects (name -> writable, None when
+    not said)."""
+    known = ParametersKnown(tuple([Param(o, None, "", w, now) for o, w in objects.items()] + params))
     return (ParametersForgotten(path), known) if path.endswith(".") or not path else (known,)
 
 
@@ -339,7 +340,7 @@ def answer(step: Step, response: Message, now: float) -> Answer:
                        TaskDone(task_id, {"values": {v.name: v.value for v in response.parameters}})))
     if isinstance(response, GetParameterNamesResponse):  # refresh: names and writability, then values
         assert isinstance(rpc, GetParameterNames)
-        objects = [i.name for i in response.parameters if i.name.endswith(".")]
+        objects = {i.name: i.writable for i in response.parameters if i.name.endswith(".")}
         names = {i.name: i.writable for i in response.parameters if not i.name.endswith(".")}
         follow = Step(GetParameterValues((rpc.path,)), "refresh.values", task_id,
                       {"writable": names, "objects": objects, "secrets": step.data["secrets"]})

@@ -250,6 +250,23 @@ async def test_faults_presets_and_credentials(conn: asyncpg.Connection) -> None:
     assert (await one(conn, "SELECT due_at FROM acs_devices"))[0] is None
 
 
+async def test_a_service_changed_during_the_session_keeps_its_device_stale(conn: asyncpg.Connection) -> None:
+    """PresetsApplied at a session's end clears stale only if the device's service and customer
+    did not change after the session read them (``since``): else the new values are still owed."""
+    sid, customer = await service(conn, "ann@isp", serial="000001")
+    [r] = await upsert(conn, inform())
+    device_id = r.device.id
+    await conn.execute("UPDATE acs_devices SET service_id = $1, customer_id = $2, stale = true", sid, customer)
+    read_at = await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())::float8")
+    await conn.execute("UPDATE services SET password = 'changed' WHERE id = $1", sid)
+    await apply(conn, device_id, PresetsApplied("gen-1", service_id=sid, since=read_at))
+    assert await conn.fetchval("SELECT stale FROM acs_devices WHERE id = $1", device_id) is True
+    await conn.execute("UPDATE customers SET name = 'Ann B' WHERE id = $1", customer)
+    read_at = await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())::float8")
+    await apply(conn, device_id, PresetsApplied("gen-1", service_id=sid, since=read_at))
+    assert await conn.fetchval("SELECT stale FROM acs_devices WHERE id = $1", device_id) is False
+
+
 async def test_expire_transfers(conn: asyncpg.Connection) -> None:
     [r] = await upsert(conn, inform())
     device_id = r.device.id
@@ -258,10 +275,12 @@ async def test_expire_transfers(conn: asyncpg.Connection) -> None:
     await apply(conn, device_id, TaskWaiting(old, "a"), TaskWaiting(rebooting, "c"), now=T0)
     await apply(conn, device_id, TaskWaiting(recent, "b"), now=T0 + 3000)
     async with conn.transaction():
-        assert await store.expire_transfers(conn, T0 + 3601) == 1
+        assert await store.expire_transfers(conn, T0 + 3601) == 2
     status = {r["id"]: r["status"] for r in await conn.fetch("SELECT id, status FROM acs_tasks")}
-    assert status == {old: "fault", recent: "waiting", rebooting: "waiting"}
+    assert status == {old: "fault", recent: "waiting", rebooting: "fault"}
     assert (await one(conn, "SELECT message FROM acs_faults WHERE task_id = $1", old))[0].startswith("no Transfer")
+    assert tuple(await one(conn, "SELECT rpc, message FROM acs_faults WHERE task_id = $1", rebooting)) == (
+        "Reboot", "no Inform with M Reboot within 3600 s")
     async with conn.transaction():
         assert await store.expire_transfers(conn, T0 + 9000, success=True) == 1
     assert (await one(conn, "SELECT status FROM acs_tasks WHERE id = $1", recent))[0] == "done"
@@ -275,7 +294,7 @@ async def test_load_view(conn: asyncpg.Connection) -> None:
     [r] = await upsert(conn, inform())
     device_id = r.device.id
     await apply(conn, device_id, ParametersKnown((Param("Device.A", "1", "xsd:int", True, T0 - 9),)))
-    file_id = await store.store_file(conn, "fw-2.bin", "1 Firmware Upgrade Image", b"firmware")
+    file_id = await store.store_file(conn, "fw-2.bin", "1 Firmware Upgrade Image", b"firmware", version="V2")
     unfinished = await store.create_file(conn, "fw-3.bin", "1 Firmware Upgrade Image")
     download = await task(conn, device_id, "download", args={"file_id": file_id})
     reboot = await task(conn, device_id, "reboot")
@@ -287,7 +306,7 @@ async def test_load_view(conn: asyncpg.Connection) -> None:
     assert [t.id for t in view.tasks] == [download, reboot] and view.tasks[0].args == {"file_id": file_id}
     assert view.events == ("2 PERIODIC",) and view.now == T0
     assert list(view.files) == [file_id] and view.files[file_id].url == f"http://acs/{file_id}/fw-2.bin"
-    assert view.files[file_id].size == 8
+    assert (view.files[file_id].size, view.files[file_id].version) == (8, "V2")
     ctx = view.context
     assert ctx["device"]["cwmp_id"] == r.device.cwmp_id and ctx["device"]["tags"] == []
     assert ctx["service"]["id"] == sid and ctx["service"]["login"] == "ann@isp"

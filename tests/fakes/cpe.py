@@ -9,7 +9,7 @@ and runs CWMP sessions against an ACS URL, as TR-069 Amendment 6 describes them:
 - ``await cpe.session("2 PERIODIC")`` posts an Inform with those events (plus what the device
   owes: ``1 BOOT`` + ``M Reboot`` after a Reboot, ``0 BOOTSTRAP`` + ``1 BOOT`` after a
   FactoryReset, ``7 TRANSFER COMPLETE`` + ``M Download``/``M Upload`` after a transfer, ``4 VALUE
-  CHANGE`` with the changed parameters after :meth:`Cpe.change` of a parameter whose notification
+  CHANGE`` with the changed parameters after :meth:`Cpe.set_local` of a parameter whose notification
   is on), then its own requests (TransferComplete for each transfer it owes, and those asked for:
   GetRPCMethods, AutonomousTransferComplete), then an empty POST, then answers every RPC of the
   ACS until the ACS answers 204 (or an empty 200);

@@ -207,7 +207,7 @@ def test_bootstrap_is_configured_in_one_set(model: DataModel) -> None:
     assert isinstance(known, ParametersKnown) and len(known.params) == 7  # not the CR password: sealed by the store
     assert all(p.writable and p.read_at == NOW + 1 for p in known.params)
     assert credentials == ConnectionRequestCredentials(s.cwmp_id, password)
-    assert applied == PresetsApplied(KEY, None)
+    assert applied == PresetsApplied(KEY, None, since=NOW)
     assert s.rpcs == ["Inform", "SetParameterValues"] and s.faults == []
 
 
@@ -231,9 +231,10 @@ def test_a_failing_template_skips_its_action_and_the_rest_goes() -> None:
         "device": {}, "service": None, "customer": None})
     assert [e.detail["action"] for e in planned if isinstance(e, FaultRecorded)] == [1, 2, 3, 4]
     rpc = session.receive(s, None, NOW).reply
-    assert isinstance(rpc, SetParameterValues) and len(rpc.parameters) == 2  # the default preset's two values
+    assert isinstance(rpc, SetParameterValues) and len(rpc.parameters) == 4  # the default preset's two values
+    assert rpc.parameters[2].name == "Device.ManagementServer.ConnectionRequestUsername"  # a bootstrap lost them
     assert len(s.faults) == 4
-    assert session.receive(s, SetParameterValuesResponse(0), NOW).effects[-1] == PresetsApplied(KEY, None)
+    assert session.receive(s, SetParameterValuesResponse(0), NOW).effects[-1] == PresetsApplied(KEY, None, since=NOW)
 
 
 def test_objects_are_counted_then_added_then_set_then_rebooted() -> None:
@@ -252,7 +253,7 @@ def test_objects_are_counted_then_added_then_set_then_rebooted() -> None:
     assert spv.reply == SetParameterValues((ParameterValue("Device.WiFi.SSID.2.SSID", "guest"),), key)
     assert spv.effects == (ParametersKnown((Param("Device.WiFi.SSID.2.", None, "", True, NOW + 3),)),)
     assert reboot.reply == Reboot(f"preset-{key}")
-    assert end == Outcome(None, (PresetsApplied(key, None),))
+    assert end == Outcome(None, (PresetsApplied(key, None, since=NOW),))
 
 
 def test_a_faulted_set_records_each_parameter_and_leaves_the_presets_unapplied() -> None:
@@ -280,7 +281,7 @@ def test_a_refresh_preset_reads_the_subtree_again_and_keeps_secrets() -> None:
         ParametersKnown((Param("Device.PPP.", None, "", None, NOW + 2),
                          Param("Device.PPP.Interface.1.Username", "bob@isp", "xsd:string", None, NOW + 2),
                          Param("Device.PPP.Interface.1.Password", "ppp-pass", "xsd:string", True, NOW + 2))),
-        PresetsApplied(plan.presets_key([hosts]), NOW + 3600))
+        PresetsApplied(plan.presets_key([hosts]), NOW + 3600, since=NOW))
 
 
 # --- tasks ------------------------------------------------------------------------------------
@@ -363,7 +364,7 @@ def test_a_refresh_task_reads_names_then_values() -> None:
     forgotten, known, done = end.effects
     assert forgotten == ParametersForgotten("Device.ManagementServer.")
     assert isinstance(known, ParametersKnown) and known.params == (
-        Param("Device.ManagementServer.", None, "", None, NOW + 3),
+        Param("Device.ManagementServer.", None, "", False, NOW + 3),  # the names say whether it is writable
         Param("Device.ManagementServer.ConnectionRequestPassword", "crpass", "xsd:string", True, NOW + 3),
         Param("Device.ManagementServer.PeriodicInformInterval", "300", "xsd:unsignedInt", True, NOW + 3),
         Param("Device.ManagementServer.ParameterKey", "", "xsd:string", False, NOW + 3))  # Password: unknown, left out
@@ -379,7 +380,7 @@ def test_tasks_go_in_id_order_before_the_presets_and_a_fault_ends_only_its_task(
     assert reboot.reply == Reboot("task-3") and get.effects == (TaskFaulted(3, 9001, "Request denied"),)
     assert get.reply == GetParameterValues(("Device.DeviceInfo.UpTime",))
     assert isinstance(spv.reply, SetParameterValues)
-    assert end.reply is None and end.effects[-1] == PresetsApplied(KEY, None)
+    assert end.reply is None and end.effects[-1] == PresetsApplied(KEY, None, since=NOW)
     assert s.rpcs == ["Inform", "Reboot", "GetParameterValues", "SetParameterValues"]
 
 
