@@ -186,6 +186,44 @@ class CustomerUnblocked(Event):
     status: str = doc("the status now")
 
 
+@event("cpe", "inform")
+@dataclass(frozen=True, slots=True)
+class CpeInformed(Event):
+    """The ACS accepted a CPE's Inform: authenticated, its device row committed, the session open
+    (PERIODIC ones too: one per device per PeriodicInformInterval)."""
+
+    device: str = doc("the device's cwmp id (OUI-ProductClass-SerialNumber)")
+    device_id: int = doc("acs_devices.id")
+    events: tuple[str, ...] = doc('the Inform\'s event codes (`"2 PERIODIC"`, `"1 BOOT"`, ...)')
+    address: str = doc("the address the Inform came from")
+    software: str = doc("the device's software version, as the Inform says")
+
+
+@event("cpe", "fault")
+@dataclass(frozen=True, slots=True)
+class CpeFault(Event):
+    """The ACS recorded a fault of a device (a line of its faults): a CPE's SOAP Fault to a task's
+    or a preset's RPC, a failed transfer, a preset value that could not be made."""
+
+    device: str = doc("the device's cwmp id")
+    code: int | None = doc("the fault code (9000-9032 from the CPE; null for one of the ACS's own)")
+    message: str = doc("the fault string, or what went wrong")
+    task_id: int | None = doc("the task it failed, if any")
+
+
+@event("cpe", "task")
+@dataclass(frozen=True, slots=True)
+class CpeTaskChanged(Event):
+    """A device's task moved on in a session: done, waiting for the CPE to report its end (Reboot,
+    Download, Upload), an attempt faulted, or a transfer's end reported (TransferComplete)."""
+
+    task_id: int | None = doc("the task (null: a transfer a preset started, see command_key)")
+    device: str = doc("the device's cwmp id")
+    status: str = doc("`done`, `waiting`, `faulted` (an attempt failed: it is retried later, or after its last "
+                      "attempt ends as `fault`) or `fault` (a transfer failed)")
+    command_key: str = doc("the CommandKey of a Reboot, Download or Upload (`task-<id>`, `preset-...`); else empty")
+
+
 def describe() -> str:
     """Markdown reference of every event (docs/events.md is this text)."""
     lines = [
