@@ -26,6 +26,7 @@ from admin.devices.common import AREA, Row, actor, as_time, listing_of, log, out
 from admin.devices.schemas import (
     ALIASES,
     MASK,
+    CpeConnectionRequest,
     CpeDevice,
     CpeDeviceDetail,
     CpeParameter,
@@ -493,6 +494,24 @@ async def api_change_device(request: web.Request) -> web.StreamResponse:
     async with request.app[keys.POOL].acquire() as conn:
         detail = await _detail_out(conn, row)
     return schemas.json(detail)
+
+
+@AREA.api("POST", "/cpe/devices/{id}/connection-request", permission="networking.edit",
+          summary="Ask a CPE device for a session now", response=CpeConnectionRequest, status=202,
+          description="Its queued tasks then run at once; GET /cpe/connection-requests/{id} says how it went.")
+async def api_connection_request(request: web.Request) -> web.StreamResponse:
+    row = await _wakeup(request, path_id(request))
+    return schemas.json(out(row, CpeConnectionRequest), status=202)
+
+
+@AREA.api("GET", "/cpe/connection-requests/{id}", permission="networking.view",
+          summary="Get a connection request", response=CpeConnectionRequest)
+async def api_connection_request_status(request: web.Request) -> web.StreamResponse:
+    async with request.app[keys.POOL].acquire() as conn:
+        row = await queries.wakeup(conn, *scope(request), path_id(request))
+    if row is None:
+        raise web.HTTPNotFound(text="no such connection request")
+    return schemas.json(out(row, CpeConnectionRequest))
 
 
 @AREA.api("POST", "/cpe/devices/{id}/tasks", permission="networking.edit", summary="Queue a task for a CPE device",

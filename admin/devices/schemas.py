@@ -230,6 +230,20 @@ class TaskCreateQuery(msgspec.Struct, kw_only=True):
         description="also ask the device for a session now (a connection request), so the task runs at once")] = False
 
 
+class CpeConnectionRequest(msgspec.Struct):
+    """A connection request: an acs instance sends it within a second (HTTP digest to the
+    device's ConnectionRequestURL); the device then opens a session (event 6 CONNECTION REQUEST)."""
+
+    id: int
+    device_id: int
+    status: Annotated[Literal["pending", "sent", "failed"], msgspec.Meta(
+        description="sent: the CPE answered 200 or 204 (its session follows); failed: see error")]
+    requested_at: dt.datetime
+    done_at: dt.datetime | None
+    http_status: Annotated[int | None, msgspec.Meta(description="what the CPE answered")]
+    error: str
+
+
 class CpeTask(msgspec.Struct):
     id: int
     device_id: int

@@ -365,6 +365,16 @@ async def test_the_task_api_validates_args_and_asks_a_connection_request(admin: 
     assert status == 409 and "not failed" in problem["title"]
     status, _ = await call(admin, key, "GET", "/cpe/tasks/999999")
     assert status == 404
+    # a connection request alone, and what became of it
+    status, cr = await call(admin, key, "POST", f"/cpe/devices/{w.device_a}/connection-request")
+    assert status == 202 and (cr["device_id"], cr["status"], cr["http_status"]) == (w.device_a, "pending", None)
+    async with admin.pool.acquire() as conn:
+        await conn.execute("UPDATE acs_wakeups SET status = 'sent', http_status = 200, done_at = now() "
+                           "WHERE id = $1", cr["id"])
+    status, got = await call(admin, key, "GET", f"/cpe/connection-requests/{cr['id']}")
+    assert status == 200 and (got["status"], got["http_status"]) == ("sent", 200)
+    status, _ = await call(admin, key, "GET", "/cpe/connection-requests/999999")
+    assert status == 404
 
 
 async def test_a_connection_request_is_a_row_the_page_polls_until_the_acs_answers(admin: Admin) -> None:

@@ -67,7 +67,8 @@ TABLES = {"pools": "ip_pools", "exporters": "flow_exporters", "roles": "admin_ro
           "custom-fields": "custom_fields", "operations-log": "operations_log", "oplog": "operations_log",
           "jobs": "pgqueuer", "batches": "dd_batches", "mandates": "sepa_mandates",
           "deliveries": "webhook_deliveries", "devices": "acs_devices", "tasks": "acs_tasks",
-          "wakeups": "acs_wakeups", "dry-runs": "acs_dry_runs", "presets": "acs_presets", "files": "acs_files"}
+          "wakeups": "acs_wakeups", "connection-requests": "acs_wakeups", "dry-runs": "acs_dry_runs",
+          "presets": "acs_presets", "files": "acs_files"}
 # Path parameters that name no row of a table, by their name: the value they are asked with.
 NAMED = {"partner": "default", "kind": "invoice", "channel": "email"}
 # Query strings for routes that need input to do their work.
