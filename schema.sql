@@ -1,5 +1,5 @@
 -- lastmile schema version 11
--- lastmile schema hash e3ad955a0a5ffdc1535c86b0598675af0894256549ecc36a2f31183e4d8bd332
+-- lastmile schema hash 497c14adcc3a732b790c2ac80cd02213fb93604d368ef43fc02d777f9437dce9
 --
 -- The whole database as a fresh installation gets it: `lastmile db init` (and `lastmile up`)
 -- applies this file to an empty database, in one transaction, and records the version and hash
@@ -2307,6 +2307,7 @@ CREATE UNLOGGED TABLE IF NOT EXISTS acs_live_sessions (
     state jsonb NOT NULL,
     expires_at timestamptz NOT NULL
 );
+CREATE INDEX IF NOT EXISTS acs_live_sessions_device_idx ON acs_live_sessions (device_id);  -- claim_device_session
 
 -- The access log: a line per session, written when it ends (GenieACS's cwmp-access log).
 CREATE TABLE IF NOT EXISTS acs_sessions (

@@ -166,13 +166,19 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
         server.sweep()
 
     async def live_rows() -> None:
+        now = time.time()
         async with pool.acquire() as conn:
-            await store.purge_live(conn, time.time())
-            ended = await store.expire_transfers(conn, time.time(), s.transfer_timeout,
-                                                 success=s.download_success_on_timeout)
+            abandoned = await store.purge_live(conn, now)
+            ended = await store.expire_transfers(conn, now, s.transfer_timeout, success=s.download_success_on_timeout)
+        for state in abandoned:
+            server.abandoned(state, now)
         if ended:
-            logger.info("transfers without TransferComplete ended", count=ended,
+            logger.info("transfers without TransferComplete (or M Reboot) ended", count=ended,
                         as_done=s.download_success_on_timeout)
+
+    async def partitions() -> None:  # the access log's days (radiusd and flowcollector run it too)
+        async with pool.acquire() as conn:
+            await db.maintain_partitions(conn)
 
     async def tasks_due() -> None:
         async with pool.acquire() as conn:
@@ -184,6 +190,7 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     rt.every("sweep", 5.0, sweep)
     rt.every("live-sessions", 60.0, live_rows, first=1.0)
     rt.every("tasks-due", 15.0, tasks_due, first=0.0)
+    rt.every("partitions", 3600.0, partitions, first=0.0)
     REGISTRY.register(metrics.Live(lambda: {
         "live": len(server.opened), "batches": writer.batches, "rows": writer.rows,
         "log_written": session_log.written, "log_dropped": session_log.dropped}))
@@ -205,6 +212,9 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
         logger.warning("CPE authentication is off ([acs] auth = none): any device may inform and be configured")
     elif not s.username:
         logger.warning("no [acs] username/password: only devices with their own password can inform")
+    if not s.public_url and s.bind in ("0.0.0.0", "::"):
+        logger.warning("no [acs] public_url: download and upload links point at this machine's loopback address, "
+                       "which no CPE reaches", url=server.base_url)
 
 
 if __name__ == "__main__":

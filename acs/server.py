@@ -64,7 +64,7 @@ from acs.tasks import RESPONSES
 from acs.writer import InformWriter, SessionLog
 from daemons import log
 from daemons.db import DB_ERRORS, Connection
-from daemons.events import EventPublisher
+from daemons.events import CpeFault, CpeInformed, CpeTaskChanged, Event, EventPublisher
 from daemons.secrets import Keyring, SecretError
 
 COOKIE = "lastmile_acs"
@@ -97,6 +97,12 @@ def inform_row(inform: Inform, namespace: str, cwmp_id: str, address: str | None
         datamodel.data_model_of(p.name for p in inform.parameters), NAMESPACES.get(namespace, "1.0"),
         found["hardware_version"], found["software_version"], found["provisioning_code"], found["parameter_key"],
         found["connection_request_url"], address, wan, pppoe, "0 BOOTSTRAP" in events, "1 BOOT" in events, now)
+
+
+def task_of(command_key: str) -> int | None:
+    """The task a CommandKey names (``task-<id>``, acs/tasks.py); None for a preset's."""
+    prefix, _, number = command_key.partition("-")
+    return int(number) if prefix == "task" and number.isdigit() and len(number) < 19 else None
 
 
 def cookie_of(header: str | None) -> str | None:
@@ -278,8 +284,11 @@ class Server:
         if cookie is None and self.informing >= self.settings.max_new_sessions:
             return self._busy("admission")
         try:
-            async with asyncio.timeout(self.settings.read_timeout):
+            if request.content.is_eof():  # the whole body came with the headers: no timer to arm
                 data = await request.read()
+            else:
+                async with asyncio.timeout(self.settings.read_timeout):
+                    data = await request.read()
         except TimeoutError:
             self.refused("slow_body", address=address)
             return web.Response(status=408, headers={"Connection": "close"})
@@ -439,10 +448,6 @@ class Server:
         session, effects = cwmp.open(inform, session_id=sid, device_id=device.id, cwmp_id=cwmp_id,
                                      namespace=namespace, now=now)
         metrics.session_opened(session.events)
-        if self.events is not None:
-            self.events.publish_payload("cpe", "inform", {
-                "device": cwmp_id, "device_id": device.id, "events": list(session.events), "address": address,
-                "software": device.software_version})
         fast = (not device.stale and device.presets_key == self.presets_key and not result.tasks_due
                 and (device.due_at is None or device.due_at > now) and not cwmp.needs_plan(session.events,
                                                                                             self.presets))
@@ -473,6 +478,7 @@ class Server:
             if slow:
                 self.live[sid] = (session, time.monotonic())
         metrics.informs.inc("fast" if fast else "slow")
+        self._publish(CpeInformed(cwmp_id, device.id, session.events, address, device.software_version))
         self._effects(cwmp_id, effects)
         cookie = self._cookie(session, address, now, slow=slow)
         return self._reply(Envelope(InformResponse(1), envelope.cwmp_id, namespace), cookie)
@@ -507,15 +513,14 @@ class Server:
                     slow: bool) -> web.Response:
         outcome = cwmp.receive(session, envelope.body, now)
         reply = outcome.reply
-        if slow or outcome.effects:
+        if outcome.effects:
             async with self.pool.acquire() as conn, conn.transaction():
-                if outcome.effects:
-                    await store.apply(conn, session.device_id, outcome.effects, keyring=self.keyring, now=now)
-                if slow and reply is None:
-                    await store.drop_live(conn, session.id)
-                elif slow:
-                    await store.save_live(conn, session.id, session.device_id, session.step, session.to_json(),
-                                          now + self.settings.session_timeout)
+                await store.apply(conn, session.device_id, outcome.effects, keyring=self.keyring, now=now)
+                if slow:
+                    await self._save_step(conn, session, reply is None, now)
+        elif slow:  # one statement: its own transaction, without the BEGIN and COMMIT round trips
+            async with self.pool.acquire() as conn:
+                await self._save_step(conn, session, reply is None, now)
         self._effects(session.cwmp_id, outcome.effects)
         if reply is None:
             self._end(session, cookie.address, now)
@@ -535,6 +540,28 @@ class Server:
         return self._reply(Envelope(reply, cwmp_id, session.namespace), self._cookie(session, cookie.address, now,
                                                                                       slow=slow))
 
+    async def _save_step(self, conn: Connection, session: Session, ended: bool, now: float) -> None:
+        """The slow session's state after this step (gone once it ended), for the next request."""
+        if ended:
+            await store.drop_live(conn, session.id)
+        else:
+            await store.save_live(conn, session.id, session.device_id, session.step, session.to_json(),
+                                  now + self.settings.session_timeout)
+
+    def abandoned(self, state: dict[str, Any], now: float) -> None:
+        """A slow session whose CPE went quiet in the middle (its live row expired, whichever
+        instance held it): its line of the access log, as a timeout."""
+        try:
+            session = Session.from_json(state)
+        except (KeyError, TypeError, ValueError) as e:  # a row of another version's shape
+            self.log.warning("an expired live session could not be read", error=str(e))
+            return
+        self.live.pop(session.id, None)
+        self._release(session.cwmp_id, session.id)
+        self.session_log.add(store.SessionLine(
+            session.started_at, session.device_id, None, session.events, tuple(session.rpcs), tuple(session.faults),
+            max(0, round((now - session.started_at) * 1000)), "timeout", self.instance))
+
     def _end(self, session: Session, address: str, now: float) -> None:
         self.live.pop(session.id, None)
         self._release(session.cwmp_id, session.id)
@@ -549,21 +576,21 @@ class Server:
         for e in effects:
             if isinstance(e, FaultRecorded):
                 metrics.faults.inc("session" if e.code is None else str(e.code))
-                self._publish("fault", {"device": cwmp_id, "code": e.code, "message": e.message,
-                                        "task_id": e.task_id})
+                self._publish(CpeFault(cwmp_id, e.code, e.message, e.task_id))
             elif isinstance(e, TaskFaulted):
                 metrics.faults.inc(str(e.code))
-                self._publish("fault", {"device": cwmp_id, "code": e.code, "message": e.string, "task_id": e.task_id})
-                self._publish("task", {"task_id": e.task_id, "device": cwmp_id, "status": "faulted"})
-            elif isinstance(e, TaskDone | TaskWaiting):
-                self._publish("task", {"task_id": e.task_id, "device": cwmp_id,
-                                       "status": "done" if isinstance(e, TaskDone) else "waiting"})
+                self._publish(CpeFault(cwmp_id, e.code, e.string, e.task_id))
+                self._publish(CpeTaskChanged(e.task_id, cwmp_id, "faulted", ""))
+            elif isinstance(e, TaskDone):
+                self._publish(CpeTaskChanged(e.task_id, cwmp_id, "done", ""))
+            elif isinstance(e, TaskWaiting):
+                self._publish(CpeTaskChanged(e.task_id, cwmp_id, "waiting", e.command_key))
             elif isinstance(e, TransferEnded):
                 if e.fault_code:
                     metrics.faults.inc(str(e.fault_code))
-                self._publish("task", {"task_id": None, "device": cwmp_id, "command_key": e.command_key,
-                                       "status": "fault" if e.fault_code else "done"})
+                self._publish(CpeTaskChanged(task_of(e.command_key), cwmp_id, "fault" if e.fault_code else "done",
+                                             e.command_key))
 
-    def _publish(self, name: str, payload: dict[str, object]) -> None:
+    def _publish(self, event: Event) -> None:
         if self.events is not None:
-            self.events.publish_payload("cpe", name, payload)
+            self.events.publish(event)

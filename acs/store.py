@@ -487,10 +487,11 @@ async def drop_live(conn: Connection, sid: str) -> None:
     await conn.execute("DELETE FROM acs_live_sessions WHERE id = $1", sid)
 
 
-async def purge_live(conn: Connection, now: float) -> int:
-    """Forget the live sessions that expired; returns how many."""
-    return len(await conn.fetch("DELETE FROM acs_live_sessions WHERE expires_at <= to_timestamp($1) RETURNING id",
-                                now))
+async def purge_live(conn: Connection, now: float) -> list[dict[str, Any]]:
+    """Forget the live sessions that expired (their CPE went quiet in the middle); returns their
+    saved states, for the access log."""
+    return [r[0] for r in await conn.fetch(
+        "DELETE FROM acs_live_sessions WHERE expires_at <= to_timestamp($1) RETURNING state", now)]
 
 
 SESSION_LOCK_SPACE = 0x6C6D_6163  # "lmac": advisory locks of devices (key: space, device id)

@@ -216,6 +216,7 @@ CREATE UNLOGGED TABLE acs_live_sessions (
     state jsonb NOT NULL,
     expires_at timestamptz NOT NULL
 );
+CREATE INDEX acs_live_sessions_device_idx ON acs_live_sessions (device_id);  -- claim_device_session
 
 -- The access log: a line per session, written when it ends (GenieACS's cwmp-access log).
 CREATE TABLE acs_sessions (

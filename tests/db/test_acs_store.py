@@ -351,11 +351,11 @@ async def test_live_sessions(conn: asyncpg.Connection) -> None:
         assert await store.claim_device_session(conn, r.device.id, sid, T0)
         assert not await store.claim_device_session(conn, r.device.id, other, T0)
         assert await store.claim_device_session(conn, r.device.id, other, T0 + 61)
-    assert await store.purge_live(conn, T0 + 10) == 0
+    assert await store.purge_live(conn, T0 + 10) == []
     await store.drop_live(conn, sid)
     assert await store.load_live(conn, sid, T0) is None
-    await store.save_live(conn, other, r.device.id, 1, {}, T0 + 5)
-    assert await store.purge_live(conn, T0 + 10) == 1
+    await store.save_live(conn, other, r.device.id, 1, {"id": other}, T0 + 5)
+    assert await store.purge_live(conn, T0 + 10) == [{"id": other}]
 
 
 async def test_wakeups_are_claimed_once(conn: asyncpg.Connection, db_url: str) -> None:

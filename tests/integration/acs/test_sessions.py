@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -20,6 +21,8 @@ import pytest
 
 from acs import datamodel, store, tasks, wakeup
 from acs.model import DataModel
+from daemons.config import MqttSettings
+from daemons.events import EventPublisher
 from tests.fakes.cpe import CWMP_1_4, TR098, TR181, Cpe, SessionRecord
 from tests.integration.acs.conftest import (
     KEYRING,
@@ -31,6 +34,8 @@ from tests.integration.acs.conftest import (
     vector,
     without_presets,
 )
+from tests.integration.conftest import Broker, cancel, eventually
+from tests.integration.test_events import subscribe
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -554,3 +559,56 @@ async def test_every_rpc_answered_with_the_recorded_envelopes(acs: Acs, http: ai
     assert (await cpe.post(acs.url, b"")).status == 204  # the Reboot waits for its backoff
     assert (await task_row(acs, queued["download"]))["status"] == "done"
     assert (await last_log(acs))[:2] == (["2 PERIODIC"], ["Inform", "TransferComplete"])
+
+
+# --- 9. what integrators and the access log see --------------------------------------------------
+
+async def test_informs_tasks_and_faults_are_published_on_mqtt(acs: Acs, mqtt_broker: Broker) -> None:
+    got: list[tuple[str, dict[str, object]]] = []
+    sub = await subscribe(mqtt_broker, got)
+    publisher = EventPublisher(MqttSettings(url=mqtt_broker.url), "test-acs")
+    publisher.start()
+    acs.server.events = publisher
+    try:
+        async with Cpe(acs.url, username=USER, password=PASSWORD) as cpe:
+            ok(await cpe.session("0 BOOTSTRAP", "1 BOOT"))
+            device_id = await device_of(acs, cpe)
+            reboot, _ = await run_task(acs, cpe, "reboot", {})
+            ok(await cpe.session())  # 1 BOOT + M Reboot: the reboot is done
+            broken = await queue(acs, device_id, "set", {"values": [["Device.DeviceInfo.UpTime", "1",
+                                                                      "xsd:unsignedInt"]]})
+            ok(await cpe.session())
+        await eventually(lambda: len([t for t, _ in got if t == "lastmile/cpe/inform"]) == 4
+                         and any(t == "lastmile/cpe/fault" for t, _ in got))
+    finally:
+        await publisher.close()
+        await cancel(sub)
+    informs = [p for t, p in got if t == "lastmile/cpe/inform"]
+    assert [p["events"] for p in informs] == [["0 BOOTSTRAP", "1 BOOT"], ["2 PERIODIC"], ["1 BOOT", "M Reboot"],
+                                              ["2 PERIODIC"]]
+    assert {p["device"] for p in informs} == {identity(cpe)} and informs[0]["device_id"] == device_id
+    assert isinstance(informs[0]["time"], float) and informs[0]["address"] == "127.0.0.1"
+    changes = [(p["task_id"], p["status"], p["command_key"]) for t, p in got if t == "lastmile/cpe/task"]
+    assert changes == [(reboot, "waiting", f"task-{reboot}"), (reboot, "done", f"task-{reboot}"),
+                       (broken, "faulted", "")]
+    [fault] = [p for t, p in got if t == "lastmile/cpe/fault"]
+    assert (fault["task_id"], fault["code"], fault["message"]) == (broken, 9003, "Invalid arguments")
+
+
+async def test_a_session_the_cpe_walks_away_from_is_logged_as_a_timeout(acs: Acs,
+                                                                        http: aiohttp.ClientSession) -> None:
+    """A slow session whose CPE goes quiet after the ACS's first RPC: its live row expires, and
+    the chore that purges it (acs/__main__.py) writes its line, whichever instance held it."""
+    hand = HandCpe(http)
+    assert (await hand.post(acs.url, vector("tr181/inform-2-periodic.xml"))).message()[0] == "InformResponse"
+    asked, _ = (await hand.post(acs.url)).message()  # a new device: the default preset's RPC ...
+    assert asked in ("SetParameterValues", "GetParameterValues", "GetParameterNames")  # ... and no answer comes
+    assert "00D09E-HGW%2D181-000002" in acs.server.opened
+    later = time.time() + acs.server.settings.session_timeout + 1
+    async with acs.pool.acquire() as conn:
+        for state in await store.purge_live(conn, later):
+            acs.server.abandoned(state, later)
+    await acs.server.session_log.flush()
+    events, rpcs, _, outcome = await last_log(acs)
+    assert (events, rpcs, outcome) == (["2 PERIODIC"], ["Inform", asked], "timeout")
+    assert "00D09E-HGW%2D181-000002" not in acs.server.opened
