@@ -24,7 +24,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from admin import keys, listing, pages, schemas
 from admin.devices import queries
-from admin.devices.common import AREA, Row, actor, as_time, listing_of, log, out, refused
+from admin.devices.common import AREA, Row, actor, as_time, listing_of, log, out, refused, scope
 from admin.devices.schemas import FILE_TYPES, CpeFile, FileQuery
 from admin.schemas import Page
 from admin.web import path_id
@@ -189,6 +189,33 @@ async def upload(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(target)
 
 
+async def _content(request: web.Request) -> web.StreamResponse:
+    """A file's bytes, as an attachment (never shown inline, whatever it holds), read a chunk at
+    a time."""
+    pool = request.app[keys.POOL]
+    async with pool.acquire() as conn:
+        row = await queries.file_to_read(conn, *scope(request), path_id(request))
+    if row is None:
+        raise web.HTTPNotFound(text="no such file")
+    response = web.StreamResponse(headers={
+        "Content-Type": "application/octet-stream", "Content-Length": str(row["size"]),
+        "Content-Disposition": f'attachment; filename="{safe_name(row["name"]) or "file"}"',
+        "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"})
+    await response.prepare(request)
+    n = 0
+    async with pool.acquire() as conn:
+        while (data := await queries.file_chunk(conn, row["id"], n)) is not None:
+            await response.write(data)
+            n += 1
+    await response.write_eof()
+    return response
+
+
+@AREA.page("/cpe/files/{id}/content", permission="networking.view")
+async def content_page(request: web.Request) -> web.StreamResponse:
+    return await _content(request)
+
+
 @AREA.page("/cpe/files/{id}/delete", permission="networking.delete", method="POST")
 async def delete_form(request: web.Request) -> web.StreamResponse:
     try:
@@ -211,3 +238,10 @@ async def api_files(request: web.Request) -> web.StreamResponse:
                                         after=ls.after, limit=ls.limit + 1)
     page = ls.take(rows, lambda r: (r["sort_value"], r["id"]))
     return schemas.json(Page[CpeFile](items=[out(r, CpeFile) for r in page], next=ls.next))
+
+
+@AREA.api("GET", "/cpe/files/{id}/content", permission="networking.view", summary="Download a CPE file",
+          description="The bytes of a file of the ACS, or of one a device uploaded (an upload task's result "
+                      "`file_id`), as application/octet-stream.")
+async def api_content(request: web.Request) -> web.StreamResponse:
+    return await _content(request)

@@ -302,6 +302,22 @@ async def file(conn: Connection, file_id: int, *, lock: bool = False) -> Record 
                                + (" FOR UPDATE" if lock else ""), file_id)
 
 
+async def file_to_read(conn: Connection, partner: int | None, creator: int | None, file_id: int) -> Record | None:
+    """A complete file to download: one of the ACS's (firmware, configuration), or one a device
+    uploaded (an Upload task's result) when the principal sees that device."""
+    return await conn.fetchrow(
+        "SELECT f.id, f.name, f.size, f.device_id FROM acs_files f LEFT JOIN acs_devices d ON d.id = f.device_id "
+        "LEFT JOIN customers c ON c.id = d.customer_id WHERE f.id = $3 AND f.complete "
+        f"AND (f.device_id IS NULL OR {DEVICE_SCOPE})", partner, creator, file_id)
+
+
+async def file_chunk(conn: Connection, file_id: int, n: int) -> bytes | None:
+    """The ``n``-th chunk of a file (from 0), or None past its last."""
+    data: bytes | None = await conn.fetchval("SELECT data FROM acs_file_chunks WHERE file_id = $1 AND n = $2",
+                                             file_id, n)
+    return data
+
+
 async def file_choices(conn: Connection) -> list[Record]:
     """The complete files a task may download (id, name, file type, version)."""
     return list(await conn.fetch("SELECT id, name, file_type, version FROM acs_files WHERE device_id IS NULL "

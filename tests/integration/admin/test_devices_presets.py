@@ -214,3 +214,42 @@ async def test_an_upload_is_streamed_into_chunks_and_a_file_in_use_is_not_delete
     async with admin.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM acs_file_chunks") == 0
     assert [r["action"] for r in await oplog(admin, "cpe_file")] == ["create", "delete"]
+
+
+async def test_files_are_downloaded_whole_as_attachments_and_uploads_only_in_scope(admin: Admin) -> None:
+    """The ACS's files and the ones devices uploaded (an upload task's result) are read back a
+    chunk at a time, as attachments; a partner's administrator gets only its own devices' uploads."""
+    blob = os.urandom(2 * 1024 * 1024 + 7)
+    async with admin.pool.acquire() as conn:
+        w = await world(conn)
+        key = await api_key(conn)
+        partner_key = await api_key(conn, partner_id=w.partner_b)
+        ids = {}
+        for name, device, data in (("fw.bin", None, blob), ("config-a.xml", w.device_a, b"<config/>")):
+            ids[name] = await conn.fetchval(
+                "INSERT INTO acs_files (name, file_type, device_id, size, sha256, complete) "
+                "VALUES ($1, '1 Vendor Configuration File', $2, $3, $4, true) RETURNING id",
+                name, device, len(data), hashlib.sha256(data).hexdigest())
+            for n in range(0, len(data), 1 << 20):
+                await conn.execute("INSERT INTO acs_file_chunks (file_id, n, data) VALUES ($1, $2, $3)",
+                                   ids[name], n >> 20, data[n:n + (1 << 20)])
+        unfinished = await conn.fetchval("INSERT INTO acs_files (name, file_type) VALUES ('half.bin', "
+                                         "'1 Firmware Upgrade Image') RETURNING id")
+    async with await logged_in(admin) as c:
+        _, body = await c.get("/admin/cpe/files")
+        assert f'href="/admin/cpe/files/{ids["fw.bin"]}/content"' in body
+        async with c.session.get(f"{c.url}/admin/cpe/files/{ids['fw.bin']}/content") as r:
+            assert r.status == 200 and await r.read() == blob
+            assert r.headers["Content-Type"] == "application/octet-stream"
+            assert r.headers["Content-Disposition"] == 'attachment; filename="fw.bin"'
+            assert r.headers["X-Content-Type-Options"] == "nosniff"
+        async with c.session.get(f"{c.url}/admin/cpe/files/{unfinished}/content") as r:
+            assert r.status == 404
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as s, \
+            s.get(f"{admin.url}/api/v1/cpe/files/{ids['config-a.xml']}/content") as r:
+        assert r.status == 200 and await r.read() == b"<config/>"
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {partner_key}"}) as s:
+        async with s.get(f"{admin.url}/api/v1/cpe/files/{ids['config-a.xml']}/content") as r:
+            assert r.status == 404  # another partner's device's upload
+        async with s.get(f"{admin.url}/api/v1/cpe/files/{ids['fw.bin']}/content") as r:
+            assert r.status == 200 and len(await r.read()) == len(blob)

@@ -216,8 +216,9 @@ async def _data(conn: asyncpg.Connection) -> dict[str, Any]:
             "r AS (INSERT INTO acs_dry_runs (device_id, preset) SELECT id, '{}' FROM d) "
             "INSERT INTO acs_sessions (started_at, device_id, events, rpcs, duration_ms, outcome) "
             "SELECT now(), id, '{2 PERIODIC}', '{Inform}', 3, 'ok' FROM d", row["customer_id"])
-        await conn.execute("INSERT INTO acs_files (name, file_type, size, complete) "
-                           "VALUES ('qc.bin', '1 Firmware Upgrade Image', 1, true)")
+        await conn.execute("WITH f AS (INSERT INTO acs_files (name, file_type, size, complete) "
+                           "VALUES ('qc.bin', '1 Firmware Upgrade Image', 1, true) RETURNING id) "
+                           "INSERT INTO acs_file_chunks (file_id, n, data) SELECT id, 0, '\\x00' FROM f")
     return {"customers": row["customer_id"], "services": row["id"], "ip": row["ip"]}
 
 
