@@ -126,3 +126,4 @@ async def test_a_device_is_found_woken_rebooted_and_its_preset_dry_run(conn: asy
     await tab.shot("sessions")
     await tab.goto(f"/admin/customers/{w.customer_b}")
     assert "00D09E-HG8245-SNB1" in await page.inner_text("#customer-devices")
+    await tab.shot("customer-devices")
