@@ -197,7 +197,7 @@ def matches(preset: Preset, view: DeviceView) -> bool:
     d = view.device
     for key, want in match.items():
         if key == "tags":
-            ok = isinstance(want, list) and set(want) <= set(d.tags)
+            ok = isinstance(want, list) and all(t in d.tags for t in want)  # unhashable items just do not match
         elif key == "events":
             ok = isinstance(want, list) and any(e in want for e in view.events)
         elif key == "oui":

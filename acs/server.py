@@ -48,7 +48,7 @@ from aiohttp import web
 from acs import auth, datamodel, metrics, plan, soap, store
 from acs import session as cwmp
 from acs.files import FileServer, Tokens
-from acs.messages import CWMP_1_0, NAMESPACES, AcsFault, Envelope, Inform, InformResponse, device_key
+from acs.messages import CWMP_1_0, NAMESPACES, AcsFault, DeviceIdStruct, Envelope, Inform, InformResponse, device_key
 from acs.model import (
     Effect,
     FaultRecorded,
@@ -369,16 +369,20 @@ class Server:
 
     # -- authentication --
 
-    def _authenticate(self, request: web.Request, cwmp_id: str, address: str, now: float) -> web.Response | None:
+    def _authenticate(self, request: web.Request, device: DeviceIdStruct, cwmp_id: str, address: str,
+                      now: float) -> web.Response | None:
         """None if the Inform of ``cwmp_id`` may go on, else the 401 to send."""
         if self.settings.auth == "none":
             return None
         own = self.credentials.password(cwmp_id)
+        shared_user = self.username.format(cwmp_id=cwmp_id, serial=device.serial_number, oui=device.oui,
+                                           product_class=device.product_class) if "{" in self.username \
+            else self.username
 
         def password(user: str) -> str | None:
             if own is not None:  # a device with its own password: that one, under its own name only
                 return own if own and user == cwmp_id else None
-            return self.password if self.username and user == self.username else None
+            return self.password if shared_user and user == shared_user else None
 
         header = request.headers.get("Authorization")
         stale = False
@@ -416,7 +420,7 @@ class Server:
                       cookie: auth.SessionCookie | None, now: float) -> web.Response:
         metrics.rpcs.inc("Inform")
         cwmp_id = device_key(inform.device)
-        refused = self._authenticate(request, cwmp_id, address, now)
+        refused = self._authenticate(request, inform.device, cwmp_id, address, now)
         if refused is not None:
             return refused
         moment = time.monotonic()

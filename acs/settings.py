@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import string
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,6 +34,20 @@ def _is_url(value: str) -> str | None:
     return None
 
 
+USERNAME_FIELDS = ("cwmp_id", "serial", "oui", "product_class")
+"""What a ``username`` template may name of the informing device."""
+
+
+def _is_username(value: str) -> str | None:
+    try:
+        parts = list(string.Formatter().parse(value))
+    except ValueError as e:
+        return f"is not a user name or a template of one ({e})"
+    if any(name is not None and (name not in USERNAME_FIELDS or spec or conv) for _, name, spec, conv in parts):
+        return "may name only {" + "}, {".join(USERNAME_FIELDS) + "} of the device, as {serial}"
+    return None
+
+
 def _is_realm(value: str) -> str | None:
     if not value or any(c in value for c in '"\\') or not value.isprintable():
         return "must be printable text without quotes or backslashes"
@@ -57,7 +72,10 @@ class AcsSettings(DaemonSettings):
         "over HTTPS only) or `none` (any device may inform: a warning is logged at start). The user name is "
         "`username`, or for a device with its own password (acs_devices.cpe_password) its cwmp id.")
     realm: str = setting("lastmile", "The digest realm CPEs are challenged with.", check=_is_realm)
-    username: str = setting("", "The user name every CPE may authenticate with (empty: per-device credentials only).")
+    username: str = setting(
+        "", "The user name CPEs authenticate with, the same for all, or a template of the device's identity that "
+        "ties each CPE's user name to it (`{serial}`, `{cwmp_id}`, `{oui}-{serial}`, ...: a CPE must then send "
+        "its own) with the shared password. Empty: per-device credentials only.", check=_is_username)
     password: str = setting("", "The password of `username` (prefer `password_file`).")
     password_file: str = setting(
         "", "A file holding the password of `username` (its first line), instead of `password`: under systemd "

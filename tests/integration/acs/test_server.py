@@ -146,6 +146,15 @@ async def test_a_device_with_its_own_password(acs: Acs, http: aiohttp.ClientSess
     assert await acs.pool.fetchval("SELECT count(*) FROM acs_devices") == 1
 
 
+async def test_a_username_template_ties_each_cpe_to_its_own_name(acs_factory: Callable[..., Awaitable[Acs]]) -> None:
+    acs = await acs_factory(username="cpe-{serial}", password=PASSWORD)
+    async with Cpe(acs.url, serial="S1", username="cpe-S1", password=PASSWORD) as own, \
+            Cpe(acs.url, serial="S2", username="cpe-S1", password=PASSWORD) as borrowed:
+        assert (await own.session()).outcome == "ok"
+        assert (await borrowed.session()).outcome == "unauthorized"  # S1's name does not let S2 in
+    assert await acs.pool.fetchval("SELECT array_agg(serial) FROM acs_devices") == ["S1"]
+
+
 async def test_addresses_outside_allow_networks_get_403(acs_factory: Callable[..., Awaitable[Acs]],
                                                         http: aiohttp.ClientSession) -> None:
     closed = await acs_factory(allow_networks=("10.0.0.0/8",))

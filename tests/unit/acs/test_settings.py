@@ -46,4 +46,8 @@ def test_bad_settings_are_refused_in_one_line() -> None:
     assert "auth" in refusal(auth="basic")
     assert "public_url" in refusal(public_url="acs.example.net")
     assert "realm" in refusal(realm='a"b')
+    assert "may name only {cwmp_id}" in refusal(username="{nope}", password="x")
+    assert "may name only" in refusal(username="{serial!r}", password="x")
+    assert "is not a user name" in refusal(username="cpe-{serial", password="x")
+    assert acs(username="{oui}-{serial}", password="x").username == "{oui}-{serial}"
     assert acs(tls_port="7548", tls_cert_file="c.pem", tls_key_file="k.pem").tls_port == 7548
