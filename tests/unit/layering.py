@@ -159,6 +159,8 @@ LAYOUT = Layout(
         # cookies and nonces), file byte ranges, connection request URLs checked
         "acs.model", "acs.session", "acs.plan", "acs.datamodel", "acs.tasks", "acs.auth", "acs.ranges",
         "acs.targets",
+        # tickets: a received e-mail read from its bytes, the sender deny-list, mail-loop detection
+        "admin.tickets.inbound", "admin.tickets.denylist", "admin.tickets.loops",
     }),
     sql_homes=frozenset({
         "daemons.db",  # pools, the schema, partitions

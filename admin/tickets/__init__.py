@@ -1,0 +1,1 @@
+"""The helpdesk: tickets, email-to-ticket, automation, SLA."""
