@@ -124,7 +124,10 @@ PARTS_OF_A_WHOLE = {"ip_leases_pool_fk",  # an address row is part of its pool
                     # acs: a device's parameters, tasks, faults, connection requests and uploaded files; a
                     # task's faults; a file's chunks
                     "acs_parameters_device_fk", "acs_tasks_device_fk", "acs_faults_device_fk", "acs_faults_task_fk",
-                    "acs_wakeups_device_fk", "acs_dry_runs_device_fk", "acs_files_device_fk", "acs_file_chunks_file_fk"}
+                    "acs_wakeups_device_fk", "acs_dry_runs_device_fk", "acs_files_device_fk", "acs_file_chunks_file_fk",
+                    # tickets: a group's members and shifts, an inbox's deny-list lines, a ticket's watchers
+                    "ticket_group_members_group_fk", "ticket_shifts_group_fk", "ticket_denylist_inbox_fk",
+                    "ticket_watchers_ticket_fk"}
 
 
 async def test_foreign_keys_restrict(conn: asyncpg.Connection) -> None:
