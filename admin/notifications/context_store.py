@@ -4,7 +4,8 @@ need: documents, payments, unpaid invoices, prepaid outlooks, cards, services), 
 per message.
 
 A message row here is any mapping with ``id``, ``partner_id``, ``customer_id``, ``kind``,
-``cause``, ``document_id`` (and, for announcements, ``subject`` and ``body``): the rows
+``cause``, ``document_id`` (and, for announcements and ticket replies, ``subject`` and ``body``;
+for a ticket reply without a customer, ``channel`` and ``recipient``): the rows
 store.claim() returns, or the made-up one :func:`latest` builds for the template editor's
 "preview with the last entity".
 """
@@ -40,6 +41,10 @@ PREPAID = ("prepaid_1", "prepaid_2", "prepaid_3")
 WRITTEN = ("announcement", "ticket_reply")
 """Kinds whose subject and body are written when the message is made (the templates show them as
 ``extra.subject`` and ``extra.body``, and they are kept as written)."""
+ADDRESSED = ("ticket_reply",)
+"""Kinds whose recipient is set when the message is made (messages.recipient: a ticket's
+requester, who may be an unknown sender): sent there, never to the customer's address, and
+made without a customer too (customer_id NULL: by email only, rendered with a blank customer)."""
 
 
 def _lines(text: str | None) -> tuple[str, ...]:
@@ -112,6 +117,11 @@ WHERE c.id = ANY($1::bigint[]) AND b.billing_type IN ('prepaid_daily', 'prepaid_
 CARDS = """
 SELECT id, brand, coalesce(last4, '') AS last4, coalesce(exp_month, 0) AS exp_month, coalesce(exp_year, 0) AS exp_year
 FROM payment_methods WHERE id = ANY($1::bigint[])
+"""
+
+TICKET_MESSAGES = """
+SELECT m.id, m.ticket_id, coalesce(nullif(a.name, ''), '') AS author
+FROM ticket_messages m LEFT JOIN administrators a ON a.id = m.administrator_id WHERE m.id = ANY($1::bigint[])
 """
 
 SERVICES = """
@@ -194,15 +204,20 @@ async def load(conn: Connection, rows: Sequence[Row], today: dt.date, *, portal_
                                        if (i := _id_in(r["cause"])) is not None})
     services = await _by_id(conn, SERVICES, {i for r in rows if r["kind"] == "contract_end"
                                              if (i := _id_in(r["cause"])) is not None})
+    replies = await _by_id(conn, TICKET_MESSAGES, {i for r in rows if r["kind"] == "ticket_reply"
+                                                   if (i := _id_in(r["cause"])) is not None})
 
     contexts: dict[int, MessageContext] = {}
     missing: dict[int, str] = {}
     for r in rows:
         kind, c = r["kind"], customers.get(r["customer_id"]) if r["customer_id"] is not None else None
-        if c is None:
+        if c is not None:
+            customer = customer_view(c, portal_url)
+        elif kind in ADDRESSED and r["customer_id"] is None and r.get("channel", "email") == "email":
+            customer = CustomerView(id=0, number="", name="", email=r.get("recipient") or "")
+        else:
             missing[r["id"]] = "the message names no customer"
             continue
-        customer = customer_view(c, portal_url)
         extra: dict[str, str] = {}
         document: DocumentView | None = None
         payment: PaymentView | None = None
@@ -243,6 +258,8 @@ async def load(conn: Connection, rows: Sequence[Row], today: dt.date, *, portal_
             service = ServiceView(id=s["id"], login=s["login"], tariff=s["tariff"], end_date=s["end_date"])
         elif kind in WRITTEN:
             extra = {"subject": r.get("subject") or "", "body": r.get("body") or ""}
+            if (reply := replies.get(_id_in(r["cause"]) or 0)) is not None:  # a ticket's: its number, who wrote
+                extra |= {"ticket": str(reply["ticket_id"]), "author": reply["author"]}
         contexts[r["id"]] = MessageContext(
             kind=kind, customer=customer, brand=brand_view(brands.get(r["partner_id"])), today=today,
             locale=customer.language or "en", document=document, payment=payment, invoices=invoices,

@@ -36,8 +36,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
+import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -63,6 +65,7 @@ from admin.notifications.model import (
     PermanentFailure,
     SmsSettings,
     TemporaryFailure,
+    Thread,
     Transport,
     Unreachable,
 )
@@ -174,6 +177,35 @@ async def deliver(pool: asyncpg.Pool, settings: Settings | None = None, *, now: 
     finally:
         await run.close()
     return run.summary
+
+
+def _thread(headers: object) -> Thread | None:
+    """A reply's threading headers (messages.reply_headers: {"message_id", "in_reply_to",
+    "references"}; the header names "Message-ID", ... are read too); None for a notice. Values
+    are checked as they are written (mail.build: one line each)."""
+    if headers is None:
+        return None
+    if isinstance(headers, str | bytes):  # a connection without the jsonb codec
+        try:
+            headers = json.loads(headers)
+        except ValueError:
+            raise PermanentFailure("the reply's headers are not JSON") from None
+    if not isinstance(headers, Mapping):
+        raise PermanentFailure("the reply's headers are not an object")
+    values: dict[str, str] = {}
+    for key, value in headers.items():
+        name = str(key).lower().replace("-", "_")
+        if name not in ("message_id", "in_reply_to", "references"):
+            continue
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise PermanentFailure(f"the reply's {key} header is not a text")
+        values[name] = value
+    if not values.get("message_id"):
+        raise PermanentFailure("the reply's headers have no message_id")
+    return Thread(message_id=values["message_id"], in_reply_to=values.get("in_reply_to", ""),
+                  references=values.get("references", ""))
 
 
 @dataclass(slots=True)
@@ -307,15 +339,24 @@ class _Run:
         kind, channel = r["kind"], r["channel"]
         rule = store.rule_for(self.rules, r["partner_id"], kind) if kind in RULE_KINDS else None
         body = sources.source(r["partner_id"], kind, channel, ctx.customer.language)
-        return templates.render(kind, channel, ctx, body=body, subject=rule["subject"] if rule is not None else "")
+        rendered = templates.render(kind, channel, ctx, body=body,
+                                    subject=rule["subject"] if rule is not None else "")
+        if kind in context_store.ADDRESSED and r["subject"]:  # a person's reply: its subject as written
+            rendered = dataclasses.replace(rendered, subject=r["subject"])
+        return rendered
 
     def _outgoing(self, r: asyncpg.Record, ctx: MessageContext, rendered: templates.Rendered,
                   files: Mapping[int, Attachment | str]) -> Outgoing:
         channel: Channel = r["channel"]
-        recipient = ctx.customer.email if channel == "email" else ctx.customer.phone
-        if not recipient.strip():
-            what = "email address" if channel == "email" else "phone number"
-            raise PermanentFailure(f"the customer has no {what}")
+        if r["kind"] in context_store.ADDRESSED:  # its recipient was set when it was made (a ticket's requester)
+            recipient = r.get("recipient") or ""
+            if not recipient.strip():
+                raise PermanentFailure("the message has no recipient")
+        else:
+            recipient = ctx.customer.email if channel == "email" else ctx.customer.phone
+            if not recipient.strip():
+                what = "email address" if channel == "email" else "phone number"
+                raise PermanentFailure(f"the customer has no {what}")
         attached: list[Attachment] = []
         if channel == "email":
             for doc_id in r["attachments"]:
@@ -324,9 +365,10 @@ class _Run:
                     raise TemporaryFailure(f"attachment: {found or f'document {doc_id} is gone'}")
                 attached.append(found)
         bcc = tuple(a.strip() for a in r["bcc"].split(",") if a.strip()) if channel == "email" else ()
+        thread = _thread(r.get("reply_headers")) if channel == "email" else None
         return Outgoing(message_id=r["id"], channel=channel, recipient=recipient.strip(), subject=rendered.subject,
                         body=rendered.text, html=rendered.html, bcc=bcc, attachments=tuple(attached),
-                        region=ctx.customer.country)
+                        region=ctx.customer.country, thread=thread)
 
     # -- marking -----------------------------------------------------------------------------
 

@@ -3,9 +3,11 @@
 
 The Message-ID is made from the message's id and the sender (``<lastmile.{id}.{sha8}@{domain}>``),
 so a message sent again (a retry after a lost answer) carries the same id and the receiving side
-can tell it is the same message. BCC addresses go in the envelope only.
+can tell it is the same message. A person's reply (``Outgoing.thread``: a helpdesk ticket's)
+carries its own Message-ID instead, exactly as given, with In-Reply-To and References, and no
+``Auto-Submitted`` header (RFC 3834). BCC addresses go in the envelope only.
 
-Header injection is impossible by construction: a subject, address or file name holding a line
+Header injection is impossible by construction: a subject, address, threading header or file name holding a line
 break (CR, LF or any character ``str.splitlines`` breaks at) is refused with
 :class:`PermanentFailure` before anything is sent.
 
@@ -152,9 +154,29 @@ def build(message: Outgoing, settings: MailSettings, *, now: datetime | None = N
         mail["Reply-To"] = ", ".join(_written(a) for a in reply_to)
     mail["Subject"] = _header(subject, "Subject")
     mail["Date"] = format_datetime(now or datetime.now(UTC))
-    mail["Message-ID"] = message_id(message.message_id, sender)
-    mail["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to invoices
+    if message.thread is None:
+        mail["Message-ID"] = message_id(message.message_id, sender)
+        mail["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to invoices
+        return mail
+    # A person's reply (a ticket's): its own Message-ID, threaded, and no Auto-Submitted (RFC 3834).
+    thread = message.thread
+    mail["Message-ID"] = _thread_header(thread.message_id, "Message-ID", required=True)
+    if in_reply_to := _thread_header(thread.in_reply_to, "In-Reply-To"):
+        mail["In-Reply-To"] = in_reply_to
+    if references := _thread_header(thread.references, "References"):
+        mail["References"] = references
     return mail
+
+
+def _thread_header(value: str, name: str, *, required: bool = False) -> str:
+    """A threading header's value as it is: one line of ASCII (no encoded words in an id);
+    empty only when not ``required``."""
+    _one_line(value, f"{name} header of the reply")
+    if not value.isascii():
+        raise PermanentFailure(f"the {name} header of the reply is not ASCII: refused")
+    if required and not value.strip():
+        raise PermanentFailure(f"the reply has no {name}")
+    return value
 
 
 def _written(address: Address) -> str:

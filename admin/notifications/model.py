@@ -53,6 +53,17 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
+class Thread:
+    """The threading headers of a person's reply (a helpdesk ticket's: messages.reply_headers):
+    the mail goes out with this Message-ID exactly, In-Reply-To and References (when given) and
+    without Auto-Submitted (RFC 3834: it is not an automatic message)."""
+
+    message_id: str  # "<ticket-12.34@example.net>"
+    in_reply_to: str = ""  # "<parent@example.net>"; '' : none
+    references: str = ""  # "<a@x> <b@y>", oldest first; '' : none
+
+
+@dataclass(frozen=True, slots=True)
 class Outgoing:
     """One message ready for its channel: rendered, addressed, with its files."""
 
@@ -65,6 +76,7 @@ class Outgoing:
     bcc: tuple[str, ...] = ()
     attachments: tuple[Attachment, ...] = ()
     region: str = ""  # sms: the ISO country a national number is read in ('' : the transport's default)
+    thread: Thread | None = None  # email only: a reply's own Message-ID and threading headers (None: a notice)
 
 
 @dataclass(frozen=True, slots=True)

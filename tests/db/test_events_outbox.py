@@ -20,6 +20,8 @@ from admin.billing import ledger, run
 from admin.notifications import dispatch, event_types, events_store
 from admin.payments import record
 from admin.payments.record import NewPayment
+from admin.tickets import store as tickets_store
+from admin.tickets.automation import Author
 from daemons import db
 from tests.db.test_billing import customer
 
@@ -107,6 +109,24 @@ async def test_each_trigger_writes_its_event_with_its_partner_and_the_catalogue_
         assert (total, amount) == (31.0, 31.0)  # JSON numbers in the outbox; decimal strings on the wire
         text = await conn.fetchval("SELECT payload::text FROM events WHERE name = 'recorded'")
         assert event_types.decode_payload(text)["amount"] == D("31.0000")
+
+
+async def test_tickets_and_their_messages_are_events_and_notes_are_not(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        cid = await customer(conn, 1, start=APRIL)
+        main = await conn.fetchval("SELECT partner_id FROM customers WHERE id = $1", cid)
+        mark = await last_id(conn)
+        now = dt.datetime(2026, 4, 1, 9, tzinfo=dt.UTC)
+        created = await tickets_store.create_ticket(conn, tickets_store.NewTicket(
+            subject="Slow", body="Since Monday", source="portal", partner_id=main, customer_id=cid), now=now)
+        assert created is not None
+        for author in (Author.STAFF, Author.NOTE, Author.CUSTOMER, Author.SYSTEM):
+            await tickets_store.add_message(conn, created.ticket_id, tickets_store.NewMessage(author, "..."), now=now)
+        found = await events(conn, mark)
+        assert_catalogued(found)
+        assert [(t, p, payload.get("author")) for t, p, payload in found] == [
+            ("ticket.created", main, None), ("ticket.message", main, "customer"),  # its first message
+            ("ticket.message", main, "staff"), ("ticket.message", main, "customer")]
 
 
 async def test_a_billing_run_sized_copy_of_documents_writes_one_event_per_document(pool: asyncpg.Pool) -> None:

@@ -252,3 +252,66 @@ async def test_a_stop_ends_the_run_after_the_message_in_flight(pool: asyncpg.Poo
         rows = await messages(conn)
     assert [m["status"] for m in rows] == ["sent", "sent", "scheduled", "scheduled", "scheduled"]
     assert [m["attempts"] for m in rows] == [1, 1, 0, 0, 0] and all(m["send_at"] == NOW for m in rows[2:])
+
+
+async def _ticket_reply(conn: Connection, pid: int, n: int, recipient: str, headers: dict[str, str], *,
+                        customer_id: int | None = None, bcc: str = "") -> int:
+    """A staff reply to a ticket as the helpdesk queues it: written, addressed, threaded."""
+    mid: int = await conn.fetchval(
+        "INSERT INTO messages (partner_id, customer_id, kind, channel, cause, recipient, bcc, subject, body, "
+        "send_at, created_by, reply_headers) VALUES ($1, $2, 'ticket_reply', 'email', $3, $4, $5, $6, $7, $8, "
+        "'anna', $9) RETURNING id", pid, customer_id, f"ticket_message:{n}", recipient, bcc,
+        f"Re: No internet [#{n}]", f"Dear customer,\n\nreply {n}.\n\nAnna", NOW, headers)
+    return mid
+
+
+async def test_a_ticket_reply_goes_to_its_recipient_threaded_and_without_auto_submitted(
+        pool: asyncpg.Pool, smtp: SmtpServer) -> None:
+    headers = {"message_id": "<ticket-12.34@helpdesk.main.example>", "in_reply_to": "<first@mail.example>",
+               "references": "<first@mail.example> <second@mail.example>"}
+    async with pool.acquire() as conn:
+        pid = await _setup(conn, smtp)
+        cid = await customer(conn, pid, 1)  # c1@example.com
+        unknown = await _ticket_reply(conn, pid, 34, "Stranger <stranger@elsewhere.example>", headers,
+                                      bcc="colleague@elsewhere.example")
+        known = await _ticket_reply(conn, pid, 35, "other@c1.example", {
+            "message_id": "<ticket-12.35@helpdesk.main.example>"}, customer_id=cid)
+        broken = await _ticket_reply(conn, pid, 36, "stranger@elsewhere.example", {
+            **headers, "message_id": "<ticket-12.36@helpdesk.main.example>",
+            "in_reply_to": "<first@mail.example>\r\nBcc: everyone@example.com"})
+        await announce.announce(conn, partner_id=pid, customer_ids=[cid], channels=["email"], subject="Maintenance",
+                                body="Tonight.", marketing=False, created_by="ops", now=NOW)
+    done = await deliver.deliver(pool, now=NOW)
+    assert (done.sent, done.failed, done.retried, done.cancelled) == (3, 1, 0, 0)
+    got = {m.message["Message-ID"]: m for m in smtp.messages}
+    reply = got["<ticket-12.34@helpdesk.main.example>"]
+    assert reply.rcpt_tos == ("stranger@elsewhere.example", "colleague@elsewhere.example")
+    assert reply.mail_from == "billing@main.example"
+    message = reply.message
+    assert message["From"] == SENDER and message["To"] == "Stranger <stranger@elsewhere.example>"
+    assert message["Subject"] == "Re: No internet [#34]"
+    assert message["In-Reply-To"] == "<first@mail.example>"
+    assert message["References"] == "<first@mail.example> <second@mail.example>"
+    assert "Auto-Submitted" not in message and "Bcc" not in message
+    text = message.get_body(("plain",))
+    assert text is not None and "reply 34." in text.get_content()
+    # A customer's ticket: still to the address the reply was written to.
+    other = got["<ticket-12.35@helpdesk.main.example>"]
+    assert other.rcpt_tos == ("other@c1.example",) and "Auto-Submitted" not in other.message
+    assert "In-Reply-To" not in other.message and "References" not in other.message
+    # A notice beside them is unchanged.
+    [notice] = [m for m in smtp.messages if m.message["Subject"] == "Maintenance"]
+    assert notice.message["Auto-Submitted"] == "auto-generated"
+    assert str(notice.message["Message-ID"]).startswith("<lastmile.")
+    async with pool.acquire() as conn:
+        rows = {m["id"]: m for m in await messages(conn)}
+    assert rows[unknown]["status"] == "sent" and rows[unknown]["customer_id"] is None
+    assert rows[unknown]["provider_id"] == "<ticket-12.34@helpdesk.main.example>"
+    assert rows[unknown]["recipient"] == "Stranger <stranger@elsewhere.example>"
+    assert (rows[unknown]["subject"], rows[unknown]["body"]) == (
+        "Re: No internet [#34]", "Dear customer,\n\nreply 34.\n\nAnna")  # kept as written
+    assert rows[known]["status"] == "sent" and rows[known]["provider_id"] == "<ticket-12.35@helpdesk.main.example>"
+    assert rows[broken]["status"] == "failed" and rows[broken]["attempts"] == 1
+    assert rows[broken]["last_error"] == "the In-Reply-To header of the reply holds a line break: refused " \
+                                         "(header injection)"
+    assert len(smtp.messages) == 3  # nothing of the broken one went

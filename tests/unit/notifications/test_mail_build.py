@@ -15,7 +15,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from admin.notifications import mail
-from admin.notifications.model import Attachment, MailSettings, Outgoing, PermanentFailure, TemporaryFailure
+from admin.notifications.model import (
+    Attachment,
+    MailSettings,
+    Outgoing,
+    PermanentFailure,
+    TemporaryFailure,
+    Thread,
+)
 
 SETTINGS = MailSettings(host="mail.isp.example", sender="Lastmile Netz <billing@isp.example>",
                         reply_to="support@isp.example")
@@ -204,3 +211,48 @@ def test_a_word_too_long_to_fold_is_written_as_encoded_words() -> None:
 def test_a_subject_that_looks_like_an_encoded_word_reads_back_as_written() -> None:
     subject = "Code =?utf-8?q?A?= inside"
     assert reparsed(mail.build(outgoing(subject=subject), SETTINGS, now=NOW))["Subject"] == subject
+
+
+REFERENCES = " ".join(f"<m{n}.{'x' * 30}@mail.example>" for n in range(20))  # long: folded when written
+THREAD = Thread("<ticket-12.34@helpdesk.isp.example>", "<m19.x@mail.example>", REFERENCES)
+
+
+def test_a_reply_carries_its_own_message_id_its_thread_and_no_auto_submitted() -> None:
+    message = outgoing(subject="Re: No internet [#12]", thread=THREAD)
+    got = reparsed(mail.build(message, SETTINGS, now=NOW))
+    assert got["Message-ID"] == "<ticket-12.34@helpdesk.isp.example>"
+    assert got["In-Reply-To"] == "<m19.x@mail.example>"
+    assert " ".join(str(got["References"]).split()) == REFERENCES
+    assert "Auto-Submitted" not in got
+    assert got["Subject"] == "Re: No internet [#12]" and got["To"] == "anna@example.at"
+    # The same every time: a resend is the same message.
+    assert mail.build(message, SETTINGS, now=NOW)["Message-ID"] == mail.build(message, SETTINGS, now=NOW)["Message-ID"]
+
+
+def test_a_reply_without_parents_has_no_in_reply_to_or_references() -> None:
+    got = reparsed(mail.build(outgoing(thread=Thread("<ticket-1.1@helpdesk.isp.example>")), SETTINGS, now=NOW))
+    assert got["Message-ID"] == "<ticket-1.1@helpdesk.isp.example>"
+    assert "In-Reply-To" not in got and "References" not in got and "Auto-Submitted" not in got
+
+
+def test_a_notice_still_says_it_is_auto_generated() -> None:
+    got = reparsed(mail.build(outgoing(), SETTINGS, now=NOW))
+    assert got["Auto-Submitted"] == "auto-generated" and "In-Reply-To" not in got and "References" not in got
+
+
+@pytest.mark.parametrize("thread", [
+    Thread("<ticket-1.1@x.example>\r\nBcc: everyone@example.com"),
+    Thread("<ticket-1.1@x.example>", in_reply_to="<a@x.example>\r\nX-Injected: 1"),
+    Thread("<ticket-1.1@x.example>", references="<a@x.example>\n<b@x.example>"),
+    Thread("<ticket-1.1@x.example>", references="<a@x.example>\u2028<b@x.example>"),
+])
+def test_a_line_break_in_a_threading_header_is_refused(thread: Thread) -> None:
+    with pytest.raises(PermanentFailure, match="header of the reply holds a line break") as caught:
+        mail.build(outgoing(thread=thread), SETTINGS, now=NOW)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("thread", [Thread(""), Thread("  "), Thread("<tickét-1.1@x.example>")])
+def test_a_reply_without_a_usable_message_id_is_refused(thread: Thread) -> None:
+    with pytest.raises(PermanentFailure, match="Message-ID"):
+        mail.build(outgoing(thread=thread), SETTINGS, now=NOW)
