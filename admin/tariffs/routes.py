@@ -6,6 +6,7 @@ Tariffs belong to no partner (the table has no partner column): every administra
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,7 @@ from admin.administration import custom
 from admin.schemas import Deleted, Page
 from admin.tariffs import queries
 from admin.tariffs.schemas import EDITABLE, Tariff, TariffIn, TariffPatch, TariffQuery, constraint_errors, values_of
+from admin.tickets import automatic
 from admin.web import Area, path_id
 
 AREA = Area("tariffs", "Tariff plans", nav=[("Tariffs", "/tariffs", "tariffs.view")], order=20)
@@ -37,6 +39,23 @@ Row = Mapping[str, Any] | asyncpg.Record
 
 class InUse(Exception):
     """A tariff that services still use: ``str()`` says how many and which."""
+
+
+BILLING = frozenset({"price", "currency", "tax_group_id", "price_includes_tax", "download_kbps", "upload_kbps",
+                     "burst_download_kbps", "burst_upload_kbps", "burst_threshold_download_kbps",
+                     "burst_threshold_upload_kbps", "burst_time_s", "limit_at_download_kbps",
+                     "limit_at_upload_kbps"})
+"""The fields whose change the form asks to confirm when active services are on the plan."""
+
+
+class Unconfirmed(Exception):
+    """A billing-relevant change of a tariff with active services, not confirmed (the form's
+    ``confirm=1``): nothing was saved."""
+
+    def __init__(self, services: int) -> None:
+        super().__init__(f"{services} active service{'s are' if services != 1 else ' is'} on this plan; "
+                         "they change with it")
+        self.services = services
 
 
 def _name(value: Any) -> str:
@@ -81,9 +100,12 @@ def _api_custom(given: Mapping[str, Any], defs: list[custom.Field]) -> tuple[dic
     return values, {**errors, **more}
 
 
-async def _save(request: web.Request, tariff_id: int | None, data: TariffIn) -> asyncpg.Record:
-    """Create (``tariff_id`` None) or update a tariff and log it, in one transaction; a violated
-    constraint becomes field errors (schemas.Invalid)."""
+async def _save(request: web.Request, tariff_id: int | None, data: TariffIn, *,
+                confirmed: bool = True) -> asyncpg.Record:
+    """Create (``tariff_id`` None) or update a tariff, log it and open its automatic ticket
+    (admin/tickets/automatic.py), in one transaction; a violated constraint becomes field errors
+    (schemas.Invalid). Not ``confirmed``, a billing-relevant change of a tariff with active
+    services saves nothing and raises Unconfirmed."""
     who = keys.principal(request)
     try:
         values = values_of(data)
@@ -95,6 +117,7 @@ async def _save(request: web.Request, tariff_id: int | None, data: TariffIn) -> 
                 row = await queries.create(conn, values)
                 await oplog_store.record(conn, who, keys.client_address(request), "create", "tariff", row["id"],
                                          summary=f"created tariff {row['name']}", after=schemas.row_json(row))
+                await automatic.tariff_changed(conn, None, row, now=dt.datetime.now(dt.UTC))
                 return row
             before = await queries.tariff(conn, tariff_id, lock=True)
             if before is None:
@@ -102,11 +125,16 @@ async def _save(request: web.Request, tariff_id: int | None, data: TariffIn) -> 
             changed = {k: v for k, v in values.items() if before[k] != v}
             if not changed:
                 return before
+            if not confirmed and BILLING & set(changed):
+                services = await automatic.active_services(conn, tariff_id)
+                if services:
+                    raise Unconfirmed(services)
             row = await queries.update(conn, tariff_id, changed)
             old, new = schemas.row_json(before), schemas.row_json(row)
             await oplog_store.record(conn, who, keys.client_address(request), "update", "tariff", tariff_id,
                                      summary=f"changed tariff {row['name']}: {', '.join(changed)}",
                                      before={k: old[k] for k in changed}, after={k: new[k] for k in changed})
+            await automatic.tariff_changed(conn, before, row, now=dt.datetime.now(dt.UTC))
             return row
     except asyncpg.IntegrityConstraintViolationError as e:
         raise schemas.Invalid(constraint_errors(e.constraint_name or "", values)) from None
@@ -160,7 +188,7 @@ async def tariffs_page(request: web.Request) -> web.StreamResponse:
 
 def _form_values(form: Mapping[str, Any]) -> dict[str, Any]:
     """The form's inputs (custom fields apart); a price may be typed with a decimal comma."""
-    values = {k: v for k, v in form.items() if not k.startswith(custom.PREFIX) and k != "_csrf"}
+    values = {k: v for k, v in form.items() if not k.startswith(custom.PREFIX) and k not in ("_csrf", "confirm")}
     if isinstance(values.get("price"), str):
         values["price"] = values["price"].strip().replace(",", ".")
     if isinstance(values.get("currency"), str):
@@ -169,12 +197,13 @@ def _form_values(form: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def _form(request: web.Request, t: Mapping[str, Any], errors: dict[str, str], *, status: int = 200,
-                editing: bool = False) -> web.Response:
+                editing: bool = False, warning: str = "") -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         fields = await custom.definitions(conn, "tariff")
         groups = [(g["id"], g["name"]) for g in await queries.tax_groups(conn)]
     return pages.render("tariffs/form.html", request, {"t": t, "errors": errors, "fields": fields,
-                                                        "editing": editing, "tax_groups": groups}, status=status)
+                                                        "editing": editing, "tax_groups": groups,
+                                                        "warning": warning}, status=status)
 
 
 async def _submitted(request: web.Request, tariff_id: int | None) -> web.StreamResponse:
@@ -198,10 +227,13 @@ async def _submitted(request: web.Request, tariff_id: int | None) -> web.StreamR
         if custom_errors:
             raise schemas.Invalid(custom_errors)
         data.custom = {**kept, **custom_values}
-        row = await _save(request, tariff_id, data)
+        row = await _save(request, tariff_id, data, confirmed=form.get("confirm") == "1")
     except schemas.Invalid as e:
         shown = {**values, "id": tariff_id, "custom": given, "price_includes_tax": "price_includes_tax" in values}
         return await _form(request, shown, e.errors, status=422, editing=tariff_id is not None)
+    except Unconfirmed as e:
+        shown = {**values, "id": tariff_id, "custom": given, "price_includes_tax": "price_includes_tax" in values}
+        return await _form(request, shown, {}, editing=True, warning=str(e))
     raise web.HTTPFound(f"/admin/tariffs/{row['id']}?done={'saved' if tariff_id else 'created'}")
 
 

@@ -38,13 +38,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 from types import TracebackType
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import aioimaplib  # type: ignore[import-untyped]  # no type information shipped
 
 T = TypeVar("T")
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_EXISTS = re.compile(rb"\*\s+\d+\s+EXISTS\s*$", re.IGNORECASE)
 _IDLE_MAX = 29 * 60.0  # servers end an IDLE after 30 minutes (RFC 2177): renewed before
 
 
@@ -94,6 +95,7 @@ class Mailbox:
         self.connections = 0  # connections opened, the first included
         self._client: aioimaplib.IMAP4 | None = None
         self._lost = False
+        self._arrived = False  # the server said EXISTS since the last search
         self._tls: ssl.SSLContext | None = None
         if settings.security != "none":
             try:
@@ -149,11 +151,13 @@ class Mailbox:
         self.last_uid = max(self.last_uid, uid)
 
     async def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for a new message: with IDLE, until the server says one
-        arrived (EXISTS) or the connection dropped (True), else False at the timeout; without,
-        sleep ``timeout`` seconds (False)."""
+        """Wait up to ``timeout`` seconds for a new message: True at once when the server said
+        one arrived (EXISTS) since the last search; else, with IDLE, until it says so or the
+        connection dropped (True), False at the timeout; without, sleep ``timeout`` s (False)."""
         if self._client is None or self._lost:
             await self._retrying(self._noop)  # connected again
+        if self._arrived:  # a mail came while the last ones were searched, fetched or marked
+            return True
         if not self.idles:
             await asyncio.sleep(timeout)
             return False
@@ -165,8 +169,12 @@ class Mailbox:
 
     # -- commands ----------------------------------------------------------------------------------
 
+    def _heard(self) -> None:
+        self._arrived = True
+
     async def _search(self) -> list[int]:
         await self._noop()  # the server shows the session what arrived since (SEARCH alone may not)
+        self._arrived = False  # what the NOOP heard of, the search finds; an EXISTS from now on is news
         criteria = ["UID", f"{self.last_uid + 1}:*"]
         if self.settings.unread_only:
             criteria.append("UNSEEN")
@@ -272,6 +280,7 @@ class Mailbox:
 
         client = aioimaplib.IMAP4(host=host, port=port, timeout=s.timeout, conn_lost_cb=lost,
                                   ssl_context=self._tls if s.security == "tls" else None)
+        _hear_exists(client, self._heard)
         self._client = client
         self.connections += 1
         try:
@@ -291,6 +300,9 @@ class Mailbox:
             if self.uidvalidity:
                 self.last_uid = 0  # renumbered: the saved UID means nothing now
             self.uidvalidity = validity
+        # SELECT tells EXISTS: the caller searches first anyway; after a reconnection, mail may
+        # have come while the connection was down, so the next wait returns at once
+        self._arrived = self.connections > 1
 
     async def _starttls(self, client: aioimaplib.IMAP4) -> None:
         """STARTTLS (RFC 3501 6.2.1), which aioimaplib lacks: the command, the TLS handshake on
@@ -325,6 +337,23 @@ class Mailbox:
         transport = client.protocol.transport
         if transport is not None:
             transport.close()
+
+
+def _hear_exists(client: aioimaplib.IMAP4, heard: Callable[[], None]) -> None:
+    """Call ``heard`` at every untagged EXISTS the server sends the client. aioimaplib hands an
+    untagged answer only to a command waiting for its name (or to a NOOP) and drops the rest:
+    the "* 12 EXISTS" a server adds to its answer to a SEARCH, FETCH or STORE (a mail that came
+    meanwhile) would be lost, and the IDLE after it would hear nothing, the server having told
+    already. tests/integration/tickets/test_mailbox.py holds this to aioimaplib's behaviour."""
+    protocol = client.protocol
+    handle = protocol._untagged_response
+
+    def untagged(line: bytes) -> Any:
+        if _EXISTS.match(line):
+            heard()
+        return handle(line)
+
+    protocol._untagged_response = untagged
 
 
 def _abort(client: aioimaplib.IMAP4) -> None:

@@ -159,8 +159,10 @@ LAYOUT = Layout(
         # cookies and nonces), file byte ranges, connection request URLs checked
         "acs.model", "acs.session", "acs.plan", "acs.datamodel", "acs.tasks", "acs.auth", "acs.ranges",
         "acs.targets",
-        # tickets: a received e-mail read from its bytes, the sender deny-list, mail-loop detection
+        # tickets: a received e-mail read from its bytes, the sender deny-list, mail-loop detection;
+        # status automation, rules and assignment, mail threading, the SLA report's buckets
         "admin.tickets.inbound", "admin.tickets.denylist", "admin.tickets.loops",
+        "admin.tickets.automation", "admin.tickets.threading", "admin.tickets.sla",
     }),
     sql_homes=frozenset({
         "daemons.db",  # pools, the schema, partitions

@@ -68,7 +68,9 @@ TABLES = {"pools": "ip_pools", "exporters": "flow_exporters", "roles": "admin_ro
           "jobs": "pgqueuer", "batches": "dd_batches", "mandates": "sepa_mandates",
           "deliveries": "webhook_deliveries", "devices": "acs_devices", "tasks": "acs_tasks",
           "wakeups": "acs_wakeups", "connection-requests": "acs_wakeups", "dry-runs": "acs_dry_runs",
-          "presets": "acs_presets", "files": "acs_files"}
+          "presets": "acs_presets", "files": "acs_files", "attachments": "ticket_attachments",
+          "inboxes": "ticket_inboxes", "groups": "ticket_groups", "canned-replies": "ticket_canned_replies",
+          "rules": "ticket_rules"}
 # Path parameters that name no row of a table, by their name: the value they are asked with.
 NAMED = {"partner": "default", "kind": "invoice", "channel": "email"}
 # Query strings for routes that need input to do their work.
@@ -219,6 +221,27 @@ async def _data(conn: asyncpg.Connection) -> dict[str, Any]:
         await conn.execute("WITH f AS (INSERT INTO acs_files (name, file_type, size, complete) "
                            "VALUES ('qc.bin', '1 Firmware Upgrade Image', 1, true) RETURNING id) "
                            "INSERT INTO acs_file_chunks (file_id, n, data) SELECT id, 0, '\\x00' FROM f")
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM tickets)"):  # a ticket, its message, an attachment
+        await conn.execute(
+            "WITH t AS (INSERT INTO tickets (partner_id, customer_id, subject, source) "
+            "SELECT partner_id, id, 'QC ticket', 'email' FROM customers WHERE id = $1 RETURNING id), "
+            "m AS (INSERT INTO ticket_messages (ticket_id, author, body) "
+            "SELECT id, 'customer', 'Hello' FROM t RETURNING id) "
+            "INSERT INTO ticket_attachments (message_id, file_name, size, sha256, data) "
+            "SELECT id, 'qc.txt', 1, sha256('\\x00'::bytea), '\\x00'::bytea FROM m", row["customer_id"])
+        await conn.execute("INSERT INTO ticket_inboxes (partner_id, name, address, host, username, password) "
+                           "SELECT partner_id, 'QC', 'qc@isp.example', 'imap.example', 'qc', 'x' FROM customers "
+                           "WHERE id = $1", row["customer_id"])
+        await conn.execute("WITH g AS (INSERT INTO ticket_groups (name, assign_mode) VALUES ('QC', 'shift') "
+                           "RETURNING id), m AS (INSERT INTO ticket_group_members SELECT g.id, a.id FROM g, "
+                           "(SELECT min(id) AS id FROM administrators) a RETURNING group_id, administrator_id) "
+                           "INSERT INTO ticket_shifts (group_id, administrator_id, weekdays, starts, ends) "
+                           "SELECT group_id, administrator_id, '{0,1,2}', '08:00', '16:00' FROM m")
+        reply = await conn.fetchval("INSERT INTO ticket_canned_replies (name, body) VALUES ('QC', 'Hi "
+                                    "{{ customer.name }}') RETURNING id")
+        await conn.execute("INSERT INTO ticket_rules (name, condition, action) VALUES ('QC', $1, $2)",
+                           {"status": "waiting_customer", "idle_hours": 168},
+                           {"set_status": "resolved", "canned_reply_id": reply})
     return {"customers": row["customer_id"], "services": row["id"], "ip": row["ip"]}
 
 

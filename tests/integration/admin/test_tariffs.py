@@ -281,3 +281,45 @@ async def test_a_role_without_the_permission_is_refused(admin: Admin) -> None:
     assert (await call(admin, finance, "DELETE", f"/tariffs/{tariff_id}"))[0] == 403
     async with admin.pool.acquire() as conn:
         assert await conn.fetchval("SELECT name FROM tariffs WHERE id = $1", tariff_id) == "T"
+
+
+async def test_a_billing_change_of_a_tariff_with_active_services_asks_to_confirm_and_opens_a_ticket(
+        admin: Admin) -> None:
+    async with admin.pool.acquire() as conn:
+        tariff_id = await conn.fetchval("INSERT INTO tariffs (name, download_kbps, upload_kbps, price) "
+                                        "VALUES ('Busy', 100000, 20000, 29.99) RETURNING id")
+        await conn.fetchval("INSERT INTO tariffs (name, download_kbps, upload_kbps) VALUES ('Taken', 1, 1)")
+        await service_on(conn, tariff_id, "alice")
+        await service_on(conn, tariff_id, "bob")
+        await conn.execute("UPDATE services SET status = 'archived' WHERE login = 'bob'")
+        key = await api_key(conn)
+    form = {"name": "Busy", "download_kbps": "100000", "upload_kbps": "20000", "priority": "8",
+            "contention": "1", "price": "34.99", "currency": "EUR"}
+    async with await logged_in(admin) as c:
+        await c.get(f"/admin/tariffs/{tariff_id}/edit")
+        status, body, url = await c.post(f"/admin/tariffs/{tariff_id}/edit", form)
+        assert status == 200 and url.endswith("/edit"), (status, url)
+        assert "1 active service is on this plan; they change with it" in body
+        assert '<input type="hidden" name="confirm" value="1">' in body and 'value="34.99"' in body
+        async with admin.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT price FROM tariffs WHERE id = $1", tariff_id) == Decimal("29.99")
+            assert await conn.fetchval("SELECT count(*) FROM tickets") == 0
+            assert await oplog(conn, "tariff", tariff_id) == []
+        # a change that fails (a name taken) opens no ticket: it is in the save's transaction
+        status, body, _ = await c.post(f"/admin/tariffs/{tariff_id}/edit", {**form, "name": "Taken", "confirm": "1"})
+        assert status == 422 and field_error(body, "name") == "another tariff has this name"
+        status, body, url = await c.post(f"/admin/tariffs/{tariff_id}/edit", {**form, "confirm": "1"})
+        assert status == 200 and url.endswith("?done=saved"), body
+        # a change of no billing field is not asked about
+        status, body, url = await c.post(f"/admin/tariffs/{tariff_id}/edit", {**form, "name": "Busy 2"})
+        assert status == 200 and url.endswith("?done=saved"), body
+    status, changed = await call(admin, key, "PATCH", f"/tariffs/{tariff_id}", {"price": "39.99"})
+    assert status == 200 and changed["price"] == "39.9900"  # the API is not asked to confirm
+    async with admin.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT t.subject, t.source, t.customer_id, m.body FROM tickets t "
+                                "JOIN ticket_messages m ON m.ticket_id = t.id ORDER BY t.id")
+    assert [r["subject"] for r in rows] == ["Tariff plan Busy changed", "Tariff plan Busy 2 changed",
+                                            "Tariff plan Busy 2 changed"]
+    assert all(r["source"] == "rule" and r["customer_id"] is None for r in rows)
+    assert "price: 29.99 → 34.99" in rows[0]["body"] and "1 active service is on this plan." in rows[0]["body"]
+    assert "name: Busy → Busy 2" in rows[1]["body"] and "price: 34.99 → 39.99" in rows[2]["body"]

@@ -138,6 +138,21 @@ async def test_idle_wakes_on_another_client_s_append_within_a_second(dovecot: Do
     assert in_hand < 1.0
 
 
+async def test_a_mail_that_arrives_while_the_last_one_is_marked_is_not_left_for_the_next_idle(
+        dovecot: Dovecot) -> None:
+    user = dovecot.user()
+    await deliver(dovecot, user, message(1))
+    async with Mailbox(settings_for(dovecot, user)) as box:
+        async for uid, _ in box.new_messages():
+            await deliver(dovecot, user, message(2))  # after the search, before the mark
+            await asyncio.sleep(0.7)  # dovecot tells a session of changes after 0.5 s
+            await box.mark_seen(uid)  # its answer carries "* 2 EXISTS", which aioimaplib alone drops
+        started = time.perf_counter()
+        assert await box.wait(10) is True  # at once, not at the end of an IDLE that hears nothing
+        assert time.perf_counter() - started < 0.5
+        assert [uid async for uid, _ in box.new_messages()] == [2]
+
+
 async def test_idle_times_out_when_nothing_arrives(dovecot: Dovecot) -> None:
     user = dovecot.user()
     async with Mailbox(settings_for(dovecot, user)) as box:
