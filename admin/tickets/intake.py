@@ -209,7 +209,8 @@ async def read(pool: asyncpg.Pool, inbox: Inbox, *, stop: asyncio.Event, seconds
 
 async def read_all(pool: asyncpg.Pool, keyring: Keyring, *, stop: asyncio.Event, seconds: float,
                    log: Any = None) -> dict[str, Reading]:
-    """Read every enabled inbox at once for ``seconds``: each inbox's reading, by name."""
+    """Read every enabled inbox at once for ``seconds``: each inbox's reading, by its address
+    (unique; two inboxes may share a name)."""
     async with pool.acquire() as conn:
         rows = await intake_store.inboxes(conn)
     readers: dict[str, Any] = {}
@@ -218,12 +219,11 @@ async def read_all(pool: asyncpg.Pool, keyring: Keyring, *, stop: asyncio.Event,
         try:
             inbox = inbox_of(row, keyring)
         except SecretError as e:
-            results[row["name"]] = Reading(Counter(), f"the password cannot be opened: {e}")
+            failed = results[row["address"]] = Reading(Counter(), f"the password cannot be opened: {e}")
             async with pool.acquire() as conn:
                 await intake_store.save_position(conn, row["id"], row["uidvalidity"], row["last_uid"],
-                                                 now=dt.datetime.now(dt.UTC), error=results[row["name"]].error)
+                                                 now=dt.datetime.now(dt.UTC), error=failed.error)
             continue
-        readers[inbox.name] = read(pool, inbox, stop=stop, seconds=seconds, log=log)
-    for name, reading in zip(readers, await asyncio.gather(*readers.values()), strict=True):
-        results[name] = reading
+        readers[inbox.address] = read(pool, inbox, stop=stop, seconds=seconds, log=log)
+    results.update(zip(readers, await asyncio.gather(*readers.values()), strict=True))
     return results

@@ -29,11 +29,11 @@ async def read_inboxes(ctx: Context) -> None:
     """Read the inboxes into tickets."""
     keyring = Keyring.load(ctx.settings.secrets)
     done = await intake.read_all(ctx.pool, keyring, stop=ctx.stopping, seconds=RUN_FOR, log=ctx.log)
-    for name, reading in done.items():
+    for address, reading in done.items():
         if reading.error:
-            ctx.log.warning("inbox unreadable", inbox=name, error=reading.error)
+            ctx.log.warning("inbox unreadable", inbox=address, error=reading.error)
         elif reading.outcomes:
-            ctx.log.info("inbox read", inbox=name, **dict(reading.outcomes))
+            ctx.log.info("inbox read", inbox=address, **dict(reading.outcomes))
 
 
 @job("tickets.rules", schedule="*/5 * * * *", retries=3, timeout=600, concurrency=1)

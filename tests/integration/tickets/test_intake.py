@@ -203,3 +203,29 @@ async def _until(conn: Connection, count: int, timeout: float = 10.0) -> None:
         assert time.monotonic() < deadline, f"no ticket {count} after {timeout} s"
         await asyncio.sleep(0.05)
 
+
+
+async def test_every_inbox_is_read_at_once_and_one_that_cannot_be_opened_says_why(pool: asyncpg.Pool,
+                                                                                  dovecot: Dovecot) -> None:
+    first, second = dovecot.user(), dovecot.user()
+    async with pool.acquire() as conn:
+        pid = await partner(conn)
+        await customer(conn, pid, 1, email="anna@example.at")
+        for user in (first, second):  # the same name twice: inboxes are told apart by address
+            await conn.execute(
+                "INSERT INTO ticket_inboxes (partner_id, name, address, host, port, security, username, password) "
+                "VALUES ($1, 'Support', $2, '127.0.0.1', $3, 'none', $4, $5)", pid, f"{user[0]}@isp.example",
+                dovecot.port, user[0], KEYRING.seal(user[1], intake_store.PASSWORD_PURPOSE))
+        await conn.execute("INSERT INTO ticket_inboxes (partner_id, name, address, host, username, password) "
+                           "VALUES ($1, 'Broken', 'broken@isp.example', '127.0.0.1', 'x', 'lm1:not-sealed')", pid)
+    for user in (first, second):
+        await deliver(dovecot, user, mail(f"For {user[0]}"))
+    done = await intake.read_all(pool, KEYRING, stop=asyncio.Event(), seconds=0)
+    assert {a: dict(r.outcomes) for a, r in done.items()} == {
+        f"{first[0]}@isp.example": {"created": 1}, f"{second[0]}@isp.example": {"created": 1},
+        "broken@isp.example": {}}
+    assert done["broken@isp.example"].error.startswith("the password cannot be opened")
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM tickets") == 2
+        assert (await conn.fetchval("SELECT last_error FROM ticket_inboxes WHERE name = 'Broken'")).startswith(
+            "the password cannot be opened")
