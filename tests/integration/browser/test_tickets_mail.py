@@ -12,7 +12,7 @@ import asyncpg
 
 from admin.tickets import intake, intake_store
 from tests.integration.admin.conftest import Admin, make_admin
-from tests.integration.browser.conftest import Tab
+from tests.integration.browser.conftest import PHONE, Browse, Tab
 from tests.integration.tickets.conftest import Dovecot, deliver, dovecot  # noqa: F401  (the fixture)
 
 SHOTS = Path("/tmp/shots")
@@ -28,7 +28,7 @@ async def read(admin: Admin) -> dict[str, int]:
 
 
 async def test_a_mail_becomes_a_ticket_the_reply_threads_and_the_sla_report_counts_it(
-        conn: asyncpg.Connection, tab: Tab, admin: Admin, dovecot: Dovecot) -> None:  # noqa: F811
+        conn: asyncpg.Connection, tab: Tab, browse: Browse, admin: Admin, dovecot: Dovecot) -> None:  # noqa: F811
     await make_admin(conn, "root")
     user = dovecot.user()
     pid = await conn.fetchval("INSERT INTO partners (name) VALUES ('Main Net') RETURNING id")
@@ -81,3 +81,12 @@ async def test_a_mail_becomes_a_ticket_the_reply_threads_and_the_sla_report_coun
     assert cells == ["1", "0", "0", "0", "0", "0", "0", "1"]  # answered within 3 h
     await tab.shot("reports")
     await page.screenshot(path=str(SHOTS / "tickets-reports.png"), full_page=True)
+
+    # on a phone: the thread and the report read without sideways scrolling of the page
+    phone = await browse(viewport=PHONE, is_mobile=True)
+    await phone.login("root")
+    for path, name in (("/admin/tickets/1", "ticket-phone"), ("/admin/tickets/reports", "reports-phone")):
+        await phone.goto(path)
+        width = await phone.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"] + 1, (path, width)
+        await phone.page.screenshot(path=str(SHOTS / f"tickets-mail-{name}.png"), full_page=True)
