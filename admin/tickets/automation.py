@@ -201,7 +201,8 @@ def apply(rule: Rule, facts: Facts) -> Changes:
 
 def due(rule: Rule, facts: Facts, now: datetime) -> bool:
     """Whether ``rule`` acts on the ticket of ``facts`` at ``now`` (aware): it is enabled and
-    valid, all its conditions hold, and its action would change something."""
+    valid, all its conditions hold, and its action would change something (without an idle
+    time: a field it sets)."""
     if not rule.enabled or problems(rule):
         return False
     condition = rule.condition
@@ -215,7 +216,14 @@ def due(rule: Rule, facts: Facts, now: datetime) -> bool:
         condition.group_id is None or condition.group_id == facts.group_id,
         condition.unassigned is None or condition.unassigned == (facts.assignee_id is None),
     )
-    return all(checks) and not apply(rule, facts).empty
+    if not all(checks):
+        return False
+    changes = apply(rule, facts)
+    if condition.idle_hours is None:
+        # nothing ends the rule's hold on the ticket but the fields it sets: a reply or note
+        # rides along with them, and alone (the fields already as set) would come every run
+        return any(v is not None for v in (changes.status, changes.priority, changes.group_id))
+    return not changes.empty  # a reply or note moves the last activity: the idle time starts again
 
 
 # -- assignment ------------------------------------------------------------------------------------

@@ -292,3 +292,13 @@ def test_an_empty_group_is_nobody_and_no_one_told(mode: AssignMode) -> None:
 def test_the_same_seed_picks_the_same() -> None:
     one = assign(AssignMode.RANDOM, range(1, 100), [], NOW, random.Random(42))
     assert one == assign(AssignMode.RANDOM, range(1, 100), [], NOW, random.Random(42))
+
+
+def test_a_rule_without_idle_time_is_done_once_its_fields_are_set_whatever_its_note() -> None:
+    """Hypothesis's find: "priority low → group 0, note" kept adding its note every run once the
+    group was 0, since a note alone counted as a change."""
+    when = datetime(2000, 1, 1, tzinfo=UTC)
+    rule = Rule(1, "triage", Condition(priority="low"), Action(set_group_id=0, note="0"))
+    elsewhere = Facts(1, "new", False, "low", "question", 5, None, when, when)
+    assert due(rule, elsewhere, when)
+    assert not due(rule, replace(elsewhere, group_id=0), when)
