@@ -1,5 +1,5 @@
--- lastmile schema version 12
--- lastmile schema hash e44909ffdb5ef1f94e1b32bbc21684484a0530da98bfceaa0dee2b2d679d12d8
+-- lastmile schema version 13
+-- lastmile schema hash 5d95797446569c9cecd0b0faf1697c6302cb666b78ee4c1284febc6b3420a820
 --
 -- The whole database as a fresh installation gets it: `lastmile db init` (and `lastmile up`)
 -- applies this file to an empty database, in one transaction, and records the version and hash
@@ -1858,7 +1858,7 @@ CREATE TABLE IF NOT EXISTS message_templates (
     kind text NOT NULL CONSTRAINT message_templates_kind_valid CHECK (kind IN (
         'invoice', 'proforma', 'payment', 'credit_note', 'reminder_1', 'reminder_2', 'reminder_3',
         'prepaid_1', 'prepaid_2', 'prepaid_3', 'blocking', 'inactive', 'card_expiry', 'contract_end',
-        'ticket_reply', 'announcement')),
+        'ticket_reply', 'ticket_staff', 'announcement')),
     channel text NOT NULL CONSTRAINT message_templates_channel_valid CHECK (channel IN ('email', 'sms', 'portal')),
     language text NOT NULL DEFAULT '' CONSTRAINT message_templates_language_valid CHECK (language ~ '^([a-z]{2}(_[A-Z]{2})?)?$'),
     body text NOT NULL CONSTRAINT message_templates_body_nonempty CHECK (body <> ''),
@@ -1874,9 +1874,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS message_templates_default_unique ON message_te
 -- lease_until), sent, failed (permanently, or out of attempts: "retry" schedules it again), or
 -- cancelled (its cause went away: the invoice was paid before the reminder's hour). cause is
 -- what it is about ('document:12', 'invoice:12', 'status:7', 'prepaid:<customer>:<date>',
--- 'card:<id>:<yyyy-mm>', 'service:<id>:<date>', 'announcement:<uuid>'): one message per (cause,
--- kind, channel), however often it is scheduled. Subject and body are rendered when it is sent
--- (an announcement's are written when it is made).
+-- 'card:<id>:<yyyy-mm>', 'service:<id>:<date>', 'announcement:<uuid>', 'ticket_message:<id>' for a
+-- ticket's reply, 'ticket_message:<id>:administrator:<id>' for an agent's notice of it): one
+-- message per (cause, kind, channel), however often it is scheduled. Subject and body are
+-- rendered when it is sent (an announcement's are written when it is made).
 CREATE TABLE IF NOT EXISTS messages (
     id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT messages_pk PRIMARY KEY,
     partner_id bigint NOT NULL CONSTRAINT messages_partner_fk REFERENCES partners ON DELETE RESTRICT,
@@ -1907,6 +1908,7 @@ CREATE TABLE IF NOT EXISTS messages (
     -- A ticket's reply (admin/tickets/): its threading headers, {"message_id", "in_reply_to",
     -- "references"}; a person's reply, so it goes out without Auto-Submitted. NULL: a notice.
     reply_headers jsonb CONSTRAINT messages_reply_headers_object CHECK (jsonb_typeof(reply_headers) = 'object'),
+    cc text NOT NULL DEFAULT '',                 -- addresses in the Cc header (a ticket's CC), comma-separated
     CONSTRAINT messages_once UNIQUE (cause, kind, channel)
 );
 CREATE INDEX IF NOT EXISTS messages_due_idx ON messages (send_at) WHERE status = 'scheduled';

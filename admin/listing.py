@@ -1,20 +1,22 @@
-"""List pages: the sort, the filters and the keyset cursor of the query string, links to the next
-page and to another sort, and the CSV export of the whole list (by pages, never OFFSET)."""
+"""List pages: the sort, the filters and the keyset cursor of the query string (its sort value
+given its column's type: a cursor made up by hand is a 400), links to the next page and to
+another sort, and the CSV export of the whole list (by pages, never OFFSET)."""
 
 from __future__ import annotations
 
 import base64
 import csv
+import datetime as dt
 import io
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from admin import csvcells
+from admin import csvcells, keys
 
 MAX_LIMIT = 500
 EXPORT_PAGE = 5000
@@ -102,6 +104,42 @@ class Listing:
     @property
     def wants_csv(self) -> bool:
         return self.params.get("format") == "csv"
+
+
+def as_time(value: Any) -> dt.datetime:
+    """A cursor's time (as encode_cursor wrote it) back as a time."""
+    if not isinstance(value, str):
+        raise ValueError(value)
+    return dt.datetime.fromisoformat(value)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or "\x00" in value:
+        raise ValueError(value)
+    return value
+
+
+def check_cursor(ls: Listing, types: Mapping[str, Callable[[Any], Any]]) -> None:
+    """Give the cursor's sort value the type of its column (``types`` by sort key, else text): a
+    cursor made up by hand is a 400, never a database error."""
+    if ls.after is None:
+        return
+    convert: Callable[[Any], Any] = types.get(ls.sort, _text)
+    try:
+        ls.after[0] = convert(ls.after[0])
+    except (ValueError, TypeError, OverflowError):
+        raise web.HTTPBadRequest(text="bad page cursor (after=...)") from None
+    if not 0 < ls.after[1] < 2**63:
+        raise web.HTTPBadRequest(text="bad page cursor (after=...)")
+
+
+def listing_of(request: web.Request, sorts: dict[str, str], default: str, *, direction: str,
+               types: Mapping[str, Callable[[Any], Any]]) -> Listing:
+    """The list's :class:`Listing` (the settings' page size), its cursor checked (check_cursor)."""
+    ls = Listing.of(request, sorts, default, default_direction=direction,
+                    limit=request.app[keys.SETTINGS].page_size)
+    check_cursor(ls, types)
+    return ls
 
 
 Fetch = Callable[[list[Any] | None, int], Awaitable[list[Any]]]

@@ -13,8 +13,9 @@ from aiohttp import web
 
 from admin import keys, listing, pages, schemas
 from admin.devices import queries
-from admin.devices.common import AREA, as_time, listing_of, out, scope
+from admin.devices.common import AREA, out, scope
 from admin.devices.schemas import CpeSession, SessionQuery
+from admin.listing import as_time, listing_of
 from admin.schemas import Page
 
 SORTS = {"started_at": "l.started_at"}

@@ -1,5 +1,5 @@
 """What the CPE pages and operations share: the area, the principal's device scope, rows as API
-structs, page cursors, database refusals in words, and the operations log's line of a change.
+structs, database refusals in words, and the operations log's line of a change.
 
 A device's log line carries the partner and customer of the customer it is linked to (so it is
 in that customer's history); presets and files are the operator's and carry neither.
@@ -7,15 +7,14 @@ in that customer's history); presets and files are the operator's and carry neit
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
 from aiohttp import web
 
-from admin import keys, listing, oplog_store, schemas
+from admin import keys, oplog_store, schemas
 from admin.auth.store import Connection
 from admin.devices.schemas import constraint_error
 from admin.web import Area
@@ -49,41 +48,6 @@ def refused(e: asyncpg.PostgresError) -> schemas.Invalid:
     if isinstance(e, asyncpg.IntegrityConstraintViolationError):
         return schemas.Invalid(constraint_error(e.constraint_name or ""))
     return schemas.Invalid({"": f"the database refused a value: {str(e).splitlines()[0]}"})
-
-
-def as_time(value: Any) -> dt.datetime:
-    """A cursor's time (as encode_cursor wrote it) back as a time."""
-    if not isinstance(value, str):
-        raise ValueError(value)
-    return dt.datetime.fromisoformat(value)
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str) or "\x00" in value:
-        raise ValueError(value)
-    return value
-
-
-def check_cursor(ls: listing.Listing, types: Mapping[str, Callable[[Any], Any]]) -> None:
-    """Give the cursor's sort value the type of its column (``types`` by sort key, else text): a
-    cursor made up by hand is a 400, never a database error."""
-    if ls.after is None:
-        return
-    convert: Callable[[Any], Any] = types.get(ls.sort, _text)
-    try:
-        ls.after[0] = convert(ls.after[0])
-    except (ValueError, TypeError, OverflowError):
-        raise web.HTTPBadRequest(text="bad page cursor (after=...)") from None
-    if not 0 < ls.after[1] < 2**63:
-        raise web.HTTPBadRequest(text="bad page cursor (after=...)")
-
-
-def listing_of(request: web.Request, sorts: dict[str, str], default: str, *, direction: str,
-               types: Mapping[str, Callable[[Any], Any]]) -> listing.Listing:
-    ls = listing.Listing.of(request, sorts, default, default_direction=direction,
-                            limit=request.app[keys.SETTINGS].page_size)
-    check_cursor(ls, types)
-    return ls
 
 
 async def log(conn: Connection, request: web.Request, action: str, object_type: str, object_id: int | None,

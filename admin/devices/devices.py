@@ -22,7 +22,7 @@ from aiohttp import web
 from admin import keys, listing, pages, schemas
 from admin.auth.store import Connection
 from admin.devices import queries
-from admin.devices.common import AREA, Row, actor, as_time, listing_of, log, out, refused, scope
+from admin.devices.common import AREA, Row, actor, log, out, refused, scope
 from admin.devices.schemas import (
     ALIASES,
     MASK,
@@ -40,6 +40,7 @@ from admin.devices.schemas import (
     shown,
     task_problems,
 )
+from admin.listing import as_time, listing_of
 from admin.schemas import Page
 from admin.web import path_id
 

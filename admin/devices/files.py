@@ -24,8 +24,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from admin import keys, listing, pages, schemas
 from admin.devices import queries
-from admin.devices.common import AREA, Row, actor, as_time, listing_of, log, out, refused, scope
+from admin.devices.common import AREA, Row, actor, log, out, refused, scope
 from admin.devices.schemas import FILE_TYPES, CpeFile, FileQuery
+from admin.listing import as_time, listing_of
 from admin.schemas import Page
 from admin.web import path_id
 

@@ -4,8 +4,9 @@ need: documents, payments, unpaid invoices, prepaid outlooks, cards, services), 
 per message.
 
 A message row here is any mapping with ``id``, ``partner_id``, ``customer_id``, ``kind``,
-``cause``, ``document_id`` (and, for announcements and ticket replies, ``subject`` and ``body``;
-for a ticket reply without a customer, ``channel`` and ``recipient``): the rows
+``cause``, ``document_id`` (and, for announcements, ticket replies and staff notices, ``subject``
+and ``body``; for a ticket reply without a customer and a staff notice, ``channel`` and
+``recipient``): the rows
 store.claim() returns, or the made-up one :func:`latest` builds for the template editor's
 "preview with the last entity".
 """
@@ -32,6 +33,7 @@ from admin.notifications.context import (
     PrepaidView,
     ServiceView,
 )
+from admin.notifications.model import Attachment
 from admin.payments import reference
 
 Row = asyncpg.Record | Mapping[str, Any]
@@ -41,10 +43,15 @@ PREPAID = ("prepaid_1", "prepaid_2", "prepaid_3")
 WRITTEN = ("announcement", "ticket_reply")
 """Kinds whose subject and body are written when the message is made (the templates show them as
 ``extra.subject`` and ``extra.body``, and they are kept as written)."""
-ADDRESSED = ("ticket_reply",)
+ADDRESSED = ("ticket_reply", "ticket_staff")
 """Kinds whose recipient is set when the message is made (messages.recipient: a ticket's
-requester, who may be an unknown sender): sent there, never to the customer's address, and
-made without a customer too (customer_id NULL: by email only, rendered with a blank customer)."""
+requester, who may be an unknown sender; an agent's address): sent there, never to the
+customer's address, and made without a customer too (customer_id NULL: by email only, rendered
+with a blank customer)."""
+STAFF = "ticket_staff"
+"""An agent told of a ticket's message (cause ``ticket_message:<id>:administrator:<id>``, made by
+admin/tickets/store.py): the message's text as written (``body``), the rest read here when it
+is sent, the ticket's link from ``admin_url``."""
 
 
 def _lines(text: str | None) -> tuple[str, ...]:
@@ -124,6 +131,21 @@ SELECT m.id, m.ticket_id, coalesce(nullif(a.name, ''), '') AS author
 FROM ticket_messages m LEFT JOIN administrators a ON a.id = m.administrator_id WHERE m.id = ANY($1::bigint[])
 """
 
+TICKET_NOTICES = """
+SELECT m.id, m.ticket_id, m.author AS kind, t.subject,
+       m.id = (SELECT min(f.id) FROM ticket_messages f WHERE f.ticket_id = m.ticket_id) AS first,
+       CASE WHEN m.author IN ('staff', 'note') THEN coalesce(nullif(a.name, ''), a.login, '')
+            WHEN m.author = 'customer' THEN concat_ws(' ', nullif(m.from_name, ''),
+                 '<' || nullif(m.from_address, '') || '>')
+            ELSE '' END AS author,
+       CASE WHEN c.id IS NOT NULL THEN concat_ws(' ', c.number, nullif(c.name, ''))
+            ELSE concat_ws(' ', nullif(t.requester_name, ''), '<' || nullif(t.requester_email, '') || '>') END
+           AS customer
+FROM ticket_messages m JOIN tickets t ON t.id = m.ticket_id LEFT JOIN administrators a ON a.id = m.administrator_id
+LEFT JOIN customers c ON c.id = t.customer_id WHERE m.id = ANY($1::bigint[])
+"""
+_WHAT = {"customer": "Customer reply", "staff": "Staff reply", "note": "Internal note", "system": "Update"}
+
 SERVICES = """
 SELECT s.id, s.login, t.name AS tariff, s.end_date FROM services s JOIN tariffs t ON t.id = s.tariff_id
 WHERE s.id = ANY($1::bigint[])
@@ -183,8 +205,10 @@ async def _by_id(conn: Connection, sql: str, ids: set[int], *args: Any) -> dict[
     return {r["id"]: r for r in await conn.fetch(sql, sorted(ids), *args)}
 
 
-async def load(conn: Connection, rows: Sequence[Row], today: dt.date, *, portal_url: str = "") -> Loaded:
-    """The contexts of these messages (a few queries for the whole batch)."""
+async def load(conn: Connection, rows: Sequence[Row], today: dt.date, *, portal_url: str = "",
+               admin_url: str = "") -> Loaded:
+    """The contexts of these messages (a few queries for the whole batch). ``admin_url``: the
+    admin as browsers reach it (https://admin.example.net), for a staff notice's link."""
     customers = await _by_id(conn, CUSTOMERS, {r["customer_id"] for r in rows if r["customer_id"] is not None})
     brands = await _by_id(conn, BRANDS, {r["partner_id"] for r in rows})
     documents = await _by_id(conn, DOCUMENTS, {r["document_id"] for r in rows
@@ -206,6 +230,8 @@ async def load(conn: Connection, rows: Sequence[Row], today: dt.date, *, portal_
                                              if (i := _id_in(r["cause"])) is not None})
     replies = await _by_id(conn, TICKET_MESSAGES, {i for r in rows if r["kind"] == "ticket_reply"
                                                    if (i := _id_in(r["cause"])) is not None})
+    notices = await _by_id(conn, TICKET_NOTICES, {i for r in rows if r["kind"] == STAFF
+                                                  if (i := _id_in(r["cause"])) is not None})
 
     contexts: dict[int, MessageContext] = {}
     missing: dict[int, str] = {}
@@ -256,6 +282,15 @@ async def load(conn: Connection, rows: Sequence[Row], today: dt.date, *, portal_
                 missing[r["id"]] = "its service is gone"
                 continue
             service = ServiceView(id=s["id"], login=s["login"], tariff=s["tariff"], end_date=s["end_date"])
+        elif kind == STAFF:
+            n = notices.get(_id_in(r["cause"]) or 0)
+            if n is None:
+                missing[r["id"]] = "its ticket message is gone"
+                continue
+            extra = {"ticket": str(n["ticket_id"]), "subject": n["subject"], "body": r.get("body") or "",
+                     "what": "New ticket" if n["first"] else _WHAT.get(n["kind"], "Update"),
+                     "author": n["author"], "customer": n["customer"],
+                     "url": f"{admin_url.rstrip('/')}/admin/tickets/{n['ticket_id']}" if admin_url else ""}
         elif kind in WRITTEN:
             extra = {"subject": r.get("subject") or "", "body": r.get("body") or ""}
             if (reply := replies.get(_id_in(r["cause"]) or 0)) is not None:  # a ticket's: its number, who wrote
@@ -327,6 +362,25 @@ async def latest(conn: Connection, partner_id: int | None, kind: str, *,
 
 
 # -- attachments -------------------------------------------------------------------------------
+
+TICKET_FILES = """
+SELECT message_id, file_name, declared_type, data FROM ticket_attachments
+WHERE message_id = ANY($1::bigint[]) ORDER BY message_id, id
+"""
+
+
+async def ticket_files(conn: Connection, rows: Sequence[Row]) -> dict[int, tuple[Attachment, ...]]:
+    """The files ticket replies carry, by message: their ticket message's (``cause``
+    ``ticket_message:<id>``), as staff attached them (admin/tickets/uploads.py: the name made
+    safe, the type as declared), in one query for the batch."""
+    replies = {r["id"]: i for r in rows if r["kind"] == "ticket_reply" if (i := _id_in(r["cause"])) is not None}
+    if not replies:
+        return {}
+    found: dict[int, list[Attachment]] = {}
+    for f in await conn.fetch(TICKET_FILES, sorted(set(replies.values()))):
+        found.setdefault(f["message_id"], []).append(Attachment(f["file_name"], f["declared_type"], bytes(f["data"])))
+    return {m: tuple(found[i]) for m, i in replies.items() if i in found}
+
 
 async def kept_pdfs(conn: Connection, document_ids: Sequence[int]) -> dict[int, asyncpg.Record]:
     """These documents' kind and number, and their kept PDF (``pdf`` NULL: not rendered yet)."""

@@ -9,7 +9,8 @@ One call of :func:`deliver` (the ``notifications.deliver`` job runs it for up to
    at once) and, for the whole batch in a few queries: drops those whose cause went away
    (cancelled, with why: the reminder's invoice paid, the document voided, the prepaid balance
    topped up, ...), loads what they are rendered from (context_store.py), the operators'
-   templates and the PDFs to attach (each document's kept PDF, admin/finance/pdf.py);
+   templates and the PDFs to attach (each document's kept PDF, admin/finance/pdf.py), and the
+   files staff attached to a ticket reply (its ticket message's, context_store.ticket_files);
 3. sends them through one transport per (partner, channel), kept open for the whole call, each
    transport's messages one after the other (the transports of a batch side by side), at the
    partner's rate limit; portal messages are "sent" by marking them (the portal shows them);
@@ -151,12 +152,14 @@ def _keyring(settings: Settings | None) -> Keyring | None:
 async def deliver(pool: asyncpg.Pool, settings: Settings | None = None, *, now: dt.datetime | None = None,
                   limit: int | None = None, lease: float = LEASE, stop: asyncio.Event | None = None,
                   seconds: float | None = None, batch: int = BATCH, keyring: Keyring | None = None,
-                  transport: TransportFactory = open_transport, portal_url: str = "") -> Summary:
+                  transport: TransportFactory = open_transport, portal_url: str = "",
+                  admin_url: str = "") -> Summary:
     """Send what is due (see the module's docstring) until nothing is, ``limit`` messages were
     handled, ``seconds`` passed or ``stop`` is set. ``now``: a fixed clock (tests); by default
-    the time at each step. ``settings``: where the secrets' key is (``keyring`` instead)."""
+    the time at each step. ``settings``: where the secrets' key is (``keyring`` instead).
+    ``portal_url``, ``admin_url``: the customers' portal and the admin, for the templates' links."""
     run = _Run(now, lease, stop or asyncio.Event(), keyring if keyring is not None else _keyring(settings),
-               transport, portal_url, None if seconds is None else time.monotonic() + seconds)
+               transport, portal_url, None if seconds is None else time.monotonic() + seconds, admin_url)
     try:
         async with pool.acquire() as conn:
             run.rules = await store.rule_rows(conn)
@@ -218,16 +221,18 @@ class _Run:
     """One call of deliver(): its transports, the outages seen, its summary."""
 
     def __init__(self, now: dt.datetime | None, lease: float, stop: asyncio.Event, keyring: Keyring | None,
-                 factory: TransportFactory, portal_url: str, deadline: float | None) -> None:
+                 factory: TransportFactory, portal_url: str, deadline: float | None, admin_url: str = "") -> None:
         self.fixed = now
         self.lease = lease
         self.stop = stop
         self.keyring = keyring
         self.factory = factory
         self.portal_url = portal_url
+        self.admin_url = admin_url
         self.deadline = deadline
         self.summary = Summary()
         self.rules: Mapping[tuple[int | None, str], asyncpg.Record] = {}
+        self.ticket_files: Mapping[int, tuple[Attachment, ...]] = {}  # the batch's ticket replies' files
         self.settings: Mapping[int | None, asyncpg.Record] = {}
         self.transports: dict[tuple[int, str], Transport] = {}
         self.down: dict[tuple[int, str], _Down] = {}
@@ -272,7 +277,8 @@ class _Run:
         self.leased_at = time.monotonic()
         gone = await store.gone(conn, [r["id"] for r in rows])
         live = [r for r in rows if r["id"] not in gone]
-        loaded = await context_store.load(conn, live, now.date(), portal_url=self.portal_url)
+        loaded = await context_store.load(conn, live, now.date(), portal_url=self.portal_url,
+                                          admin_url=self.admin_url)
         gone.update({i: f"cancelled: {why}" for i, why in loaded.missing.items()})
         for r in live:  # a prepaid notice whose blocking day moved (the balance was topped up)
             ctx = loaded.contexts.get(r["id"])
@@ -291,6 +297,7 @@ class _Run:
             return
         sources = await store.templates(conn, sorted({r["partner_id"] for r in live}))
         files = await self._attachments(conn, [r for r in live if r["channel"] == "email"])
+        self.ticket_files = await context_store.ticket_files(conn, [r for r in live if r["channel"] == "email"])
         groups: dict[tuple[int, str], list[asyncpg.Record]] = defaultdict(list)
         for r in live:
             groups[(r["partner_id"], r["channel"])].append(r)
@@ -364,10 +371,12 @@ class _Run:
                 if isinstance(found, str) or found is None:
                     raise TemporaryFailure(f"attachment: {found or f'document {doc_id} is gone'}")
                 attached.append(found)
+            attached.extend(self.ticket_files.get(r["id"], ()))  # a ticket reply's: as staff attached them
+        cc = tuple(a.strip() for a in (r.get("cc") or "").split(",") if a.strip()) if channel == "email" else ()
         bcc = tuple(a.strip() for a in r["bcc"].split(",") if a.strip()) if channel == "email" else ()
         thread = _thread(r.get("reply_headers")) if channel == "email" else None
         return Outgoing(message_id=r["id"], channel=channel, recipient=recipient.strip(), subject=rendered.subject,
-                        body=rendered.text, html=rendered.html, bcc=bcc, attachments=tuple(attached),
+                        body=rendered.text, html=rendered.html, cc=cc, bcc=bcc, attachments=tuple(attached),
                         region=ctx.customer.country, thread=thread)
 
     # -- marking -----------------------------------------------------------------------------

@@ -58,7 +58,7 @@ async def schedule_notices(ctx: Context) -> None:
 async def deliver_messages(ctx: Context) -> None:
     """Send the messages that are due."""
     done = await deliver.deliver(ctx.pool, ctx.settings, lease=lease(ctx), stop=ctx.stopping, seconds=RUN_FOR,
-                                 portal_url=_portal_url(ctx))
+                                 portal_url=_portal_url(ctx), admin_url=_admin_url(ctx))
     if done.handled or done.expired:
         ctx.log.info("messages delivered", **done.as_log())
 
@@ -70,3 +70,17 @@ def _portal_url(ctx: Context) -> str:
     except SettingsError:
         return ""
     return f"{base.rstrip('/')}/portal/" if base else ""
+
+
+def _admin_url(ctx: Context) -> str:
+    """The admin as browsers reach it, for the links of staff notices (its public_url, else
+    http://bind:port; '' : unknown)."""
+    try:
+        admin = ctx.settings.section("admin")
+    except SettingsError:
+        return ""
+    base = str(getattr(admin, "public_url", "") or "")
+    bind, port = getattr(admin, "bind", None), getattr(admin, "port", None)
+    if not base and bind and port:
+        base = f"http://{bind}:{port}"
+    return base.rstrip("/")

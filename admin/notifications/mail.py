@@ -5,7 +5,8 @@ The Message-ID is made from the message's id and the sender (``<lastmile.{id}.{s
 so a message sent again (a retry after a lost answer) carries the same id and the receiving side
 can tell it is the same message. A person's reply (``Outgoing.thread``: a helpdesk ticket's)
 carries its own Message-ID instead, exactly as given, with In-Reply-To and References, and no
-``Auto-Submitted`` header (RFC 3834). BCC addresses go in the envelope only.
+``Auto-Submitted`` header (RFC 3834). CC addresses (a ticket's) go in the ``Cc`` header and the
+envelope, BCC addresses in the envelope only.
 
 Header injection is impossible by construction: a subject, address, threading header or file name holding a line
 break (CR, LF or any character ``str.splitlines`` breaks at) is refused with
@@ -26,7 +27,7 @@ Every failure's text is one line with the stage, the server's code and its words
 
 A recipient field may list several addresses separated by commas (as a customer's record may);
 each goes in To. A 5xx to one of several To addresses drops that address (noted in the answer);
-all refused is permanent. A refused BCC address never stops the message (it is noted).
+all refused is permanent. A refused CC or BCC address never stops the message (it is noted).
 """
 
 from __future__ import annotations
@@ -149,6 +150,8 @@ def build(message: Outgoing, settings: MailSettings, *, now: datetime | None = N
     mail = cast("Message[str, str | Header]", body)
     mail["From"] = _written(sender)
     mail["To"] = ", ".join(_written(a) for a in to)
+    if cc := _cc(message, to):
+        mail["Cc"] = ", ".join(_written(a) for a in cc)
     if settings.reply_to:
         reply_to = _addresses(settings.reply_to, "reply-to in the mail settings", TemporaryFailure)
         mail["Reply-To"] = ", ".join(_written(a) for a in reply_to)
@@ -219,14 +222,28 @@ def _attachment(attachment: Attachment) -> Message:
     return part
 
 
+def _cc(message: Outgoing, to: tuple[Address, ...]) -> list[Address]:
+    """The CC addresses, each once, without those the To header names already."""
+    seen = {a.addr_spec.lower() for a in to}
+    cc: list[Address] = []
+    for entry in message.cc:
+        for address in _addresses(entry, "CC address"):
+            if address.addr_spec.lower() not in seen:
+                seen.add(address.addr_spec.lower())
+                cc.append(address)
+    return cc
+
+
 def envelope(message: Outgoing, settings: MailSettings) -> tuple[str, list[str], list[str]]:
-    """(envelope sender, To addresses, BCC addresses), as the SMTP commands carry them."""
+    """(envelope sender, To addresses, the copies' addresses: CC, then BCC), as the SMTP commands
+    carry them; each address once."""
     sender = _sender(settings).addr_spec
-    to = [a.addr_spec for a in _addresses(message.recipient, "recipient")]
-    bcc: list[str] = []
+    to = _addresses(message.recipient, "recipient")
+    copies = [a.addr_spec for a in _cc(message, to)]
     for entry in message.bcc:
-        bcc.extend(a.addr_spec for a in _addresses(entry, "BCC address"))
-    return sender, to, [b for b in dict.fromkeys(bcc) if b not in to]
+        copies.extend(a.addr_spec for a in _addresses(entry, "BCC address"))
+    addresses = [a.addr_spec for a in to]
+    return sender, addresses, [c for c in dict.fromkeys(copies) if c not in addresses]
 
 
 def _line(text: str) -> str:
@@ -271,7 +288,8 @@ class MailTransport:
 
     async def send(self, message: Outgoing) -> Delivered:
         mail = build(message, self.settings)
-        sender, to, bcc = envelope(message, self.settings)
+        sender, to, copies = envelope(message, self.settings)
+        cc = {a.addr_spec for a in _cc(message, _addresses(message.recipient, "recipient"))}
         data = mail.as_bytes()
         mid = str(mail["Message-ID"])
         async with self._lock:
@@ -279,7 +297,7 @@ class MailTransport:
                 reused = self._client is not None and self._client.is_connected
                 client = await self._connected()
                 try:
-                    return await self._transaction(client, sender, to, bcc, data, mid, reused)
+                    return await self._transaction(client, sender, to, copies, cc, data, mid, reused)
                 except _Stale:
                     self._drop()
             raise TemporaryFailure(f"the server at {self._where} closed the connection at MAIL FROM twice")
@@ -334,8 +352,8 @@ class MailTransport:
 
     # -- one message -------------------------------------------------------------------------------
 
-    async def _transaction(self, client: aiosmtplib.SMTP, sender: str, to: list[str], bcc: list[str],
-                           data: bytes, mid: str, reused: bool) -> Delivered:
+    async def _transaction(self, client: aiosmtplib.SMTP, sender: str, to: list[str], copies: list[str],
+                           cc: set[str], data: bytes, mid: str, reused: bool) -> Delivered:
         stage = f"MAIL FROM <{sender}>"
         try:
             try:
@@ -361,12 +379,13 @@ class MailTransport:
                     notes.append(f"{address} refused: {_answer(error)}")
             if not accepted:
                 raise PermanentFailure(f"every recipient was refused: {'; '.join(notes)}", "; ".join(notes))
-            for address in bcc:
-                stage = f"RCPT TO <{address}> (BCC)"
+            for address in copies:
+                what = "CC" if address in cc else "BCC"
+                stage = f"RCPT TO <{address}> ({what})"
                 try:
                     await client.rcpt(address)
                 except aiosmtplib.SMTPRecipientRefused as error:
-                    notes.append(f"BCC {address} refused: {_answer(error)}")
+                    notes.append(f"{what} {address} refused: {_answer(error)}")
             stage = "DATA"
             response = await client.data(data)
         except aiosmtplib.SMTPResponseException as error:

@@ -29,16 +29,18 @@ RuleKind = DocumentKind | ScheduledKind
 RULE_KINDS: tuple[str, ...] = (*DOCUMENT_KINDS, *SCHEDULED_KINDS)
 """The kinds a notice rule (table notice_rules) is kept for."""
 
-TemplateKind = Literal[DocumentKind, ScheduledKind, "ticket_reply", "announcement"]
-TEMPLATE_KINDS: tuple[str, ...] = (*RULE_KINDS, "ticket_reply", "announcement")
-"""The kinds a message template (table message_templates) is kept for."""
+TemplateKind = Literal[DocumentKind, ScheduledKind, "ticket_reply", "ticket_staff", "announcement"]
+TEMPLATE_KINDS: tuple[str, ...] = (*RULE_KINDS, "ticket_reply", "ticket_staff", "announcement")
+"""The kinds a message template (table message_templates) is kept for. ``ticket_staff``: an
+agent told of a new ticket or a message on one (admin/tickets/store.py), by e-mail only."""
 
 KIND_TITLES: dict[str, str] = {
     "invoice": "Invoice", "proforma": "Proforma invoice", "payment": "Payment receipt", "credit_note": "Credit note",
     "reminder_1": "Payment reminder 1", "reminder_2": "Payment reminder 2", "reminder_3": "Payment reminder 3",
     "prepaid_1": "Prepaid notice 1", "prepaid_2": "Prepaid notice 2", "prepaid_3": "Prepaid notice 3",
     "blocking": "Blocking wave", "inactive": "Inactive wave", "card_expiry": "Card expiry",
-    "contract_end": "Contract end", "ticket_reply": "Ticket reply", "announcement": "Announcement",
+    "contract_end": "Contract end", "ticket_reply": "Ticket reply", "ticket_staff": "Ticket notice to staff",
+    "announcement": "Announcement",
 }
 
 Status = Literal["scheduled", "sending", "sent", "failed", "cancelled"]
@@ -73,7 +75,8 @@ class Outgoing:
     subject: str
     body: str  # plain text
     html: str | None = None  # email only: the HTML part beside the text
-    bcc: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()  # email only: in the Cc header (a ticket's CC), and in the envelope
+    bcc: tuple[str, ...] = ()  # email only: in the envelope only
     attachments: tuple[Attachment, ...] = ()
     region: str = ""  # sms: the ISO country a national number is read in ('' : the transport's default)
     thread: Thread | None = None  # email only: a reply's own Message-ID and threading headers (None: a notice)

@@ -116,6 +116,13 @@ def _full(kind: str) -> MessageContext:
             "body": "Dear Maria,\n\nthe fibre node in your street was repaired at 11:20 and your line is back.\n"
                     "Please restart your router if it is still offline.\n\nBest regards,\nAnna",
         })
+    if kind == "ticket_staff":  # to an agent: the customer's fields are the ticket's, in extra
+        return replace(base, extra={
+            "ticket": "4711", "subject": "No internet since this morning", "what": "Customer reply",
+            "author": "Maria Huber (maria.huber@example.com)", "customer": "C-10042 Maria Huber",
+            "url": "https://admin.fibrenet.example/admin/tickets/4711",
+            "body": "Hello,\n\nthe router's light is still red & blinking.\n\nMaria",
+        })
     if kind == "announcement":
         return replace(base, extra={
             "subject": "Planned maintenance on 12 March",
@@ -144,7 +151,7 @@ def _minimal(kind: str) -> MessageContext:
         return replace(base, card=CardView(brand="", last4="0000", exp_month=12, exp_year=2026))
     if kind == "contract_end":
         return replace(base, service=ServiceView(id=1, login="li", tariff=""))
-    if kind in ("ticket_reply", "announcement"):
+    if kind in ("ticket_reply", "ticket_staff", "announcement"):
         return replace(base, extra={"body": "OK", "subject": ""})
     raise ValueError(f"no message kind {kind!r} (one of {', '.join(TEMPLATE_KINDS)})")
 

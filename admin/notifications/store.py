@@ -505,9 +505,10 @@ WITH due AS (
 UPDATE messages m SET status = 'sending', lease_until = $3, attempts = m.attempts + 1
 FROM due WHERE m.id = due.id
 RETURNING m.id, m.partner_id, m.customer_id, m.kind, m.channel, m.cause, m.document_id, m.marketing, m.bcc,
-          m.subject, m.body, m.attachments, m.attempts, m.send_at, m.recipient, m.reply_headers
+          m.subject, m.body, m.attachments, m.attempts, m.send_at, m.recipient, m.reply_headers, m.cc
 """
-"""``recipient`` and ``reply_headers``: what a ticket's reply is sent to and threaded with (deliver.py)."""
+"""``recipient``, ``reply_headers`` and ``cc``: what a ticket's reply is sent to, threaded with and
+copied to (deliver.py)."""
 
 
 async def claim(conn: Connection, now: dt.datetime, limit: int, lease_until: dt.datetime) -> list[asyncpg.Record]:

@@ -149,6 +149,8 @@ _SUBJECTS: Mapping[str, str] = {
     "contract_end": "Your contract{% if service.tariff %} for {{ service.tariff }}{% endif %} is coming to an end",
     "ticket_reply": "Re: {% if extra.get('ticket') %}[#{{ extra.get('ticket') }}] {% endif %}"
                     "{{ extra.get('subject') or 'your request' }}",
+    "ticket_staff": "{% if extra.get('ticket') %}[#{{ extra.get('ticket') }}] {% endif %}"
+                    "{{ extra.get('what') or 'Ticket' }}: {{ extra.get('subject') or '(no subject)' }}",
     "announcement": "{{ extra.get('subject') or 'News from ' ~ brand.company_name }}",
 }
 
@@ -357,6 +359,11 @@ _BY_KIND: Mapping[str, Mapping[str, str]] = {
     "contract_end": {"service": "the service whose contract ends (id, login, tariff, end_date or none)"},
     "ticket_reply": {"extra": "the reply: extra.body (the text), extra.get('ticket') (its number), "
                               "extra.get('subject'), extra.get('author')"},
+    "ticket_staff": {"extra": "the notice to an agent: extra.body (the message's text), extra.get('ticket') (its "
+                              "number), extra.get('subject') (the ticket's), extra.get('what') (New ticket, "
+                              "Customer reply, Staff reply, Internal note), extra.get('author') (who wrote it), "
+                              "extra.get('customer') (the ticket's customer or sender), extra.get('url') (the "
+                              "ticket in the admin); customer is blank: the notice goes to the agent"},
     "announcement": {"extra": "the announcement: extra.body (the text), extra.get('subject')"},
 }
 

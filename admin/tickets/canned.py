@@ -1,6 +1,7 @@
 """Support → Canned replies: a reply's text as a template (replies.py: the ticket, its customer,
 the agent and the customer's last message are its variables), the list, the form, a preview
-rendered with replies.SAMPLE, and deleting one no rule sends.
+rendered with replies.SAMPLE, and deleting one no rule sends; the API does the same through the
+page's save (editing.py).
 
 A canned reply is its partner's, or every partner's (``partner_id`` NULL): a partner's
 administrator sees and changes its own partner's and every partner's (another partner's: not
@@ -19,9 +20,11 @@ from aiohttp import web
 
 from admin import keys, pages, schemas
 from admin.auth.store import Connection
-from admin.tickets import canned_store, replies
-from admin.tickets.common import AREA, Row, log
-from admin.web import parse_id, path_id
+from admin.schemas import Deleted
+from admin.tickets import canned_store, editing, replies
+from admin.tickets.common import AREA, log, out
+from admin.tickets.schemas import CannedReply, CannedReplyIn, CannedReplyPatch
+from admin.web import path_id
 
 DEFAULTS: dict[str, Any] = {"name": "", "body": "", "partner_id": None}
 MAX_BODY = 20_000
@@ -57,23 +60,6 @@ def preview(body: str) -> tuple[str, str]:
         return "", str(e)
 
 
-def _owner(row: Row) -> dict[str, Any]:
-    return {"id": row["id"], "partner_id": row["partner_id"], "customer_id": None}
-
-
-def _partner_of(request: web.Request, form: Mapping[str, Any]) -> int | None:
-    who = keys.principal(request)
-    if who.partner_id is not None:
-        return who.partner_id
-    text = str(form.get("partner_id", "")).strip()
-    if not text:
-        return None
-    found = parse_id(text)
-    if found is None:
-        raise schemas.Invalid({"partner_id": "no such partner"})
-    return found
-
-
 async def _reply_or_404(request: web.Request, conn: Connection, reply_id: int, *,
                         lock: bool = False) -> asyncpg.Record:
     """The reply, to read, or (``lock``) to change: one every partner shares is the operator's
@@ -91,11 +77,11 @@ async def _save(request: web.Request, reply_id: int | None, form: Mapping[str, A
     try:
         async with request.app[keys.POOL].acquire() as conn, conn.transaction():
             if reply_id is None:
-                partner_id = _partner_of(request, form)
+                partner_id = editing.partner_of(request, form)
                 if partner_id is not None and not await canned_store.partners(conn, partner_id):
                     raise schemas.Invalid({"partner_id": "no such partner"})
                 row = await canned_store.create(conn, partner_id, values["name"], values["body"])
-                await log(conn, request, "create", _owner(row), f"created canned reply {row['name']}",
+                await log(conn, request, "create", editing.owner(row), f"created canned reply {row['name']}",
                           object_type="ticket_canned_reply",
                           after=schemas.row_json(row, ("name", "body", "partner_id")))
                 return row
@@ -104,9 +90,9 @@ async def _save(request: web.Request, reply_id: int | None, form: Mapping[str, A
             if not diff:
                 return before
             row = await canned_store.update(conn, reply_id, values["name"], values["body"])
-            await log(conn, request, "update", _owner(row), f"changed canned reply {row['name']}: {', '.join(diff)}",
-                      object_type="ticket_canned_reply", before=schemas.row_json(before, diff),
-                      after=schemas.row_json(row, diff))
+            await log(conn, request, "update", editing.owner(row),
+                      f"changed canned reply {row['name']}: {', '.join(diff)}", object_type="ticket_canned_reply",
+                      before=schemas.row_json(before, diff), after=schemas.row_json(row, diff))
             return row
     except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as e:
         raise schemas.Invalid({"": f"the database refused a value: {str(e).splitlines()[0]}"}) from None
@@ -135,6 +121,35 @@ def _shown(form: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in form.items() if k not in ("_csrf", "preview")}
 
 
+async def _preview(request: web.Request, reply_id: int | None) -> web.Response | None:
+    """The editor with the posted body rendered (the form's Preview button), or None: it was not pressed."""
+    form = await request.post()
+    if not form.get("preview"):
+        return None
+    base = dict(DEFAULTS) if reply_id is None else dict(await CANNED.row(request, reply_id))
+    return await _editor(request, {**base, **_shown(form)}, {}, shown=preview(str(form.get("body", ""))))
+
+
+CANNED = editing.Kind("/tickets/canned-replies", _reply_or_404, _save, editing.rendering(_editor), DEFAULTS,
+                      shown=_shown, intercept=_preview)
+
+
+async def _delete(request: web.Request, reply_id: int) -> tuple[asyncpg.Record, list[str]]:
+    """Delete the reply unless a rule sends it: (the reply, the names of the rules that send it)."""
+    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
+        row = await _reply_or_404(request, conn, reply_id, lock=True)
+        used = await canned_store.rules_using(conn, reply_id)
+        if not used:
+            await canned_store.delete(conn, reply_id)
+            await log(conn, request, "delete", editing.owner(row), f"deleted canned reply {row['name']}",
+                      object_type="ticket_canned_reply", before=schemas.row_json(row, ("name", "body", "partner_id")))
+    return row, used
+
+
+def _in_use(used: list[str]) -> str:
+    return f"the rules {', '.join(used)} send this reply: change them first"
+
+
 @AREA.page("/tickets/canned-replies", permission="support.view")
 async def canned_list(request: web.Request) -> web.StreamResponse:
     async with request.app[keys.POOL].acquire() as conn:
@@ -142,56 +157,65 @@ async def canned_list(request: web.Request) -> web.StreamResponse:
     return pages.render("tickets/canned_list.html", request, {"rows": rows, "notice": request.query.get("done", "")})
 
 
-@AREA.page("/tickets/canned-replies/new", permission="support.edit")
-async def canned_new(request: web.Request) -> web.StreamResponse:
-    return await _editor(request, dict(DEFAULTS), {})
-
-
-@AREA.page("/tickets/canned-replies/new", permission="support.edit", method="POST")
-async def canned_create(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    if form.get("preview"):
-        return await _editor(request, {**DEFAULTS, **_shown(form)}, {}, shown=preview(str(form.get("body", ""))))
-    try:
-        row = await _save(request, None, form)
-    except schemas.Invalid as e:
-        return await _editor(request, {**DEFAULTS, **_shown(form)}, e.errors, status=422)
-    raise web.HTTPFound(f"/admin/tickets/canned-replies/{row['id']}?done=created")
-
-
-@AREA.page("/tickets/canned-replies/{id}", permission="support.view")
-async def canned_page(request: web.Request) -> web.StreamResponse:
-    async with request.app[keys.POOL].acquire() as conn:
-        row = await _reply_or_404(request, conn, path_id(request))
-    return await _editor(request, dict(row), {})
-
-
-@AREA.page("/tickets/canned-replies/{id}", permission="support.edit", method="POST")
-async def canned_edit(request: web.Request) -> web.StreamResponse:
-    reply_id = path_id(request)
-    form = await request.post()
-    async with request.app[keys.POOL].acquire() as conn:
-        row = await _reply_or_404(request, conn, reply_id)
-    if form.get("preview"):
-        return await _editor(request, {**dict(row), **_shown(form)}, {}, shown=preview(str(form.get("body", ""))))
-    try:
-        await _save(request, reply_id, form)
-    except schemas.Invalid as e:
-        return await _editor(request, {**dict(row), **_shown(form)}, e.errors, status=422)
-    raise web.HTTPFound(f"/admin/tickets/canned-replies/{reply_id}?done=saved")
+CANNED.declare(AREA, "canned")
 
 
 @AREA.page("/tickets/canned-replies/{id}/delete", permission="support.edit", method="POST")
 async def canned_delete(request: web.Request) -> web.StreamResponse:
-    reply_id = path_id(request)
-    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
-        row = await _reply_or_404(request, conn, reply_id, lock=True)
-        used = await canned_store.rules_using(conn, reply_id)
-        if not used:
-            await canned_store.delete(conn, reply_id)
-            await log(conn, request, "delete", _owner(row), f"deleted canned reply {row['name']}",
-                      object_type="ticket_canned_reply", before=schemas.row_json(row, ("name", "body", "partner_id")))
+    row, used = await _delete(request, path_id(request))
     if used:
-        return await _editor(request, dict(row), {
-                "": f"the rules {', '.join(used)} send this reply: change them first"}, status=409)
+        return await _editor(request, dict(row), {"": _in_use(used)}, status=409)
     raise web.HTTPFound("/admin/tickets/canned-replies?done=deleted")
+
+
+# -- API --------------------------------------------------------------------------------------
+
+async def _reply_out(request: web.Request, reply_id: int) -> CannedReply:
+    return out(await CANNED.row(request, reply_id), CannedReply)
+
+
+@AREA.api("GET", "/tickets/canned-replies", permission="support.view", summary="List canned replies",
+          response=list[CannedReply])
+async def api_canned_list(request: web.Request) -> web.StreamResponse:
+    """The replies the caller sees (a partner's: its own partner's and every partner's), by name."""
+    async with request.app[keys.POOL].acquire() as conn:
+        rows = await canned_store.replies(conn, keys.principal(request).partner_id)
+    return schemas.json([out(r, CannedReply) for r in rows])
+
+
+@AREA.api("GET", "/tickets/canned-replies/{id}", permission="support.view", summary="Get a canned reply",
+          response=CannedReply)
+async def api_canned_get(request: web.Request) -> web.StreamResponse:
+    return schemas.json(await _reply_out(request, path_id(request)))
+
+
+@AREA.api("POST", "/tickets/canned-replies", permission="support.edit", summary="Add a canned reply",
+          body=CannedReplyIn, response=CannedReply, status=201)
+async def api_canned_create(request: web.Request) -> web.StreamResponse:
+    """The body is checked as the rules render it (its variables: the ticket, its customer, the
+    agent, the customer's last message); a sentence of what is wrong is the field's 422."""
+    data = await schemas.body(request, CannedReplyIn)
+    row = await _save(request, None, editing.as_form(data))
+    return schemas.json(await _reply_out(request, row["id"]), status=201)
+
+
+@AREA.api("PATCH", "/tickets/canned-replies/{id}", permission="support.edit", summary="Change a canned reply",
+          body=CannedReplyPatch, response=CannedReply)
+async def api_canned_change(request: web.Request) -> web.StreamResponse:
+    """Only the fields given change. A reply every partner shares is the operator's to change (403
+    for a partner's key)."""
+    reply_id = path_id(request)
+    patch = await schemas.body(request, CannedReplyPatch)
+    before = await CANNED.row(request, reply_id)
+    await _save(request, reply_id, editing.as_form(patch, {"name": before["name"], "body": before["body"]}))
+    return schemas.json(await _reply_out(request, reply_id))
+
+
+@AREA.api("DELETE", "/tickets/canned-replies/{id}", permission="support.edit", summary="Delete a canned reply",
+          response=Deleted, description="Refused (409) while a rule sends the reply.")
+async def api_canned_delete(request: web.Request) -> web.StreamResponse:
+    reply_id = path_id(request)
+    _, used = await _delete(request, reply_id)
+    if used:
+        return schemas.problem(409, "canned reply in use", _in_use(used))
+    return schemas.json(Deleted(reply_id))

@@ -21,9 +21,11 @@ AREA = Area("tickets", "Support", order=15, nav=[
     ("Tickets", "/tickets", "support.view"),
     ("Ticket reports", "/tickets/reports", "support.view"),
     ("Ticket inboxes", "/tickets/inboxes", "support.view"),
+    ("Deny list", "/tickets/denylist", "support.view"),
     ("Ticket groups", "/tickets/groups", "support.view"),
     ("Canned replies", "/tickets/canned-replies", "support.view"),
     ("Ticket rules", "/tickets/rules", "support.view"),
+    ("Ticket statuses", "/tickets/statuses", "support.view"),
     ("Ticket settings", "/tickets/settings", "support.view"),
 ])
 """Right after the customers (order 10), before the tariffs (20)."""

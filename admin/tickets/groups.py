@@ -1,5 +1,6 @@
 """Support → Groups: the groups of agents a ticket is given to, their list, the form (name, who
-gets a new ticket, the members) and the members' shifts.
+gets a new ticket, the members) and the members' shifts, and the API of both (the page's save and checks:
+editing.py).
 
 A group is its partner's, or every partner's (``partner_id`` NULL): a partner's administrator
 sees and changes its own partner's groups and every partner's (another partner's: not found); an
@@ -23,9 +24,11 @@ from aiohttp import web
 
 from admin import keys, pages, schemas
 from admin.auth.store import Connection
-from admin.tickets import groups_store
+from admin.schemas import Deleted
+from admin.tickets import editing, groups_store
 from admin.tickets.automation import AssignMode
-from admin.tickets.common import AREA, Row, log
+from admin.tickets.common import AREA, Row, log, out
+from admin.tickets.schemas import Group, GroupIn, GroupPatch, Shift, ShiftIn
 from admin.web import parse_id, path_id
 
 MODES = [(AssignMode.NOBODY.value, "Nobody: every member is told, none is assigned"),
@@ -81,25 +84,6 @@ def from_form(form: Mapping[str, Any]) -> dict[str, Any]:
     return {"name": name, "assign_mode": mode, "members": members}
 
 
-def _owner(row: Row) -> dict[str, Any]:
-    """The group as common.log's subject: its partner's (or nobody's), no customer's."""
-    return {"id": row["id"], "partner_id": row["partner_id"], "customer_id": None}
-
-
-def _partner_of(request: web.Request, form: Mapping[str, Any]) -> int | None:
-    """A new group's partner: the principal's own, or the one (or none) an administrator of every partner picked."""
-    who = keys.principal(request)
-    if who.partner_id is not None:
-        return who.partner_id
-    text = str(form.get("partner_id", "")).strip()
-    if not text:
-        return None
-    found = parse_id(text)
-    if found is None:
-        raise schemas.Invalid({"partner_id": "no such partner"})
-    return found
-
-
 async def _save(request: web.Request, group_id: int | None, form: Mapping[str, Any]) -> asyncpg.Record:
     values = from_form(form)
     who = keys.principal(request)
@@ -107,7 +91,7 @@ async def _save(request: web.Request, group_id: int | None, form: Mapping[str, A
         async with request.app[keys.POOL].acquire() as conn, conn.transaction():
             before = None
             if group_id is None:
-                partner_id = _partner_of(request, form)
+                partner_id = editing.partner_of(request, form)
                 if partner_id is not None and not await groups_store.partners(conn, partner_id):
                     raise schemas.Invalid({"partner_id": "no such partner"})
             else:
@@ -122,7 +106,7 @@ async def _save(request: web.Request, group_id: int | None, form: Mapping[str, A
             if before is None:
                 row = await groups_store.create(conn, partner_id, values["name"], values["assign_mode"])
                 await groups_store.set_members(conn, row["id"], values["members"])
-                await log(conn, request, "create", _owner(row), f"created group {row['name']}",
+                await log(conn, request, "create", editing.owner(row), f"created group {row['name']}",
                           object_type="ticket_group",
                           after={**schemas.row_json(row, ("name", "assign_mode", "partner_id")),
                                  "members": values["members"]})
@@ -136,7 +120,7 @@ async def _save(request: web.Request, group_id: int | None, form: Mapping[str, A
             row = await groups_store.update(conn, before["id"], values["name"], values["assign_mode"])
             await groups_store.set_members(conn, row["id"], values["members"])
             show = {"name": None, "assign_mode": None}
-            await log(conn, request, "update", _owner(row), f"changed group {row['name']}: {', '.join(diff)}",
+            await log(conn, request, "update", editing.owner(row), f"changed group {row['name']}: {', '.join(diff)}",
                       object_type="ticket_group",
                       before={**{k: before[k] for k in show if k in diff}, "members": old_members},
                       after={**{k: row[k] for k in show if k in diff}, "members": sorted(values["members"])})
@@ -212,6 +196,13 @@ def _shown(form: Mapping[str, Any]) -> dict[str, Any]:
     return shown
 
 
+async def _load(request: web.Request, conn: Connection, group_id: int) -> asyncpg.Record:
+    return await _group_or_404(request, conn, group_id)
+
+
+GROUPS = editing.Kind("/tickets/groups", _load, _save, editing.rendering(_editor), DEFAULTS, shown=_shown)
+
+
 @AREA.page("/tickets/groups", permission="support.view")
 async def groups_list(request: web.Request) -> web.StreamResponse:
     async with request.app[keys.POOL].acquire() as conn:
@@ -221,39 +212,7 @@ async def groups_list(request: web.Request) -> web.StreamResponse:
         "rows": rows, "modes": {k: v.split(":")[0] for k, v in modes.items()}, "notice": request.query.get("done", "")})
 
 
-@AREA.page("/tickets/groups/new", permission="support.edit")
-async def group_new(request: web.Request) -> web.StreamResponse:
-    return await _editor(request, dict(DEFAULTS), {})
-
-
-@AREA.page("/tickets/groups/new", permission="support.edit", method="POST")
-async def group_create(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    try:
-        row = await _save(request, None, form)
-    except schemas.Invalid as e:
-        return await _editor(request, {**DEFAULTS, **_shown(form)}, e.errors, status=422)
-    raise web.HTTPFound(f"/admin/tickets/groups/{row['id']}?done=created")
-
-
-@AREA.page("/tickets/groups/{id}", permission="support.view")
-async def group_page(request: web.Request) -> web.StreamResponse:
-    async with request.app[keys.POOL].acquire() as conn:
-        row = await _group_or_404(request, conn, path_id(request))
-    return await _editor(request, dict(row), {})
-
-
-@AREA.page("/tickets/groups/{id}", permission="support.edit", method="POST")
-async def group_edit(request: web.Request) -> web.StreamResponse:
-    group_id = path_id(request)
-    form = await request.post()
-    try:
-        await _save(request, group_id, form)
-    except schemas.Invalid as e:
-        async with request.app[keys.POOL].acquire() as conn:
-            row = await _group_or_404(request, conn, group_id)
-        return await _editor(request, {**dict(row), **_shown(form)}, e.errors, status=422)
-    raise web.HTTPFound(f"/admin/tickets/groups/{group_id}?done=saved")
+GROUPS.declare(AREA, "group")
 
 
 # -- shifts ------------------------------------------------------------------------------------
@@ -286,40 +245,117 @@ def shift_of(form: Mapping[str, Any], members: list[int]) -> tuple[int, list[int
     return member, days, starts, ends
 
 
-@AREA.page("/tickets/groups/{id}/shifts", permission="support.edit", method="POST")
-async def shift_add(request: web.Request) -> web.StreamResponse:
-    group_id = path_id(request)
-    form = await request.post()
-    async with request.app[keys.POOL].acquire() as conn:
-        try:
-            async with conn.transaction():
-                group = await _group_or_404(request, conn, group_id, lock=True)
-                member, days, starts, ends = shift_of(form, await groups_store.members(conn, group_id))
-                row = await groups_store.add_shift(conn, group_id, member, days, starts, ends)
-                line = _shift_line(row)
-                await log(conn, request, "create", _owner(group),
-                          f"group {group['name']}: shift of administrator {member} on {line['days']} "
-                          f"{line['starts']}–{line['ends']}", object_type="ticket_shift", object_id=row["id"],
-                          after=_shift_view(row))
-        except schemas.Invalid as e:
-            shift = {"administrator_id": str(form.get("administrator_id", "")),
-                     "weekdays": [str(d) for d in form.getall("weekdays", [])],
-                     "starts": str(form.get("starts", "")), "ends": str(form.get("ends", ""))}
-            return await _editor(request, dict(group), {}, status=422, shift=shift, shift_errors=e.errors)
-    raise web.HTTPFound(f"/admin/tickets/groups/{group_id}?done=shift#shifts")
+async def _add_shift(request: web.Request, group_id: int, form: Mapping[str, Any]) -> asyncpg.Record:
+    """The posted shift added to the group (the page's form, the API's body): schemas.Invalid by field."""
+    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
+        group = await _group_or_404(request, conn, group_id, lock=True)
+        member, days, starts, ends = shift_of(form, await groups_store.members(conn, group_id))
+        row = await groups_store.add_shift(conn, group_id, member, days, starts, ends)
+        line = _shift_line(row)
+        await log(conn, request, "create", editing.owner(group),
+                  f"group {group['name']}: shift of administrator {member} on {line['days']} "
+                  f"{line['starts']}–{line['ends']}", object_type="ticket_shift", object_id=row["id"],
+                  after=_shift_view(row))
+        return row
 
 
-@AREA.page("/tickets/groups/{id}/shifts/{shift}/delete", permission="support.edit", method="POST")
-async def shift_delete(request: web.Request) -> web.StreamResponse:
-    group_id, shift_id = path_id(request), path_id(request, "shift")
+async def _delete_shift(request: web.Request, group_id: int, shift_id: int) -> None:
     async with request.app[keys.POOL].acquire() as conn, conn.transaction():
         group = await _group_or_404(request, conn, group_id, lock=True)
         gone = await groups_store.delete_shift(conn, group_id, shift_id)
         if gone is None:
             raise web.HTTPNotFound(text="no such shift")
         line = _shift_line(gone)
-        await log(conn, request, "delete", _owner(group),
+        await log(conn, request, "delete", editing.owner(group),
                   f"group {group['name']}: no shift of administrator {gone['administrator_id']} on {line['days']} "
                   f"{line['starts']}–{line['ends']}", object_type="ticket_shift", object_id=shift_id,
                   before=_shift_view(gone))
+
+
+@AREA.page("/tickets/groups/{id}/shifts", permission="support.edit", method="POST")
+async def shift_add(request: web.Request) -> web.StreamResponse:
+    group_id = path_id(request)
+    form = await request.post()
+    try:
+        await _add_shift(request, group_id, form)
+    except schemas.Invalid as e:
+        shift = {"administrator_id": str(form.get("administrator_id", "")),
+                 "weekdays": [str(d) for d in form.getall("weekdays", [])],
+                 "starts": str(form.get("starts", "")), "ends": str(form.get("ends", ""))}
+        group = await GROUPS.row(request, group_id)
+        return await _editor(request, dict(group), {}, status=422, shift=shift, shift_errors=e.errors)
+    raise web.HTTPFound(f"/admin/tickets/groups/{group_id}?done=shift#shifts")
+
+
+@AREA.page("/tickets/groups/{id}/shifts/{shift}/delete", permission="support.edit", method="POST")
+async def shift_delete(request: web.Request) -> web.StreamResponse:
+    group_id = path_id(request)
+    await _delete_shift(request, group_id, path_id(request, "shift"))
     raise web.HTTPFound(f"/admin/tickets/groups/{group_id}?done=unshift#shifts")
+
+
+# -- API --------------------------------------------------------------------------------------
+
+async def _described(request: web.Request, group_id: int | None = None) -> list[Group]:
+    async with request.app[keys.POOL].acquire() as conn:
+        rows = await groups_store.described(conn, keys.principal(request).partner_id, group_id)
+    return [out(r, Group) for r in rows]
+
+
+async def _group_out(request: web.Request, group_id: int) -> Group:
+    found = await _described(request, group_id)
+    if not found:
+        raise web.HTTPNotFound(text="no such group")
+    return found[0]
+
+
+@AREA.api("GET", "/tickets/groups", permission="support.view", summary="List ticket groups", response=list[Group])
+async def api_groups(request: web.Request) -> web.StreamResponse:
+    """The groups the caller sees (a partner's: its own partner's and every partner's), by name,
+    each with its members and their shifts."""
+    return schemas.json(await _described(request))
+
+
+@AREA.api("GET", "/tickets/groups/{id}", permission="support.view", summary="Get a ticket group", response=Group)
+async def api_group(request: web.Request) -> web.StreamResponse:
+    return schemas.json(await _group_out(request, path_id(request)))
+
+
+@AREA.api("POST", "/tickets/groups", permission="support.edit", summary="Add a ticket group", body=GroupIn,
+          response=Group, status=201)
+async def api_group_create(request: web.Request) -> web.StreamResponse:
+    """``assign_mode``: who gets a new ticket of the group (nobody: every member is told; random;
+    shift: a random member on shift now)."""
+    data = await schemas.body(request, GroupIn)
+    row = await _save(request, None, editing.as_form(data))
+    return schemas.json(await _group_out(request, row["id"]), status=201)
+
+
+@AREA.api("PATCH", "/tickets/groups/{id}", permission="support.edit", summary="Change a ticket group",
+          body=GroupPatch, response=Group)
+async def api_group_change(request: web.Request) -> web.StreamResponse:
+    """Only the fields given change; ``members`` replaces the members. A group every partner
+    shares is the operator's to change (403 for a partner's key)."""
+    group_id = path_id(request)
+    patch = await schemas.body(request, GroupPatch)
+    before = await _group_out(request, group_id)
+    base = {"name": before.name, "assign_mode": before.assign_mode, "members": before.members}
+    await _save(request, group_id, editing.as_form(patch, editing.as_form(base)))
+    return schemas.json(await _group_out(request, group_id))
+
+
+@AREA.api("POST", "/tickets/groups/{id}/shifts", permission="support.edit", summary="Add a shift to a ticket group",
+          body=ShiftIn, response=Shift, status=201)
+async def api_shift_add(request: web.Request) -> web.StreamResponse:
+    """A member's shift on its weekdays; an end at or before the start crosses midnight."""
+    data = await schemas.body(request, ShiftIn)
+    row = await _add_shift(request, path_id(request), editing.as_form(data))
+    return schemas.json(out(row, Shift), status=201)
+
+
+@AREA.api("DELETE", "/tickets/groups/{id}/shifts/{shift}", permission="support.edit",
+          summary="Delete a ticket group's shift", response=Deleted)
+async def api_shift_delete(request: web.Request) -> web.StreamResponse:
+    shift_id = path_id(request, "shift")
+    await _delete_shift(request, path_id(request), shift_id)
+    return schemas.json(Deleted(shift_id))

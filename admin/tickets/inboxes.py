@@ -1,5 +1,6 @@
-"""Support → Inboxes: the e-mail inboxes intake.py reads into tickets, their list (with where
-the last reading got to and its error), the form, and each inbox's own deny-list lines.
+"""Support → Inboxes: the e-mail inboxes intake.py reads into tickets, their list (with where the
+last reading got to and its error), the form, and each inbox's own deny-list lines, and the API
+of both (the page's save and checks: editing.py).
 
 An inbox is its partner's: a partner's administrator sees and changes its own partner's only
 (another's: not found); an administrator of every partner picks the partner of a new inbox.
@@ -23,10 +24,11 @@ from aiohttp import web
 
 from admin import keys, pages, schemas
 from admin.auth.store import Connection
-from admin.tickets import denylist, inboxes_store
-from admin.tickets.common import AREA, Row, log
+from admin.schemas import Deleted
+from admin.tickets import denylist, editing, inboxes_store
+from admin.tickets.common import AREA, Row, log, out
 from admin.tickets.intake_store import PASSWORD_PURPOSE
-from admin.tickets.schemas import PRIORITIES, TYPES
+from admin.tickets.schemas import PRIORITIES, TYPES, DenyLine, DenyLineIn, Inbox, InboxIn, InboxPatch
 from admin.web import parse_id, path_id
 
 SECURITY = ("tls", "starttls", "none")
@@ -82,17 +84,6 @@ def refused(e: asyncpg.PostgresError) -> schemas.Invalid:
     return schemas.Invalid({"": f"the database refused a value: {str(e).splitlines()[0]}"})
 
 
-def _partner_of(request: web.Request, form: Mapping[str, Any]) -> int:
-    """A new inbox's partner: the principal's own, or the one an administrator of every partner picked."""
-    who = keys.principal(request)
-    if who.partner_id is not None:
-        return who.partner_id
-    found = parse_id(str(form.get("partner_id", "")).strip())
-    if found is None:
-        raise schemas.Invalid({"partner_id": "pick the partner whose mail this is"})
-    return found
-
-
 def from_form(form: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
     """The form's values (COLUMNS but the password) and the new password (None: keep the stored one)."""
     errors: dict[str, str] = {}
@@ -128,7 +119,8 @@ async def _save(request: web.Request, inbox_id: int | None, form: Mapping[str, A
         async with request.app[keys.POOL].acquire() as conn, conn.transaction():
             before = None
             if inbox_id is None:
-                partner_id = _partner_of(request, form)
+                partner_id = editing.partner_of(request, form, required="pick the partner whose mail this is")
+                assert partner_id is not None
                 if not await inboxes_store.partners(conn, partner_id):
                     raise schemas.Invalid({"partner_id": "no such partner"})
             else:
@@ -148,8 +140,9 @@ async def _save(request: web.Request, inbox_id: int | None, form: Mapping[str, A
             secret = keyring.fingerprint(password, PASSWORD_PURPOSE) if password is not None else None
             if before is None:
                 row = await inboxes_store.create(conn, partner_id, values)
-                await log(conn, request, "create", _owner(row), f"created inbox {row['name']} <{row['address']}>",
-                          object_type="ticket_inbox", after={**_log_view(row), "password": secret})
+                await log(conn, request, "create", editing.owner(row),
+                          f"created inbox {row['name']} <{row['address']}>", object_type="ticket_inbox",
+                          after={**_log_view(row), "password": secret})
                 return row
             diff = [c for c in inboxes_store.COLUMNS if c != "password" and before[c] != values[c]]
             if not diff and password is None:
@@ -160,16 +153,11 @@ async def _save(request: web.Request, inbox_id: int | None, form: Mapping[str, A
             if password is not None:
                 diff.append("password")
                 after_log["password"], before_log["password"] = secret, "(set)"
-            await log(conn, request, "update", _owner(row), f"changed inbox {row['name']}: {', '.join(diff)}",
+            await log(conn, request, "update", editing.owner(row), f"changed inbox {row['name']}: {', '.join(diff)}",
                       object_type="ticket_inbox", before=before_log, after=after_log)
             return row
     except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as e:
         raise refused(e) from None
-
-
-def _owner(row: Row) -> dict[str, Any]:
-    """The inbox as common.log's subject: its partner's, no customer's."""
-    return {"id": row["id"], "partner_id": row["partner_id"], "customer_id": None}
 
 
 def form_of(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -207,28 +195,6 @@ async def _inbox_or_404(request: web.Request, conn: Connection, inbox_id: int, *
     return row
 
 
-@AREA.page("/tickets/inboxes", permission="support.view")
-async def inboxes_list(request: web.Request) -> web.StreamResponse:
-    async with request.app[keys.POOL].acquire() as conn:
-        rows = await inboxes_store.inboxes(conn, keys.principal(request).partner_id)
-    return pages.render("tickets/inboxes_list.html", request, {"rows": rows, "notice": request.query.get("done", "")})
-
-
-@AREA.page("/tickets/inboxes/new", permission="support.edit")
-async def inbox_new(request: web.Request) -> web.StreamResponse:
-    return await _editor(request, dict(DEFAULTS), {})
-
-
-@AREA.page("/tickets/inboxes/new", permission="support.edit", method="POST")
-async def inbox_create(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    try:
-        row = await _save(request, None, form)
-    except schemas.Invalid as e:
-        return await _editor(request, {**DEFAULTS, **_shown(form)}, e.errors, status=422)
-    raise web.HTTPFound(f"/admin/tickets/inboxes/{row['id']}?done=created")
-
-
 def _shown(form: Mapping[str, Any]) -> dict[str, Any]:
     """A posted form as it is shown again: never the password; an unticked box unticked."""
     shown = {k: v for k, v in form.items() if k not in ("password", "_csrf")}
@@ -237,24 +203,18 @@ def _shown(form: Mapping[str, Any]) -> dict[str, Any]:
     return shown
 
 
-@AREA.page("/tickets/inboxes/{id}", permission="support.view")
-async def inbox_page(request: web.Request) -> web.StreamResponse:
+INBOXES = editing.Kind("/tickets/inboxes", _inbox_or_404, _save, editing.rendering(_editor), DEFAULTS,
+                       form_of=lambda row: form_of(dict(row)), shown=_shown)
+
+
+@AREA.page("/tickets/inboxes", permission="support.view")
+async def inboxes_list(request: web.Request) -> web.StreamResponse:
     async with request.app[keys.POOL].acquire() as conn:
-        row = await _inbox_or_404(request, conn, path_id(request))
-    return await _editor(request, form_of(dict(row)), {})
+        rows = await inboxes_store.inboxes(conn, keys.principal(request).partner_id)
+    return pages.render("tickets/inboxes_list.html", request, {"rows": rows, "notice": request.query.get("done", "")})
 
 
-@AREA.page("/tickets/inboxes/{id}", permission="support.edit", method="POST")
-async def inbox_edit(request: web.Request) -> web.StreamResponse:
-    inbox_id = path_id(request)
-    form = await request.post()
-    try:
-        await _save(request, inbox_id, form)
-    except schemas.Invalid as e:
-        async with request.app[keys.POOL].acquire() as conn:
-            row = await _inbox_or_404(request, conn, inbox_id)
-        return await _editor(request, {**form_of(dict(row)), **_shown(form)}, e.errors, status=422)
-    raise web.HTTPFound(f"/admin/tickets/inboxes/{inbox_id}?done=saved")
+INBOXES.declare(AREA, "inbox")
 
 
 # -- the deny list -----------------------------------------------------------------------------
@@ -276,36 +236,117 @@ def deny_rule_of(form: Mapping[str, Any]) -> denylist.Rule:
     return rule
 
 
-@AREA.page("/tickets/inboxes/{id}/denylist", permission="support.edit", method="POST")
-async def deny_add(request: web.Request) -> web.StreamResponse:
-    inbox_id = path_id(request)
-    form = await request.post()
-    async with request.app[keys.POOL].acquire() as conn:
-        try:
-            async with conn.transaction():
-                inbox = await _inbox_or_404(request, conn, inbox_id, lock=True)
-                rule = deny_rule_of(form)
-                row = await inboxes_store.add_deny_rule(conn, inbox_id, rule.field.value, rule.match.value,
-                                                        rule.pattern)
-                await log(conn, request, "create", _owner(inbox),
-                          f"inbox {inbox['name']}: deny mail whose {rule.field} {rule.match} {rule.pattern!r}",
-                          object_type="ticket_denylist", object_id=row["id"], after=schemas.row_json(row))
-        except schemas.Invalid as e:
-            deny = {k: str(form.get(k, "")) for k in ("field", "match", "pattern")}
-            return await _editor(request, form_of(dict(inbox)), {}, status=422, deny=deny, deny_errors=e.errors)
-    raise web.HTTPFound(f"/admin/tickets/inboxes/{inbox_id}?done=denied#denylist")
+async def _add_deny(request: web.Request, inbox_id: int, form: Mapping[str, Any]) -> asyncpg.Record:
+    """The posted deny-list line added to the inbox (the page's form, the API's body)."""
+    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
+        inbox = await _inbox_or_404(request, conn, inbox_id, lock=True)
+        rule = deny_rule_of(form)
+        row = await inboxes_store.add_deny_rule(conn, inbox_id, rule.field.value, rule.match.value, rule.pattern)
+        await log(conn, request, "create", editing.owner(inbox),
+                  f"inbox {inbox['name']}: deny mail whose {rule.field} {rule.match} {rule.pattern!r}",
+                  object_type="ticket_denylist", object_id=row["id"], after=schemas.row_json(row))
+        return row
 
 
-@AREA.page("/tickets/inboxes/{id}/denylist/{rule}/delete", permission="support.edit", method="POST")
-async def deny_delete(request: web.Request) -> web.StreamResponse:
-    inbox_id, rule_id = path_id(request), path_id(request, "rule")
+async def _delete_deny(request: web.Request, inbox_id: int, rule_id: int) -> None:
     async with request.app[keys.POOL].acquire() as conn, conn.transaction():
         inbox = await _inbox_or_404(request, conn, inbox_id, lock=True)
         gone = await inboxes_store.delete_deny_rule(conn, inbox_id, rule_id)
         if gone is None:
             raise web.HTTPNotFound(text="no such deny-list line")
-        await log(conn, request, "delete", _owner(inbox),
+        await log(conn, request, "delete", editing.owner(inbox),
                   f"inbox {inbox['name']}: no longer deny mail whose {gone['field']} {gone['match']} "
                   f"{gone['pattern']!r}", object_type="ticket_denylist", object_id=rule_id,
                   before=schemas.row_json(gone))
+
+
+@AREA.page("/tickets/inboxes/{id}/denylist", permission="support.edit", method="POST")
+async def deny_add(request: web.Request) -> web.StreamResponse:
+    inbox_id = path_id(request)
+    form = await request.post()
+    try:
+        await _add_deny(request, inbox_id, form)
+    except schemas.Invalid as e:
+        deny = {k: str(form.get(k, "")) for k in ("field", "match", "pattern")}
+        inbox = await INBOXES.row(request, inbox_id)
+        return await _editor(request, form_of(dict(inbox)), {}, status=422, deny=deny, deny_errors=e.errors)
+    raise web.HTTPFound(f"/admin/tickets/inboxes/{inbox_id}?done=denied#denylist")
+
+
+@AREA.page("/tickets/inboxes/{id}/denylist/{rule}/delete", permission="support.edit", method="POST")
+async def deny_delete(request: web.Request) -> web.StreamResponse:
+    inbox_id = path_id(request)
+    await _delete_deny(request, inbox_id, path_id(request, "rule"))
     raise web.HTTPFound(f"/admin/tickets/inboxes/{inbox_id}?done=undenied#denylist")
+
+
+# -- API --------------------------------------------------------------------------------------
+
+async def _inbox_out(request: web.Request, inbox_id: int) -> Inbox:
+    return out(await INBOXES.row(request, inbox_id), Inbox)
+
+
+@AREA.api("GET", "/tickets/inboxes", permission="support.view", summary="List ticket inboxes", response=list[Inbox])
+async def api_inboxes(request: web.Request) -> web.StreamResponse:
+    """The inboxes the caller sees (a partner's: its own partner's), by name, with where the last
+    reading got to and its error; never a password."""
+    async with request.app[keys.POOL].acquire() as conn:
+        rows = await inboxes_store.inboxes(conn, keys.principal(request).partner_id)
+    return schemas.json([out(r, Inbox) for r in rows])
+
+
+@AREA.api("GET", "/tickets/inboxes/{id}", permission="support.view", summary="Get a ticket inbox", response=Inbox)
+async def api_inbox(request: web.Request) -> web.StreamResponse:
+    return schemas.json(await _inbox_out(request, path_id(request)))
+
+
+@AREA.api("POST", "/tickets/inboxes", permission="support.edit", summary="Add a ticket inbox", body=InboxIn,
+          response=Inbox, status=201)
+async def api_inbox_create(request: web.Request) -> web.StreamResponse:
+    """The IMAP password is sealed as it is stored and never returned."""
+    data = await schemas.body(request, InboxIn)
+    row = await _save(request, None, editing.as_form(data))
+    return schemas.json(await _inbox_out(request, row["id"]), status=201)
+
+
+@AREA.api("PATCH", "/tickets/inboxes/{id}", permission="support.edit", summary="Change a ticket inbox",
+          body=InboxPatch, response=Inbox)
+async def api_inbox_change(request: web.Request) -> web.StreamResponse:
+    """Only the fields given change; without ``password`` the stored one is kept."""
+    inbox_id = path_id(request)
+    patch = await schemas.body(request, InboxPatch)
+    before = await INBOXES.row(request, inbox_id)
+    await _save(request, inbox_id, editing.as_form(patch, editing.as_form(form_of(dict(before)))))
+    return schemas.json(await _inbox_out(request, inbox_id))
+
+
+@AREA.api("GET", "/tickets/inboxes/{id}/denylist", permission="support.view",
+          summary="List a ticket inbox's deny-list lines", response=list[DenyLine])
+async def api_denylist(request: web.Request) -> web.StreamResponse:
+    """The inbox's own lines (not those of every inbox), oldest first."""
+    inbox_id = path_id(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        await _inbox_or_404(request, conn, inbox_id)
+        rows = await inboxes_store.deny_rules(conn, inbox_id)
+    return schemas.json([out(r, DenyLine) for r in rows])
+
+
+@AREA.api("POST", "/tickets/inboxes/{id}/denylist", permission="support.edit",
+          summary="Add a deny-list line to a ticket inbox", body=DenyLineIn, response=DenyLine, status=201)
+async def api_deny_add(request: web.Request) -> web.StreamResponse:
+    """The inbox's mail whose ``field`` matches ``pattern`` opens no ticket; the line is checked as
+    the intake takes it (a regex that does not compile: 422)."""
+    data = await schemas.body(request, DenyLineIn)
+    try:
+        row = await _add_deny(request, path_id(request), editing.as_form(data))
+    except schemas.Invalid as e:
+        raise schemas.Invalid({k.removeprefix("deny_"): v for k, v in e.errors.items()}) from None
+    return schemas.json(out(row, DenyLine), status=201)
+
+
+@AREA.api("DELETE", "/tickets/inboxes/{id}/denylist/{rule}", permission="support.edit",
+          summary="Delete a ticket inbox's deny-list line", response=Deleted)
+async def api_deny_delete(request: web.Request) -> web.StreamResponse:
+    rule_id = path_id(request, "rule")
+    await _delete_deny(request, path_id(request), rule_id)
+    return schemas.json(Deleted(rule_id))

@@ -18,8 +18,10 @@ _SCOPE = "($2::bigint IS NULL OR i.partner_id = $2)"
 
 
 async def inboxes(conn: Connection, partner: int | None) -> list[asyncpg.Record]:
+    """The inboxes ``partner`` sees, by name: every column but the password."""
     return list(await conn.fetch(
         "SELECT i.id, i.partner_id, p.name AS partner_name, i.name, i.enabled, i.address, i.host, i.port, i.security, "
+        "i.username, i.folder, i.read_mode, i.since, i.mark_read, i.accept_unknown, i.group_id, i.priority, i.type, "
         "i.last_checked_at, i.last_error, g.name AS group_name FROM ticket_inboxes i "
         "JOIN partners p ON p.id = i.partner_id LEFT JOIN ticket_groups g ON g.id = i.group_id "
         "WHERE $1::bigint IS NULL OR i.partner_id = $1 ORDER BY lower(i.name), i.id", partner))

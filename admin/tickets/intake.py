@@ -25,6 +25,7 @@ import contextlib
 import datetime as dt
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, cast
@@ -93,9 +94,19 @@ def inbox_of(row: Any, keyring: Keyring, *, timeout: float = 10.0, verify: bool 
         uidvalidity=row["uidvalidity"], last_uid=row["last_uid"])
 
 
+async def deny_list(conn: Connection, inbox_id: int) -> list[denylist.Rule]:
+    """The inbox's deny-list (its own rules and everyone's), read once per batch of mail; a rule
+    that cannot match (denylist.problems) is left out here rather than checked at every mail. A
+    regular expression is compiled once per pattern (denylist's cache)."""
+    rules = [denylist.Rule(denylist.Field(r["field"]), denylist.Match(r["match"]), r["pattern"])
+             for r in await intake_store.deny_rules(conn, inbox_id)]
+    return [rule for rule in rules if not denylist.problems(rule)]
+
+
 async def take(conn: Connection, inbox: Inbox, raw: bytes, *, now: dt.datetime,
-               own: frozenset[str] = frozenset()) -> Outcome:
-    """What one mail becomes (see the module); writes it in one transaction."""
+               own: frozenset[str] = frozenset(), rules: Sequence[denylist.Rule] | None = None) -> Outcome:
+    """What one mail becomes (see the module); writes it in one transaction. ``rules``: the
+    inbox's deny-list as :func:`deny_list` read it (read here when not given)."""
     try:
         mail = inbound.parse(raw)
     except inbound.InboundError:
@@ -104,8 +115,8 @@ async def take(conn: Connection, inbox: Inbox, raw: bytes, *, now: dt.datetime,
     machine = loops.no_reply(mail, own | {inbox.address})
     if machine is not None and machine.reason is loops.Reason.OWN_ADDRESS:
         return Outcome.OWN
-    rules = [denylist.Rule(denylist.Field(r["field"]), denylist.Match(r["match"]), r["pattern"])
-             for r in await intake_store.deny_rules(conn, inbox.id)]
+    if rules is None:
+        rules = await deny_list(conn, inbox.id)
     if denylist.check(rules, mail) is not None:
         return Outcome.DENIED
     problems = list(mail.problems)
@@ -130,7 +141,8 @@ async def take(conn: Connection, inbox: Inbox, raw: bytes, *, now: dt.datetime,
                 requester_email=sender, requester_name=mail.sender.name if mail.sender else "",
                 priority=inbox.priority, type=inbox.type, group_id=inbox.group_id, inbox_id=inbox.id,
                 cc=tuple(p.address for p in mail.cc if p.address != inbox.address), created_by=f"inbox:{inbox.name}",
-                mail_id=mail.message_id or None, problems=tuple(problems), attachments=mail.attachments), now=now)
+                mail_id=mail.message_id or None, problems=tuple(problems), attachments=mail.attachments,
+                machine=machine is not None), now=now)
         except store.Duplicate:
             return Outcome.DUPLICATE
     if created is None:
@@ -163,9 +175,10 @@ class Reading:
 async def read(pool: asyncpg.Pool, inbox: Inbox, *, stop: asyncio.Event, seconds: float,
                log: Any = None) -> Reading:
     """Read ``inbox`` for ``seconds`` (or until ``stop``): what is there, then each mail as it
-    arrives (IDLE; else a poll every 30 s). Each mail is marked read after its transaction
-    committed, and the position saved after each; an inbox that cannot be read has the reason in
-    its ``last_error``."""
+    arrives (IDLE; else a poll every 30 s). The deny-list is read once per batch (what one look at
+    the mailbox finds), so a rule changed meanwhile counts from the next batch. Each mail is
+    marked read after its transaction committed, and the position saved after each; an inbox
+    that cannot be read has the reason in its ``last_error``."""
     done = Reading(Counter())
     deadline = time.monotonic() + seconds
     async with pool.acquire() as conn:
@@ -174,9 +187,12 @@ async def read(pool: asyncpg.Pool, inbox: Inbox, *, stop: asyncio.Event, seconds
     try:
         async with box:
             while not stop.is_set():
+                rules: list[denylist.Rule] | None = None
                 async for uid, raw in box.new_messages():
                     async with pool.acquire() as conn:
-                        outcome = await take(conn, inbox, raw, now=dt.datetime.now(dt.UTC), own=own)
+                        if rules is None:  # once the batch has a mail: an idle poll reads nothing
+                            rules = await deny_list(conn, inbox.id)
+                        outcome = await take(conn, inbox, raw, now=dt.datetime.now(dt.UTC), own=own, rules=rules)
                     await box.mark_seen(uid)
                     MAILS.labels(outcome.value).inc()
                     done.outcomes[outcome.value] += 1

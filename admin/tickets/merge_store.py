@@ -12,7 +12,7 @@ import datetime as dt
 import asyncpg
 
 from admin.auth.store import Connection
-from admin.tickets.queries import _FROM, _TICKET, TICKET_SCOPE
+from admin.tickets.queries import TICKET_COLUMNS, TICKET_FROM, TICKET_SCOPE
 
 Record = asyncpg.Record
 
@@ -25,7 +25,8 @@ async def ticket_view(conn: Connection, partner: int | None, creator: int | None
     """One ticket the principal sees (as queries.ticket), with the ticket it was merged into and
     its watchers (id, login, name) as JSON, in one statement."""
     return await conn.fetchrow(
-        f"SELECT {_TICKET}, t.merged_into, {_WATCHERS} AS watchers {_FROM} WHERE t.id = $3 AND {TICKET_SCOPE}",
+        f"SELECT {TICKET_COLUMNS}, t.merged_into, {_WATCHERS} AS watchers {TICKET_FROM} "
+        f"WHERE t.id = $3 AND {TICKET_SCOPE}",
         partner, creator, ticket_id)
 
 

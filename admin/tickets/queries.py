@@ -21,13 +21,17 @@ Record = asyncpg.Record
 
 TICKET_SCOPE = "($1::bigint IS NULL OR t.partner_id = $1) AND ($2::bigint IS NULL OR c.created_by = $2)"
 """The tickets a principal sees (``t`` a ticket, ``c`` its customer, LEFT JOINed)."""
-_FROM = ("FROM tickets t JOIN ticket_statuses s ON s.code = t.status LEFT JOIN customers c ON c.id = t.customer_id "
-         "LEFT JOIN administrators a ON a.id = t.assignee_id LEFT JOIN ticket_groups g ON g.id = t.group_id")
-_TICKET = ("t.id, t.subject, t.status, s.title AS status_title, s.closed, t.priority, t.type, t.partner_id, "
-           "t.customer_id, c.number AS customer_number, c.name AS customer_name, t.requester_email, "
-           "t.requester_name, t.assignee_id, nullif(a.name, '') AS assignee_name, a.login AS assignee_login, "
-           "t.group_id, g.name AS group_name, t.inbox_id, t.source, t.cc, t.first_response_at, t.resolved_at, "
-           "t.reopened, t.merged_into, t.created_by, t.created_at, t.updated_at, t.last_activity_at")
+TICKET_FROM = ("FROM tickets t JOIN ticket_statuses s ON s.code = t.status "
+               "LEFT JOIN customers c ON c.id = t.customer_id "
+               "LEFT JOIN administrators a ON a.id = t.assignee_id LEFT JOIN ticket_groups g ON g.id = t.group_id")
+"""A ticket with its status, customer, assignee and group (the aliases TICKET_COLUMNS reads)."""
+TICKET_COLUMNS = (
+    "t.id, t.subject, t.status, s.title AS status_title, s.closed, t.priority, t.type, t.partner_id, "
+    "t.customer_id, c.number AS customer_number, c.name AS customer_name, t.requester_email, "
+    "t.requester_name, t.assignee_id, nullif(a.name, '') AS assignee_name, a.login AS assignee_login, "
+    "t.group_id, g.name AS group_name, t.inbox_id, t.source, t.cc, t.first_response_at, t.resolved_at, "
+    "t.reopened, t.merged_into, t.created_by, t.created_at, t.updated_at, t.last_activity_at")
+"""A ticket's columns as the pages and the API read it (over TICKET_FROM)."""
 TICKET_SORTS = {"last_activity": "t.last_activity_at", "created": "t.created_at"}
 
 
@@ -69,36 +73,34 @@ async def list_tickets(conn: Connection, partner: int | None, creator: int | Non
     column = TICKET_SORTS[sort]
     condition, order, params = keyset(column, direction, after, len(a.values) + 1, "t.id")
     return list(await conn.fetch(
-        f"SELECT {_TICKET}, {column} AS sort_value {_FROM} WHERE {' AND '.join(where)} AND {condition} "
-        f"{order} LIMIT {limit_at}", *a.values, *params))
+        f"SELECT {TICKET_COLUMNS}, {column} AS sort_value {TICKET_FROM} WHERE {' AND '.join(where)} "
+        f"AND {condition} {order} LIMIT {limit_at}", *a.values, *params))
 
 
 async def ticket(conn: Connection, partner: int | None, creator: int | None, ticket_id: int,
                  *, lock: bool = False) -> Record | None:
     """One ticket the principal sees, with its customer's name and number."""
-    return await conn.fetchrow(f"SELECT {_TICKET} {_FROM} WHERE t.id = $3 AND {TICKET_SCOPE}"
+    return await conn.fetchrow(f"SELECT {TICKET_COLUMNS} {TICKET_FROM} WHERE t.id = $3 AND {TICKET_SCOPE}"
                                + (" FOR UPDATE OF t" if lock else ""), partner, creator, ticket_id)
+
+
+_MESSAGE = (
+    "SELECT m.id, m.author, m.administrator_id, nullif(a.name, '') AS administrator_name, "
+    "a.login AS administrator_login, m.from_address, m.from_name, m.body, m.problems, m.outgoing_id, "
+    "m.created_at, coalesce((SELECT json_agg(json_build_object('id', f.id, 'file_name', f.file_name, "
+    "'served_type', f.served_type, 'size', f.size) ORDER BY f.id) FROM ticket_attachments f "
+    "WHERE f.message_id = m.id), '[]')::text AS attachments "
+    "FROM ticket_messages m LEFT JOIN administrators a ON a.id = m.administrator_id")
 
 
 async def messages(conn: Connection, ticket_id: int) -> list[Record]:
     """The ticket's messages in order, each with its attachments (id, file_name, served_type, size) as JSON."""
-    return list(await conn.fetch(
-        "SELECT m.id, m.author, m.administrator_id, nullif(a.name, '') AS administrator_name, "
-        "a.login AS administrator_login, m.from_address, m.from_name, m.body, m.problems, m.outgoing_id, "
-        "m.created_at, coalesce((SELECT json_agg(json_build_object('id', f.id, 'file_name', f.file_name, "
-        "'served_type', f.served_type, 'size', f.size) ORDER BY f.id) FROM ticket_attachments f "
-        "WHERE f.message_id = m.id), '[]')::text AS attachments "
-        "FROM ticket_messages m LEFT JOIN administrators a ON a.id = m.administrator_id "
-        "WHERE m.ticket_id = $1 ORDER BY m.id", ticket_id))
+    return list(await conn.fetch(f"{_MESSAGE} WHERE m.ticket_id = $1 ORDER BY m.id", ticket_id))
 
 
 async def message(conn: Connection, message_id: int) -> Record | None:
-    rows = await conn.fetch(
-        "SELECT m.id, m.author, m.administrator_id, nullif(a.name, '') AS administrator_name, "
-        "a.login AS administrator_login, m.from_address, m.from_name, m.body, m.problems, m.outgoing_id, "
-        "m.created_at, '[]'::text AS attachments FROM ticket_messages m "
-        "LEFT JOIN administrators a ON a.id = m.administrator_id WHERE m.id = $1", message_id)
-    return rows[0] if rows else None
+    """One message, with its attachments as :func:`messages`."""
+    return await conn.fetchrow(f"{_MESSAGE} WHERE m.id = $1", message_id)
 
 
 async def attachment(conn: Connection, partner: int | None, creator: int | None, ticket_id: int,

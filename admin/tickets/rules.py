@@ -1,7 +1,8 @@
 """Support → Rules: the automation's rules (automation.py Rule: a condition, all of whose given
 fields must hold, and an action), their list, the form, enabling and disabling, deleting, and a
 dry run on a rule's page: how many tickets the rule would act on now (rules_store.candidates,
-checked again with automation.due, as the ``tickets.rules`` job does; nothing is changed).
+checked again with automation.due, as the ``tickets.rules`` job does; nothing is changed), and the
+API, through the form's checks and save (editing.py).
 
 A rule is checked as the job reads it (automation.problems): each of its sentences is shown and
 nothing is saved. The rules are the operator's: a partner's administrator finds none (404).
@@ -12,16 +13,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import asyncpg
+import msgspec
 from aiohttp import web
 
 from admin import keys, pages, schemas
 from admin.auth.store import Connection
-from admin.tickets import automation, rules_admin_store, rules_store
-from admin.tickets.common import AREA, Row, log
+from admin.schemas import Deleted
+from admin.tickets import automation, editing, rules_admin_store, rules_store
+from admin.tickets.common import AREA, Row, log, out
+from admin.tickets.schemas import Rule, RuleIn, RulePatch
 from admin.web import parse_id, path_id
 
 DEFAULTS: dict[str, Any] = {"name": "", "enabled": True, "status": "", "idle_hours": "", "priority": "", "type": "",
@@ -31,12 +35,12 @@ UNASSIGNED = [("", "any"), ("yes", "yes: nobody assigned"), ("no", "no: somebody
 _OWNER = {"partner_id": None, "customer_id": None}
 
 
-class Refused(Exception):
-    """The rule cannot be saved: the fields' errors and the rule's sentences (automation.problems)."""
+class Refused(schemas.Invalid):
+    """The rule cannot be saved: the fields' errors and the rule's sentences (automation.problems,
+    also joined as the whole's error ``""``: the API's 422 names them)."""
 
     def __init__(self, errors: dict[str, str], problems: list[str]) -> None:
-        super().__init__("; ".join([*errors.values(), *problems]))
-        self.errors = errors
+        super().__init__({**errors, **({"": "; ".join(problems)} if problems else {})})
         self.problems = problems
 
 
@@ -237,6 +241,24 @@ def _shown(form: Mapping[str, Any]) -> dict[str, Any]:
     return shown
 
 
+def _render(request: web.Request, values: Mapping[str, Any],
+            refusal: schemas.Invalid | None) -> Awaitable[web.Response]:
+    problems = refusal.problems if isinstance(refusal, Refused) else None
+    return _editor(request, values, refusal.errors if refusal else {}, problems=problems,
+                   status=422 if refusal else 200)
+
+
+async def _rule_or_404(_: web.Request, conn: Connection, rule_id: int) -> asyncpg.Record:
+    row = await rules_admin_store.rule(conn, rule_id)
+    if row is None:
+        raise web.HTTPNotFound(text="no such rule")
+    return row
+
+
+RULES = editing.Kind("/tickets/rules", _rule_or_404, _save, _render, DEFAULTS, form_of=form_of, shown=_shown,
+                     guard=_operator_only)
+
+
 @AREA.page("/tickets/rules", permission="support.view")
 async def rules_list(request: web.Request) -> web.StreamResponse:
     _operator_only(request)
@@ -247,51 +269,7 @@ async def rules_list(request: web.Request) -> web.StreamResponse:
     return pages.render("tickets/rules_list.html", request, {"rows": listed, "notice": request.query.get("done", "")})
 
 
-@AREA.page("/tickets/rules/new", permission="support.edit")
-async def rule_new(request: web.Request) -> web.StreamResponse:
-    _operator_only(request)
-    return await _editor(request, dict(DEFAULTS), {})
-
-
-@AREA.page("/tickets/rules/new", permission="support.edit", method="POST")
-async def rule_create(request: web.Request) -> web.StreamResponse:
-    _operator_only(request)
-    form = await request.post()
-    try:
-        row = await _save(request, None, form)
-    except Refused as e:
-        return await _editor(request, {**DEFAULTS, **_shown(form)}, e.errors, problems=e.problems, status=422)
-    raise web.HTTPFound(f"/admin/tickets/rules/{row['id']}?done=created")
-
-
-async def _rule_or_404(conn: Connection, rule_id: int) -> asyncpg.Record:
-    row = await rules_admin_store.rule(conn, rule_id)
-    if row is None:
-        raise web.HTTPNotFound(text="no such rule")
-    return row
-
-
-@AREA.page("/tickets/rules/{id}", permission="support.view")
-async def rule_page(request: web.Request) -> web.StreamResponse:
-    _operator_only(request)
-    async with request.app[keys.POOL].acquire() as conn:
-        row = await _rule_or_404(conn, path_id(request))
-    return await _editor(request, form_of(row), {})
-
-
-@AREA.page("/tickets/rules/{id}", permission="support.edit", method="POST")
-async def rule_edit(request: web.Request) -> web.StreamResponse:
-    _operator_only(request)
-    rule_id = path_id(request)
-    form = await request.post()
-    async with request.app[keys.POOL].acquire() as conn:
-        await _rule_or_404(conn, rule_id)
-    try:
-        await _save(request, rule_id, form)
-    except Refused as e:
-        return await _editor(request, {**DEFAULTS, **_shown(form), "id": rule_id}, e.errors, problems=e.problems,
-                             status=422)
-    raise web.HTTPFound(f"/admin/tickets/rules/{rule_id}?done=saved")
+RULES.declare(AREA, "rule")
 
 
 async def _switch(request: web.Request, enabled: bool) -> web.StreamResponse:
@@ -322,14 +300,88 @@ async def rule_disable(request: web.Request) -> web.StreamResponse:
     return await _switch(request, False)
 
 
-@AREA.page("/tickets/rules/{id}/delete", permission="support.edit", method="POST")
-async def rule_delete(request: web.Request) -> web.StreamResponse:
+async def _delete(request: web.Request, rule_id: int) -> None:
     _operator_only(request)
-    rule_id = path_id(request)
     async with request.app[keys.POOL].acquire() as conn, conn.transaction():
         gone = await rules_admin_store.delete(conn, rule_id)
         if gone is None:
             raise web.HTTPNotFound(text="no such rule")
         await log(conn, request, "delete", {**_OWNER, "id": rule_id}, f"deleted rule {gone['name']}",
                   object_type="ticket_rule", before=_view(gone))
+
+
+@AREA.page("/tickets/rules/{id}/delete", permission="support.edit", method="POST")
+async def rule_delete(request: web.Request) -> web.StreamResponse:
+    await _delete(request, path_id(request))
     raise web.HTTPFound("/admin/tickets/rules?done=deleted")
+
+
+# -- API --------------------------------------------------------------------------------------
+
+def _body_form(data: RuleIn | RulePatch, base: Mapping[str, Any]) -> dict[str, Any]:
+    """A rule's body over ``base`` as the form rule_from_form checks (a condition or action given
+    replaces the stored one whole)."""
+    given: dict[str, Any] = {}
+    for part in (data.condition, data.action):
+        if not isinstance(part, msgspec.UnsetType):
+            given.update(msgspec.structs.asdict(part))
+    if "unassigned" in given:
+        given["unassigned"] = {None: "", True: "yes", False: "no"}[given["unassigned"]]
+    for name in ("name", "enabled"):
+        if getattr(data, name) is not msgspec.UNSET:
+            given[name] = getattr(data, name)
+    return editing.as_form(given, base)
+
+
+async def _rule_out(request: web.Request, rule_id: int) -> Rule:
+    return out(await RULES.row(request, rule_id), Rule)
+
+
+@AREA.api("GET", "/tickets/rules", permission="support.view", summary="List ticket rules", response=list[Rule])
+async def api_rules(request: web.Request) -> web.StreamResponse:
+    """The automation's rules, by name. The operator's: a partner's key finds none (404)."""
+    _operator_only(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        rows = await rules_admin_store.rules(conn)
+    return schemas.json([out(r, Rule) for r in rows])
+
+
+@AREA.api("GET", "/tickets/rules/{id}", permission="support.view", summary="Get a ticket rule", response=Rule)
+async def api_rule(request: web.Request) -> web.StreamResponse:
+    _operator_only(request)
+    return schemas.json(await _rule_out(request, path_id(request)))
+
+
+@AREA.api("POST", "/tickets/rules", permission="support.edit", summary="Add a ticket rule", body=RuleIn,
+          response=Rule, status=201)
+async def api_rule_create(request: web.Request) -> web.StreamResponse:
+    """Checked as the ``tickets.rules`` job reads it: a field's error by its name, the rule's own
+    sentences (an action that undoes its condition, no condition at all…) joined as ``""``."""
+    _operator_only(request)
+    data = await schemas.body(request, RuleIn)
+    row = await _save(request, None, _body_form(data, DEFAULTS))
+    return schemas.json(await _rule_out(request, row["id"]), status=201)
+
+
+@AREA.api("PATCH", "/tickets/rules/{id}", permission="support.edit", summary="Change a ticket rule",
+          body=RulePatch, response=Rule)
+async def api_rule_change(request: web.Request) -> web.StreamResponse:
+    """Only the fields given change; ``enabled`` enables or disables it."""
+    _operator_only(request)
+    rule_id = path_id(request)
+    patch = await schemas.body(request, RulePatch)
+    base = editing.as_form(form_of(await RULES.row(request, rule_id)))
+    if not isinstance(patch.condition, msgspec.UnsetType):
+        base.update(dict.fromkeys(automation.Condition.__dataclass_fields__, ""))
+    if not isinstance(patch.action, msgspec.UnsetType):
+        base.update(dict.fromkeys(automation.Action.__dataclass_fields__, ""))
+    await _save(request, rule_id, _body_form(patch, base))
+    return schemas.json(await _rule_out(request, rule_id))
+
+
+@AREA.api("DELETE", "/tickets/rules/{id}", permission="support.edit", summary="Delete a ticket rule",
+          response=Deleted)
+async def api_rule_delete(request: web.Request) -> web.StreamResponse:
+    rule_id = path_id(request)
+    await _delete(request, rule_id)
+    return schemas.json(Deleted(rule_id))

@@ -7,6 +7,22 @@ Idempotent where a retry can happen: a message carrying a mail's Message-ID land
 (``ticket_messages.mail_id`` is unique), and an automatic ticket once per ``rule_key``; both
 return None the second time. The caller holds the transaction: a ticket and its first message,
 a message and its ticket's new status, are written together or not at all.
+
+**Staff notices** (:func:`queue_staff_notices`, kind :data:`STAFF_KIND`): the agents told of a
+ticket's message by e-mail, queued in the notifications outbox in the same transaction:
+
+- a new ticket: whom the group's assign mode tells (``Created.notify``: every member when nobody
+  is assigned, mode 'nobody' or 'shift' with nobody on shift; else the member it went to); not
+  for a machine's mail (``NewTicket.machine``: an auto-reply, a bounce, loops.py), which nobody
+  answers;
+- a customer's message, a staff reply or an internal note on a ticket: its assignee and its
+  watchers (``ticket_watchers``). The system's lines (a machine's mail on a ticket among them)
+  tell nobody.
+
+Never the message's own author; never an administrator disabled, without an e-mail address,
+or of another partner than the ticket's. One notice per (message, administrator):
+``messages.cause`` is ``ticket_message:<message id>:administrator:<administrator id>``, unique
+with the kind and channel, so queueing again makes nothing twice.
 """
 
 from __future__ import annotations
@@ -15,6 +31,7 @@ import datetime as dt
 import hashlib
 import random
 import zoneinfo
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +47,8 @@ class Duplicate(Exception):
 
 REPLY_KIND = "ticket_reply"
 """The kind of a staff reply's message in the notifications outbox (``messages``)."""
+STAFF_KIND = "ticket_staff"
+"""The kind of an agent's notice of a ticket's message in the notifications outbox."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +73,7 @@ class NewTicket:
     mail_id: str | None = None
     problems: tuple[str, ...] = ()
     attachments: tuple[Attachment, ...] = ()
+    machine: bool = False  # a machine's mail (loops.py: not answered): nobody is told of it
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +81,7 @@ class Created:
     ticket_id: int
     message_id: int
     assignee_id: int | None
-    notify: tuple[int, ...] = ()  # the group's members to tell (assign mode 'nobody')
+    notify: tuple[int, ...] = ()  # whom the group's assign mode tells (every member when nobody is assigned)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +99,8 @@ class NewMessage:
 async def create_ticket(conn: Connection, new: NewTicket, *, now: dt.datetime,
                         rng: random.Random | None = None) -> Created | None:
     """Open a ticket with its first message (status new). Given a group and no assignee, the
-    group's assign mode picks one. None: its ``rule_key`` or ``mail_id`` is there already."""
+    group's assign mode picks one, and whom it tells get a staff notice (not of a machine's
+    mail). None: its ``rule_key`` or ``mail_id`` is there already."""
     if new.mail_id is not None and await _mail_known(conn, new.mail_id):
         return None
     assignment = automation.Assignment(new.assignee_id, ())
@@ -102,14 +123,20 @@ async def create_ticket(conn: Connection, new: NewTicket, *, now: dt.datetime,
         new.problems, new.attachments), now)
     if message_id is None:  # the same mail, written by another reader since _mail_known
         raise Duplicate(new.mail_id or "")
+    if assignment.notify and not new.machine:
+        await queue_staff_notices(conn, ticket_id, message_id, assignment.notify, now=now)
     return Created(ticket_id, message_id, assignment.assignee_id, assignment.notify)
 
 
 async def add_message(conn: Connection, ticket_id: int, message: NewMessage, *, now: dt.datetime) -> int | None:
     """Add a message to a ticket and move the ticket as automation.after_message says: its
-    status, a reopen, the first response of staff, its last activity. None: the mail is there."""
+    status, a reopen, the first response of staff, its last activity; a customer's, staff's or
+    internal message is told to the ticket's assignee and watchers (staff notices). None: the
+    mail is there."""
     ticket = await conn.fetchrow(
-        "SELECT t.status, s.closed, t.first_response_at FROM tickets t "
+        "SELECT t.status, s.closed, t.first_response_at, t.assignee_id, "
+        "coalesce((SELECT array_agg(w.administrator_id ORDER BY w.administrator_id) FROM ticket_watchers w "
+        "WHERE w.ticket_id = t.id), '{}') AS watchers FROM tickets t "
         "JOIN ticket_statuses s ON s.code = t.status WHERE t.id = $1 FOR UPDATE OF t", ticket_id)
     if ticket is None:
         raise LookupError(f"ticket {ticket_id} does not exist")
@@ -136,6 +163,9 @@ async def add_message(conn: Connection, ticket_id: int, message: NewMessage, *, 
         "updated_at = $5 WHERE id = $1",
         ticket_id, move.status, move.reopened, first, now, message.administrator_id, active, staff,
         message.author is Author.CUSTOMER)
+    if message.author is not Author.SYSTEM:
+        told = [ticket["assignee_id"], *ticket["watchers"]]
+        await queue_staff_notices(conn, ticket_id, message_id, [a for a in told if a is not None], now=now)
     return message_id
 
 
@@ -187,7 +217,7 @@ async def queue_reply(conn: Connection, ticket_id: int, message_id: int, *, doma
     headers = threading.reply_headers(ticket_id, message_id, domain, parents)
     await conn.execute("UPDATE ticket_messages SET mail_id = $2 WHERE id = $1", message_id, headers["Message-ID"])
     outgoing: int | None = await conn.fetchval(
-        "INSERT INTO messages (partner_id, customer_id, kind, channel, cause, recipient, bcc, subject, body, send_at, "
+        "INSERT INTO messages (partner_id, customer_id, kind, channel, cause, recipient, cc, subject, body, send_at, "
         "created_by, reply_headers) VALUES ($1, $2, $3, 'email', $4, $5, $6, $7, $8, $9, 'tickets', $10) "
         "ON CONFLICT ON CONSTRAINT messages_once DO NOTHING RETURNING id",
         t["partner_id"], t["customer_id"], REPLY_KIND, f"ticket_message:{message_id}", t["recipient"],
@@ -197,6 +227,39 @@ async def queue_reply(conn: Connection, ticket_id: int, message_id: int, *, doma
     if outgoing is not None:
         await conn.execute("UPDATE ticket_messages SET outgoing_id = $2 WHERE id = $1", message_id, outgoing)
     return outgoing
+
+
+STAFF_NOTICES = """
+INSERT INTO messages (partner_id, kind, channel, cause, recipient, body, send_at, created_by)
+SELECT coalesce(m.ticket_partner, a.partner_id, (SELECT min(id) FROM partners)), $3, 'email',
+       'ticket_message:' || m.id || ':administrator:' || a.id, btrim(a.email), m.body, $4, 'tickets'
+FROM (SELECT m.id, m.body, m.administrator_id AS author,
+             coalesce(t.partner_id, c.partner_id, i.partner_id) AS ticket_partner
+      FROM ticket_messages m JOIN tickets t ON t.id = m.ticket_id LEFT JOIN customers c ON c.id = t.customer_id
+      LEFT JOIN ticket_inboxes i ON i.id = t.inbox_id WHERE m.id = $1 AND m.ticket_id = $5) m
+JOIN administrators a ON a.id = ANY($2::bigint[])
+WHERE a.enabled AND coalesce(btrim(a.email), '') <> '' AND a.id IS DISTINCT FROM m.author
+  AND (a.partner_id IS NULL OR m.ticket_partner IS NULL OR a.partner_id = m.ticket_partner)
+  AND EXISTS (SELECT 1 FROM partners)
+ORDER BY a.id
+ON CONFLICT ON CONSTRAINT messages_once DO NOTHING RETURNING id
+"""
+"""A staff notice of one ticket message to each administrator of $2 who may have it (the partner:
+the ticket's, else the administrator's own, else the first; messages.partner_id is required)."""
+
+
+async def queue_staff_notices(conn: Connection, ticket_id: int, message_id: int, administrator_ids: Sequence[int],
+                              *, now: dt.datetime) -> list[int]:
+    """Queue a notice of ticket ``ticket_id``'s message ``message_id`` by e-mail to each of these
+    administrators (see the module: not its author, nor one disabled, without an address or of
+    another partner), once per (message, administrator) however often called; sent as the
+    notifications' ``ticket_staff`` (its text as written, the rest read when it goes). The ids
+    of the notices made now."""
+    wanted = sorted(set(administrator_ids))
+    if not wanted:
+        return []
+    rows = await conn.fetch(STAFF_NOTICES, message_id, wanted, STAFF_KIND, now, ticket_id)
+    return [r["id"] for r in rows]
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -7,6 +7,10 @@ line: a staff reply is added (the automation moves the ticket to waiting on the 
 queued as e-mail, threaded with a Message-ID of the ticket's inbox's domain (else the partner's
 mail_from's, else ``localhost``); an internal note is added and never mailed.
 
+A reply, a note and a new ticket may carry files (uploads.py: the forms' ``files``, the API's
+base64 ``attachments``), kept with the message in its transaction, as an incoming mail's are; a
+reply's go with its e-mail (the notifications' delivery reads them by the message, its cause).
+
 Attachments are offered for download only: the stored (sniffed, safe) served type, the safe file
 name as RFC 6266 ``filename``/``filename*``, ``nosniff`` and ``Content-Security-Policy: sandbox``
 (nothing in them runs in the admin's origin).
@@ -17,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import asyncpg
@@ -26,11 +30,12 @@ from aiohttp import web
 
 from admin import keys, listing, pages, schemas
 from admin.auth.store import Connection
-from admin.devices.common import as_time, listing_of
+from admin.listing import as_time, listing_of
 from admin.schemas import Page
-from admin.tickets import merge, queries, store
+from admin.tickets import merge, queries, store, uploads
 from admin.tickets.automation import Author
 from admin.tickets.common import AREA, Row, log, message_out, out, scope
+from admin.tickets.inbound import Attachment
 from admin.tickets.schemas import (
     PRIORITIES,
     TYPES,
@@ -50,6 +55,7 @@ CSV_COLUMNS = ("id", "subject", "customer_number", "customer_name", "requester_e
                "assignee", "group_name", "source", "created_at", "last_activity_at")
 TYPES_BY_SORT = {"last_activity": as_time, "created": as_time}
 FIELDS = ("status", "priority", "type", "group_id", "assignee_id")
+T = TypeVar("T")
 
 
 def _now() -> dt.datetime:
@@ -107,8 +113,14 @@ async def _change(request: web.Request, ticket_id: int, given: Mapping[str, Any]
         raise _refused(e) from None
 
 
-async def _add(request: web.Request, ticket_id: int, body: str, kind: str) -> tuple[int, int | None]:
-    """A staff reply (mailed to the requester) or an internal note: (the message's id, the e-mail's)."""
+def _with_files(files: tuple[Attachment, ...]) -> str:
+    return "" if not files else f" with {len(files)} file{'s' if len(files) > 1 else ''}"
+
+
+async def _add(request: web.Request, ticket_id: int, body: str, kind: str,
+               files: tuple[Attachment, ...] = ()) -> tuple[int, int | None]:
+    """A staff reply (mailed to the requester, with its files) or an internal note (its files
+    kept, never mailed): (the message's id, the e-mail's)."""
     who = keys.principal(request)
     author = Author.STAFF if kind == "reply" else Author.NOTE
     now = _now()
@@ -117,7 +129,7 @@ async def _add(request: web.Request, ticket_id: int, body: str, kind: str) -> tu
         if ticket["merged_into"] is not None:
             raise web.HTTPConflict(text=f"ticket #{ticket_id} was merged into #{ticket['merged_into']}: write there")
         message_id = await store.add_message(conn, ticket_id, store.NewMessage(
-            author, body, administrator_id=who.admin_id), now=now)
+            author, body, administrator_id=who.admin_id, attachments=files), now=now)
         assert message_id is not None  # no mail_id: it always lands
         outgoing = None
         if author is Author.STAFF:  # from the inbox's domain, else the partner's mail sender's
@@ -125,12 +137,14 @@ async def _add(request: web.Request, ticket_id: int, body: str, kind: str) -> tu
         what = "replied to" if author is Author.STAFF else "added an internal note to"
         mailed = "" if author is Author.NOTE else (" (mailed)" if outgoing is not None else " (no address to mail)")
         await log(conn, request, "reply" if author is Author.STAFF else "note", ticket,
-                  f"{what} ticket #{ticket_id}{mailed}", object_type="ticket_message", object_id=message_id,
-                  after={"ticket_id": ticket_id, "author": author.value, "outgoing_id": outgoing})
+                  f"{what} ticket #{ticket_id}{_with_files(files)}{mailed}", object_type="ticket_message",
+                  object_id=message_id, after={"ticket_id": ticket_id, "author": author.value, "outgoing_id": outgoing,
+                                               "files": [f.filename for f in files]})
     return message_id, outgoing
 
 
-async def _create(request: web.Request, data: TicketIn | NewTicketForm, source: str) -> int:
+async def _create(request: web.Request, data: TicketIn | NewTicketForm, source: str,
+                  files: tuple[Attachment, ...] = ()) -> int:
     who = keys.principal(request)
     partner, creator = scope(request)
     assignee_id = data.assignee_id if isinstance(data, TicketIn) else None
@@ -143,12 +157,13 @@ async def _create(request: web.Request, data: TicketIn | NewTicketForm, source: 
             created = await store.create_ticket(conn, store.NewTicket(
                 data.subject.strip(), data.body, source, partner_id=customer["partner_id"], customer_id=customer["id"],
                 author=Author.STAFF, administrator_id=who.admin_id, priority=data.priority, type=data.type,
-                group_id=data.group_id, assignee_id=assignee_id, created_by=who.name), now=_now())
+                group_id=data.group_id, assignee_id=assignee_id, created_by=who.name, attachments=files), now=_now())
             assert created is not None  # neither a rule_key nor a mail_id
             ticket = await queries.ticket(conn, None, None, created.ticket_id)
             assert ticket is not None
             await log(conn, request, "create", ticket,
-                      f"opened ticket #{created.ticket_id} for customer {customer['number']}: {ticket['subject']}",
+                      f"opened ticket #{created.ticket_id} for customer {customer['number']}{_with_files(files)}: "
+                      f"{ticket['subject']}",
                       after=schemas.row_json(ticket, ("subject", "status", "priority", "type", "group_id",
                                                       "assignee_id", "customer_id", "source")))
             return created.ticket_id
@@ -207,10 +222,10 @@ async def new_page(request: web.Request) -> web.StreamResponse:
 
 @AREA.page("/tickets/new", permission="support.add", method="POST")
 async def new_form(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    form = await request.post()  # multipart: read by the CSRF check, the files spooled (uploads.py)
     try:
-        data = schemas.from_strings(form, NewTicketForm)
-        ticket_id = await _create(request, data, "admin")
+        data, files = _form_and_files(form, NewTicketForm)
+        ticket_id = await _create(request, data, "admin", files)
     except schemas.Invalid as e:
         return await _new_page(request, form=form, errors=e.errors, status=422)
     raise web.HTTPFound(f"/admin/tickets/{ticket_id}?done=created")
@@ -239,16 +254,35 @@ async def fields_form(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(f"/admin/tickets/{ticket_id}?done=fields")
 
 
+def _form_and_files(form: Mapping[str, Any], type_: type[T]) -> tuple[T, tuple[Attachment, ...]]:
+    """A form's fields and its ``files``, every error of both at once."""
+    errors: dict[str, str] = {}
+    data: T | None = None
+    files: tuple[Attachment, ...] = ()
+    try:
+        data = schemas.from_strings(form, type_)
+    except schemas.Invalid as e:
+        errors.update(e.errors)
+    try:
+        files = uploads.from_form(form)
+    except schemas.Invalid as e:
+        errors.update({k: f"{v} (choose the files again)" for k, v in e.errors.items()})
+    if errors or data is None:
+        raise schemas.Invalid(errors)
+    return data, files
+
+
 @AREA.page("/tickets/{id}/messages", permission="support.edit", method="POST")
 async def message_form(request: web.Request) -> web.StreamResponse:
-    """A reply to the customer (``kind=reply``, mailed) or an internal note (``kind=note``)."""
+    """A reply to the customer (``kind=reply``, mailed with its files) or an internal note
+    (``kind=note``)."""
     ticket_id = path_id(request)
-    form = await request.post()
+    form = await request.post()  # multipart: read by the CSRF check, the files spooled (uploads.py)
     try:
-        data = schemas.from_strings(form, MessageIn)
+        data, files = _form_and_files(form, MessageIn)
     except schemas.Invalid as e:
         return await _detail(request, ticket_id, errors=e.errors, status=422, form=form)
-    await _add(request, ticket_id, data.body, data.kind)
+    await _add(request, ticket_id, data.body, data.kind, files)
     raise web.HTTPFound(f"/admin/tickets/{ticket_id}?done={data.kind}#messages-end")
 
 
@@ -320,13 +354,15 @@ async def api_create(request: web.Request) -> web.StreamResponse:
 
 
 @AREA.api("POST", "/tickets/{id}/messages", permission="support.edit", summary="Reply to a ticket or add a note",
-          body=MessageIn, response=TicketMessage, status=201)
+          body=uploads.MessageWithFiles, response=TicketMessage, status=201)
 async def api_message(request: web.Request) -> web.StreamResponse:
-    """``reply``: mailed to the requester, the ticket then waits on the customer; ``note``:
-    internal, never mailed."""
+    """``reply``: mailed to the requester (with its ``attachments``), the ticket then waits on the
+    customer; ``note``: internal, never mailed. Files are base64, each at most 20 MiB, at most 30,
+    40 MiB together (as an incoming mail's); 422 when one is too big or not base64."""
     ticket_id = path_id(request)
-    data = await schemas.body(request, MessageIn)
-    message_id, _ = await _add(request, ticket_id, data.body, data.kind)
+    data = await uploads.api_body(request)
+    files = uploads.from_api(data.attachments)
+    message_id, _ = await _add(request, ticket_id, data.body, data.kind, files)
     async with request.app[keys.POOL].acquire() as conn:
         row = await queries.message(conn, message_id)
     assert row is not None

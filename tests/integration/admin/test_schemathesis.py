@@ -102,6 +102,7 @@ def served(pg_server: str) -> Iterator[tuple[str, str]]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+@pytest.mark.timeout(600)  # 15 requests for each of ~250 operations: a minute on two busy cores, and growing
 def test_the_api_keeps_to_its_document(served: tuple[str, str]) -> None:
     """Every operation (but revoking keys: the test's own key could go), 15 generated requests each."""
     url, key = served

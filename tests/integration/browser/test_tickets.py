@@ -1,6 +1,7 @@
 """Tickets through the pages in Chromium: the list from the menu, filtered by priority, a ticket's
-page with the customer's message and its attachments, a staff reply and an internal note posted
-through the form (each in its own style, the note marked internal), the status changed through
+page with the customer's message and its attachments, a staff reply with a file and an internal
+note posted through the form (each in its own style, the note marked internal; the reply's file
+listed on it and downloadable), the status changed through
 the fields form; screenshots of each (var/screenshots/, and /tmp/shots/tickets-*.png)."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import asyncpg
+from playwright.async_api import FilePayload
 
 from tests.integration.admin.conftest import make_admin
 from tests.integration.admin.test_tickets import world
@@ -46,11 +48,21 @@ async def test_a_ticket_is_found_answered_noted_and_resolved(conn: asyncpg.Conne
     assert await page.locator(".msg-customer .attachments a").count() == 2
 
     await page.fill("#f-body", "A technician comes tomorrow between 8 and 12.\nPlease be at home.")
+    await page.set_input_files("#f-files", [
+        FilePayload(name="appointment.pdf", mimeType="application/pdf", buffer=b"%PDF-1.4\n%%EOF\n"),
+        FilePayload(name="Wegbeschreibung ü.txt", mimeType="text/plain", buffer=b"Second door on the left.\n")])
     await tab.submit("#reply-button")
     assert (await page.locator(".notice").inner_text()).startswith("Reply sent to the customer")
     assert "Waiting on customer" in await tab.h1()
     staff = page.locator(".msg-staff")
     assert await staff.count() == 1 and "Please be at home." in await staff.inner_text()
+    files = staff.locator(".attachments a")
+    assert await files.all_inner_texts() == ["appointment.pdf", "Wegbeschreibung ü.txt"]
+    async with page.expect_download() as download:
+        await files.nth(1).click()
+    got = await download.value
+    assert got.suggested_filename == "Wegbeschreibung ü.txt"
+    assert Path(await got.path()).read_bytes() == b"Second door on the left.\n"
     await page.fill("#f-body", "Street cabinet 5 was hit by lightning; more tickets likely.")
     await tab.submit("#note-button")
     note = page.locator(".msg-note")
@@ -65,5 +77,9 @@ async def test_a_ticket_is_found_answered_noted_and_resolved(conn: asyncpg.Conne
     async with conn.transaction():
         status = await conn.fetchval("SELECT status FROM tickets WHERE id = $1", w.ticket_a)
         mailed = await conn.fetchval("SELECT count(*) FROM messages WHERE kind = 'ticket_reply'")
+        kept = await conn.fetch("SELECT f.file_name, m.author FROM ticket_attachments f "
+                                "JOIN ticket_messages m ON m.id = f.message_id WHERE m.author = 'staff' ORDER BY f.id")
     assert (status, mailed) == ("resolved", 1)
+    assert [(r["file_name"], r["author"]) for r in kept] == [("appointment.pdf", "staff"),
+                                                            ("Wegbeschreibung ü.txt", "staff")]
 

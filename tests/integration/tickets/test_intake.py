@@ -229,3 +229,31 @@ async def test_every_inbox_is_read_at_once_and_one_that_cannot_be_opened_says_wh
         assert await conn.fetchval("SELECT count(*) FROM tickets") == 2
         assert (await conn.fetchval("SELECT last_error FROM ticket_inboxes WHERE name = 'Broken'")).startswith(
             "the password cannot be opened")
+
+
+async def test_the_deny_list_is_read_once_per_batch_not_per_mail(pool: asyncpg.Pool, dovecot: Dovecot,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    user = dovecot.user()
+    async with pool.acquire() as conn:
+        pid = await partner(conn)
+        await customer(conn, pid, 1, email="anna@example.at")
+        inbox = await make_inbox(conn, pid, user, port=dovecot.port)
+        await conn.execute("INSERT INTO ticket_denylist (inbox_id, field, match, pattern) VALUES "
+                           "($1, 'subject', 'regex', '^cheap (pills|watches)'), ($1, 'subject', 'regex', '(a+)+')",
+                           inbox.id)  # the second cannot be saved through the admin: never matches, left out
+    for subject in ("Cheap pills", "Router broken", "cheap WATCHES", "aaaa"):
+        await deliver(dovecot, user, mail(subject))
+    reads: list[int] = []
+    deny_rules = intake_store.deny_rules
+
+    async def counted(conn: Connection, inbox_id: int) -> list[asyncpg.Record]:
+        reads.append(inbox_id)
+        return await deny_rules(conn, inbox_id)
+
+    monkeypatch.setattr(intake_store, "deny_rules", counted)
+    done = await intake.read(pool, inbox, stop=asyncio.Event(), seconds=0)
+    assert dict(done.outcomes) == {"denied": 2, "created": 2} and done.error == ""
+    assert reads == [inbox.id]  # one batch of four mails: read once
+    async with pool.acquire() as conn:
+        assert [t["subject"] for t in await tickets(conn)] == ["Router broken", "aaaa"]
+        assert [r.pattern for r in await intake.deny_list(conn, inbox.id)] == ["^cheap (pills|watches)"]
