@@ -1,5 +1,5 @@
--- lastmile schema version 13
--- lastmile schema hash 5d95797446569c9cecd0b0faf1697c6302cb666b78ee4c1284febc6b3420a820
+-- lastmile schema version 14
+-- lastmile schema hash ac45c66d76ca2542f7d7844567e3878e9b705332ab5e4717e2d75aa089b97687
 --
 -- The whole database as a fresh installation gets it: `lastmile db init` (and `lastmile up`)
 -- applies this file to an empty database, in one transaction, and records the version and hash
@@ -30,8 +30,10 @@
 --                                                      ticket_shifts, ticket_inboxes, ticket_denylist, tickets,
 --                                                      ticket_watchers, ticket_messages, ticket_attachments,
 --                                                      ticket_canned_replies, ticket_rules, ticket_settings
---  13. The worker's job queue                          pgqueuer (pgqueuer's own tables)
---  14. Partitions                                      lastmile_maintain_partitions()
+--  13. Portal                                         portal_accounts, portal_sessions, portal_login_attempts,
+--                                                      portal_codes, portal_brands, portal_hosts
+--  14. The worker's job queue                          pgqueuer (pgqueuer's own tables)
+--  15. Partitions                                      lastmile_maintain_partitions()
 --
 -- Conventions
 --   * PostgreSQL types: inet/cidr/macaddr for addresses, numeric(14,4) for money,
@@ -1858,7 +1860,7 @@ CREATE TABLE IF NOT EXISTS message_templates (
     kind text NOT NULL CONSTRAINT message_templates_kind_valid CHECK (kind IN (
         'invoice', 'proforma', 'payment', 'credit_note', 'reminder_1', 'reminder_2', 'reminder_3',
         'prepaid_1', 'prepaid_2', 'prepaid_3', 'blocking', 'inactive', 'card_expiry', 'contract_end',
-        'ticket_reply', 'ticket_staff', 'announcement')),
+        'ticket_reply', 'ticket_staff', 'portal_code', 'announcement')),
     channel text NOT NULL CONSTRAINT message_templates_channel_valid CHECK (channel IN ('email', 'sms', 'portal')),
     language text NOT NULL DEFAULT '' CONSTRAINT message_templates_language_valid CHECK (language ~ '^([a-z]{2}(_[A-Z]{2})?)?$'),
     body text NOT NULL CONSTRAINT message_templates_body_nonempty CHECK (body <> ''),
@@ -2621,7 +2623,84 @@ CREATE OR REPLACE TRIGGER ticket_messages_emit AFTER INSERT ON ticket_messages R
     FOR EACH STATEMENT EXECUTE FUNCTION lastmile_emit_tickets();
 
 -- =============================================================================================
--- 13. The worker's job queue: pgqueuer 1.6's own objects (admin/worker/), as `pgq sql install`
+-- 13. Portal (admin/portal/): the customers' self-service portal at /portal. A customer's login
+-- (portal_accounts: argon2id password, never shown to staff; an optional TOTP second factor,
+-- sealed under [secrets] key_file), its sessions (their own cookie, apart from the admin's;
+-- impersonator_id: an administrator's "log in as", which the operations log names), the login
+-- attempts it is throttled by, and the single-use codes that reset a password by e-mail or SMS
+-- (only their sha256 is kept). White label: each partner's brand (admin/portal/brand.py Brand
+-- as JSON: what is published, and a draft being previewed) and the host names it answers on.
+
+CREATE TABLE IF NOT EXISTS portal_accounts (
+    customer_id bigint CONSTRAINT portal_accounts_pk PRIMARY KEY
+        CONSTRAINT portal_accounts_customer_fk REFERENCES customers ON DELETE CASCADE,
+    login text NOT NULL CONSTRAINT portal_accounts_login_valid CHECK (login ~ '^[^\s@]{1,64}$'),
+    password_hash text,                          -- argon2id; NULL: none yet (a reset code sets it)
+    totp_secret bytea,                           -- sealed; NULL: no second factor
+    enabled boolean NOT NULL DEFAULT true,
+    password_changed_at timestamptz,
+    last_login_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS portal_accounts_login_unique ON portal_accounts (lower(login));
+
+CREATE TABLE IF NOT EXISTS portal_sessions (
+    token_hash bytea CONSTRAINT portal_sessions_pk PRIMARY KEY,
+    customer_id bigint NOT NULL CONSTRAINT portal_sessions_customer_fk REFERENCES customers ON DELETE CASCADE,
+    csrf_token text NOT NULL,
+    verified boolean NOT NULL DEFAULT false,     -- false until the second factor is given (or there is none)
+    impersonator_id bigint CONSTRAINT portal_sessions_impersonator_fk REFERENCES administrators ON DELETE CASCADE,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    seen_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL,             -- the absolute timeout
+    address inet,
+    user_agent text NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS portal_sessions_customer_idx ON portal_sessions (customer_id);
+CREATE INDEX IF NOT EXISTS portal_sessions_expiry_idx ON portal_sessions (expires_at);
+CREATE INDEX IF NOT EXISTS portal_sessions_impersonator_idx ON portal_sessions (impersonator_id) WHERE impersonator_id IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS portal_login_attempts (
+    at timestamptz NOT NULL DEFAULT now(),
+    login text NOT NULL,                         -- as typed, lower case
+    address inet,
+    ok boolean NOT NULL
+);
+CREATE INDEX IF NOT EXISTS portal_login_attempts_login_idx ON portal_login_attempts (login, at);
+CREATE INDEX IF NOT EXISTS portal_login_attempts_address_idx ON portal_login_attempts (address, at);
+
+CREATE TABLE IF NOT EXISTS portal_codes (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT portal_codes_pk PRIMARY KEY,
+    customer_id bigint NOT NULL CONSTRAINT portal_codes_customer_fk REFERENCES customers ON DELETE CASCADE,
+    code_hash bytea NOT NULL,                    -- sha256 of the code
+    channel text NOT NULL CONSTRAINT portal_codes_channel_valid CHECK (channel IN ('email', 'sms')),
+    attempts smallint NOT NULL DEFAULT 0,        -- wrong codes typed against it
+    created_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL,
+    used_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS portal_codes_customer_idx ON portal_codes (customer_id, created_at DESC);
+
+CREATE TABLE IF NOT EXISTS portal_brands (
+    partner_id bigint CONSTRAINT portal_brands_pk PRIMARY KEY
+        CONSTRAINT portal_brands_partner_fk REFERENCES partners ON DELETE CASCADE,
+    published jsonb NOT NULL DEFAULT '{}' CONSTRAINT portal_brands_published_object CHECK (jsonb_typeof(published) = 'object'),
+    draft jsonb CONSTRAINT portal_brands_draft_object CHECK (jsonb_typeof(draft) = 'object'),
+    published_at timestamptz,
+    updated_by text NOT NULL DEFAULT '',
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS portal_hosts (
+    host text CONSTRAINT portal_hosts_pk PRIMARY KEY
+        CONSTRAINT portal_hosts_host_valid CHECK (host ~ '^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?$'),
+    partner_id bigint NOT NULL CONSTRAINT portal_hosts_partner_fk REFERENCES partners ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS portal_hosts_partner_idx ON portal_hosts (partner_id);
+
+-- =============================================================================================
+-- 14. The worker's job queue: pgqueuer 1.6's own objects (admin/worker/), as `pgq sql install`
 -- makes them, written to run again; tests/db/test_worker_queue.py has pgqueuer verify them.
 -- =============================================================================================
 
@@ -2753,7 +2832,7 @@ AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pgqueuer
 EXECUTE FUNCTION fn_pgqueuer_changed();
 
 -- =============================================================================================
--- 14. Partitions: this day's or month's and the ones ahead
+-- 15. Partitions: this day's or month's and the ones ahead
 -- =============================================================================================
 
 SELECT lastmile_maintain_partitions();

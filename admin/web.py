@@ -38,6 +38,15 @@ SIGNED = "signed"
 """No login, no CSRF token: the request proves itself by a signature its handler checks (a payment
 gateway's webhook, at ``/hooks/...``: Area.hook)."""
 
+PORTAL_PUBLIC = "portal-public"
+"""A customer portal page anyone may open: its login, the password reset, the brand's manifest."""
+PORTAL_SECOND_FACTOR = "portal-second-factor"
+"""A portal login waiting for the customer's second factor (the code page)."""
+PORTAL_CUSTOMER = "portal-customer"
+"""A portal page of the customer logged in (admin/portal/common.py ``customer(request)``): every
+query it makes is scoped by that customer, so another customer's id answers 404."""
+PORTAL = frozenset({PORTAL_PUBLIC, PORTAL_SECOND_FACTOR, PORTAL_CUSTOMER})
+
 PERMISSIONS: dict[Handler, str] = {}
 """Every declared handler -> its permission (a permission name, or PUBLIC, LOGGED_IN, SECOND_FACTOR)."""
 
@@ -95,6 +104,17 @@ class Area:
             self.routes.append((method, "/api/v1" + path, handler))
             self.operations.append(Operation(method, path, summary, permission, self.title, query, body, response,
                                              status, description or (handler.__doc__ or "").strip()))
+            return handler
+        return declare
+
+    def portal(self, path: str, *, access: str = PORTAL_CUSTOMER, method: str = "GET") -> Callable[[Handler], Handler]:
+        """A customer portal page (or a form's POST) at ``/portal<path>``, behind the portal's own
+        login (admin/portal/auth.py), never the admin's; ``access`` is one of :data:`PORTAL`."""
+        assert access in PORTAL, access
+
+        def declare(handler: Handler) -> Handler:
+            PERMISSIONS[handler] = access
+            self.routes.append((method, "/portal" + path, handler))
             return handler
         return declare
 

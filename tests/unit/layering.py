@@ -163,6 +163,8 @@ LAYOUT = Layout(
         # status automation, rules and assignment, mail threading, the SLA report's buckets
         "admin.tickets.inbound", "admin.tickets.denylist", "admin.tickets.loops",
         "admin.tickets.automation", "admin.tickets.threading", "admin.tickets.sla",
+        # portal: a brand decoded from its stored JSON
+        "admin.portal.brand",
     }),
     sql_homes=frozenset({
         "daemons.db",  # pools, the schema, partitions

@@ -1,0 +1,8 @@
+"""The customer portal (/portal) and its configuration pages for staff (/admin/portal). Declared
+on the one :data:`AREA` (common.py); importing the modules declares them."""
+
+from __future__ import annotations
+
+from admin.portal.common import AREA
+
+__all__ = ["AREA"]
