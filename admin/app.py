@@ -20,7 +20,7 @@ from admin import filters, idempotency, keys, pages, schemas
 from admin.auth import middleware as auth
 from admin.auth.apilog import ApiLog
 from admin.settings import AdminSettings
-from admin.web import Area, Handler
+from admin.web import PERMISSIONS, PORTAL_PUBLIC, Area, Handler
 from daemons import metrics
 from daemons.secrets import Keyring
 
@@ -35,6 +35,25 @@ def areas() -> list[Area]:
             module = importlib.import_module(f"admin.{info.name}.routes")
             found.append(module.AREA)
     return sorted(found, key=lambda a: (a.order, a.name))
+
+
+class _CompiledTemplates(jinja2.BytecodeCache):
+    """The templates' compiled code, kept for the process: an application made again (each test
+    makes its own) loads a template in 0.2 ms instead of compiling it in 8 ms. A template's key
+    holds its source's checksum, so an edited file compiles anew."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        if (code := self._code.get(bucket.key)) is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+_COMPILED = _CompiledTemplates()
 
 
 def _loader(found: list[Area]) -> jinja2.FileSystemLoader:
@@ -65,6 +84,15 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             "status": e.status, "reason": e.reason, "detail": detail}, status=e.status)
 
 
+async def root(request: web.Request) -> web.StreamResponse:
+    """``/``: the admin, or the customer portal (``[admin] default_page``). Declared a portal page,
+    so a customer on the internet reaches it (the admin's allow_from guards /admin itself)."""
+    raise web.HTTPFound("/portal/" if request.app[keys.SETTINGS].default_page == "portal" else "/admin/")
+
+
+PERMISSIONS[root] = PORTAL_PUBLIC
+
+
 def create_app(settings: AdminSettings, keyring: Keyring, *, pool: asyncpg.Pool | None = None,
                make_pool: Callable[[], Awaitable[asyncpg.Pool]] | None = None) -> web.Application:
     """The application over ``pool`` (the caller's), or over one ``make_pool`` opens in the app's
@@ -79,7 +107,7 @@ def create_app(settings: AdminSettings, keyring: Keyring, *, pool: asyncpg.Pool 
     found = areas()
     app[keys.AREAS] = found
     aiohttp_jinja2.setup(app, loader=_loader(found), autoescape=True, undefined=jinja2.Undefined,
-                         filters=filters.FILTERS)
+                         filters=filters.FILTERS, bytecode_cache=_COMPILED)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         owned = pool is None
@@ -100,6 +128,7 @@ def create_app(settings: AdminSettings, keyring: Keyring, *, pool: asyncpg.Pool 
     app.on_response_prepare.append(auth.secure_headers)
     for area in found:
         area.register(app)
+    app.router.add_get("/", root)
     app.router.add_static("/admin/static/", HERE / "static", name="static", append_version=True)
     metrics.add_route(app)
     return app
