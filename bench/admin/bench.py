@@ -109,7 +109,7 @@ from benchkit import percentile  # noqa: E402
 
 from admin import app as admin_app  # noqa: E402
 from admin.auth import passwords, tokens  # noqa: E402
-from admin.web import PERMISSIONS, PUBLIC, SECOND_FACTOR  # noqa: E402
+from admin.web import PERMISSIONS, PORTAL, PUBLIC, SECOND_FACTOR  # noqa: E402
 from daemons.config import SecretsSettings  # noqa: E402
 from daemons.pgembed import EmbeddedPostgres  # noqa: E402
 from daemons.secrets import Keyring  # noqa: E402
@@ -679,6 +679,8 @@ class Bench:
                 if permission in (PUBLIC, SECOND_FACTOR):
                     self.left_out.append(f"`{path}` ({permission}: the login form is (d))")
                     continue
+                if permission in PORTAL:
+                    continue  # the customer portal's pages: behind a customer's login, not measured here
                 if path == "/admin":
                     self.left_out.append("`/admin` (a redirect to /admin/)")
                     continue
