@@ -18,6 +18,7 @@ directory and the binaries; if it cannot, ``start()`` says so in one line instea
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import importlib.util
 import os
@@ -25,6 +26,7 @@ import pwd
 import shutil
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 DATABASE = "lastmile"
@@ -225,15 +227,27 @@ class EmbeddedPostgres:
 
 
 def _system_user() -> pwd.struct_passwd:
+    """The unprivileged user the binaries run as, created on first use. Processes starting at once
+    (test workers) take a lock first: two useradds of one name at a time leave a broken entry."""
     try:
         return pwd.getpwnam(RUN_AS)
     except KeyError:
-        subprocess.run(
-            ["/usr/sbin/useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", RUN_AS],
-            check=True,
-            capture_output=True,
-        )
-        return pwd.getpwnam(RUN_AS)
+        pass
+    with open(os.path.join(tempfile.gettempdir(), f"lastmile-useradd-{RUN_AS}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return pwd.getpwnam(RUN_AS)
+        except KeyError:
+            made = subprocess.run(
+                ["/usr/sbin/useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", RUN_AS],
+                check=False,
+                capture_output=True,
+                text=True,
+            )
+        try:
+            return pwd.getpwnam(RUN_AS)
+        except KeyError:
+            raise EmbeddedError(f"cannot create the user {RUN_AS}: {made.stderr.strip()}") from None
 
 
 def _unshare(user: pwd.struct_passwd) -> list[str]:

@@ -100,8 +100,8 @@ def pg_server() -> Iterator[str]:
         return
     datadir = Path(tempfile.mkdtemp(prefix="lastmile-test-pg-", dir=_memory_dir()))
     server = EmbeddedPostgres(datadir / "pg", free_port(), durable=False)
-    server.start()
     try:
+        server.start()
         yield server.admin_url()
     finally:
         server.stop()
