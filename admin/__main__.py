@@ -6,6 +6,8 @@ import sys
 
 from admin.app import create_app
 from admin.auth import store as auth_store
+from admin.portal import accounts_store as portal_accounts
+from admin.portal import sessions_store as portal_sessions
 from admin.settings import AdminSettings
 from daemons import db, http, log, runtime
 from daemons.config import Settings
@@ -31,6 +33,8 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
         async with pool.acquire() as conn:
             await auth_store.expire_sessions(conn)
             await auth_store.forget_attempts(conn, max(s.login_window, 86400))
+            await portal_sessions.expire(conn)  # the customer portal's, likewise
+            await portal_accounts.forget_attempts(conn, max(s.login_window, 86400))
 
     rt.every("expire-sessions", 300, expire)
     log.get("lastmile.admin").info("admin listening", url=f"http://{s.bind}:{s.port}/admin/")

@@ -19,6 +19,7 @@ from aiohttp import web
 from admin import filters, idempotency, keys, pages, schemas
 from admin.auth import middleware as auth
 from admin.auth.apilog import ApiLog
+from admin.portal import pages as portal_pages
 from admin.settings import AdminSettings
 from admin.web import PERMISSIONS, PORTAL_PUBLIC, Area, Handler
 from daemons import metrics
@@ -80,6 +81,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.headers.get("HX-Request"):
             raise
         detail = e.text if e.text and not e.text.startswith(f"{e.status}:") else ""
+        if request.path.startswith("/portal/"):  # the customer's: the brand's layout, not the admin's
+            return portal_pages.render("portal/error.html", request, {
+                "status": e.status, "reason": e.reason, "detail": detail}, status=e.status)
         return pages.render("error.html", request, {
             "status": e.status, "reason": e.reason, "detail": detail}, status=e.status)
 

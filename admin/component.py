@@ -15,6 +15,7 @@ def _url(settings: Settings) -> str:
 def _addresses(settings: Settings) -> list[tuple[str, str]]:
     url = _url(settings)
     return [("admin", f"{url}/admin/ (log in as an administrator: `lastmile create-admin` makes one)"),
+            ("portal", f"{url}/portal/ (customers: a customer's page in the admin sets its portal login)"),
             ("API", f"{url}/api/v1/ (reference: {url}/api/v1/docs)")]
 
 

@@ -32,6 +32,7 @@ class Networks:
     def __init__(self, settings: AdminSettings) -> None:
         self.allow = networks(settings.allow_from)
         self.metrics = networks(settings.metrics_allow)
+        self.portal = networks(settings.portal_allow_from)
         self.proxies = networks(settings.trusted_proxies)
 
 

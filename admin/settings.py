@@ -51,5 +51,15 @@ class AdminSettings(DaemonSettings):
     login_failures_per_address: int = setting(
         20, "Failed logins from one address within `login_window` that lock that address out.", check=is_positive)
     login_window: float = setting(900.0, "Seconds over which failed logins are counted.", check=is_positive)
+    portal_allow_from: str = setting(
+        "", "Addresses or networks allowed to reach the customer portal (`/portal`), separated by commas; "
+        "`allow_from` does not apply to it (customers are on the internet). Empty: any address.", check=_is_networks)
+    portal_idle_timeout: int = setting(
+        1800, "Seconds a customer's portal session lasts without a request.", check=is_positive)
+    portal_absolute_timeout: int = setting(
+        43200, "Seconds a customer's portal session lasts at most, however busy.", check=is_positive)
+    default_page: str = setting(
+        "admin", "Where `/` leads: `admin` (the admin's login and dashboard) or `portal` (the customer portal).",
+        check=lambda v: None if v in ("admin", "portal") else "must be admin or portal")
     page_size: int = setting(50, "Rows per page of the list pages and API lists (at most 500 by `limit`).",
                              check=lambda v: None if 1 <= v <= 500 else "must be from 1 to 500")

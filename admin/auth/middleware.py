@@ -15,8 +15,9 @@ from aiohttp import web
 from admin import keys, schemas
 from admin.auth import permissions, store, tokens
 from admin.auth.principal import Principal
+from admin.portal import auth as portal
 from admin.settings import networks
-from admin.web import LOGGED_IN, PUBLIC, SECOND_FACTOR, SIGNED, Handler, permission_of
+from admin.web import LOGGED_IN, PORTAL, PUBLIC, SECOND_FACTOR, SIGNED, Handler, permission_of
 from daemons import log
 
 SESSION_COOKIE = "lm_session"
@@ -188,6 +189,20 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         # A gateway's webhook (/hooks/...): neither the admin nor the API, so not held to their
         # allow_from; its handler checks the signature before anything else (admin/web.py Area.hook).
         return await handler(request)
+    if request.path == "/" and request.match_info.http_exception is None:
+        return await handler(request)  # admin/app.py root: a redirect to /admin/ or /portal/, for anyone
+    if permission_of(request) in PORTAL or request.path == "/portal" or request.path.startswith("/portal/"):
+        # The customer portal: its own login, sessions and address list ([admin] portal_allow_from),
+        # never the admin's allow_from (customers are on the internet): admin/portal/auth.py.
+        permission = permission_of(request)
+        if permission not in PORTAL:
+            if not keys.allowed(address, nets.portal):
+                raise web.HTTPForbidden(text="The portal is not served to this address.")
+            if request.match_info.http_exception is not None:
+                raise request.match_info.http_exception
+            _log.error("a portal route declares no portal access: refused", path=request.path, method=request.method)
+            raise web.HTTPInternalServerError(text="This route declares no permission and is not served.")
+        return await portal.page(request, handler, permission, address)
     if not keys.allowed(address, nets.allow):
         raise web.HTTPForbidden(text="The admin is not served to this address ([admin] allow_from).")
     if isinstance(request.match_info.route.resource, web.StaticResource):

@@ -24,6 +24,7 @@ from admin.customers.schemas import (
     ServicePatch,
     StatusChange,
 )
+from admin.portal import accounts_admin_store as portal_accounts
 from admin.schemas import Page
 from admin.web import Area, path_id
 
@@ -183,8 +184,9 @@ async def customer_page(request: web.Request) -> web.StreamResponse:
         changes = await queries.recent_changes(conn, customer_id)
         fields = await custom.definitions(conn, "customer")
         devices = await queries.devices_of(conn, customer_id) if keys.principal(request).can("networking.view") else []
+        portal = await portal_accounts.account(conn, customer_id)
     return pages.render("customers/detail.html", request, {
-        "c": row, "services": services, "changes": changes, "fields": fields, "devices": devices,
+        "c": row, "services": services, "changes": changes, "fields": fields, "devices": devices, "portal": portal,
         "actions": lifecycle.actions(row["status"]), "deletable": lifecycle.deletable(row["status"]),
         "blockers": queries.references(services), "notice": request.query.get("done", "")})
 

@@ -40,10 +40,10 @@ Row = asyncpg.Record | Mapping[str, Any]
 DOCUMENT_KINDS = ("invoice", "proforma", "credit_note", "payment")
 REMINDERS = ("reminder_1", "reminder_2", "reminder_3")
 PREPAID = ("prepaid_1", "prepaid_2", "prepaid_3")
-WRITTEN = ("announcement", "ticket_reply")
+WRITTEN = ("announcement", "ticket_reply", "portal_code")
 """Kinds whose subject and body are written when the message is made (the templates show them as
 ``extra.subject`` and ``extra.body``, and they are kept as written)."""
-ADDRESSED = ("ticket_reply", "ticket_staff")
+ADDRESSED = ("ticket_reply", "ticket_staff", "portal_code")
 """Kinds whose recipient is set when the message is made (messages.recipient: a ticket's
 requester, who may be an unknown sender; an agent's address): sent there, never to the
 customer's address, and made without a customer too (customer_id NULL: by email only, rendered

@@ -29,10 +29,12 @@ RuleKind = DocumentKind | ScheduledKind
 RULE_KINDS: tuple[str, ...] = (*DOCUMENT_KINDS, *SCHEDULED_KINDS)
 """The kinds a notice rule (table notice_rules) is kept for."""
 
-TemplateKind = Literal[DocumentKind, ScheduledKind, "ticket_reply", "ticket_staff", "announcement"]
-TEMPLATE_KINDS: tuple[str, ...] = (*RULE_KINDS, "ticket_reply", "ticket_staff", "announcement")
+TemplateKind = Literal[DocumentKind, ScheduledKind, "ticket_reply", "ticket_staff", "portal_code", "announcement"]
+TEMPLATE_KINDS: tuple[str, ...] = (*RULE_KINDS, "ticket_reply", "ticket_staff", "portal_code", "announcement")
 """The kinds a message template (table message_templates) is kept for. ``ticket_staff``: an
-agent told of a new ticket or a message on one (admin/tickets/store.py), by e-mail only."""
+agent told of a new ticket or a message on one (admin/tickets/store.py), by e-mail only.
+``portal_code``: a customer's code to set a new portal password (admin/portal/login.py), by
+e-mail or SMS, to the address or number it was asked for."""
 
 KIND_TITLES: dict[str, str] = {
     "invoice": "Invoice", "proforma": "Proforma invoice", "payment": "Payment receipt", "credit_note": "Credit note",
@@ -40,7 +42,7 @@ KIND_TITLES: dict[str, str] = {
     "prepaid_1": "Prepaid notice 1", "prepaid_2": "Prepaid notice 2", "prepaid_3": "Prepaid notice 3",
     "blocking": "Blocking wave", "inactive": "Inactive wave", "card_expiry": "Card expiry",
     "contract_end": "Contract end", "ticket_reply": "Ticket reply", "ticket_staff": "Ticket notice to staff",
-    "announcement": "Announcement",
+    "portal_code": "Portal password code", "announcement": "Announcement",
 }
 
 Status = Literal["scheduled", "sending", "sent", "failed", "cancelled"]

@@ -123,6 +123,8 @@ def _full(kind: str) -> MessageContext:
             "url": "https://admin.fibrenet.example/admin/tickets/4711",
             "body": "Hello,\n\nthe router's light is still red & blinking.\n\nMaria",
         })
+    if kind == "portal_code":
+        return replace(base, extra={"subject": "", "body": "493027"})
     if kind == "announcement":
         return replace(base, extra={
             "subject": "Planned maintenance on 12 March",
@@ -151,7 +153,7 @@ def _minimal(kind: str) -> MessageContext:
         return replace(base, card=CardView(brand="", last4="0000", exp_month=12, exp_year=2026))
     if kind == "contract_end":
         return replace(base, service=ServiceView(id=1, login="li", tariff=""))
-    if kind in ("ticket_reply", "ticket_staff", "announcement"):
+    if kind in ("ticket_reply", "ticket_staff", "portal_code", "announcement"):
         return replace(base, extra={"body": "OK", "subject": ""})
     raise ValueError(f"no message kind {kind!r} (one of {', '.join(TEMPLATE_KINDS)})")
 

@@ -151,6 +151,7 @@ _SUBJECTS: Mapping[str, str] = {
                     "{{ extra.get('subject') or 'your request' }}",
     "ticket_staff": "{% if extra.get('ticket') %}[#{{ extra.get('ticket') }}] {% endif %}"
                     "{{ extra.get('what') or 'Ticket' }}: {{ extra.get('subject') or '(no subject)' }}",
+    "portal_code": "Your {{ brand.company_name }} password code",
     "announcement": "{{ extra.get('subject') or 'News from ' ~ brand.company_name }}",
 }
 
@@ -364,6 +365,8 @@ _BY_KIND: Mapping[str, Mapping[str, str]] = {
                               "Customer reply, Staff reply, Internal note), extra.get('author') (who wrote it), "
                               "extra.get('customer') (the ticket's customer or sender), extra.get('url') (the "
                               "ticket in the admin); customer is blank: the notice goes to the agent"},
+    "portal_code": {"extra": "the code that sets a new portal password: extra.body (6 digits; single use, valid "
+                             "15 minutes)"},
     "announcement": {"extra": "the announcement: extra.body (the text), extra.get('subject')"},
 }
 

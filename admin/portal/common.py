@@ -14,7 +14,7 @@ from aiohttp import web
 
 from admin.web import Area
 
-AREA = Area("portal", "Portal", order=85, nav=[])
+AREA = Area("portal", "Portal", order=85, nav=[("Portal brands", "/portal/brands", "config.view")])
 """Staff's portal pages join the menu (Config permissions); the customer pages have their own."""
 
 

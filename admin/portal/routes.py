@@ -3,6 +3,18 @@ on the one :data:`AREA` (common.py); importing the modules declares them."""
 
 from __future__ import annotations
 
+from admin.portal import (  # noqa: F401  (importing a module declares its routes)
+    accounts,
+    brands,
+    dashboard,
+    finance,
+    login,
+    manifest,
+    profile,
+    services,
+    support,
+    usage,
+)
 from admin.portal.common import AREA
 
 __all__ = ["AREA"]

@@ -163,8 +163,8 @@ LAYOUT = Layout(
         # status automation, rules and assignment, mail threading, the SLA report's buckets
         "admin.tickets.inbound", "admin.tickets.denylist", "admin.tickets.loops",
         "admin.tickets.automation", "admin.tickets.threading", "admin.tickets.sla",
-        # portal: a brand decoded from its stored JSON
-        "admin.portal.brand",
+        # portal: a brand decoded from its stored JSON, the balance explained
+        "admin.portal.brand", "admin.portal.balance",
     }),
     sql_homes=frozenset({
         "daemons.db",  # pools, the schema, partitions

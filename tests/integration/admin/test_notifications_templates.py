@@ -39,7 +39,7 @@ async def test_templates_are_checked_saved_shown_and_reset(admin: Admin, conn: a
         await c.login("root")
         status, body = await c.get("/admin/notifications/templates")
         assert status == 200 and cell(body, "invoice", "email") == "built-in" and cell(body, "reminder_3", "sms")
-        assert len(re.findall(r'data-cell="', body)) == 17 * 3
+        assert len(re.findall(r'data-cell="', body)) == 18 * 3
         status, body = await c.get(f"{EDIT}?kind=invoice&channel=email")
         assert status == 200 and "the built-in one" in body and "customer" in body  # the variables beside it
         builtin = re.search(r'<textarea id="f-body"[^>]*>([^<]*)</textarea>', body)

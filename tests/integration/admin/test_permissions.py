@@ -21,7 +21,7 @@ from admin.app import create_app
 from admin.auth import tokens
 from admin.auth.permissions import ALL, BUILTIN, SUPER, effective
 from admin.settings import AdminSettings
-from admin.web import LOGGED_IN, PERMISSIONS, PUBLIC, SECOND_FACTOR, SIGNED
+from admin.web import LOGGED_IN, PERMISSIONS, PORTAL, PORTAL_PUBLIC, PUBLIC, SECOND_FACTOR, SIGNED
 from daemons import db
 from daemons.config import DatabaseSettings
 from daemons.secrets import Keyring
@@ -71,10 +71,13 @@ def undeclared(app: web.Application) -> list[tuple[str, str]]:
     return out
 
 
-def declared(app: web.Application) -> list[Route]:
+def declared(app: web.Application, *, portal: bool = False) -> list[Route]:
+    """The admin's and the API's routes (``portal``: the customer portal's instead, PORTAL_*: behind
+    the portal's own login, tests/integration/portal/)."""
     routes = []
     for route in app.router.routes():
-        if route.handler in PERMISSIONS and route.resource is not None:
+        if route.handler in PERMISSIONS and route.resource is not None and \
+                (PERMISSIONS[route.handler] in PORTAL) == portal:
             routes.append(Route(route.method, route.resource.canonical, PERMISSIONS[route.handler]))
     assert len({(r.method, r.path) for r in routes}) == len(routes)
     return sorted(routes, key=lambda r: ((r.method, r.path) in LAST, r.path, r.method))
@@ -98,6 +101,10 @@ def test_every_route_of_the_admin_declares_its_permission() -> None:
             assert r.path == "/admin/login/code", r
         if r.permission == LOGGED_IN:
             assert r.path.startswith(("/admin/profile", "/admin/logout")), r
+    portal = declared(app, portal=True)
+    assert {("GET", "/portal/login"), ("POST", "/portal/login")} <= {(r.method, r.path) for r in portal}
+    for r in portal:  # the customer portal's pages are its own, and only they are (and / : a redirect)
+        assert r.path.startswith("/portal/") or (r.path, r.permission) == ("/", PORTAL_PUBLIC), r
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
@@ -264,6 +271,25 @@ async def test_unauthenticated_requests_go_to_the_login_or_get_401(admin: Admin)
         for header in ("Bearer nonsense", f"Bearer {unknown}", f"Bearer {revoked}", f"Basic {unknown}", unknown):
             status, _ = await request(c, api, {"Authorization": header})
             assert status == 401, header
+
+
+async def test_the_portal_without_a_portal_session_is_its_login_or_public(
+        admin: Admin, everyone: dict[str, tuple[Client, str]]) -> None:
+    """Every portal route, without a session and with an administrator's: a customer's page sends
+    to the portal's login (the admin's session is no portal login), a public one is served."""
+    routes = declared(admin.app, portal=True)
+    c, _ = everyone[SUPER]
+    wrong: list[str] = []
+    async with Client(admin.url) as bare:
+        for who, client in (("nobody", bare), ("super", c)):
+            for route, (status, location) in (await run_all(routes, c=client, headers={})).items():
+                if status >= 500:
+                    wrong.append(f"{who} {route.method} {route.url}: {status}")
+                elif route.permission != PORTAL_PUBLIC and (
+                        status not in (302, 303) or not location.startswith("/portal/login?next=")) and \
+                        not (route.method != "GET" and status == 403):  # (403: a form without its token)
+                    wrong.append(f"{who} {route.method} {route.url}: {status} {location}, not the portal login")
+    assert wrong == [], "\n".join(wrong)
 
 
 async def test_an_administrators_grants_and_revokes_change_what_it_may_do(admin: Admin) -> None:

@@ -55,8 +55,10 @@ from tests.conftest import free_port
 from tests.integration.admin.conftest import Admin, Client, make_admin
 from tests.integration.admin.test_payments_direct_debit import sample_rows as direct_debit_rows
 from tests.integration.admin.test_payments_statements import sample_rows as statement_rows
+from tests.integration.portal.conftest import password_hash, portal_login
 
 BASELINE = Path(__file__).with_name("query_counts.json")
+PORTAL_LOGIN = "qc-portal"  # the data's customer's portal login (password: conftest's PASSWORD)
 UPDATE_ENV = "LASTMILE_UPDATE_QUERY_COUNTS"
 HOW_TO_UPDATE = (f"if the new statements are meant, rewrite the baseline: {UPDATE_ENV}=1 .venv/bin/pytest "
                  f"tests/integration/admin/test_query_counts.py (and commit {BASELINE.name})")
@@ -70,11 +72,15 @@ TABLES = {"pools": "ip_pools", "exporters": "flow_exporters", "roles": "admin_ro
           "wakeups": "acs_wakeups", "connection-requests": "acs_wakeups", "dry-runs": "acs_dry_runs",
           "presets": "acs_presets", "files": "acs_files", "attachments": "ticket_attachments",
           "inboxes": "ticket_inboxes", "groups": "ticket_groups", "canned-replies": "ticket_canned_replies",
-          "rules": "ticket_rules"}
+          "rules": "ticket_rules", "accounts": "customers", "brands": "partners"}
+# Routes whose whole URL is given (a parameter that names a file, not a row).
+PATHS = {"/portal/static/{name}": "/portal/static/portal.css",
+         "/portal/static/vendor/{name}": "/portal/static/vendor/uPlot-1.6.32.min.css"}
 # Path parameters that name no row of a table, by their name: the value they are asked with.
 NAMED = {"partner": "default", "kind": "invoice", "channel": "email"}
 # Query strings for routes that need input to do their work.
-QUERIES = {"/admin/search": "q={ip}", "/admin/search/suggest": "q={ip}", "/api/v1/search": "q={ip}",
+QUERIES = {"/portal/usage/data": "service={services}&range=days",
+           "/admin/search": "q={ip}", "/admin/search/suggest": "q={ip}", "/api/v1/search": "q={ip}",
            "/api/v1/payments/customers": "q={ip}", "/admin/finance/payments/customers": "q={ip}"}
 # Statements of asyncpg itself (type introspection).
 _NOT_COUNTED = (introspection.INTRO_LOOKUP_TYPES_13.strip()[:60], introspection.INTRO_LOOKUP_TYPES.strip()[:60])
@@ -242,7 +248,18 @@ async def _data(conn: asyncpg.Connection) -> dict[str, Any]:
         await conn.execute("INSERT INTO ticket_rules (name, condition, action) VALUES ('QC', $1, $2)",
                            {"status": "waiting_customer", "idle_hours": 168},
                            {"set_status": "resolved", "canned_reply_id": reply})
-    return {"customers": row["customer_id"], "services": row["id"], "ip": row["ip"]}
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM portal_accounts)"):  # the customer's portal, a notice
+        await conn.execute("INSERT INTO portal_accounts (customer_id, login, password_hash) VALUES ($1, $2, $3)",
+                           row["customer_id"], PORTAL_LOGIN, password_hash())
+        await conn.execute("INSERT INTO messages (partner_id, customer_id, kind, channel, cause, subject, body, "
+                           "status) SELECT partner_id, id, 'announcement', 'portal', 'qc-portal', 'News', 'Hello', "
+                           "'sent' FROM customers WHERE id = $1", row["customer_id"])
+        await conn.execute("INSERT INTO partner_branding (partner_id, logo_svg) SELECT partner_id, $2 FROM customers "
+                           "WHERE id = $1 ON CONFLICT (partner_id) DO UPDATE SET logo_svg = EXCLUDED.logo_svg",
+                           row["customer_id"], '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"/>')
+    portal_message = await conn.fetchval("SELECT min(id) FROM messages WHERE channel = 'portal'")
+    return {"customers": row["customer_id"], "services": row["id"], "ip": row["ip"],
+            "portal:messages": portal_message}
 
 
 async def _bill(conn: asyncpg.Connection, customer_id: int) -> None:
@@ -281,11 +298,13 @@ async def get_routes(app: web.Application, conn: asyncpg.Connection) -> dict[str
         for method, path, handler in area.routes:
             if method != "GET" or PERMISSIONS.get(handler) == SECOND_FACTOR:
                 continue  # a verified session is sent on from the second factor's page
-            url = path
-            segments = path.split("/")
+            url = PATHS.get(path, path)
+            segments = url.split("/")
             for i, segment in enumerate(segments):
                 if match := PARAM.fullmatch(segment):
-                    value = NAMED.get(match.group(1)) or await _id(conn, data, segments[i - 1])
+                    table = segments[i - 1]  # a portal page's row: the portal customer's where the data has one
+                    value = NAMED.get(match.group(1)) or (path.startswith("/portal/") and data.get(f"portal:{table}")) \
+                        or await _id(conn, data, table)
                     if value is None:
                         unfilled.append(path)
                     url = url.replace(segment, str(value), 1)
@@ -304,6 +323,7 @@ async def count(c: Counted, client: Client, url: str) -> tuple[int, list[str]]:
         await r.read()
     async with c.admin.pool.acquire() as conn:  # before the recorder is on: not counted
         await conn.execute("UPDATE admin_sessions SET seen_at = now()")
+        await conn.execute("UPDATE portal_sessions SET seen_at = now()")
     c.admin.app[auth.KEY_CACHE].entries.clear()
     c.recorder.statements.clear()
     c.recorder.on = True
@@ -317,13 +337,16 @@ async def count(c: Counted, client: Client, url: str) -> tuple[int, list[str]]:
 
 
 async def count_all(c: Counted, key: str, routes: dict[str, str]) -> dict[str, tuple[int, list[str]]]:
-    """Each route's (status, statements), pages as the super administrator qc-super, the API with ``key``."""
+    """Each route's (status, statements), pages as the super administrator qc-super, the API with
+    ``key``, the customer portal's as the data's customer (PORTAL_LOGIN)."""
     out = {}
-    async with c.admin.client() as pages, c.admin.client(Authorization=f"Bearer {key}") as api:
+    async with c.admin.client() as pages, c.admin.client(Authorization=f"Bearer {key}") as api, \
+            await portal_login(c.admin, PORTAL_LOGIN) as portal:
         status, _, _ = await pages.login("qc-super")
         assert status == 200
         for route, url in routes.items():
-            out[route] = await count(c, api if url.startswith("/api/") else pages, url)
+            client = api if url.startswith("/api/") else portal if url.startswith("/portal/") else pages
+            out[route] = await count(c, client, url)
     return out
 
 

@@ -12,6 +12,7 @@ and .ci/run installs the ``chromium`` package.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -116,7 +117,16 @@ class Tab:
         """``var/screenshots/<test>-<name>.png`` of the page as it is now."""
         SHOTS.mkdir(parents=True, exist_ok=True)
         path = SHOTS / f"{self.test}-{name}.png"
-        await self.page.screenshot(path=str(path), full_page=full_page)
+        for attempt in range(3):
+            try:
+                await self.page.screenshot(path=str(path), full_page=full_page)
+                return path
+            except Error as e:
+                # Chromium's compositor, busy beside the other test worker, now and then answers
+                # "Unable to capture screenshot": the page is there, its picture is taken again
+                if "Unable to capture screenshot" not in str(e) or attempt == 2:
+                    raise
+                await asyncio.sleep(0.5)
         return path
 
 
