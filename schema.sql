@@ -1,5 +1,5 @@
--- lastmile schema version 14
--- lastmile schema hash ac45c66d76ca2542f7d7844567e3878e9b705332ab5e4717e2d75aa089b97687
+-- lastmile schema version 15
+-- lastmile schema hash 57a3832fe4b977b79cebd86caf41da678db1af64221716fb710b7605540bfcb1
 --
 -- The whole database as a fresh installation gets it: `lastmile db init` (and `lastmile up`)
 -- applies this file to an empty database, in one transaction, and records the version and hash
@@ -31,7 +31,8 @@
 --                                                      ticket_watchers, ticket_messages, ticket_attachments,
 --                                                      ticket_canned_replies, ticket_rules, ticket_settings
 --  13. Portal                                         portal_accounts, portal_sessions, portal_login_attempts,
---                                                      portal_codes, portal_brands, portal_hosts
+--                                                      portal_codes, portal_brands, portal_hosts,
+--                                                      tariff_portal_targets
 --  14. The worker's job queue                          pgqueuer (pgqueuer's own tables)
 --  15. Partitions                                      lastmile_maintain_partitions()
 --
@@ -2698,6 +2699,30 @@ CREATE TABLE IF NOT EXISTS portal_hosts (
     partner_id bigint NOT NULL CONSTRAINT portal_hosts_partner_fk REFERENCES partners ON DELETE CASCADE
 );
 CREATE INDEX IF NOT EXISTS portal_hosts_partner_idx ON portal_hosts (partner_id);
+
+-- Self-service in the portal (admin/portal/plan.py). A tariff's portal_change: what its customers
+-- may do about a plan change in the portal ('self_service': change it at once, with the prorated
+-- documents shown before confirming; 'request': ask, which opens a ticket; 'off': nothing), to the
+-- tariffs tariff_portal_targets lists; portal_stop: whether they may stop (pause) a service on it
+-- and resume it. A pause by_customer is the customer's own stop: the service is stopped (disabled)
+-- over it (stopped_at: when the portal stopped it) and active again after it (resumed_at).
+ALTER TABLE tariffs
+    ADD COLUMN IF NOT EXISTS portal_change text NOT NULL DEFAULT 'off'
+        CONSTRAINT tariffs_portal_change_valid CHECK (portal_change IN ('self_service', 'request', 'off')),
+    ADD COLUMN IF NOT EXISTS portal_stop boolean NOT NULL DEFAULT false;
+CREATE TABLE IF NOT EXISTS tariff_portal_targets (
+    tariff_id bigint NOT NULL CONSTRAINT tariff_portal_targets_tariff_fk REFERENCES tariffs ON DELETE CASCADE,
+    target_id bigint NOT NULL CONSTRAINT tariff_portal_targets_target_fk REFERENCES tariffs ON DELETE CASCADE,
+    CONSTRAINT tariff_portal_targets_pk PRIMARY KEY (tariff_id, target_id),
+    CONSTRAINT tariff_portal_targets_not_itself CHECK (tariff_id <> target_id)
+);
+CREATE INDEX IF NOT EXISTS tariff_portal_targets_target_idx ON tariff_portal_targets (target_id);
+ALTER TABLE service_pauses
+    ADD COLUMN IF NOT EXISTS by_customer boolean NOT NULL DEFAULT false,
+    ADD COLUMN IF NOT EXISTS stopped_at timestamptz,
+    ADD COLUMN IF NOT EXISTS resumed_at timestamptz;
+CREATE INDEX IF NOT EXISTS service_pauses_by_customer_idx ON service_pauses (ends_on)
+    WHERE by_customer AND resumed_at IS NULL;
 
 -- =============================================================================================
 -- 14. The worker's job queue: pgqueuer 1.6's own objects (admin/worker/), as `pgq sql install`

@@ -7,6 +7,7 @@ import sys
 from admin.app import create_app
 from admin.auth import store as auth_store
 from admin.portal import accounts_store as portal_accounts
+from admin.portal import brand_cache
 from admin.portal import sessions_store as portal_sessions
 from admin.settings import AdminSettings
 from daemons import db, http, log, runtime
@@ -27,6 +28,9 @@ async def serve(rt: runtime.Runtime, settings: Settings) -> None:
     pool = await db.create_pool(settings.database)
     rt.on_drain("database", pool.close, pool.terminate)
     app = create_app(s, keyring, pool=pool)
+    brands = app[brand_cache.CACHE]  # other processes' brand changes (admin/portal/brand_cache.py)
+    rt.spawn("portal-brands", db.Listener(db.url_of(settings.database), brand_cache.CHANNELS, brands.invalidate,
+                                          on_reconnect=brands.invalidate).run())
     await http.serve(rt, app, s.bind, s.port, name="admin")
 
     async def expire() -> None:

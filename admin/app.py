@@ -19,6 +19,7 @@ from aiohttp import web
 from admin import filters, idempotency, keys, pages, schemas
 from admin.auth import middleware as auth
 from admin.auth.apilog import ApiLog
+from admin.portal import brand_cache
 from admin.portal import pages as portal_pages
 from admin.settings import AdminSettings
 from admin.web import PERMISSIONS, PORTAL_PUBLIC, Area, Handler
@@ -108,6 +109,7 @@ def create_app(settings: AdminSettings, keyring: Keyring, *, pool: asyncpg.Pool 
     app[keys.NETWORKS] = keys.Networks(settings)
     app[pages.STATIC_URLS] = {}
     app[auth.KEY_CACHE] = auth.KeyCache()
+    app[brand_cache.CACHE] = brand_cache.BrandCache()
     found = areas()
     app[keys.AREAS] = found
     aiohttp_jinja2.setup(app, loader=_loader(found), autoescape=True, undefined=jinja2.Undefined,

@@ -131,6 +131,43 @@ async def pause(conn: Connection, service_id: int, starts_on: dt.date, ends_on: 
     return issued
 
 
+async def end_pause(conn: Connection, service_id: int, pause: asyncpg.Record, on: dt.date, by: str = "") -> list[int]:
+    """End the pause ``pause`` (its ``service_pauses`` row) before ``on`` (remove it if it starts on
+    or after ``on``) and invoice again the days of it from ``on`` that its credit gave back: per charged
+    period, proration.pause_credit of those days (with the service's other pauses), the exact
+    charge the credit had reversed. Returns the invoices issued."""
+    service = await store.service_billing(conn, service_id)
+    assert service is not None
+    await store.lock_customers(conn, [service["customer_id"]])
+    rest = Period(max(on, pause["starts_on"]), pause["ends_on"])
+    others = [Period(p["starts_on"], p["ends_on"]) for p in await store.pauses_of(conn, service_id, but=pause["id"])]
+    groups = store.tax_groups_of(await store.tax_groups(conn))
+    cycle = periods.Cycle(service["billing_day"], service["months_in_advance"])
+    documents = []
+    for charge in await store.charges_over(conn, service_id, rest.start, rest.end):
+        if charge["document_id"] is None:
+            continue  # prepaid: the days to come are charged as they come
+        bp = _billing_period(charge, cycle, others)
+        amount = proration.pause_credit(service["price"] * (bp.months or 1), bp, [rest], service["currency"])
+        part = rest.intersection(bp.billed)
+        if amount <= 0 or part is None:
+            continue
+        text = f"{part.start.isoformat()} to {(part.end - dt.timedelta(days=1)).isoformat()}"
+        documents.append(ledger.NewDocument(
+            kind="invoice", customer_id=service["customer_id"], partner_id=service["partner_id"],
+            currency=service["currency"], issued_on=on, origin="pause", period=part,
+            due_on=on + dt.timedelta(days=service["due_days"]),
+            lines=(ledger.NewLine(f"{service['tariff']} resumed, {service['login']}, {text}", amount,
+                                  groups.get(service["tax_group_id"], ledger.NO_TAX), service["price_includes_tax"],
+                                  period=part, service_id=service_id,
+                                  key=f"resume:{pause['id']}:{charge['id']}:{on.isoformat()}"),),
+            note="Resumed before the end of the pause",
+            key=f"resume-invoice:{pause['id']}:{charge['id']}:{on.isoformat()}", by=by))
+    issued = [d.id for d in await ledger.issue(conn, documents)]
+    await store.end_pause(conn, pause["id"], on)
+    await ledger.allocate(conn, [service["customer_id"]], by)
+    return issued
+
 
 TYPES = ("recurring", "prepaid_daily", "prepaid_custom")
 

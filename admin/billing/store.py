@@ -516,8 +516,16 @@ async def charges_over(conn: Connection, service_id: int, start: dt.date, end: d
         service_id, start, end)
 
 
-async def pauses_of(conn: Connection, service_id: int) -> list[asyncpg.Record]:
-    return await conn.fetch("SELECT starts_on, ends_on FROM service_pauses WHERE service_id = $1", service_id)
+async def pauses_of(conn: Connection, service_id: int, but: int | None = None) -> list[asyncpg.Record]:
+    """The service's pauses (but the one of id ``but``)."""
+    return await conn.fetch("SELECT starts_on, ends_on FROM service_pauses WHERE service_id = $1 "
+                            "AND id IS DISTINCT FROM $2", service_id, but)
+
+
+async def end_pause(conn: Connection, pause_id: int, on: dt.date) -> None:
+    """The pause ends before ``on``: shortened to end then, or removed when it had not started."""
+    await conn.execute("DELETE FROM service_pauses WHERE id = $1 AND starts_on >= $2", pause_id, on)
+    await conn.execute("UPDATE service_pauses SET ends_on = $2, resumed_at = now() WHERE id = $1", pause_id, on)
 
 
 async def insert_pause(conn: Connection, service_id: int, starts_on: dt.date, ends_on: dt.date, reason: str,

@@ -25,7 +25,6 @@ from admin.devices import queries
 from admin.devices.common import AREA, Row, actor, log, out, refused, scope
 from admin.devices.schemas import (
     ALIASES,
-    MASK,
     CpeConnectionRequest,
     CpeDevice,
     CpeDeviceDetail,
@@ -35,7 +34,7 @@ from admin.devices.schemas import (
     DeviceQuery,
     TaskCreateQuery,
     TaskIn,
-    is_secret,
+    masked_args,
     parse_tags,
     shown,
     task_problems,
@@ -108,15 +107,6 @@ def tree(rows: Sequence[Row]) -> Node:
 
     finish(root)
     return root
-
-
-def masked_args(kind: str, args: Mapping[str, Any]) -> dict[str, Any]:
-    """A task's args as the admin shows and logs them: the values of secrets set masked."""
-    if kind != "set" or not isinstance(args.get("values"), list):
-        return dict(args)
-    values = [[v[0], MASK, *v[2:]] if isinstance(v, list) and len(v) >= 2 and isinstance(v[0], str)
-              and is_secret(v[0]) else v for v in args["values"]]
-    return {**args, "values": values}
 
 
 def _task_out(row: Row, wakeup_id: int | None = None) -> CpeTask:
@@ -227,11 +217,10 @@ async def _queue(request: web.Request, device_id: int, kind: str, args: dict[str
         device = await _device_or_404(conn, request, device_id)
         if kind == "download":
             await _file_ok(conn, args)
-        task = await queries.create_task(conn, device_id, kind, args, max_attempts, actor(request))
-        wakeup_id = None
+        task, wakeup_id = await queries.queue_task(conn, device_id, kind, args, max_attempts, actor(request),
+                                                   connect=connect)
         summary = f"queued {kind} on CPE {device['cwmp_id']}"
         if connect:
-            wakeup_id = (await queries.create_wakeup(conn, device_id, actor(request)))["id"]
             summary += " with a connection request"
         await log(conn, request, "queue", "cpe_task", task["id"], summary, device=device,
                   after={"kind": kind, "args": masked_args(kind, args), "wakeup_id": wakeup_id})

@@ -31,6 +31,8 @@ _INTERVAL = ("LEFT JOIN LATERAL (SELECT p.value::integer AS seconds FROM acs_par
 STATUS = (f"CASE WHEN d.last_inform_at > now() - make_interval(secs => coalesce(2 * i.seconds, "
           f"{ONLINE_WITHOUT_INTERVAL_S})) THEN 'online' "
           "WHEN d.last_inform_at > now() - interval '24 hours' THEN 'today' ELSE 'offline' END")
+INTERVAL_JOIN = _INTERVAL
+"""What :data:`STATUS` needs beside ``d`` (the portal's equipment page joins it too)."""
 _FROM = ("FROM acs_devices d LEFT JOIN customers c ON c.id = d.customer_id "
          f"LEFT JOIN services s ON s.id = d.service_id {_INTERVAL}")
 _DEVICE = ("d.id, d.cwmp_id, d.oui, d.product_class, d.serial, d.manufacturer, d.data_model, d.cwmp_version, "
@@ -185,6 +187,16 @@ async def create_task(conn: Connection, device_id: int, kind: str, args: dict[st
     return await _one(conn, "INSERT INTO acs_tasks AS t (device_id, kind, args, max_attempts, created_by) "
                             f"VALUES ($1, $2, $3, $4, $5) RETURNING {_TASK}",
                       device_id, kind, args, max_attempts, created_by)
+
+
+async def queue_task(conn: Connection, device_id: int, kind: str, args: dict[str, Any], max_attempts: int,
+                     created_by: str, *, connect: bool = False) -> tuple[Record, int | None]:
+    """Queue a task (args checked by the caller: schemas.task_problems) and, with ``connect``, a
+    connection request so it runs now; (the task, the connection request's id). The admin's
+    device pages and API and the portal's equipment page queue this way."""
+    task = await create_task(conn, device_id, kind, args, max_attempts, created_by)
+    wakeup_id = int((await create_wakeup(conn, device_id, created_by))["id"]) if connect else None
+    return task, wakeup_id
 
 
 async def cancel_task(conn: Connection, task_id: int) -> Record | None:

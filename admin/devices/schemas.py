@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, NamedTuple
 
 import jinja2
@@ -368,6 +369,16 @@ def is_secret(path: str) -> bool:
 def shown(path: str, value: str | None) -> str | None:
     """A parameter's value as the admin shows it: a secret masked (when it has one)."""
     return MASK if value and is_secret(path) else value
+
+
+def masked_args(kind: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    """A task's args as the admin and the portal show and log them: the values of secrets set
+    masked (the row itself keeps them: the ACS sends them)."""
+    if kind != "set" or not isinstance(args.get("values"), list):
+        return dict(args)
+    values = [[v[0], MASK, *v[2:]] if isinstance(v, list) and len(v) >= 2 and isinstance(v[0], str)
+              and is_secret(v[0]) else v for v in args["values"]]
+    return {**args, "values": values}
 
 
 def parse_tags(text: str) -> list[str]:

@@ -29,6 +29,7 @@ from admin.billing.render import logo, model, samples, templates
 from admin.billing.render import pdf as renderer
 from admin.finance import branding_store, common, doc_templates_store, pdf
 from admin.finance.area import AREA
+from admin.portal import brand_cache
 from admin.web import path_id
 
 _TEXT = r"^[^\x00]*$"
@@ -157,8 +158,10 @@ async def _save(conn: Connection, request: web.Request, partner_id: int, changes
                                              f"{', '.join(changed) or 'nothing'}",
                                      before=_logged({c: old[c] for c in changed}),
                                      after=_logged({c: new[c] for c in changed}))
+            await brand_cache.notify(conn)  # the portal shows the logo, company name and accent
     except asyncpg.CheckViolationError:  # partner_branding_color_hex: _checked says it first
         raise schemas.Invalid({"accent_color": "must be a colour as #rrggbb"}) from None
+    brand_cache.changed(request)
 
 
 async def _preview(conn: Connection, row: common.Row, values: Mapping[str, Any]) -> bytes:

@@ -127,9 +127,16 @@ async def _reference(conn: Connection, customer: Values, given: str) -> str:
             return reference
 
 
+def masked_iban(iban: str) -> str:
+    """An IBAN as the portal shows and logs it: its country code and last four (``DE •••• 3000``)."""
+    return f"{iban[:2]} •••• {iban[-4:]}"
+
+
 async def add_mandate(conn: Connection, customer: Values, data: MandateIn, who: Principal, address: str | None, *,
-                      today: dt.date) -> int:
-    """A mandate of ``customer`` (a row the principal sees, with its currency); its id."""
+                      today: dt.date, online: bool = False) -> int:
+    """A mandate of ``customer`` (a row the principal sees, with its currency); its id. ``online``:
+    the customer signed it itself in the portal (admin/portal/mandates.py): its log line says so
+    and shows the IBAN masked."""
     errors: dict[str, str] = {}
     found: dd.Account | None = None
     bic = ""
@@ -164,6 +171,7 @@ async def add_mandate(conn: Connection, customer: Values, data: MandateIn, who: 
     if active is not None:
         raise schemas.Invalid({"customer_id": f"the customer has the active mandate {active['reference']}: revoke it "
                                               "before adding another"})
+    shown, how = (masked_iban(found.iban), " online in the customer portal on") if online else (found.iban, "")
     try:
         async with conn.transaction():
             mandate_id = await store.insert_mandate(conn, customer["id"], reference, found.iban, found.bic, holder,
@@ -171,9 +179,10 @@ async def add_mandate(conn: Connection, customer: Values, data: MandateIn, who: 
             await oplog_store.record(
                 conn, who, address, "create", "sepa_mandate", mandate_id, customer_id=customer["id"],
                 partner_id=customer["partner_id"],
-                summary=f"SEPA mandate {reference} of {holder}, {found.iban} signed {data.signed_on.isoformat()}",
-                after={"reference": reference, "iban": found.iban, "bic": found.bic, "holder": holder,
-                       "signed_on": data.signed_on.isoformat()})
+                summary=f"SEPA mandate {reference} of {holder}, {shown} signed{how} {data.signed_on.isoformat()}",
+                after={"reference": reference, "iban": shown, "bic": found.bic, "holder": holder,
+                       "signed_on": data.signed_on.isoformat(),
+                       **({"signed": "online in the customer portal"} if online else {})})
     except asyncpg.UniqueViolationError as e:  # one added meanwhile
         if e.constraint_name == "sepa_mandates_one_active":
             raise schemas.Invalid({"customer_id": "the customer has an active mandate already (added meanwhile)"}) \

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from admin import keys
 from admin.auth import tokens
-from admin.portal import brands_store, sessions_store
+from admin.portal import brand_cache, sessions_store
 from admin.portal.brand import Brand
 from admin.portal.common import CUSTOMER, Customer
 from admin.portal.sessions import COOKIE, LOGIN_COOKIE, del_cookie
@@ -36,6 +36,8 @@ LOGOUT_PATH = "/portal/logout"
 HOME = "/portal/"
 TOUCH_EVERY_S = 60
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SESSIONLESS = ("/portal/static/", "/portal/brand.css", "/portal/logo.svg", "/portal/manifest.webmanifest")
+"""Served the same to everyone (PORTAL_PUBLIC, GET only): the session is not looked up."""
 
 _log = log.get("lastmile.portal")
 
@@ -69,28 +71,31 @@ async def page(request: web.Request, handler: Handler, permission: str, address:
     token = request.cookies.get(COOKIE, "")
     digest = tokens.digest(token) if token else None
     row = None
-    async with request.app[keys.POOL].acquire() as conn:
-        partner = await brands_store.partner_of_host(conn, request.host) or await brands_store.default_partner(conn)
-        request[PARTNER] = partner or 0  # 0: no partner yet (a new install), so no customer either
-        request[BRAND] = await brands_store.brand_of(conn, partner) if partner is not None else Brand()
-        if digest is not None:
+    found = await request.app[brand_cache.CACHE].lookup(request.app[keys.POOL], request.host)
+    partner = found.partner_id
+    request[PARTNER] = partner or 0  # 0: no partner yet (a new install), so no customer either
+    request[BRAND] = found.brand
+    if request.method == "GET" and request.path.startswith(SESSIONLESS):  # nobody's: no session looked up
+        return await handler(request)
+    if digest is not None:
+        async with request.app[keys.POOL].acquire() as conn:
             row = await sessions_store.session(conn, digest)
-        if row is not None and digest is not None:
-            idle = (row["now"] - row["seen_at"]).total_seconds() > settings.portal_idle_timeout
-            gone = (not row["enabled"] and row["impersonator_id"] is None) or row["status"] == "deleted"
-            other = row["partner_id"] != partner
-            if idle or row["now"] >= row["expires_at"] or gone or other:
-                await sessions_store.end(conn, digest)
-                if other:
-                    _log.info("portal session on another partner's host: logged out", customer=row["customer_id"],
-                              host=request.host)
-                row = None
-                if permission != PORTAL_PUBLIC:
-                    response = login_redirect(request, "expired")
-                    del_cookie(response)
-                    raise response
-            elif (row["now"] - row["seen_at"]).total_seconds() > TOUCH_EVERY_S:
-                await sessions_store.touch(conn, digest)
+            if row is not None:
+                idle = (row["now"] - row["seen_at"]).total_seconds() > settings.portal_idle_timeout
+                gone = (not row["enabled"] and row["impersonator_id"] is None) or row["status"] == "deleted"
+                other = row["partner_id"] != partner
+                if idle or row["now"] >= row["expires_at"] or gone or other:
+                    await sessions_store.end(conn, digest)
+                    if other:
+                        _log.info("portal session on another partner's host: logged out",
+                                  customer=row["customer_id"], host=request.host)
+                    row = None
+                    if permission != PORTAL_PUBLIC:
+                        response = login_redirect(request, "expired")
+                        del_cookie(response)
+                        raise response
+                elif (row["now"] - row["seen_at"]).total_seconds() > TOUCH_EVERY_S:
+                    await sessions_store.touch(conn, digest)
     if row is None or digest is None:
         if permission != PORTAL_PUBLIC:
             raise login_redirect(request)

@@ -37,7 +37,7 @@ from admin import keys, oplog_store, pages, schemas
 from admin.auth.store import Connection
 from admin.billing.render import model
 from admin.portal import brand as brands
-from admin.portal import brands_store, manifest
+from admin.portal import brand_cache, brands_store, manifest
 from admin.portal.brand import DASHBOARD, FIELDS, MENU, Access, Brand, Color
 from admin.portal.common import AREA
 from admin.portal.pages import MENU_URLS
@@ -274,9 +274,11 @@ async def publish(conn: Connection, request: web.Request, partner_id: int) -> as
         await _log(conn, request, "publish", partner_id,
                    f"portal brand of {row['partner']}: published (changed {', '.join(changed) or 'nothing'})",
                    before=_logged({k: before.get(k) for k in changed}), after=_logged({k: after[k] for k in changed}))
+        await brand_cache.notify(conn)
         found = await brands_store.partner(conn, partner_id)
-        assert found is not None
-        return found
+    brand_cache.changed(request)
+    assert found is not None
+    return found
 
 
 async def add_host(conn: Connection, request: web.Request, partner_id: int, text: str) -> str:
@@ -295,6 +297,8 @@ async def add_host(conn: Connection, request: web.Request, partner_id: int, text
                                            "portal (remove it there first)"})
         await _log(conn, request, "create", partner_id, f"portal host {host} added for {row['partner']}",
                    after={"host": host})
+        await brand_cache.notify(conn)
+    brand_cache.changed(request)
     return host
 
 
@@ -306,6 +310,8 @@ async def remove_host(conn: Connection, request: web.Request, partner_id: int, h
             raise web.HTTPNotFound(text=f"{row['partner']} has no host name {host}")
         await _log(conn, request, "delete", partner_id, f"portal host {host} removed from {row['partner']}",
                    before={"host": host})
+        await brand_cache.notify(conn)
+    brand_cache.changed(request)
 
 
 # -- pages ------------------------------------------------------------------------------------------

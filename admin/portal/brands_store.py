@@ -99,3 +99,13 @@ async def remove_host(conn: Connection, host: str, partner_id: int) -> bool:
     done = await conn.fetchval("DELETE FROM portal_hosts WHERE host = $1 AND partner_id = $2 RETURNING true",
                                host, partner_id)
     return bool(done)
+
+
+async def all_hosts(conn: Connection) -> dict[str, int]:
+    """Every portal host name -> its partner."""
+    return {r["host"]: int(r["partner_id"]) for r in await conn.fetch("SELECT host, partner_id FROM portal_hosts")}
+
+
+async def notify(conn: Connection, channel: str) -> None:
+    """A NOTIFY on ``channel`` (sent when the caller's transaction commits)."""
+    await conn.execute("SELECT pg_notify($1, '')", channel)

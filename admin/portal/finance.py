@@ -23,7 +23,7 @@ from admin.finance import common as finance
 from admin.finance import pdf, statement_pdf
 from admin.finance import queries as finance_queries
 from admin.finance.schemas import DocumentKind, DocumentListFilter, StatementQuery
-from admin.portal import balance, dashboard, finance_store, pages
+from admin.portal import balance, dashboard, finance_store, mandates_store, pages, pay_store
 from admin.portal.common import AREA, customer
 from admin.web import path_id
 
@@ -70,12 +70,15 @@ async def _overview(request: web.Request, *, errors: Mapping[str, str] | None = 
         paid = await finance_store.payments_by_month(conn, me.customer_id,
                                                      periods.add_months(today.replace(day=1), -(CHART_MONTHS - 1)))
         recent = await finance_queries.customer_documents(conn, me.customer_id, 10)
+        pay_online = await pay_store.portal_gateway(conn) is not None
+        direct_debit = await mandates_store.offered(conn, me.customer_id)
     chart = months(list(paid), today)
     return pages.render("portal/finance.html", request, {
         "billing": b, "explained": explained, "prepaid": prepaid, "chart": chart,
         "chart_total": sum((m["amount"] for m in chart), Decimal(0)), "recent": recent, "lists": LISTS,
         "kinds": dashboard.KINDS, "status_text": STATUS_TEXT, "day": balance.day, "days": balance.days,
-        "errors": errors or {}, "statement": {"since": "", "until": "", **(asked or {})}, "section": ""}, status=status)
+        "errors": errors or {}, "statement": {"since": "", "until": "", **(asked or {})}, "section": "",
+        "pay_online": pay_online, "direct_debit": direct_debit}, status=status)
 
 
 @AREA.portal("/finance")
@@ -94,11 +97,14 @@ def _list_page(path: str) -> None:
         async with request.app[keys.POOL].acquire() as conn:
             rows = await finance_queries.documents(conn, me.partner_id, None, f, sort="issued_on", direction="desc",
                                                    after=ls.after, limit=ls.limit)
+            pay_online = await pay_store.portal_gateway(conn) is not None
+            direct_debit = await mandates_store.offered(conn, me.customer_id)
         ls.take(list(rows), lambda r: (r["sort_value"], r["id"]))
         return pages.render("portal/finance_documents.html", request, {
             "title": title, "kind": kind, "empty": empty, "rows": ls.rows, "listing": ls,
             "first_page": ls.after is None, "lists": LISTS, "section": path, "kinds": dashboard.KINDS,
-            "status_text": STATUS_TEXT, "day": balance.day, "days": balance.days})
+            "status_text": STATUS_TEXT, "day": balance.day, "days": balance.days, "pay_online": pay_online,
+            "direct_debit": direct_debit})
 
     documents.__name__ = documents.__qualname__ = f"{path.replace('-', '_')}_page"
     documents.__doc__ = f"The customer's {title.lower()}, newest first, by pages."

@@ -19,7 +19,9 @@ COLUMNS = ("t.id, t.name, t.download_kbps, t.upload_kbps, t.burst_download_kbps,
            "t.session_timeout_s, t.custom, t.created_at, t.updated_at, "
            "(SELECT count(*) FROM services s WHERE s.tariff_id = t.id) AS services, "
            "t.tax_group_id, (SELECT g.name FROM tax_groups g WHERE g.id = t.tax_group_id) AS tax_group, "
-           "t.price_includes_tax")
+           "t.price_includes_tax, t.portal_change, t.portal_stop, "
+           "ARRAY(SELECT x.target_id FROM tariff_portal_targets x WHERE x.tariff_id = t.id ORDER BY x.target_id) "
+           "AS portal_targets")
 
 
 def _like(text: str) -> str:
@@ -79,3 +81,16 @@ async def services_using(conn: Connection, tariff_id: int, limit: int = 5) -> tu
         tariff_id, limit)
     assert row is not None
     return int(row["n"]), list(row["logins"] or [])
+
+
+async def all_names(conn: Connection) -> list[asyncpg.Record]:
+    """Every tariff's id and name, by name: the portal targets a tariff's form offers."""
+    return await conn.fetch("SELECT id, name FROM tariffs ORDER BY name, id")
+
+
+async def set_targets(conn: Connection, tariff_id: int, targets: Sequence[int]) -> None:
+    """The tariffs the plan's customers may move to in the portal (tariff_portal_targets), replaced."""
+    await conn.execute("DELETE FROM tariff_portal_targets WHERE tariff_id = $1 AND NOT target_id = ANY($2::bigint[])",
+                       tariff_id, list(targets))
+    await conn.execute("INSERT INTO tariff_portal_targets (tariff_id, target_id) SELECT $1, unnest($2::bigint[]) "
+                       "ON CONFLICT DO NOTHING", tariff_id, list(targets))

@@ -20,7 +20,16 @@ from admin import keys, listing, oplog_store, pages, schemas
 from admin.administration import custom
 from admin.schemas import Deleted, Page
 from admin.tariffs import queries
-from admin.tariffs.schemas import EDITABLE, Tariff, TariffIn, TariffPatch, TariffQuery, constraint_errors, values_of
+from admin.tariffs.schemas import (
+    EDITABLE,
+    TARGETS,
+    Tariff,
+    TariffIn,
+    TariffPatch,
+    TariffQuery,
+    constraint_errors,
+    values_of,
+)
 from admin.tickets import automatic
 from admin.web import Area, path_id
 
@@ -31,7 +40,11 @@ CSV_COLUMNS = ("id", "name", "download_kbps", "upload_kbps", "burst_download_kbp
                "limit_at_download_kbps", "limit_at_upload_kbps", "contention", "price", "currency",
                "session_timeout_s", "tax_group", "price_includes_tax", "services")
 DEFAULTS: dict[str, Any] = {"priority": 8, "contention": 1, "price": "0", "currency": "EUR", "custom": {},
-                            "price_includes_tax": False}
+                            "price_includes_tax": False, "portal_change": "off", "portal_targets": [],
+                            "portal_stop": False}
+PORTAL_CHANGES = (("off", "off: not in the portal"), ("self_service", "self-service: the customer changes it"),
+                  ("request", "on request: the customer asks, a ticket is opened"))
+"""The form's choices of ``portal_change`` (admin/portal/plan.py)."""
 
 
 Row = Mapping[str, Any] | asyncpg.Record
@@ -105,16 +118,23 @@ async def _save(request: web.Request, tariff_id: int | None, data: TariffIn, *,
     """Create (``tariff_id`` None) or update a tariff, log it and open its automatic ticket
     (admin/tickets/automatic.py), in one transaction; a violated constraint becomes field errors
     (schemas.Invalid). Not ``confirmed``, a billing-relevant change of a tariff with active
-    services saves nothing and raises Unconfirmed."""
+    services saves nothing and raises Unconfirmed. The portal's targets go to
+    tariff_portal_targets (and in the log as ``portal_targets``)."""
     who = keys.principal(request)
     try:
         values = values_of(data)
     except ValueError as e:
         raise schemas.Invalid({"price": str(e)}) from None
+    targets = sorted(set(data.portal_targets))
     try:
         async with request.app[keys.POOL].acquire() as conn, conn.transaction():
             if tariff_id is None:
                 row = await queries.create(conn, values)
+                if targets:
+                    await queries.set_targets(conn, row["id"], targets)
+                    again = await queries.tariff(conn, row["id"])
+                    assert again is not None
+                    row = again
                 await oplog_store.record(conn, who, keys.client_address(request), "create", "tariff", row["id"],
                                          summary=f"created tariff {row['name']}", after=schemas.row_json(row))
                 await automatic.tariff_changed(conn, None, row, now=dt.datetime.now(dt.UTC))
@@ -123,17 +143,24 @@ async def _save(request: web.Request, tariff_id: int | None, data: TariffIn, *,
             if before is None:
                 raise web.HTTPNotFound()
             changed = {k: v for k, v in values.items() if before[k] != v}
-            if not changed:
+            moved = list(before[TARGETS]) != targets
+            if not changed and not moved:
                 return before
             if not confirmed and BILLING & set(changed):
                 services = await automatic.active_services(conn, tariff_id)
                 if services:
                     raise Unconfirmed(services)
-            row = await queries.update(conn, tariff_id, changed)
+            row = await queries.update(conn, tariff_id, changed) if changed else before
+            if moved:
+                await queries.set_targets(conn, tariff_id, targets)
+                again = await queries.tariff(conn, tariff_id)
+                assert again is not None
+                row = again
+            names = [*changed, *([TARGETS] if moved else [])]
             old, new = schemas.row_json(before), schemas.row_json(row)
             await oplog_store.record(conn, who, keys.client_address(request), "update", "tariff", tariff_id,
-                                     summary=f"changed tariff {row['name']}: {', '.join(changed)}",
-                                     before={k: old[k] for k in changed}, after={k: new[k] for k in changed})
+                                     summary=f"changed tariff {row['name']}: {', '.join(names)}",
+                                     before={k: old[k] for k in names}, after={k: new[k] for k in names})
             await automatic.tariff_changed(conn, before, row, now=dt.datetime.now(dt.UTC))
             return row
     except asyncpg.IntegrityConstraintViolationError as e:
@@ -189,6 +216,8 @@ async def tariffs_page(request: web.Request) -> web.StreamResponse:
 def _form_values(form: Mapping[str, Any]) -> dict[str, Any]:
     """The form's inputs (custom fields apart); a price may be typed with a decimal comma."""
     values = {k: v for k, v in form.items() if not k.startswith(custom.PREFIX) and k not in ("_csrf", "confirm")}
+    if hasattr(form, "getall"):
+        values[TARGETS] = form.getall(TARGETS, [])
     if isinstance(values.get("price"), str):
         values["price"] = values["price"].strip().replace(",", ".")
     if isinstance(values.get("currency"), str):
@@ -201,9 +230,12 @@ async def _form(request: web.Request, t: Mapping[str, Any], errors: dict[str, st
     async with request.app[keys.POOL].acquire() as conn:
         fields = await custom.definitions(conn, "tariff")
         groups = [(g["id"], g["name"]) for g in await queries.tax_groups(conn)]
+        others = [(r["id"], r["name"]) for r in await queries.all_names(conn) if r["id"] != t.get("id")]
+    chosen = {str(v) for v in t.get(TARGETS) or []}
     return pages.render("tariffs/form.html", request, {"t": t, "errors": errors, "fields": fields,
                                                         "editing": editing, "tax_groups": groups,
-                                                        "warning": warning}, status=status)
+                                                        "warning": warning, "portal_changes": PORTAL_CHANGES,
+                                                        "targets": others, "chosen_targets": chosen}, status=status)
 
 
 async def _submitted(request: web.Request, tariff_id: int | None) -> web.StreamResponse:
@@ -229,10 +261,12 @@ async def _submitted(request: web.Request, tariff_id: int | None) -> web.StreamR
         data.custom = {**kept, **custom_values}
         row = await _save(request, tariff_id, data, confirmed=form.get("confirm") == "1")
     except schemas.Invalid as e:
-        shown = {**values, "id": tariff_id, "custom": given, "price_includes_tax": "price_includes_tax" in values}
+        shown = {**values, "id": tariff_id, "custom": given, "price_includes_tax": "price_includes_tax" in values,
+                 "portal_stop": "portal_stop" in values}
         return await _form(request, shown, e.errors, status=422, editing=tariff_id is not None)
     except Unconfirmed as e:
-        shown = {**values, "id": tariff_id, "custom": given, "price_includes_tax": "price_includes_tax" in values}
+        shown = {**values, "id": tariff_id, "custom": given, "price_includes_tax": "price_includes_tax" in values,
+                 "portal_stop": "portal_stop" in values}
         return await _form(request, shown, {}, editing=True, warning=str(e))
     raise web.HTTPFound(f"/admin/tariffs/{row['id']}?done={'saved' if tariff_id else 'created'}")
 

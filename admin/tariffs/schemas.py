@@ -19,6 +19,9 @@ Priority = Annotated[int, msgspec.Meta(ge=1, le=8, description="1 (highest) to 8
 Contention = Annotated[int, msgspec.Meta(ge=1, le=1000, description="1:N, N subscribers share the speed")]
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. EUR")]
 PRICE_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,4})?$"
+PortalChange = Annotated[Literal["self_service", "request", "off"], msgspec.Meta(
+    description="what the plan's customers may do in the portal about a plan change: self_service (change it, "
+                "seeing the prorated amounts first), request (ask: a ticket is opened), off")]
 Price = Annotated[str, msgspec.Meta(
     description='per billing period, a decimal string with at most 4 decimal places ("29.90"): money is never '
                 "a binary floating-point number", extra_json_schema={"pattern": PRICE_PATTERN, "format": "decimal"})]
@@ -48,6 +51,11 @@ class TariffIn(msgspec.Struct, kw_only=True):
                                                          "taxes); null: outside the scope of tax")] | None = None
     price_includes_tax: Annotated[bool, msgspec.Meta(description="the price is gross: its tax is "
                                                                  "taken out of it, not added")] = False
+    portal_change: PortalChange = "off"
+    portal_targets: Annotated[list[Id], msgspec.Meta(
+        max_length=200, description="the tariffs the plan's customers may move to in the portal")] = []
+    portal_stop: Annotated[bool, msgspec.Meta(description="the plan's customers may stop (pause) a service and "
+                                                          "resume it in the portal")] = False
 
 
 class TariffPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -71,6 +79,9 @@ class TariffPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     custom: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     tax_group_id: Id | msgspec.UnsetType | None = msgspec.UNSET
     price_includes_tax: bool | msgspec.UnsetType = msgspec.UNSET
+    portal_change: PortalChange | msgspec.UnsetType = msgspec.UNSET
+    portal_targets: list[Id] | msgspec.UnsetType = msgspec.UNSET
+    portal_stop: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class Tariff(msgspec.Struct):
@@ -97,6 +108,9 @@ class Tariff(msgspec.Struct):
     tax_group_id: int | None
     tax_group: str | None
     price_includes_tax: bool
+    portal_change: str
+    portal_targets: list[int]
+    portal_stop: bool
 
 
 class TariffQuery(msgspec.Struct, kw_only=True):
@@ -108,7 +122,9 @@ class TariffQuery(msgspec.Struct, kw_only=True):
 
 
 EDITABLE = tuple(f for f in TariffIn.__struct_fields__)
-"""The columns a form or the API writes (``custom`` included)."""
+"""The fields a form or the API writes (``custom`` included)."""
+TARGETS = "portal_targets"
+"""The field kept in tariff_portal_targets, not a column of tariffs."""
 
 
 def price(text: str) -> Decimal:
@@ -125,8 +141,8 @@ def price(text: str) -> Decimal:
 
 
 def values_of(t: TariffIn) -> dict[str, Any]:
-    """The columns to write; a bad price raises ValueError."""
-    values = {k: getattr(t, k) for k in EDITABLE}
+    """The columns to write (the portal's targets apart); a bad price raises ValueError."""
+    values = {k: getattr(t, k) for k in EDITABLE if k != TARGETS}
     values["price"] = price(t.price)
     return values
 
@@ -145,6 +161,9 @@ CONSTRAINTS: dict[str, tuple[str, str]] = {
     "tariffs_limit_at_upload_range": ("limit_at_upload_kbps", "must be from 0 to the upload speed"),
     "tariffs_contention_range": ("contention", "must be from 1 to 1000"),
     "tariffs_tax_group_fk": ("tax_group_id", "no such tax group (deleted meanwhile?)"),
+    "tariffs_portal_change_valid": ("portal_change", "must be self_service, request or off"),
+    "tariff_portal_targets_target_fk": ("portal_targets", "no such tariff (deleted meanwhile?)"),
+    "tariff_portal_targets_not_itself": ("portal_targets", "a plan cannot be a move from itself to itself"),
 }
 
 BURST = ("burst_download_kbps", "burst_upload_kbps", "burst_time_s")

@@ -130,7 +130,9 @@ PARTS_OF_A_WHOLE = {"ip_leases_pool_fk",  # an address row is part of its pool
                     # portal: a customer's login, sessions and reset codes; a session "logged in as" by an
                     # administrator; a partner's brand and host names
                     "portal_accounts_customer_fk", "portal_sessions_customer_fk", "portal_codes_customer_fk",
-                    "portal_sessions_impersonator_fk", "portal_brands_partner_fk", "portal_hosts_partner_fk"}
+                    "portal_sessions_impersonator_fk", "portal_brands_partner_fk", "portal_hosts_partner_fk",
+                    # a tariff's list of the tariffs its customers may move to in the portal
+                    "tariff_portal_targets_tariff_fk", "tariff_portal_targets_target_fk"}
 
 
 async def test_foreign_keys_restrict(conn: asyncpg.Connection) -> None:

@@ -11,7 +11,8 @@ import pytest
 
 from acs import datamodel, model, plan, server, tasks
 from admin.devices import schemas
-from admin.devices.devices import CPE_PASSWORD_PURPOSE, masked_args, tree
+from admin.devices.devices import CPE_PASSWORD_PURPOSE, tree
+from admin.devices.schemas import masked_args
 
 TASKS: list[tuple[str, Any]] = [
     ("get", {"names": ["Device.DeviceInfo."]}), ("get", {"names": []}), ("get", {"names": "Device."}),

@@ -56,6 +56,7 @@ from tests.integration.admin.conftest import Admin, Client, make_admin
 from tests.integration.admin.test_payments_direct_debit import sample_rows as direct_debit_rows
 from tests.integration.admin.test_payments_statements import sample_rows as statement_rows
 from tests.integration.portal.conftest import password_hash, portal_login
+from tests.integration.portal.test_equipment import TR181_WIFI, device
 
 BASELINE = Path(__file__).with_name("query_counts.json")
 PORTAL_LOGIN = "qc-portal"  # the data's customer's portal login (password: conftest's PASSWORD)
@@ -257,9 +258,22 @@ async def _data(conn: asyncpg.Connection) -> dict[str, Any]:
         await conn.execute("INSERT INTO partner_branding (partner_id, logo_svg) SELECT partner_id, $2 FROM customers "
                            "WHERE id = $1 ON CONFLICT (partner_id) DO UPDATE SET logo_svg = EXCLUDED.logo_svg",
                            row["customer_id"], '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"/>')
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM payment_intents)"):  # its CPE, a card and an attempt
+        await device(conn, customer_id=row["customer_id"], service_id=row["id"], serial="SN-qc", params=TR181_WIFI)
+        card = await conn.fetchval(
+            "INSERT INTO payment_methods (customer_id, gateway, token, brand, last4, exp_month, exp_year) "
+            "VALUES ($1, 'stripe', 'pm_qc', 'visa', '4242', 12, 2030) RETURNING id", row["customer_id"])
+        await conn.execute(
+            "INSERT INTO payment_intents (customer_id, gateway, purpose, payment_method_id, amount, currency, "
+            "idempotency_key) VALUES ($1, 'stripe', 'top_up', $2, 12, 'EUR', 'qc') RETURNING id",
+            row["customer_id"], card)
     portal_message = await conn.fetchval("SELECT min(id) FROM messages WHERE channel = 'portal'")
+    device_id = await conn.fetchval("SELECT min(id) FROM acs_devices WHERE customer_id = $1", row["customer_id"])
+    intent = await conn.fetchval("SELECT min(id) FROM payment_intents WHERE customer_id = $1", row["customer_id"])
+    mandate = await conn.fetchval("SELECT min(id) FROM sepa_mandates WHERE customer_id = $1", row["customer_id"])
     return {"customers": row["customer_id"], "services": row["id"], "ip": row["ip"],
-            "portal:messages": portal_message}
+            "portal:messages": portal_message, "portal:equipment": device_id, "portal:online": intent,
+            "portal:direct-debit": mandate}
 
 
 async def _bill(conn: asyncpg.Connection, customer_id: int) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import importlib.resources
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -104,11 +106,41 @@ class Tab:
         async with self.page.expect_navigation():
             await self.page.click("button[type=submit]")
 
+    async def portal_login(self, login: str, password: str) -> None:
+        """Log in to the customer portal through its login page (it lands on the dashboard)."""
+        await self.goto("/portal/login")
+        await self.page.fill("#f-login", login)
+        await self.page.fill("#f-password", password)
+        async with self.page.expect_navigation():
+            await self.page.click("button[type=submit]")
+
+    async def fits(self) -> None:
+        """The page is no wider than the window (nothing to scroll sideways on a phone)."""
+        width = await self.page.evaluate("document.documentElement.scrollWidth")
+        inner = await self.page.evaluate("window.innerWidth")
+        assert width <= inner, f"{self.page.url}: {width} px wide on a {inner} px screen"
+
     async def submit(self, selector: str = "main button[type=submit]") -> Response | None:
         """Click a form's submit button and wait for the page the POST leads to."""
         async with self.page.expect_navigation() as navigation:
             await self.page.click(selector)
         return await navigation.value
+
+    async def axe(self, *, exclude: tuple[str, ...] = ()) -> None:
+        """Fail on the page's serious and critical accessibility violations (axe-core, WCAG 2.1 A
+        and AA rules and axe's best practices), listed one per element. axe's source goes in
+        through ``page.evaluate`` (run over CDP: the page's CSP, which forbids inline scripts,
+        does not apply to it). ``exclude``: selectors axe leaves out (a third-party widget)."""
+        if not await self.page.evaluate("typeof window.axe === 'object'"):
+            await self.page.evaluate(_axe_source())
+        found = await self.page.evaluate(
+            "(exclude) => axe.run({exclude: exclude.map((s) => [s])}, {resultTypes: ['violations']})"
+            "  .then((r) => r.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,"
+            "    nodes: v.nodes.map((n) => n.target.join(' ') + ': ' + (n.failureSummary || '').split('\\n')"
+            "      .slice(1).join('; '))})))", list(exclude))
+        bad = [v for v in found if v["impact"] in ("serious", "critical")]
+        lines = [f"{v['impact']} {v['id']} ({v['help']}): {node}" for v in bad for node in v["nodes"]]
+        assert not bad, f"accessibility violations on {self.page.url}:\n" + "\n".join(lines)
 
     async def h1(self) -> str:
         return (await self.page.inner_text("h1")).strip()
@@ -128,6 +160,12 @@ class Tab:
                     raise
                 await asyncio.sleep(0.5)
         return path
+
+
+@functools.cache
+def _axe_source() -> str:
+    """axe-core's axe.min.js, as the axe-playwright-python package (a dev dependency) bundles it."""
+    return (importlib.resources.files("axe_playwright_python") / "axe.min.js").read_text(encoding="utf-8")
 
 
 Browse = Callable[..., Awaitable[Tab]]

@@ -59,6 +59,7 @@ async def test_a_brand_is_edited_previewed_and_published(conn: asyncpg.Connectio
     assert accent == "rgb(122, 31, 162)", accent
     radius = await preview.page.eval_on_selector(".tiles .card", "e => getComputedStyle(e).borderTopLeftRadius")
     assert radius == "18px"
+    await preview.axe()  # the portal's pages, in the brand (its colours: the contrast)
     await preview.shot("preview")
 
     phone = await browse(viewport=PHONE, is_mobile=True)
@@ -66,6 +67,7 @@ async def test_a_brand_is_edited_previewed_and_published(conn: asyncpg.Connectio
     await phone.goto(f"/admin/portal/brands/{pid}/preview")
     width = await phone.page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], width  # nothing wider than the phone
+    await phone.axe()  # the portal's pages, in the brand (its colours: the contrast)
     await phone.shot("preview-phone")
     await phone.goto(f"/admin/portal/brands/{pid}")
     await phone.shot("brand-editor-phone")

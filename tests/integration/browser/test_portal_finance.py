@@ -21,6 +21,8 @@ COPIES = Path("/tmp/shots")
 
 
 async def shot(tab: Tab, name: str) -> None:
+    """The page's screenshot, once it passed the accessibility check (axe-core: no serious violations)."""
+    await tab.axe()
     path = await tab.shot(name)
     COPIES.mkdir(parents=True, exist_ok=True)
     shutil.copy(path, COPIES / f"portal-{name}.png")
@@ -43,37 +45,23 @@ async def customer_with_history(app: Admin) -> int:
     return anna
 
 
-async def login(tab: Tab) -> None:
-    await tab.goto("/portal/login")
-    await tab.page.fill("#f-login", "anna")
-    await tab.page.fill("#f-password", PASSWORD)
-    async with tab.page.expect_navigation():
-        await tab.page.click("button[type=submit]")
-
-
-async def fits(tab: Tab) -> None:
-    width = await tab.page.evaluate("document.documentElement.scrollWidth")
-    inner = await tab.page.evaluate("window.innerWidth")
-    assert width <= inner, f"{tab.page.url}: {width} px wide on a {inner} px screen"
-
-
 async def test_dashboard_and_finance_at_desktop_and_phone_width(admin: Admin, browse: Browse) -> None:  # noqa: F811
     await customer_with_history(admin)
     for size, options in (("desktop", {}), ("phone", {"viewport": PHONE, "is_mobile": True})):
         tab = await browse(**options)
         tab.expect_error(r"/favicon\.ico")  # base.html links no icon while the brand has no logo
-        await login(tab)
+        await tab.portal_login("anna", PASSWORD)
         await tab.goto("/portal/")
         assert "You owe" in await tab.page.inner_text(".balance .explained")
-        await fits(tab)
+        await tab.fits()
         await shot(tab, f"dashboard-{size}")
         await tab.goto("/portal/finance")
         assert await tab.page.locator(".bars li").count() == 12
-        await fits(tab)
+        await tab.fits()
         await shot(tab, f"finance-{size}")
         await tab.goto("/portal/finance/invoices")
         assert await tab.page.locator(".doclist li").count() == 7
-        await fits(tab)
+        await tab.fits()
         await shot(tab, f"invoices-{size}")
         async with tab.page.expect_download() as download:
             await tab.page.click(".doclist li:first-child a.pdf")

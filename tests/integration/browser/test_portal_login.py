@@ -1,6 +1,7 @@
 """The customer portal's login and security pages in a real browser, at desktop and phone width:
-no console errors and no CSP violations (the brand's colours come as a stylesheet file), a login
-with a wrong then the right password, and the two-factor QR code on the security page."""
+no console errors and no CSP violations (the brand's colours come as a stylesheet file), no serious
+accessibility violations (axe-core), a login with a wrong then the right password, and the
+two-factor QR code on the security page."""
 
 from __future__ import annotations
 
@@ -38,10 +39,12 @@ async def _check(tab: Tab, suffix: str) -> None:
     assert accent == "rgb(10, 125, 79)", accent  # the brand's colour, from /portal/brand.css
     width = await tab.page.evaluate("document.documentElement.scrollWidth")
     assert width <= tab.page.viewport_size["width"], width  # type: ignore[index]  # nothing wider than the screen
+    await tab.axe()
     await tab.shot(f"login-{suffix}")
     await _log_in(tab, "maria", "not the password")
     assert "Wrong login or password." in await tab.page.inner_text("[role=alert]")
     tab.expect_error(r"status of 401")
+    await tab.axe()
     await tab.shot(f"login-refused-{suffix}")
     await _log_in(tab, "maria", PASSWORD)
     await tab.goto("/portal/security")
@@ -49,6 +52,7 @@ async def _check(tab: Tab, suffix: str) -> None:
     await tab.page.wait_for_selector(".qr svg")
     width = await tab.page.evaluate("document.documentElement.scrollWidth")
     assert width <= tab.page.viewport_size["width"], width  # type: ignore[index]
+    await tab.axe()
     await tab.shot(f"security-{suffix}")
     await tab.submit(".bar .me button")  # log out
     assert "/portal/login" in tab.page.url

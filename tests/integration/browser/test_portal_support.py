@@ -25,23 +25,11 @@ NOTE = "Internal: check the splitter before calling back"
 
 
 async def shot(tab: Tab, name: str) -> None:
+    """The page's screenshot, once it passed the accessibility check (axe-core: no serious violations)."""
+    await tab.axe()
     path = await tab.shot(name)
     COPIES.mkdir(parents=True, exist_ok=True)
     shutil.copy(path, COPIES / f"portal-{name}.png")
-
-
-async def fits(tab: Tab) -> None:
-    width = await tab.page.evaluate("document.documentElement.scrollWidth")
-    inner = await tab.page.evaluate("window.innerWidth")
-    assert width <= inner, f"{tab.page.url}: {width} px wide on a {inner} px screen"
-
-
-async def login(tab: Tab) -> None:
-    await tab.goto("/portal/login")
-    await tab.page.fill("#f-login", "anna")
-    await tab.page.fill("#f-password", PASSWORD)
-    async with tab.page.expect_navigation():
-        await tab.page.click("main button[type=submit]")
 
 
 async def tickets(conn: Connection, customer_id: int, partner_id: int) -> int:
@@ -76,20 +64,20 @@ async def tickets(conn: Connection, customer_id: int, partner_id: int) -> int:
 
 
 async def check(tab: Tab, size: str, main: int) -> None:
-    await login(tab)
+    await tab.portal_login("anna", PASSWORD)
     await tab.goto("/portal/tickets")
     assert await tab.h1() == "Support"
     opened = 0 if size == "desktop" else 1  # the ticket the desktop run opened
     assert await tab.page.locator("#t-open + .tickets li").count() == 2 + opened
     assert await tab.page.locator("#t-closed + .tickets li").count() == 1
-    await fits(tab)
+    await tab.fits()
     await shot(tab, f"tickets-{size}")
 
     await tab.goto(f"/portal/tickets/{main}")
     body = await tab.page.inner_text("main")
     assert "Sarah from Support" in body and "line-report.pdf" in body and NOTE not in body
     assert await tab.page.locator("#reply-form textarea").is_visible()
-    await fits(tab)
+    await tab.fits()
     await shot(tab, f"ticket-{size}")
     await tab.page.fill("#f-body", f"Here is the photo ({size}).")
     photo: FilePayload = {"name": "cable.jpg", "mimeType": "image/jpeg", "buffer": b"\xff\xd8\xff" + b"y" * 3000}
@@ -98,11 +86,11 @@ async def check(tab: Tab, size: str, main: int) -> None:
     assert "Your message is sent." in await tab.page.inner_text("[role=status]")
     assert "cable.jpg" in await tab.page.inner_text(".thread")
     assert "Waiting on agent" in await tab.page.inner_text(".ticket-facts")
-    await fits(tab)
+    await tab.fits()
     await shot(tab, f"ticket-replied-{size}")
 
     await tab.goto("/portal/tickets/new")
-    await fits(tab)
+    await tab.fits()
     await shot(tab, f"ticket-new-{size}")
     await tab.page.fill("#f-subject", f"Wi-Fi does not reach the garden ({size})")
     await tab.page.select_option("#f-type", "question")
@@ -113,12 +101,12 @@ async def check(tab: Tab, size: str, main: int) -> None:
     await tab.goto("/portal/profile")
     assert await tab.h1() == "Profile"
     assert await tab.page.locator("#contact-view dd").count() >= 1
-    await fits(tab)
+    await tab.fits()
     await shot(tab, f"profile-{size}")
     await tab.page.fill("#f-phone", "+43 660 123 45 67")
     await tab.submit("#contact-form button[type=submit]")
     assert "Your details are saved." in await tab.page.inner_text("[role=status]")
-    await fits(tab)
+    await tab.fits()
 
 
 async def test_support_and_profile_at_desktop_and_phone_width(admin: Admin, browse: Browse) -> None:  # noqa: F811

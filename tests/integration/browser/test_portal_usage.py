@@ -21,6 +21,8 @@ COPIES = Path("/tmp/shots")
 
 
 async def shot(tab: Tab, name: str) -> None:
+    """The page's screenshot, once it passed the accessibility check (axe-core: no serious violations)."""
+    await tab.axe()
     path = await tab.shot(name)
     COPIES.mkdir(parents=True, exist_ok=True)
     shutil.copy(path, COPIES / f"portal-{name}.png")
@@ -49,20 +51,6 @@ async def customer_with_traffic(app: Admin) -> int:
     return anna
 
 
-async def login(tab: Tab) -> None:
-    await tab.goto("/portal/login")
-    await tab.page.fill("#f-login", "anna")
-    await tab.page.fill("#f-password", PASSWORD)
-    async with tab.page.expect_navigation():
-        await tab.page.click("button[type=submit]")
-
-
-async def fits(tab: Tab) -> None:
-    width = await tab.page.evaluate("document.documentElement.scrollWidth")
-    inner = await tab.page.evaluate("window.innerWidth")
-    assert width <= inner, f"{tab.page.url}: {width} px wide on a {inner} px screen"
-
-
 async def drawn(tab: Tab, chart: str) -> None:
     """The chart's canvas is there, sized, and not blank (some pixel is painted)."""
     await tab.page.wait_for_selector(f"#{chart}[data-drawn] canvas")
@@ -80,25 +68,25 @@ async def test_services_and_usage_at_desktop_and_phone_width(admin: Admin, brows
     for size, options in (("desktop", {}), ("phone", {"viewport": PHONE, "is_mobile": True})):
         tab = await browse(**options)
         tab.expect_error(r"/favicon\.ico")  # base.html links no icon while the brand has no logo
-        await login(tab)
+        await tab.portal_login("anna", PASSWORD)
         await tab.goto("/portal/services")
         assert "Fibre" not in await tab.h1() and "Home anna-fibre" in await tab.page.inner_text("main")
-        await fits(tab)
+        await tab.fits()
         await shot(tab, f"services-{size}")
         await tab.page.click("text=Details and PPPoE password >> nth=0")
         await tab.page.wait_for_selector("#password")
-        await fits(tab)
+        await tab.fits()
         await shot(tab, f"service-{size}")
         await tab.goto("/portal/usage")
         await drawn(tab, "usage-days")
         await drawn(tab, "usage-hours")
         assert "In all:" in await tab.page.inner_text(".chart-note[data-for=usage-days]")
-        await fits(tab)
+        await tab.fits()
         await shot(tab, f"usage-{size}")
     # desktop: a day of the daily chart clicked opens its hours; the password form works
     tab = await browse()
     tab.expect_error(r"/favicon\.ico")
-    await login(tab)
+    await tab.portal_login("anna", PASSWORD)
     await tab.goto("/portal/usage")
     await drawn(tab, "usage-days")
     box = await tab.page.locator("#usage-days .u-over").bounding_box()

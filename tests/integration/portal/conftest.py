@@ -19,6 +19,7 @@ import itertools
 from typing import Any
 
 from admin.auth import passwords
+from admin.portal import brand_cache
 from tests.integration.admin import conftest as admin_fixtures
 from tests.integration.admin.conftest import Admin, Client
 
@@ -41,7 +42,14 @@ async def partner(admin: Admin, name: str = "Fibrenet", *, host: str | None = No
                                          "SET name = EXCLUDED.name RETURNING id", name)
         if host is not None:
             await conn.execute("INSERT INTO portal_hosts (host, partner_id) VALUES ($1, $2)", host, partner_id)
+    changed(admin)
     return int(partner_id)
+
+
+def changed(admin: Admin) -> None:
+    """Brands, hosts or partners were written in SQL: the app's brand cache forgets them (as a
+    NOTIFY would have it do in ``lastmile admin``)."""
+    admin.app[brand_cache.CACHE].invalidate()
 
 
 async def portal_customer(admin: Admin, *, login: str = "anna", password: str | None = PASSWORD,

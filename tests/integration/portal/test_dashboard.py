@@ -14,7 +14,7 @@ from admin.auth.store import Connection
 from admin.billing import ledger
 from admin.filters import money
 from tests.integration.admin.conftest import Admin, make_admin
-from tests.integration.portal.conftest import admin, portal_customer, portal_login  # noqa: F401
+from tests.integration.portal.conftest import admin, changed, portal_customer, portal_login  # noqa: F401
 
 D = Decimal
 TODAY = dt.datetime.now(dt.UTC).date()
@@ -157,6 +157,7 @@ async def test_the_items_a_brand_hides_are_left_out(admin: Admin) -> None:  # no
     async with admin.pool.acquire() as conn:
         await conn.execute("UPDATE portal_brands SET published = '{\"dashboard\": []}' WHERE partner_id = $1",
                            partner_id)
+    changed(admin)  # written in SQL: the brand cache is told, as a publish tells it
     async with await portal_login(admin, "anna") as c:
         status, page = await c.get("/portal/")
     assert status == 200 and "You owe" not in page and "Support" not in text(page)

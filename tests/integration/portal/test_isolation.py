@@ -16,24 +16,31 @@ from admin.web import PERMISSIONS, PORTAL_CUSTOMER
 from tests.integration.admin.conftest import Admin
 from tests.integration.portal.conftest import admin, portal_customer, portal_login  # noqa: F401
 from tests.integration.portal.test_dashboard import invoice, portal_message
+from tests.integration.portal.test_equipment import device
 from tests.integration.portal.test_services import service
 
 PARAM = re.compile(r"\{(\w+)\}")
 ROWS = {"services": "service", "documents": "document", "tickets": "ticket", "attachments": "attachment",
-        "messages": "message"}
+        "messages": "message", "equipment": "device", "cards": "card", "online": "intent",
+        "direct-debit": "mandate"}
 """The segment before a path parameter -> which of the other customer's rows fills it."""
 WATCHED = ("tickets", "ticket_messages", "ticket_attachments", "services", "customers", "messages",
-           "operations_log")
+           "operations_log", "acs_tasks", "acs_wakeups",
+           "payment_methods", "payment_intents", "payments", "gateway_customers",
+           "documents", "service_pauses", "sepa_mandates")
 """Tables whose rows must not change while the other customer's ids are tried."""
 ATTACHMENT = Attachment("note.txt", "text/plain", "text/plain", b"hello")
 
 
 async def rows_of(site: Admin, customer_id: int, login: str) -> dict[str, int]:
-    """A service, an invoice, a ticket with a customer's message and its attachment, a portal message."""
+    """A service, an invoice, a ticket with a customer's message and its attachment, a portal message,
+    a CPE, a saved card, a payment attempt and a direct-debit mandate."""
     async with site.pool.acquire() as conn:
         ids = {"service": await service(conn, customer_id, login),
                "document": (await invoice(conn, customer_id, "12.00")).id,
                "message": await portal_message(conn, customer_id, f"News for {login}")}
+        ids["device"] = await device(conn, customer_id=customer_id, service_id=ids["service"], serial=f"SN-{login}",
+                                     params={"Device.WiFi.SSID.1.SSID": f"{login}-wifi"})
         partner = await conn.fetchval("SELECT partner_id FROM customers WHERE id = $1", customer_id)
         async with conn.transaction():
             made = await tickets.create_ticket(conn, tickets.NewTicket(
@@ -44,6 +51,17 @@ async def rows_of(site: Admin, customer_id: int, login: str) -> dict[str, int]:
         ids["attachment"] = int(await conn.fetchval(
             "SELECT a.id FROM ticket_attachments a JOIN ticket_messages m ON m.id = a.message_id "
             "WHERE m.ticket_id = $1", made.ticket_id))
+        ids["card"] = int(await conn.fetchval(
+            "INSERT INTO payment_methods (customer_id, gateway, token, brand, last4, exp_month, exp_year) "
+            "VALUES ($1, 'stripe', $2, 'visa', '4242', 12, 2030) RETURNING id", customer_id, f"pm_{login}"))
+        ids["intent"] = int(await conn.fetchval(
+            "INSERT INTO payment_intents (customer_id, gateway, purpose, document_id, payment_method_id, amount, "
+            "currency, idempotency_key) VALUES ($1, 'stripe', 'invoice', $2, $3, 12, 'EUR', $4) RETURNING id",
+            customer_id, ids["document"], ids["card"], f"isolation:{login}"))
+        ids["mandate"] = int(await conn.fetchval(
+            "INSERT INTO sepa_mandates (customer_id, reference, iban, holder, signed_on) "
+            "VALUES ($1, $2, 'DE89370400440532013000', $3, current_date) RETURNING id",
+            customer_id, f"ISO-{login}", login.title()))
     return ids
 
 
