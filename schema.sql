@@ -1,5 +1,5 @@
--- lastmile schema version 15
--- lastmile schema hash 57a3832fe4b977b79cebd86caf41da678db1af64221716fb710b7605540bfcb1
+-- lastmile schema version 16
+-- lastmile schema hash 84a514258548f96335ee543327c04ac9b83c8359052e504d4588dd5c3d04f4df
 --
 -- The whole database as a fresh installation gets it: `lastmile db init` (and `lastmile up`)
 -- applies this file to an empty database, in one transaction, and records the version and hash
@@ -33,8 +33,10 @@
 --  13. Portal                                         portal_accounts, portal_sessions, portal_login_attempts,
 --                                                      portal_codes, portal_brands, portal_hosts,
 --                                                      tariff_portal_targets
---  14. The worker's job queue                          pgqueuer (pgqueuer's own tables)
---  15. Partitions                                      lastmile_maintain_partitions()
+--  14. Resellers                                      partner_modes, tariff_partners, partner_commission_rates,
+--                                                      partner_statements, partner_commissions, partner_payouts
+--  15. The worker's job queue                          pgqueuer (pgqueuer's own tables)
+--  16. Partitions                                      lastmile_maintain_partitions()
 --
 -- Conventions
 --   * PostgreSQL types: inet/cidr/macaddr for addresses, numeric(14,4) for money,
@@ -302,12 +304,51 @@ SELECT lastmile_watch(t) FROM unnest(ARRAY['routers', 'nas', 'ip_pools', 'flow_e
 -- 4. Business: partners (resellers, brands), customers, tariffs, services
 -- =============================================================================================
 
+-- A partner: the ISP itself (the first partner) or a reseller, with its company, contact and bank
+-- details (its documents and payouts name them) and a parent when it is a sub-partner (a tree:
+-- partners_no_cycle). How it works with the ISP (its mode) is in partner_modes, section 14.
 CREATE TABLE IF NOT EXISTS partners (
     id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT partners_pk PRIMARY KEY,
     name text NOT NULL CONSTRAINT partners_name_unique UNIQUE,
     created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    parent_id bigint CONSTRAINT partners_parent_fk REFERENCES partners ON DELETE RESTRICT,
+    legal_name text NOT NULL DEFAULT '',
+    vat_id text NOT NULL DEFAULT '',
+    street text NOT NULL DEFAULT '',
+    city text NOT NULL DEFAULT '',
+    zip text NOT NULL DEFAULT '',
+    country text CONSTRAINT partners_country_iso CHECK (country ~ '^[A-Z]{2}$'),
+    contact_name text NOT NULL DEFAULT '',
+    email text NOT NULL DEFAULT '',
+    phone text NOT NULL DEFAULT '',
+    bank_name text NOT NULL DEFAULT '',
+    iban text NOT NULL DEFAULT '',
+    bic text NOT NULL DEFAULT '',
+    -- Percentage mode: the share of what its customers pay that the ISP owes it, unless a rate of
+    -- partner_commission_rates (a tariff's, a category's) says otherwise.
+    commission_percent numeric(7, 4) NOT NULL DEFAULT 0
+        CONSTRAINT partners_commission_percent_range CHECK (commission_percent BETWEEN 0 AND 100),
+    CONSTRAINT partners_not_own_parent CHECK (parent_id <> id)
 );
+CREATE INDEX IF NOT EXISTS partners_parent_idx ON partners (parent_id) WHERE parent_id IS NOT NULL;
+
+-- A sub-partner's parents never lead back to it.
+CREATE OR REPLACE FUNCTION lastmile_partners_no_cycle() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.parent_id IS NOT NULL AND EXISTS (
+        WITH RECURSIVE up(id) AS (
+            SELECT NEW.parent_id
+            UNION
+            SELECT p.parent_id FROM partners p JOIN up ON p.id = up.id WHERE p.parent_id IS NOT NULL)
+        SELECT 1 FROM up WHERE id = NEW.id) THEN
+        RAISE EXCEPTION 'partner % cannot be under its own sub-partner %', NEW.id, NEW.parent_id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'partners_no_cycle';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE OR REPLACE TRIGGER partners_no_cycle BEFORE UPDATE OF parent_id ON partners
+    FOR EACH ROW EXECUTE FUNCTION lastmile_partners_no_cycle();
 
 CREATE TABLE IF NOT EXISTS customers (
     id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT customers_pk PRIMARY KEY,
@@ -2725,7 +2766,105 @@ CREATE INDEX IF NOT EXISTS service_pauses_by_customer_idx ON service_pauses (end
     WHERE by_customer AND resumed_at IS NULL;
 
 -- =============================================================================================
--- 14. The worker's job queue: pgqueuer 1.6's own objects (admin/worker/), as `pgq sql install`
+-- 14. Resellers (admin/partners/): how each partner works with the ISP, the tariffs it may sell,
+-- and in percentage mode the commissions the ISP owes it, their statements and payouts.
+-- =============================================================================================
+
+-- A partner's mode from a day on (the first of a month: a change takes effect from the next
+-- period, and what was issued before stays as it was). Before its first row a partner is 'direct'
+-- (the ISP's own: nothing owed, nothing aggregated). 'percentage': the ISP invoices and collects
+-- from the partner's customers and owes it a share of what they pay; 'own_invoicing': the partner
+-- bills its customers itself (its own series, templates, gateway); 'aggregated': the ISP invoices
+-- the partner once for all its customers' services, and not the customers.
+CREATE TABLE IF NOT EXISTS partner_modes (
+    partner_id bigint NOT NULL CONSTRAINT partner_modes_partner_fk REFERENCES partners ON DELETE CASCADE,
+    starts_on date NOT NULL CONSTRAINT partner_modes_starts_on_first CHECK (extract(day FROM starts_on) = 1),
+    mode text NOT NULL CONSTRAINT partner_modes_mode_valid
+        CHECK (mode IN ('direct', 'percentage', 'own_invoicing', 'aggregated')),
+    created_by text NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT partner_modes_pk PRIMARY KEY (partner_id, starts_on)
+);
+
+-- The tariffs a partner may sell; a tariff without rows here is every partner's.
+CREATE TABLE IF NOT EXISTS tariff_partners (
+    tariff_id bigint NOT NULL CONSTRAINT tariff_partners_tariff_fk REFERENCES tariffs ON DELETE CASCADE,
+    partner_id bigint NOT NULL CONSTRAINT tariff_partners_partner_fk REFERENCES partners ON DELETE CASCADE,
+    CONSTRAINT tariff_partners_pk PRIMARY KEY (tariff_id, partner_id)
+);
+CREATE INDEX IF NOT EXISTS tariff_partners_partner_idx ON tariff_partners (partner_id);
+
+-- Percentage mode: a partner's rate for one tariff's service lines, or for a category of what is
+-- paid ('service': a service's recurring charges, 'one_time': one-time charges, 'fee': fees); the
+-- tariff's rate before the category's before partners.commission_percent.
+CREATE TABLE IF NOT EXISTS partner_commission_rates (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT partner_commission_rates_pk PRIMARY KEY,
+    partner_id bigint NOT NULL CONSTRAINT partner_commission_rates_partner_fk REFERENCES partners ON DELETE CASCADE,
+    tariff_id bigint CONSTRAINT partner_commission_rates_tariff_fk REFERENCES tariffs ON DELETE CASCADE,
+    category text CONSTRAINT partner_commission_rates_category_valid CHECK (category IN ('service', 'one_time', 'fee')),
+    percent numeric(7, 4) NOT NULL CONSTRAINT partner_commission_rates_percent_range CHECK (percent BETWEEN 0 AND 100),
+    CONSTRAINT partner_commission_rates_one_target CHECK (num_nonnulls(tariff_id, category) = 1),
+    CONSTRAINT partner_commission_rates_unique UNIQUE NULLS NOT DISTINCT (partner_id, tariff_id, category)
+);
+
+-- A commission statement: what a partner earned over a period in one currency (its commissions
+-- name it once it is issued; a statement is never changed).
+CREATE TABLE IF NOT EXISTS partner_statements (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT partner_statements_pk PRIMARY KEY,
+    partner_id bigint NOT NULL CONSTRAINT partner_statements_partner_fk REFERENCES partners ON DELETE RESTRICT,
+    number text NOT NULL CONSTRAINT partner_statements_number_unique UNIQUE,
+    period_start date NOT NULL,
+    period_end date NOT NULL,                    -- exclusive
+    currency text NOT NULL CONSTRAINT partner_statements_currency_iso CHECK (currency ~ '^[A-Z]{3}$'),
+    total numeric(14, 4) NOT NULL,
+    issued_on date NOT NULL,
+    created_by text NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT partner_statements_period_ordered CHECK (period_end > period_start),
+    CONSTRAINT partner_statements_period_unique UNIQUE (partner_id, period_start, currency)
+);
+
+-- Commissions, append-only: one per allocation of a payment of a percentage-mode partner's
+-- customer (an allocation released when a payment is taken back gives a negative one), with how
+-- it was worked out (detail: per category or tariff, the base and the rate).
+CREATE TABLE IF NOT EXISTS partner_commissions (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT partner_commissions_pk PRIMARY KEY,
+    partner_id bigint NOT NULL CONSTRAINT partner_commissions_partner_fk REFERENCES partners ON DELETE RESTRICT,
+    customer_id bigint NOT NULL CONSTRAINT partner_commissions_customer_fk REFERENCES customers ON DELETE RESTRICT,
+    allocation_id bigint NOT NULL CONSTRAINT partner_commissions_allocation_unique UNIQUE
+        CONSTRAINT partner_commissions_allocation_fk REFERENCES allocations ON DELETE RESTRICT,
+    document_id bigint CONSTRAINT partner_commissions_document_fk REFERENCES documents ON DELETE RESTRICT,
+    earned_on date NOT NULL,
+    base numeric(14, 4) NOT NULL,
+    amount numeric(14, 4) NOT NULL,
+    currency text NOT NULL CONSTRAINT partner_commissions_currency_iso CHECK (currency ~ '^[A-Z]{3}$'),
+    detail jsonb NOT NULL DEFAULT '[]',
+    statement_id bigint CONSTRAINT partner_commissions_statement_fk REFERENCES partner_statements ON DELETE RESTRICT,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+-- The commissions job (admin/partners/jobs.py) reads the allocations made since its cursor.
+CREATE INDEX IF NOT EXISTS allocations_created_idx ON allocations (created_at);
+CREATE INDEX IF NOT EXISTS partner_commissions_partner_idx ON partner_commissions (partner_id, earned_on);
+CREATE INDEX IF NOT EXISTS partner_commissions_open_idx ON partner_commissions (partner_id, currency)
+    WHERE statement_id IS NULL;
+
+-- Money paid out to a partner (what the ISP owes it is its commissions less its payouts).
+CREATE TABLE IF NOT EXISTS partner_payouts (
+    id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT partner_payouts_pk PRIMARY KEY,
+    partner_id bigint NOT NULL CONSTRAINT partner_payouts_partner_fk REFERENCES partners ON DELETE RESTRICT,
+    statement_id bigint CONSTRAINT partner_payouts_statement_fk REFERENCES partner_statements ON DELETE RESTRICT,
+    amount numeric(14, 4) NOT NULL CONSTRAINT partner_payouts_amount_positive CHECK (amount > 0),
+    currency text NOT NULL CONSTRAINT partner_payouts_currency_iso CHECK (currency ~ '^[A-Z]{3}$'),
+    paid_on date NOT NULL,
+    reference text NOT NULL DEFAULT '',
+    idempotency_key text CONSTRAINT partner_payouts_idempotency_unique UNIQUE,
+    created_by text NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS partner_payouts_partner_idx ON partner_payouts (partner_id, paid_on);
+
+-- =============================================================================================
+-- 15. The worker's job queue: pgqueuer 1.6's own objects (admin/worker/), as `pgq sql install`
 -- makes them, written to run again; tests/db/test_worker_queue.py has pgqueuer verify them.
 -- =============================================================================================
 
@@ -2857,7 +2996,7 @@ AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pgqueuer
 EXECUTE FUNCTION fn_pgqueuer_changed();
 
 -- =============================================================================================
--- 15. Partitions: this day's or month's and the ones ahead
+-- 16. Partitions: this day's or month's and the ones ahead
 -- =============================================================================================
 
 SELECT lastmile_maintain_partitions();

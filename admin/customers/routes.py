@@ -24,6 +24,7 @@ from admin.customers.schemas import (
     ServicePatch,
     StatusChange,
 )
+from admin.partners import partners_store
 from admin.portal import accounts_admin_store as portal_accounts
 from admin.schemas import Page
 from admin.web import Area, path_id
@@ -308,9 +309,18 @@ async def new_service_form(request: web.Request) -> web.StreamResponse:
         **ctx, "c": c, "s": {"status": "active", "simultaneous_use": 1, "custom": {}}, "errors": {}, "editing": False})
 
 
+async def _check_tariff(conn: Any, partner_id: int, tariff_id: int) -> None:
+    """A customer's service is on a tariff its partner may sell (admin/partners/: a tariff given to
+    particular partners is theirs alone)."""
+    if not await partners_store.may_sell(conn, partner_id, tariff_id):
+        raise schemas.Invalid({"tariff_id": "this customer's partner may not sell this tariff (Partners: the "
+                                            "tariffs it may sell)"})
+
+
 async def _create_service(conn: Any, request: web.Request, customer: Any, data: ServiceIn) -> int:
     who = keys.principal(request)
     values = msgspec.structs.asdict(data)
+    await _check_tariff(conn, customer["partner_id"], data.tariff_id)
     try:
         async with conn.transaction():
             service_id = await queries.create_service(conn, customer["id"], values)
@@ -379,6 +389,8 @@ async def _update_service(conn: Any, request: web.Request, service_id: int, chan
                        (before[k] is None) != (v is None)}
             if not changed:
                 return
+            if "tariff_id" in changed:
+                await _check_tariff(conn, before["partner_id"], changed["tariff_id"])
             await queries.update_service(conn, service_id, changed)
             old = schemas.row_json(before)
             await oplog_store.record(

@@ -132,7 +132,10 @@ PARTS_OF_A_WHOLE = {"ip_leases_pool_fk",  # an address row is part of its pool
                     "portal_accounts_customer_fk", "portal_sessions_customer_fk", "portal_codes_customer_fk",
                     "portal_sessions_impersonator_fk", "portal_brands_partner_fk", "portal_hosts_partner_fk",
                     # a tariff's list of the tariffs its customers may move to in the portal
-                    "tariff_portal_targets_tariff_fk", "tariff_portal_targets_target_fk"}
+                    "tariff_portal_targets_tariff_fk", "tariff_portal_targets_target_fk",
+                    # resellers: a partner's modes and commission rates; the tariffs a partner may sell
+                    "partner_modes_partner_fk", "partner_commission_rates_partner_fk",
+                    "partner_commission_rates_tariff_fk", "tariff_partners_tariff_fk", "tariff_partners_partner_fk"}
 
 
 async def test_foreign_keys_restrict(conn: asyncpg.Connection) -> None:

@@ -165,6 +165,8 @@ LAYOUT = Layout(
         "admin.tickets.automation", "admin.tickets.threading", "admin.tickets.sla",
         # portal: a brand decoded from its stored JSON, the balance explained
         "admin.portal.brand", "admin.portal.balance",
+        # resellers: percentage mode's rate choice and the split of a payment over an invoice's lines
+        "admin.partners.commissions",
     }),
     sql_homes=frozenset({
         "daemons.db",  # pools, the schema, partitions

@@ -73,7 +73,8 @@ TABLES = {"pools": "ip_pools", "exporters": "flow_exporters", "roles": "admin_ro
           "wakeups": "acs_wakeups", "connection-requests": "acs_wakeups", "dry-runs": "acs_dry_runs",
           "presets": "acs_presets", "files": "acs_files", "attachments": "ticket_attachments",
           "inboxes": "ticket_inboxes", "groups": "ticket_groups", "canned-replies": "ticket_canned_replies",
-          "rules": "ticket_rules", "accounts": "customers", "brands": "partners"}
+          "rules": "ticket_rules", "accounts": "customers", "brands": "partners",
+          "commissions": "partners", "statements": "partner_statements"}
 # Routes whose whole URL is given (a parameter that names a file, not a row).
 PATHS = {"/portal/static/{name}": "/portal/static/portal.css",
          "/portal/static/vendor/{name}": "/portal/static/vendor/uPlot-1.6.32.min.css"}
@@ -267,6 +268,10 @@ async def _data(conn: asyncpg.Connection) -> dict[str, Any]:
             "INSERT INTO payment_intents (customer_id, gateway, purpose, payment_method_id, amount, currency, "
             "idempotency_key) VALUES ($1, 'stripe', 'top_up', $2, 12, 'EUR', 'qc') RETURNING id",
             row["customer_id"], card)
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM partner_statements)"):  # a commission statement
+        await conn.execute("INSERT INTO partner_statements (partner_id, number, period_start, period_end, currency, "
+                           "total, issued_on) SELECT partner_id, 'CS-qc', '2026-01-01', '2026-02-01', 'EUR', 0, "
+                           "'2026-02-01' FROM customers WHERE id = $1", row["customer_id"])
     portal_message = await conn.fetchval("SELECT min(id) FROM messages WHERE channel = 'portal'")
     device_id = await conn.fetchval("SELECT min(id) FROM acs_devices WHERE customer_id = $1", row["customer_id"])
     intent = await conn.fetchval("SELECT min(id) FROM payment_intents WHERE customer_id = $1", row["customer_id"])
