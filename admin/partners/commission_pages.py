@@ -28,6 +28,7 @@ from admin.auth.store import Connection
 from admin.billing import money
 from admin.partners import commissions as rule
 from admin.partners import commissions_store as store
+from admin.partners import partners_store
 from admin.partners.common import AREA
 from admin.schemas import Id
 from admin.web import path_id
@@ -314,12 +315,13 @@ async def _partner_page(request: web.Request, partner_id: int, month_text: str |
         owed = [_owed(r) for r in await store.owed(conn, partner_id)]
         statements = [_statement(r) for r in await store.statements(conn, None, partner_id, limit=24)]
         payouts = await store.payouts(conn, None, partner_id, limit=24)
+        tariffs = {r["id"]: r["name"] for r in await partners_store.tariff_names(conn)}
     currencies = sorted({o.currency for o in owed}) or ["EUR"]
     issued = [s for s in statements if s.period_start == month]
     open_ = {c.currency for c in listed.items if c.statement_id is None}
     return pages.render("partners/commission_partner.html", request, {
         "p": partner, "month": month, "listed": listed, "owed": owed, "statements": statements,
-        "payouts": payouts, "currencies": currencies, "errors": errors or {},
+        "payouts": payouts, "currencies": currencies, "errors": errors or {}, "tariffs": tariffs,
         "issued": issued, "can_issue": bool(open_ - {s.currency for s in issued}),
         "late": bool(open_ & {s.currency for s in issued}),
         "statement_options": [(s.id, f"{s.number} ({s.total} {s.currency})") for s in statements],

@@ -126,7 +126,8 @@ async def _plan_page(request: web.Request, service_id: int, *, errors: dict[str,
     on = today()
     async with request.app[keys.POOL].acquire() as conn:
         row = await _service_or_404(conn, me.customer_id, service_id)
-        targets = await plan_store.targets(conn, row["tariff_id"]) if row["portal_change"] != "off" else []
+        targets = (await plan_store.targets(conn, row["tariff_id"], me.partner_id)
+                   if row["portal_change"] != "off" else [])
         stop = await plan_store.stop_of(conn, service_id, on) if row["portal_stop"] else None
         issued = await plan_store.changes_of(conn, me.customer_id, service_id)
         asked = await plan_store.requests(conn, me.customer_id, service_id) if row["portal_change"] == "request" \
@@ -151,7 +152,7 @@ async def _preview_page(request: web.Request, service_id: int, target_id: int | 
         row = await _service_or_404(conn, me.customer_id, service_id)
         if row["portal_change"] != "self_service" or row["status"] == "archived" or target_id is None:
             raise web.HTTPNotFound(text="no such plan to move to")
-        new = await plan_store.target(conn, row["tariff_id"], target_id)
+        new = await plan_store.target(conn, row["tariff_id"], target_id, me.partner_id)
         if new is None:
             raise web.HTTPNotFound(text="no such plan to move to")
         try:
@@ -193,7 +194,8 @@ async def plan_form(request: web.Request) -> web.StreamResponse:
             raise web.HTTPForbidden(text="this plan is not changed in the portal: please ask us")
         if row["status"] == "archived":
             raise web.HTTPConflict(text="this service has ended")
-        new = await plan_store.target(conn, row["tariff_id"], target_id) if target_id is not None else None
+        new = (await plan_store.target(conn, row["tariff_id"], target_id, me.partner_id)
+               if target_id is not None else None)
         if new is None:
             raise web.HTTPUnprocessableEntity(text="this plan cannot be chosen from yours")
         who = acting.actor(row["customer_number"]).name

@@ -36,20 +36,28 @@ async def service(conn: Connection, customer_id: int, service_id: int, *, lock: 
 TARGET_COLUMNS = "t.id, t.name, t.download_kbps, t.upload_kbps, t.price, t.currency, t.price_includes_tax"
 SAME_CURRENCY = "t.currency = (SELECT f.currency FROM tariffs f WHERE f.id = x.tariff_id)"
 """A plan is changed only to one priced in the same currency."""
+SOLD_BY = ("(NOT EXISTS (SELECT 1 FROM tariff_partners p WHERE p.tariff_id = t.id) OR EXISTS (SELECT 1 FROM "
+           "tariff_partners p WHERE p.tariff_id = t.id AND p.partner_id = {partner}))")
+"""...and only to one the customer's partner may sell (admin/partners/: a tariff given to no partner
+is every partner's)."""
 
 
-async def targets(conn: Connection, tariff_id: int) -> list[Record]:
-    """The tariffs a service on ``tariff_id`` may move to in the portal, cheapest first."""
+async def targets(conn: Connection, tariff_id: int, partner_id: int) -> list[Record]:
+    """The tariffs a service on ``tariff_id`` of a customer of ``partner_id`` may move to in the
+    portal, cheapest first."""
     return list(await conn.fetch(
         f"SELECT {TARGET_COLUMNS} FROM tariff_portal_targets x JOIN tariffs t ON t.id = x.target_id "
-        f"WHERE x.tariff_id = $1 AND {SAME_CURRENCY} ORDER BY t.price, t.name, t.id", tariff_id))
+        f"WHERE x.tariff_id = $1 AND {SAME_CURRENCY} AND {SOLD_BY.format(partner='$2')} "
+        "ORDER BY t.price, t.name, t.id", tariff_id, partner_id))
 
 
-async def target(conn: Connection, tariff_id: int, target_id: int) -> Record | None:
-    """``target_id`` if a service on ``tariff_id`` may move to it in the portal, else None."""
+async def target(conn: Connection, tariff_id: int, target_id: int, partner_id: int) -> Record | None:
+    """``target_id`` if a service on ``tariff_id`` of a customer of ``partner_id`` may move to it in
+    the portal, else None."""
     return await conn.fetchrow(
         f"SELECT {TARGET_COLUMNS} FROM tariff_portal_targets x JOIN tariffs t ON t.id = x.target_id "
-        f"WHERE x.tariff_id = $1 AND x.target_id = $2 AND {SAME_CURRENCY}", tariff_id, target_id)
+        f"WHERE x.tariff_id = $1 AND x.target_id = $2 AND {SAME_CURRENCY} AND {SOLD_BY.format(partner='$3')}",
+        tariff_id, target_id, partner_id)
 
 
 async def documents(conn: Connection, customer_id: int, ids: Sequence[int]) -> list[Record]:

@@ -156,6 +156,29 @@ async def test_a_plan_not_among_the_targets_is_refused(admin: Admin, on_mid: Non
         assert await conn.fetchval("SELECT tariff_id FROM services WHERE id = $1", sid) == ids["big"]
 
 
+async def test_a_target_the_partner_may_not_sell_is_not_offered(admin: Admin, on_mid: None) -> None:  # noqa: F811
+    ids = await setup(admin)
+    sid = ids["service"]
+    async with admin.pool.acquire() as conn:  # Small is given to another partner only (admin/partners/)
+        other = await conn.fetchval("INSERT INTO partners (name) VALUES ('Elsewhere Net') RETURNING id")
+        await conn.execute("INSERT INTO tariff_partners (tariff_id, partner_id) VALUES ($1, $2)", ids["small"], other)
+    async with await portal_login(admin, "anna") as c:
+        status, body = await c.get(f"/portal/services/{sid}/plan")
+        assert status == 200 and "Small anna" not in body
+        status, _ = await c.get(f"/portal/services/{sid}/plan?to={ids['small']}")
+        assert status == 404
+        status, _, _ = await c.post(f"/portal/services/{sid}/plan", {
+            "from": str(ids["big"]), "to": str(ids["small"]), "on": MID.isoformat()})
+        assert status == 422
+    async with admin.pool.acquire() as conn:
+        partner = await conn.fetchval("SELECT partner_id FROM customers WHERE id = $1", ids["customer"])
+        await conn.execute("INSERT INTO tariff_partners (tariff_id, partner_id) VALUES ($1, $2)", ids["small"],
+                           partner)
+    async with await portal_login(admin, "anna") as c:  # given to the customer's partner too: offered
+        status, body = await c.get(f"/portal/services/{sid}/plan")
+        assert status == 200 and "Small anna" in body
+
+
 async def test_mode_off_shows_no_form_and_refuses_a_post(admin: Admin, on_mid: None) -> None:  # noqa: F811
     ids = await setup(admin, mode="off")
     sid = ids["service"]
