@@ -11,9 +11,7 @@ partner's: 404) and writes none of them (403): statements and payouts are the IS
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
@@ -23,7 +21,7 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from admin import csvcells, keys, oplog_store, pages, schemas
+from admin import keys, listing, oplog_store, pages, schemas
 from admin.auth.store import Connection
 from admin.billing import money
 from admin.partners import commissions as rule
@@ -171,7 +169,7 @@ def _commission(r: Row) -> Commission:
     return Commission(r["id"], r["partner_id"], r["customer_id"], r["customer_number"], r["allocation_id"],
                       r["document_id"], r["document_number"], r["earned_on"], Decimal(r["base"]),
                       _money(r["amount"], r["currency"]), r["currency"], r["release"], r["statement_id"],
-                      store._detail(detail))
+                      store.detail_of(detail))
 
 
 def _statement(r: Row) -> Statement:
@@ -242,15 +240,6 @@ async def _record(request: web.Request, data: PayoutIn, *, named: bool = False) 
     return _payout(row), created
 
 
-def _csv(filename: str, header: list[str], rows: list[list[Any]]) -> web.Response:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows([csvcells.safe(v) for v in row] for row in rows)
-    return web.Response(text=buffer.getvalue(), content_type="text/csv", charset="utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-
-
 # -- pages ---------------------------------------------------------------------------------------
 
 @AREA.page("/partners/commissions", permission="finance.view")
@@ -278,12 +267,12 @@ async def statement_page(request: web.Request) -> web.StreamResponse:
 @AREA.page("/partners/commissions/statements/{id}/csv", permission="finance.view")
 async def statement_csv(request: web.Request) -> web.StreamResponse:
     s, items = await _statement_and_items(request)
-    return _csv(f"{s.number}.csv", ["earned_on", "customer", "name", "document", "base", "amount", "currency",
-                                    "rates"],
-                [[r["earned_on"], r["customer_number"], r["customer_name"], r["document_number"] or "",
-                  Decimal(r["base"]), _money(r["amount"], r["currency"]), r["currency"],
-                  "; ".join(f"{p['category']} {p['percent']} % of {p['base']}" for p in store._detail(r["detail"]))]
-                 for r in items] + [["total", "", "", "", "", s.total, s.currency, ""]])
+    return listing.csv_response(
+        f"{s.number}.csv", ["earned_on", "customer", "name", "document", "base", "amount", "currency", "rates"],
+        [[r["earned_on"], r["customer_number"], r["customer_name"], r["document_number"] or "",
+          Decimal(r["base"]), _money(r["amount"], r["currency"]), r["currency"],
+          "; ".join(f"{p['category']} {p['percent']} % of {p['base']}" for p in store.detail_of(r["detail"]))]
+         for r in items] + [["total", "", "", "", "", s.total, s.currency, ""]])
 
 
 async def _statement_and_items(request: web.Request) -> tuple[Statement, list[asyncpg.Record]]:

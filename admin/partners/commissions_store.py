@@ -98,7 +98,7 @@ async def compute(conn: Connection, since: dt.datetime, upto: dt.datetime) -> in
                 "SELECT pc.allocation_id, pc.base, pc.amount, pc.detail, pc.earned_on, a.amount AS paid "
                 "FROM partner_commissions pc JOIN allocations a ON a.id = pc.allocation_id "
                 "WHERE pc.allocation_id = ANY($1::bigint[])", release_of):
-            earned = rule.Earned(Decimal(o["base"]), Decimal(o["amount"]), _detail(o["detail"]))
+            earned = rule.Earned(Decimal(o["base"]), Decimal(o["amount"]), detail_of(o["detail"]))
             originals[o["allocation_id"]] = (earned, Decimal(o["paid"]), o["earned_on"])
     rows: list[tuple[Any, ...]] = []
     for r in found:
@@ -132,7 +132,7 @@ async def compute(conn: Connection, since: dt.datetime, upto: dt.datetime) -> in
     return len(done)
 
 
-def _detail(value: Any) -> list[dict[str, Any]]:
+def detail_of(value: Any) -> list[dict[str, Any]]:
     """A detail as read (the pool's jsonb codec decodes it; a bare connection gives its text)."""
     found: list[dict[str, Any]] = json.loads(value) if isinstance(value, str) else list(value)
     return found

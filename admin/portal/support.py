@@ -72,24 +72,6 @@ def _with_files(files: tuple[Attachment, ...]) -> str:
     return "" if not files else f" with {len(files)} file{'s' if len(files) > 1 else ''}"
 
 
-def _form_and_files(form: Mapping[str, Any], type_: type[Any]) -> tuple[Any, tuple[Attachment, ...]]:
-    """A form's fields and its ``files``, every error of both at once (as the admin's forms)."""
-    errors: dict[str, str] = {}
-    data = None
-    files: tuple[Attachment, ...] = ()
-    try:
-        data = schemas.from_strings(form, type_)
-    except schemas.Invalid as e:
-        errors.update(e.errors)
-    try:
-        files = uploads.from_form(form)
-    except schemas.Invalid as e:
-        errors.update({k: f"{v} (choose the files again)" for k, v in e.errors.items()})
-    if errors or data is None:
-        raise schemas.Invalid(errors)
-    return data, files
-
-
 async def _ticket_or_404(conn: Connection, customer_id: int, ticket_id: int, *, lock: bool = False) -> Any:
     row = await support_store.ticket(conn, customer_id, ticket_id, lock=lock)
     if row is None:
@@ -158,7 +140,7 @@ async def new_form(request: web.Request) -> web.StreamResponse:
     me = acting.refuse_impersonator(request)
     form = await request.post()
     try:
-        data, files = _form_and_files(form, NewTicketForm)
+        data, files = uploads.form_and_files(form, NewTicketForm)
     except schemas.Invalid as e:
         return await _new_page(request, form=form, errors=e.errors, status=422)
     async with request.app[keys.POOL].acquire() as conn, conn.transaction():
@@ -207,7 +189,7 @@ async def reply_form(request: web.Request) -> web.StreamResponse:
     me = acting.refuse_impersonator(request)
     form = await request.post()  # multipart: read by the CSRF check, the files spooled (uploads.py)
     try:
-        data, files = _form_and_files(form, ReplyForm)
+        data, files = uploads.form_and_files(form, ReplyForm)
     except schemas.Invalid as e:
         return await _ticket_page(request, ticket_id, form=form, errors=e.errors, status=422)
     async with request.app[keys.POOL].acquire() as conn, conn.transaction():

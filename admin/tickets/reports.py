@@ -12,16 +12,13 @@ reply from staff and never reopened, of the resolved.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 from aiohttp import web
 
-from admin import csvcells, keys, pages, schemas
+from admin import keys, listing, pages, schemas
 from admin.tickets import reports_store, sla
 from admin.tickets.common import AREA, scope
 
@@ -117,15 +114,6 @@ def _query(request: web.Request) -> ReportQuery:
     return schemas.query(request, ReportQuery)
 
 
-def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> web.Response:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows([csvcells.safe(v) for v in row] for row in rows)
-    return web.Response(text=buffer.getvalue(), content_type="text/csv", charset="utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-
-
 @AREA.page("/tickets/reports", permission="support.view")
 async def reports_page(request: web.Request) -> web.StreamResponse:
     try:
@@ -142,18 +130,19 @@ async def reports_page(request: web.Request) -> web.StreamResponse:
 @AREA.page("/tickets/reports/sla.csv", permission="support.view")
 async def sla_csv(request: web.Request) -> web.StreamResponse:
     r = await sla_report(request, _query(request))
-    return _csv(f"sla-{r.since}-{r.until}.csv", [r.by, *r.buckets, "total"],
-                [[row.name, *row.counts, row.total] for row in r.rows])
+    return listing.csv_response(f"sla-{r.since}-{r.until}.csv", [r.by, *r.buckets, "total"],
+                                [[row.name, *row.counts, row.total] for row in r.rows])
 
 
 @AREA.page("/tickets/reports/agents.csv", permission="support.view")
 async def agents_csv(request: web.Request) -> web.StreamResponse:
     r = await agent_report(request, _query(request))
-    return _csv(f"agents-{r.since}-{r.until}.csv",
-                ["agent", "assigned", "resolved", "reopened", "first_contact_resolution", "first_response_hours",
-                 "response_hours", "resolution_hours"],
-                [[a.name, a.assigned, a.resolved, a.reopened, a.first_contact_resolution, a.first_response_hours,
-                  a.response_hours, a.resolution_hours] for a in r.rows])
+    return listing.csv_response(
+        f"agents-{r.since}-{r.until}.csv",
+        ["agent", "assigned", "resolved", "reopened", "first_contact_resolution", "first_response_hours",
+         "response_hours", "resolution_hours"],
+        [[a.name, a.assigned, a.resolved, a.reopened, a.first_contact_resolution, a.first_response_hours,
+          a.response_hours, a.resolution_hours] for a in r.rows])
 
 
 @AREA.api("GET", "/tickets/reports/sla", permission="support.view", summary="The SLA report", query=ReportQuery,

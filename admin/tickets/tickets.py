@@ -224,7 +224,7 @@ async def new_page(request: web.Request) -> web.StreamResponse:
 async def new_form(request: web.Request) -> web.StreamResponse:
     form = await request.post()  # multipart: read by the CSRF check, the files spooled (uploads.py)
     try:
-        data, files = _form_and_files(form, NewTicketForm)
+        data, files = uploads.form_and_files(form, NewTicketForm)
         ticket_id = await _create(request, data, "admin", files)
     except schemas.Invalid as e:
         return await _new_page(request, form=form, errors=e.errors, status=422)
@@ -254,24 +254,6 @@ async def fields_form(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(f"/admin/tickets/{ticket_id}?done=fields")
 
 
-def _form_and_files(form: Mapping[str, Any], type_: type[T]) -> tuple[T, tuple[Attachment, ...]]:
-    """A form's fields and its ``files``, every error of both at once."""
-    errors: dict[str, str] = {}
-    data: T | None = None
-    files: tuple[Attachment, ...] = ()
-    try:
-        data = schemas.from_strings(form, type_)
-    except schemas.Invalid as e:
-        errors.update(e.errors)
-    try:
-        files = uploads.from_form(form)
-    except schemas.Invalid as e:
-        errors.update({k: f"{v} (choose the files again)" for k, v in e.errors.items()})
-    if errors or data is None:
-        raise schemas.Invalid(errors)
-    return data, files
-
-
 @AREA.page("/tickets/{id}/messages", permission="support.edit", method="POST")
 async def message_form(request: web.Request) -> web.StreamResponse:
     """A reply to the customer (``kind=reply``, mailed with its files) or an internal note
@@ -279,7 +261,7 @@ async def message_form(request: web.Request) -> web.StreamResponse:
     ticket_id = path_id(request)
     form = await request.post()  # multipart: read by the CSRF check, the files spooled (uploads.py)
     try:
-        data, files = _form_and_files(form, MessageIn)
+        data, files = uploads.form_and_files(form, MessageIn)
     except schemas.Invalid as e:
         return await _detail(request, ticket_id, errors=e.errors, status=422, form=form)
     await _add(request, ticket_id, data.body, data.kind, files)

@@ -18,7 +18,7 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -91,6 +91,29 @@ def from_form(form: Mapping[str, Any], field: str = "files") -> tuple[inbound.At
             raise schemas.Invalid({field: f"{value.filename} is empty"})
         files.append(attachment(value.filename, value.content_type, data))
     return _checked(files, field)
+
+
+T = TypeVar("T")
+
+
+def form_and_files(form: Mapping[str, Any], type_: type[T], field: str = "files"
+                   ) -> tuple[T, tuple[inbound.Attachment, ...]]:
+    """A form's fields as ``type_`` and its files, every error of both at once (a file field
+    cannot be filled in again by the page, so its errors say to choose the files again)."""
+    errors: dict[str, str] = {}
+    data: T | None = None
+    files: tuple[inbound.Attachment, ...] = ()
+    try:
+        data = schemas.from_strings(form, type_)
+    except schemas.Invalid as e:
+        errors.update(e.errors)
+    try:
+        files = from_form(form, field)
+    except schemas.Invalid as e:
+        errors.update({k: f"{v} (choose the files again)" for k, v in e.errors.items()})
+    if errors or data is None:
+        raise schemas.Invalid(errors)
+    return data, files
 
 
 def from_api(given: Sequence[FileIn]) -> tuple[inbound.Attachment, ...]:
